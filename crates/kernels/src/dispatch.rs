@@ -1,0 +1,141 @@
+//! CPU feature detection, done once, and the `KAIYUAN_SIMD` override.
+//!
+//! Every kernel family is chosen by [`SimdLevel`]: the best level this CPU supports, or a
+//! lower one forced through the environment (`KAIYUAN_SIMD=scalar` forces the scalar
+//! reference paths everywhere; `avx2`, `avx512`, `neon` cap the level).
+
+use std::sync::OnceLock;
+
+/// An instruction-set level a kernel can be written for, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SimdLevel {
+    /// Portable Rust: the reference every other level is tested against.
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL/DQ + VNNI (on top of AVX2).
+    Avx512,
+    /// aarch64 Advanced SIMD (NEON).
+    Neon,
+}
+
+impl SimdLevel {
+    /// Whether the running CPU can execute code written for this level.
+    pub fn is_supported(self) -> bool {
+        match self {
+            SimdLevel::Scalar => true,
+            SimdLevel::Avx2 => has_avx2(),
+            SimdLevel::Avx512 => has_avx512(),
+            SimdLevel::Neon => has_neon(),
+        }
+    }
+
+    /// Every level the running CPU supports, scalar first.
+    pub fn available() -> Vec<SimdLevel> {
+        [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon]
+            .into_iter()
+            .filter(|l| l.is_supported())
+            .collect()
+    }
+
+    /// Lower-case name, as accepted by `KAIYUAN_SIMD`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SimdLevel::Scalar => "scalar",
+            SimdLevel::Avx2 => "avx2",
+            SimdLevel::Avx512 => "avx512",
+            SimdLevel::Neon => "neon",
+        }
+    }
+
+    fn parse(s: &str) -> Option<SimdLevel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "scalar" | "none" | "0" => Some(SimdLevel::Scalar),
+            "avx2" => Some(SimdLevel::Avx2),
+            "avx512" => Some(SimdLevel::Avx512),
+            "neon" => Some(SimdLevel::Neon),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx2() -> bool {
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    has_avx2()
+        && std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vnni")
+}
+#[cfg(not(target_arch = "x86_64"))]
+fn has_avx512() -> bool {
+    false
+}
+
+#[cfg(target_arch = "aarch64")]
+fn has_neon() -> bool {
+    std::arch::is_aarch64_feature_detected!("neon")
+}
+#[cfg(not(target_arch = "aarch64"))]
+fn has_neon() -> bool {
+    false
+}
+
+/// The level kernels run at in this process: the best supported one, capped by
+/// `KAIYUAN_SIMD` when set. Read once; later changes to the environment have no effect.
+pub fn simd_level() -> SimdLevel {
+    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let best = *SimdLevel::available()
+            .last()
+            .expect("invariant: scalar is always available");
+        match std::env::var("KAIYUAN_SIMD") {
+            Ok(v) => match SimdLevel::parse(&v) {
+                Some(wanted) if wanted.is_supported() => wanted,
+                Some(wanted) => {
+                    eprintln!(
+                        "kaiyuan: KAIYUAN_SIMD={v}: this CPU lacks {}; using {}",
+                        wanted.name(),
+                        best.name()
+                    );
+                    best
+                }
+                None => {
+                    eprintln!(
+                        "kaiyuan: KAIYUAN_SIMD={v} is not one of scalar, avx2, avx512, neon; using {}",
+                        best.name()
+                    );
+                    best
+                }
+            },
+            Err(_) => best,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalar_always_available_and_parse_names() {
+        assert!(SimdLevel::available().contains(&SimdLevel::Scalar));
+        for l in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon] {
+            assert_eq!(SimdLevel::parse(l.name()), Some(l));
+        }
+        assert_eq!(SimdLevel::parse("sse9"), None);
+        assert!(simd_level().is_supported());
+    }
+}

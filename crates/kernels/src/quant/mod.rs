@@ -1,0 +1,155 @@
+//! Block formats: dequantization, quantization of activations, and weight·activation dot
+//! products, looked up by [`DType`] and [`SimdLevel`].
+//!
+//! All data travels as raw bytes (`&[u8]`) laid out exactly as in a GGUF file: a row of
+//! `n` elements of type `t` is `n / t.block_size()` blocks of `t.type_size()` bytes, with
+//! no alignment promised. Each weight type is paired with the activation type its dot
+//! product consumes ([`activation_type`]): the activation row is quantized once per
+//! mat-vec and reused against every weight row.
+//!
+//! Families: `float` (F32/F16/BF16), `legacy` (Q4_0..Q8_1, 32-element blocks) and
+//! `kquants` (Q2_K..Q8_K, 256-element super-blocks). Each family has a scalar reference
+//! (the spec) and SIMD versions that must match it.
+
+use crate::dispatch::{simd_level, SimdLevel};
+use crate::dtype::DType;
+use std::sync::OnceLock;
+
+mod float;
+mod kquants;
+mod legacy;
+
+/// Dequantizes whole blocks: `dst.len()` is a multiple of the block size and `src` holds
+/// exactly `dst.len() / block_size` blocks.
+pub type DequantizeFn = fn(src: &[u8], dst: &mut [f32]);
+/// Quantizes whole blocks: `src.len()` is a multiple of the block size and `dst` holds
+/// exactly `src.len() / block_size` blocks.
+pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
+/// Dot product of `n` elements: `w` in the weight type, `a` in its activation type.
+/// `n` is a multiple of the weight type's block size.
+pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+
+/// The activation type a weight type's dot product consumes, or `None` if the weight
+/// type cannot be used in dot products.
+pub fn activation_type(weight: DType) -> Option<DType> {
+    match weight {
+        DType::F32 | DType::F16 | DType::BF16 => Some(DType::F32),
+        DType::Q4_0 | DType::Q5_0 | DType::Q8_0 => Some(DType::Q8_0),
+        DType::Q4_1 | DType::Q5_1 => Some(DType::Q8_1),
+        DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => Some(DType::Q8_K),
+        _ => None,
+    }
+}
+
+/// Bytes taken by a row of `n` elements of `dtype` (`n` a multiple of the block size).
+pub fn row_bytes(dtype: DType, n: usize) -> usize {
+    debug_assert_eq!(n % dtype.block_size(), 0, "{dtype}: {n} is not whole blocks");
+    n / dtype.block_size() * dtype.type_size()
+}
+
+/// The scalar dequantizer for `dtype`, if Kaiyuan reads that type.
+pub fn dequantize_fn(dtype: DType) -> Option<DequantizeFn> {
+    float::dequantize_fn(dtype)
+        .or_else(|| legacy::dequantize_fn(dtype))
+        .or_else(|| kquants::dequantize_fn(dtype))
+}
+
+/// The quantizer for `dtype` written for exactly `level`, if there is one and this CPU
+/// runs it. Activation types (F32, Q8_0, Q8_1, Q8_K) and Q4_0/Q8_0 have quantizers.
+pub fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<QuantizeFn> {
+    if !level.is_supported() {
+        return None;
+    }
+    float::quantize_fn(dtype, level)
+        .or_else(|| legacy::quantize_fn(dtype, level))
+        .or_else(|| kquants::quantize_fn(dtype, level))
+}
+
+/// The dot product for weight type `dtype` written for exactly `level`, if there is one
+/// and this CPU runs it. Tests compare every level against [`SimdLevel::Scalar`].
+pub fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
+    // Families may assume the CPU supports `level`: this check is what makes handing out
+    // their target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    float::vec_dot_fn(dtype, level)
+        .or_else(|| legacy::vec_dot_fn(dtype, level))
+        .or_else(|| kquants::vec_dot_fn(dtype, level))
+}
+
+/// The kernels for one weight type, resolved once for this process's [`simd_level`].
+#[derive(Clone, Copy, Debug)]
+pub struct WeightKernels {
+    pub dtype: DType,
+    /// Activation type the dot product consumes.
+    pub act: DType,
+    pub dequantize: DequantizeFn,
+    /// Quantizes an f32 activation row into `act`.
+    pub quantize_act: QuantizeFn,
+    pub vec_dot: VecDotFn,
+}
+
+/// Levels to try, best first, when running at `level`.
+fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
+    match level {
+        SimdLevel::Scalar => &[SimdLevel::Scalar],
+        SimdLevel::Avx2 => &[SimdLevel::Avx2, SimdLevel::Scalar],
+        SimdLevel::Avx512 => &[SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Scalar],
+        SimdLevel::Neon => &[SimdLevel::Neon, SimdLevel::Scalar],
+    }
+}
+
+fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
+    let act = activation_type(dtype)?;
+    let levels = fallbacks(level);
+    Some(WeightKernels {
+        dtype,
+        act,
+        dequantize: dequantize_fn(dtype)?,
+        quantize_act: levels.iter().find_map(|&l| quantize_fn(act, l))?,
+        vec_dot: levels.iter().find_map(|&l| vec_dot_fn(dtype, l))?,
+    })
+}
+
+/// The best kernels for weight type `dtype` at this process's SIMD level, or `None` if
+/// the type cannot be used as a weight.
+pub fn weight_kernels(dtype: DType) -> Option<&'static WeightKernels> {
+    static TABLE: OnceLock<Vec<WeightKernels>> = OnceLock::new();
+    TABLE
+        .get_or_init(|| {
+            DType::all()
+                .filter_map(|t| resolve(t, simd_level()))
+                .collect()
+        })
+        .iter()
+        .find(|k| k.dtype == dtype)
+}
+
+/// Dequantizes a whole row (convenience over [`dequantize_fn`]); `None` if unsupported.
+pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Option<()> {
+    let f = dequantize_fn(dtype)?;
+    f(src, dst);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_weight_type_has_kernels() {
+        for t in DType::all().filter(|t| t.is_supported()) {
+            let k = weight_kernels(t).unwrap_or_else(|| panic!("{t} has no kernels"));
+            assert_eq!(k.act, activation_type(t).unwrap());
+            assert!(vec_dot_fn(t, SimdLevel::Scalar).is_some(), "{t}: no scalar dot");
+        }
+    }
+
+    #[test]
+    fn unsupported_types_have_none() {
+        for t in [DType::IQ2_XXS, DType::IQ4_NL, DType::TQ1_0, DType::MXFP4, DType::I32] {
+            assert!(weight_kernels(t).is_none(), "{t}");
+        }
+    }
+}

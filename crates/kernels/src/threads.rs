@@ -1,0 +1,3 @@
+//! The worker pool every parallel operation runs on.
+//!
+//! (Skeleton: filled in by the ops work.)
