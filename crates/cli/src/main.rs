@@ -4,7 +4,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "kaiyuan", version, about = "Serve open-weight language models from GGUF files")]
+#[command(
+    name = "kaiyuan",
+    version,
+    about = "Serve open-weight language models from GGUF files"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

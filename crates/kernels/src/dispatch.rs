@@ -32,10 +32,15 @@ impl SimdLevel {
 
     /// Every level the running CPU supports, scalar first.
     pub fn available() -> Vec<SimdLevel> {
-        [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon]
-            .into_iter()
-            .filter(|l| l.is_supported())
-            .collect()
+        [
+            SimdLevel::Scalar,
+            SimdLevel::Avx2,
+            SimdLevel::Avx512,
+            SimdLevel::Neon,
+        ]
+        .into_iter()
+        .filter(|l| l.is_supported())
+        .collect()
     }
 
     /// Lower-case name, as accepted by `KAIYUAN_SIMD`.
@@ -132,7 +137,12 @@ mod tests {
     #[test]
     fn scalar_always_available_and_parse_names() {
         assert!(SimdLevel::available().contains(&SimdLevel::Scalar));
-        for l in [SimdLevel::Scalar, SimdLevel::Avx2, SimdLevel::Avx512, SimdLevel::Neon] {
+        for l in [
+            SimdLevel::Scalar,
+            SimdLevel::Avx2,
+            SimdLevel::Avx512,
+            SimdLevel::Neon,
+        ] {
             assert_eq!(SimdLevel::parse(l.name()), Some(l));
         }
         assert_eq!(SimdLevel::parse("sse9"), None);

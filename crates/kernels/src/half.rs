@@ -34,7 +34,13 @@ pub fn f32_to_f16(f: f32) -> u16 {
     let mant = x & 0x7f_ffff;
     if exp == 0xff {
         // inf or NaN (keep NaN quiet and non-zero)
-        return sign | 0x7c00 | if mant != 0 { 0x200 | (mant >> 13) as u16 } else { 0 };
+        return sign
+            | 0x7c00
+            | if mant != 0 {
+                0x200 | (mant >> 13) as u16
+            } else {
+                0
+            };
     }
     let e = exp - 127 + 15;
     if e >= 0x1f {

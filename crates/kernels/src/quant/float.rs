@@ -96,11 +96,15 @@ mod scalar {
 
     pub(super) fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
         assert!(w.len() >= n * 2 && a.len() >= n * 4);
-        (0..n).map(|i| f16_to_f32(u16_at(w, i)) * f32_at(a, i)).sum()
+        (0..n)
+            .map(|i| f16_to_f32(u16_at(w, i)) * f32_at(a, i))
+            .sum()
     }
 
     pub(super) fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
         assert!(w.len() >= n * 2 && a.len() >= n * 4);
-        (0..n).map(|i| bf16_to_f32(u16_at(w, i)) * f32_at(a, i)).sum()
+        (0..n)
+            .map(|i| bf16_to_f32(u16_at(w, i)) * f32_at(a, i))
+            .sum()
     }
 }

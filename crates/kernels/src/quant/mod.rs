@@ -18,6 +18,8 @@ use std::sync::OnceLock;
 mod float;
 mod kquants;
 mod legacy;
+#[doc(hidden)]
+pub mod testing;
 
 /// Dequantizes whole blocks: `dst.len()` is a multiple of the block size and `src` holds
 /// exactly `dst.len() / block_size` blocks.
@@ -43,7 +45,11 @@ pub fn activation_type(weight: DType) -> Option<DType> {
 
 /// Bytes taken by a row of `n` elements of `dtype` (`n` a multiple of the block size).
 pub fn row_bytes(dtype: DType, n: usize) -> usize {
-    debug_assert_eq!(n % dtype.block_size(), 0, "{dtype}: {n} is not whole blocks");
+    debug_assert_eq!(
+        n % dtype.block_size(),
+        0,
+        "{dtype}: {n} is not whole blocks"
+    );
     n / dtype.block_size() * dtype.type_size()
 }
 
@@ -142,13 +148,22 @@ mod tests {
         for t in DType::all().filter(|t| t.is_supported()) {
             let k = weight_kernels(t).unwrap_or_else(|| panic!("{t} has no kernels"));
             assert_eq!(k.act, activation_type(t).unwrap());
-            assert!(vec_dot_fn(t, SimdLevel::Scalar).is_some(), "{t}: no scalar dot");
+            assert!(
+                vec_dot_fn(t, SimdLevel::Scalar).is_some(),
+                "{t}: no scalar dot"
+            );
         }
     }
 
     #[test]
     fn unsupported_types_have_none() {
-        for t in [DType::IQ2_XXS, DType::IQ4_NL, DType::TQ1_0, DType::MXFP4, DType::I32] {
+        for t in [
+            DType::IQ2_XXS,
+            DType::IQ4_NL,
+            DType::TQ1_0,
+            DType::MXFP4,
+            DType::I32,
+        ] {
             assert!(weight_kernels(t).is_none(), "{t}");
         }
     }

@@ -17,3 +17,13 @@ pub(in crate::quant) fn quantize_fn(_dtype: DType, _level: SimdLevel) -> Option<
 pub(in crate::quant) fn vec_dot_fn(_dtype: DType, _level: SimdLevel) -> Option<VecDotFn> {
     None
 }
+
+/// Overwrites the scale fields of random bytes `blocks` of `dtype` with finite, sane
+/// values; returns false if `dtype` is not in this family. For tests and benchmarks.
+pub(in crate::quant) fn sanitize_random_blocks(
+    _dtype: DType,
+    _blocks: &mut [u8],
+    _rng: &mut crate::quant::testing::Rng,
+) -> bool {
+    false
+}
