@@ -166,6 +166,7 @@ def real_entries(path: str, rng: np.random.Generator) -> tuple[list[str], list[d
                 row = lo // row_bytes
                 row_values = reference(name, raw[row * row_bytes : (row + 1) * row_bytes].copy())
                 start = first_block * block_size - row * row_elems
+                assert start + unit * block_size <= row_elems, f"{t.name}: unit crosses a row"
                 expected = row_values[start : start + unit * block_size]
                 alone = reference(name, block)
                 assert np.array_equal(alone.view(np.uint32), expected.view(np.uint32)), t.name
