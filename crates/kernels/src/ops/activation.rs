@@ -20,7 +20,10 @@ fn silu_one(x: f32) -> f32 {
 
 #[inline]
 fn gelu_tanh_one(x: f32) -> f32 {
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + GELU_CUBIC * x * x)).tanh())
+    // 0.5·(1 + tanh u) = 1 / (1 + exp(−2u)) exactly; the right side avoids the
+    // cancellation of 1 + tanh u ≈ 0 for negative x, keeping tiny results accurate.
+    let u = SQRT_2_OVER_PI * x * (1.0 + GELU_CUBIC * x * x);
+    x / (1.0 + (-2.0 * u).exp())
 }
 
 /// Complementary error function for `z >= 0` (Numerical Recipes' `erfcc`).
