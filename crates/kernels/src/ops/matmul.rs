@@ -37,7 +37,7 @@ pub struct WeightMatrix<'a> {
 }
 
 impl<'a> WeightMatrix<'a> {
-    /// Checks that `dtype` has kernels, `cols` is whole blocks and `data` holds exactly
+    /// Checks that `cols` is whole blocks, `dtype` has kernels and `data` holds exactly
     /// `rows` rows.
     pub fn new(
         dtype: DType,
@@ -45,10 +45,11 @@ impl<'a> WeightMatrix<'a> {
         cols: usize,
         data: &'a [u8],
     ) -> Result<WeightMatrix<'a>, OpsError> {
-        let kernels = weight_kernels(dtype).ok_or(OpsError::UnsupportedType(dtype))?;
+        // Shape first: a ragged row is malformed whatever the type's support.
         if cols % dtype.block_size() != 0 {
             return Err(OpsError::PartialBlock { dtype, cols });
         }
+        let kernels = weight_kernels(dtype).ok_or(OpsError::UnsupportedType(dtype))?;
         let row_bytes = row_bytes(dtype, cols);
         let expected = rows.checked_mul(row_bytes);
         if expected != Some(data.len()) {

@@ -17,7 +17,9 @@ use std::fmt;
 
 pub use activation::{geglu, gelu, gelu_erf, silu, swiglu};
 pub use elementwise::{add, add_scaled, mul, scale};
-pub use matmul::{matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix};
+pub use matmul::{
+    matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix, ACT_TILE_BYTES,
+};
 pub use norm::{rms_norm, rms_norm_in_place};
 pub use rope::{rope, RopeParams, RopeStyle};
 pub use softmax::softmax;
