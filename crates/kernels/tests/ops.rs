@@ -299,8 +299,8 @@ struct RefParams {
 #[test]
 fn rope_hand_computed_example() {
     // head_dim 4, base 10000, pos 1: pair 0 turns by 1 rad, pair 1 by 10000^(-1/2) = 0.01.
-    let (c1, s1) = (0.540_302_305_868_139_8f32, 0.841_470_984_807_896_5f32);
-    let (c01, s01) = (0.999_950_000_416_665_3f32, 0.009_999_833_334_166_664f32);
+    let (c1, s1) = (0.540_302_305_868_139_8f64, 0.841_470_984_807_896_5f64);
+    let (c01, s01) = (0.999_950_000_416_665_3f64, 0.009_999_833_334_166_664f64);
 
     let mut x = vec![1.0f32, 0.0, 0.0, 1.0];
     rope(
@@ -312,9 +312,7 @@ fn rope_hand_computed_example() {
     );
     // Normal pairs (0,1) and (2,3): (1,0)→(cos1, sin1), (0,1)→(−sin.01, cos.01).
     let want = [c1, s1, -s01, c01];
-    for (g, w) in x.iter().zip(want) {
-        assert!((g - w).abs() < 1e-6, "normal: {x:?} vs {want:?}");
-    }
+    assert_close(&x, &want, 0.0, 1e-6, "normal");
 
     let mut x = vec![1.0f32, 0.0, 0.0, 1.0];
     rope(
@@ -326,9 +324,7 @@ fn rope_hand_computed_example() {
     );
     // NeoX pairs (0,2) and (1,3): x0=1,x2=0 turn by 1 rad; x1=0,x3=1 turn by 0.01.
     let want = [c1, -s01, s1, c01];
-    for (g, w) in x.iter().zip(want) {
-        assert!((g - w).abs() < 1e-6, "neox: {x:?} vs {want:?}");
-    }
+    assert_close(&x, &want, 0.0, 1e-6, "neox");
 }
 
 #[test]

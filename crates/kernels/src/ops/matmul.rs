@@ -180,11 +180,11 @@ pub fn matmul_with_scratch(
     scratch: &mut Vec<u8>,
 ) {
     let (rows, cols) = (w.rows, w.cols);
-    let m = if cols == 0 {
-        y.len().checked_div(rows).unwrap_or(0)
-    } else {
-        x.len() / cols
-    };
+    // With zero columns `x` is empty and only `y` tells how many rows there are.
+    let m = x
+        .len()
+        .checked_div(cols)
+        .unwrap_or_else(|| y.len().checked_div(rows).unwrap_or(0));
     assert_eq!(
         x.len(),
         m * cols,
