@@ -176,7 +176,9 @@ impl ThreadPool {
     /// `f(0, 1)` inline instead. A panic in `f` on any thread is re-raised here after
     /// every thread has finished.
     pub fn run<F: Fn(usize, usize) + Sync>(&self, f: F) {
-        if self.n_threads == 1 || IN_JOB.with(Cell::get) {
+        // `try_with`: a thread-local that is already destroyed (run from a TLS
+        // destructor) just means "not inside a job".
+        if self.n_threads == 1 || IN_JOB.try_with(Cell::get).unwrap_or(false) {
             f(0, 1);
             return;
         }
@@ -205,9 +207,11 @@ impl ThreadPool {
             s.wake.notify_all();
         }
 
-        IN_JOB.with(|c| c.set(true));
+        // Nothing between publishing the job and waiting below may unwind: hence
+        // `try_with` (cannot panic) and `catch_unwind` around our share.
+        let _ = IN_JOB.try_with(|c| c.set(true));
         let own = panic::catch_unwind(AssertUnwindSafe(|| f(0, self.n_threads)));
-        IN_JOB.with(|c| c.set(false));
+        let _ = IN_JOB.try_with(|c| c.set(false));
 
         // Wait for every worker: `f` lives in this frame, so returning (or unwinding)
         // before they are done would leave them with a dangling pointer.
@@ -294,7 +298,7 @@ pub fn split_range(total: usize, parts: usize, idx: usize) -> Range<usize> {
 }
 
 fn worker_loop(s: &Shared, idx: usize) {
-    IN_JOB.with(|c| c.set(true));
+    let _ = IN_JOB.try_with(|c| c.set(true));
     let mut seen = 0u64;
     loop {
         // Wait for the next generation (or shutdown).
