@@ -201,28 +201,20 @@ impl ThreadPool {
         // SeqCst pairs with the SeqCst increment of `sleeping_workers` in `worker_loop`:
         // either the worker sees the new generation or we see it sleeping and notify.
         s.generation.fetch_add(1, Ordering::SeqCst);
+        // From here on `f` must outlive the workers' use of it. The guard waits for them
+        // when dropped, so even an unexpected unwind out of this frame cannot free `f`
+        // early (the job's own panics are caught below and re-raised after the wait).
+        let wait_for_workers = WaitForWorkers(s);
         if s.sleeping_workers.load(Ordering::SeqCst) > 0 {
             // Taking the lock orders us after any worker between its check and its wait.
             drop(lock_ignoring_poison(&s.lock));
             s.wake.notify_all();
         }
 
-        // Nothing between publishing the job and waiting below may unwind: hence
-        // `try_with` (cannot panic) and `catch_unwind` around our share.
         let _ = IN_JOB.try_with(|c| c.set(true));
         let own = panic::catch_unwind(AssertUnwindSafe(|| f(0, self.n_threads)));
         let _ = IN_JOB.try_with(|c| c.set(false));
-
-        // Wait for every worker: `f` lives in this frame, so returning (or unwinding)
-        // before they are done would leave them with a dangling pointer.
-        if !spin_until(|| s.remaining.load(Ordering::Acquire) == 0) {
-            let mut guard = lock_ignoring_poison(&s.lock);
-            s.caller_sleeping.store(true, Ordering::SeqCst);
-            while s.remaining.load(Ordering::SeqCst) != 0 {
-                guard = s.done.wait(guard).unwrap_or_else(|e| e.into_inner());
-            }
-            s.caller_sleeping.store(false, Ordering::Relaxed);
-        }
+        drop(wait_for_workers);
 
         let worker_panic = lock_ignoring_poison(&s.worker_panic).take();
         if let Err(payload) = own {
@@ -268,6 +260,27 @@ impl ThreadPool {
             };
             f(units.start, part);
         });
+    }
+}
+
+/// Waits, when dropped, until every worker has finished the current job.
+struct WaitForWorkers<'a>(&'a Shared);
+
+impl Drop for WaitForWorkers<'_> {
+    fn drop(&mut self) {
+        let s = self.0;
+        if spin_until(|| s.remaining.load(Ordering::Acquire) == 0) {
+            return;
+        }
+        let mut guard = lock_ignoring_poison(&s.lock);
+        // SeqCst pairs with the workers' SeqCst decrement of `remaining`: either we see
+        // 0 here or the last worker sees this flag and notifies (after taking the lock,
+        // so after we are waiting).
+        s.caller_sleeping.store(true, Ordering::SeqCst);
+        while s.remaining.load(Ordering::SeqCst) != 0 {
+            guard = s.done.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+        s.caller_sleeping.store(false, Ordering::Relaxed);
     }
 }
 
