@@ -1,0 +1,263 @@
+//! Weight-matrix products `y = W·x` for any weight type with kernels
+//! ([`crate::quant::weight_kernels`]), parallel over the [`ThreadPool`].
+//!
+//! Method: the activation rows are quantized once into the weight type's activation
+//! format, then every output element is one `vec_dot` of a weight row against an
+//! activation row, so results do not depend on the thread count.
+//!
+//! Tiling of [`matmul`] (`m` activation rows): each thread owns a contiguous chunk of
+//! weight rows. It takes the quantized activations in tiles of at most
+//! [`ACT_TILE_BYTES`] (so a tile stays in L2), and for each weight row of its chunk dots
+//! that row against every activation row of the tile while the weight row is hot in L1.
+//! The weight matrix is therefore streamed from memory once per activation tile (once in
+//! all when the activations fit one tile, the usual case for decoding and short
+//! prompts), not once per activation row as `m` separate mat-vecs would.
+
+use super::OpsError;
+use crate::dtype::DType;
+use crate::quant::{row_bytes, weight_kernels, WeightKernels};
+use crate::threads::{split_range, ThreadPool};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Largest activation tile (bytes of quantized activations) dotted against each weight
+/// row in one sweep; sized to sit in a typical 1–2 MiB L2 alongside the weight rows.
+pub const ACT_TILE_BYTES: usize = 256 * 1024;
+
+/// A row-major weight matrix in GGUF layout: `rows` rows of `cols` elements, each row
+/// `cols / block_size` blocks of its type.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightMatrix<'a> {
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    data: &'a [u8],
+    kernels: &'static WeightKernels,
+}
+
+impl<'a> WeightMatrix<'a> {
+    /// Checks that `cols` is whole blocks, `dtype` has kernels and `data` holds exactly
+    /// `rows` rows.
+    pub fn new(
+        dtype: DType,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<WeightMatrix<'a>, OpsError> {
+        // Shape first: a ragged row is malformed whatever the type's support.
+        if cols % dtype.block_size() != 0 {
+            return Err(OpsError::PartialBlock { dtype, cols });
+        }
+        let kernels = weight_kernels(dtype).ok_or(OpsError::UnsupportedType(dtype))?;
+        let row_bytes = row_bytes(dtype, cols);
+        let expected = rows.checked_mul(row_bytes);
+        if expected != Some(data.len()) {
+            return Err(OpsError::DataSize {
+                dtype,
+                rows,
+                cols,
+                expected,
+                actual: data.len(),
+            });
+        }
+        Ok(WeightMatrix {
+            dtype,
+            rows,
+            cols,
+            row_bytes,
+            data,
+            kernels,
+        })
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Output size of a product (number of weight rows).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input size of a product (elements per weight row).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes per weight row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// The kernels used for this matrix.
+    pub fn kernels(&self) -> &'static WeightKernels {
+        self.kernels
+    }
+
+    /// Weight row `i`, as raw blocks. Panics if `i >= rows`.
+    pub fn row(&self, i: usize) -> &'a [u8] {
+        assert!(i < self.rows, "row {i} of a {}-row matrix", self.rows);
+        &self.data[i * self.row_bytes..(i + 1) * self.row_bytes]
+    }
+
+    /// Bytes of one activation row in this matrix's activation format.
+    pub fn act_row_bytes(&self) -> usize {
+        row_bytes(self.kernels.act, self.cols)
+    }
+}
+
+thread_local! {
+    /// Quantized-activation scratch reused by [`matvec`] and [`matmul`] on this thread.
+    static ACT_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's activation scratch (taken out of the thread-local, so a
+/// re-entrant call just gets a fresh buffer instead of a borrow error).
+fn with_thread_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = ACT_SCRATCH.with(Cell::take);
+    let r = f(&mut buf);
+    ACT_SCRATCH.with(|c| c.set(buf));
+    r
+}
+
+/// `y = W·x`: `x` has `w.cols()` elements, `y` has `w.rows()`. Uses a per-thread scratch
+/// for the quantized `x`, so it allocates only when a bigger one is first needed.
+pub fn matvec(pool: &ThreadPool, w: &WeightMatrix, x: &[f32], y: &mut [f32]) {
+    with_thread_scratch(|scratch| matvec_with_scratch(pool, w, x, y, scratch));
+}
+
+/// [`matvec`] with a caller-provided scratch buffer (grown as needed, contents unused).
+pub fn matvec_with_scratch(
+    pool: &ThreadPool,
+    w: &WeightMatrix,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut Vec<u8>,
+) {
+    assert_eq!(
+        x.len(),
+        w.cols,
+        "matvec: x has {} elements, matrix has {} columns",
+        x.len(),
+        w.cols
+    );
+    assert_eq!(
+        y.len(),
+        w.rows,
+        "matvec: y has {} elements, matrix has {} rows",
+        y.len(),
+        w.rows
+    );
+    let act_bytes = w.act_row_bytes();
+    let act = grow(scratch, act_bytes);
+    (w.kernels.quantize_act)(x, act);
+    let act: &[u8] = act;
+    let (vec_dot, cols) = (w.kernels.vec_dot, w.cols);
+    pool.run_split_mut(y, 1, |first_row, ys| {
+        for (k, yi) in ys.iter_mut().enumerate() {
+            *yi = vec_dot(cols, w.row(first_row + k), act);
+        }
+    });
+}
+
+/// `y = x·Wᵀ` for `m` activation rows: `x` is `[m, cols]` and `y` is `[m, rows]`, both
+/// row-major (`y[j] = W·x[j]`). Tiled as described in the module docs.
+pub fn matmul(pool: &ThreadPool, w: &WeightMatrix, x: &[f32], y: &mut [f32]) {
+    with_thread_scratch(|scratch| matmul_with_scratch(pool, w, x, y, scratch));
+}
+
+/// [`matmul`] with a caller-provided scratch buffer (grown as needed, contents unused).
+pub fn matmul_with_scratch(
+    pool: &ThreadPool,
+    w: &WeightMatrix,
+    x: &[f32],
+    y: &mut [f32],
+    scratch: &mut Vec<u8>,
+) {
+    let (rows, cols) = (w.rows, w.cols);
+    // With zero columns `x` is empty and only `y` tells how many rows there are.
+    let m = x
+        .len()
+        .checked_div(cols)
+        .unwrap_or_else(|| y.len().checked_div(rows).unwrap_or(0));
+    assert_eq!(
+        x.len(),
+        m * cols,
+        "matmul: x has {} elements, not a whole number of {cols}-element rows",
+        x.len()
+    );
+    assert_eq!(
+        y.len(),
+        m * rows,
+        "matmul: y has {} elements, expected {m} rows of {rows}",
+        y.len()
+    );
+    if m == 0 || rows == 0 {
+        return;
+    }
+
+    // Quantize every activation row once, in parallel over rows.
+    let act_bytes = w.act_row_bytes();
+    let acts = grow(scratch, m * act_bytes);
+    let quantize = w.kernels.quantize_act;
+    if act_bytes == 0 {
+        // Zero columns: every dot product is empty.
+        y.fill(0.0);
+        return;
+    }
+    pool.run_split_mut(acts, act_bytes, |first, part| {
+        let n_rows = part.len() / act_bytes;
+        quantize(&x[first * cols..(first + n_rows) * cols], part);
+    });
+    let acts: &[u8] = acts;
+
+    let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
+    let vec_dot = w.kernels.vec_dot;
+    // Each thread writes a column block of `y` (all `m` rows, its weight rows), which is
+    // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
+    // nothing (they compile to plain stores), and `run` orders them before our return.
+    let out = as_atomic_f32(y);
+    pool.run(|idx, n| {
+        let my_rows = split_range(rows, n, idx);
+        if my_rows.is_empty() {
+            return;
+        }
+        for tile_start in (0..m).step_by(tile_rows) {
+            let tile = tile_start..(tile_start + tile_rows).min(m);
+            for r in my_rows.clone() {
+                let w_row = w.row(r);
+                for j in tile.clone() {
+                    let a = &acts[j * act_bytes..(j + 1) * act_bytes];
+                    let v = vec_dot(cols, w_row, a);
+                    out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                }
+            }
+        }
+    });
+}
+
+/// The first `len` bytes of `buf`, growing it if needed.
+fn grow(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
+}
+
+const _: () = assert!(std::mem::align_of::<f32>() == std::mem::align_of::<AtomicU32>());
+const _: () = assert!(std::mem::size_of::<f32>() == std::mem::size_of::<AtomicU32>());
+
+/// Views an exclusively borrowed `f32` slice as atomics so threads can store into
+/// interleaved, disjoint elements (what the unstable `AtomicU32::from_mut_slice` does).
+fn as_atomic_f32(y: &mut [f32]) -> &[AtomicU32] {
+    // SAFETY: `AtomicU32` has the same size and bit validity as `u32`, and f32 has the
+    // same size as u32; equal alignment is checked at compile time above. Any bit pattern
+    // is a valid f32 and u32. The exclusive borrow of `y` is held by the returned slice,
+    // so nothing else accesses the memory non-atomically while it lives.
+    unsafe { &*(y as *mut [f32] as *const [AtomicU32]) }
+}
