@@ -10,6 +10,8 @@ use crate::dtype::DType;
 use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 mod dot_scalar;
 mod layout;
 mod scalar;
@@ -46,6 +48,16 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         (DType::Q4_K, SimdLevel::Scalar) => Some(dot_scalar::vec_dot_q4_k),
         (DType::Q5_K, SimdLevel::Scalar) => Some(dot_scalar::vec_dot_q5_k),
         (DType::Q6_K, SimdLevel::Scalar) => Some(dot_scalar::vec_dot_q6_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q2_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q2_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q3_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q3_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q4_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q4_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q5_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q5_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q6_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q6_k),
         _ => None,
     }
 }
