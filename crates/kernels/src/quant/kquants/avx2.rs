@@ -17,6 +17,26 @@ use std::arch::x86_64::*;
 
 use super::layout::*;
 
+/// The f16 at byte offset `off` of `b`, converted by the F16C instruction (exact, the
+/// same value as `half::f16_to_f32`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn f16_at_hw(b: &[u8], off: usize) -> f32 {
+    let bits = u16::from_le_bytes([b[off], b[off + 1]]);
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+
+/// Eight u8 sub-block scales widened to i16, the same eight in both 128-bit lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn scales_u8_both_lanes(sc: [u8; 8]) -> __m256i {
+    _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_set_epi64x(0, i64::from_le_bytes(sc))))
+}
+
+/// `vpshufb` control that broadcasts i16 word `k` (0..8) of each 128-bit lane.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn word_broadcast(k: i16) -> __m256i {
+    _mm256_set1_epi16(((2 * k + 1) << 8) | (2 * k))
+}
+
 /// Sum of the eight f32 lanes.
 #[target_feature(enable = "avx2,fma,f16c")]
 fn hsum_ps(v: __m256) -> f32 {
@@ -90,8 +110,8 @@ fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         .take(nb)
     {
         let d_a = f32_at(ab, Q8K_D);
-        let d = d_a * f16_at(wb, Q2K_D);
-        let dm = d_a * f16_at(wb, Q2K_DMIN);
+        let d = d_a * f16_at_hw(wb, Q2K_D);
+        let dm = d_a * f16_at_hw(wb, Q2K_DMIN);
         // SAFETY: every load offset below + its width lies inside the 84-byte weight
         // block (scales 0..16, qs 16..80) or the 292-byte activation block (qs 4..260,
         // bsums 260..292), as the layout constants state.
@@ -130,7 +150,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         .zip(a.chunks_exact(Q8K_BYTES))
         .take(nb)
     {
-        let d = f32_at(ab, Q8K_D) * f16_at(wb, Q3K_D);
+        let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q3K_D);
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 110-byte weight block
         // (hmask 0..32, qs 32..96), the 16-byte `scales` array, or the 292-byte activation
@@ -173,13 +193,14 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         .take(nb)
     {
         let d_a = f32_at(ab, Q8K_D);
-        let d = d_a * f16_at(wb, Q4K_D);
-        let dm = d_a * f16_at(wb, Q4K_DMIN);
+        let d = d_a * f16_at_hw(wb, Q4K_D);
+        let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
         let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 144-byte weight block
         // (qs 16..144) or the 292-byte activation block (qs 4..260, bsums 260..292).
         let (sumi, mins) = unsafe {
             let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
+            let scd = scales_u8_both_lanes(sc);
             let mut sumi = _mm256_setzero_si256();
             for c in 0..4 {
                 let x = load32(wb, Q4K_QS + 32 * c);
@@ -187,8 +208,10 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), m4);
                 let p0 = _mm256_maddubs_epi16(lo, load32(ab, Q8K_QS + 64 * c));
                 let p1 = _mm256_maddubs_epi16(hi, load32(ab, Q8K_QS + 64 * c + 32));
-                let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
-                let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+                let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
+                let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
+                let p0 = _mm256_madd_epi16(p0, s0);
+                let p1 = _mm256_madd_epi16(p1, s1);
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
             }
             (sumi, mins)
@@ -210,14 +233,15 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         .take(nb)
     {
         let d_a = f32_at(ab, Q8K_D);
-        let d = d_a * f16_at(wb, Q5K_D);
-        let dm = d_a * f16_at(wb, Q5K_DMIN);
+        let d = d_a * f16_at_hw(wb, Q5K_D);
+        let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
         let (sc, mn) = unpack_q4k_scales(&wb[Q5K_SCALES..Q5K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 176-byte weight block
         // (qh 16..48, qs 48..176) or the 292-byte activation block (qs 4..260, bsums
         // 260..292).
         let (sumi, mins) = unsafe {
             let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
+            let scd = scales_u8_both_lanes(sc);
             let mut hcur = load32(wb, Q5K_QH);
             let mut sumi = _mm256_setzero_si256();
             for c in 0..4 {
@@ -230,8 +254,10 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
                 let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(x), m4), h1);
                 let p0 = _mm256_maddubs_epi16(lo, load32(ab, Q8K_QS + 64 * c));
                 let p1 = _mm256_maddubs_epi16(hi, load32(ab, Q8K_QS + 64 * c + 32));
-                let p0 = _mm256_madd_epi16(p0, _mm256_set1_epi16(sc[2 * c] as i16));
-                let p1 = _mm256_madd_epi16(p1, _mm256_set1_epi16(sc[2 * c + 1] as i16));
+                let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
+                let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
+                let p0 = _mm256_madd_epi16(p0, s0);
+                let p1 = _mm256_madd_epi16(p1, s1);
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
             }
             (sumi, mins)
@@ -252,7 +278,7 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
         .zip(a.chunks_exact(Q8K_BYTES))
         .take(nb)
     {
-        let d = f32_at(ab, Q8K_D) * f16_at(wb, Q6K_D);
+        let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
         // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
         // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs
         // 4..260, bsums 260..292).

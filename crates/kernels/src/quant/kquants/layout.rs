@@ -82,15 +82,15 @@ pub(super) fn i16_at(b: &[u8], off: usize) -> i16 {
 /// (low half) and mins 4..8 (high half).
 #[inline]
 pub(super) fn unpack_q4k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let mut sc = [0u8; 8];
-    let mut mn = [0u8; 8];
-    for i in 0..4 {
-        sc[i] = s[i] & 0x3f;
-        mn[i] = s[4 + i] & 0x3f;
-        sc[4 + i] = (s[8 + i] & 0x0f) | ((s[i] >> 6) << 4);
-        mn[4 + i] = (s[8 + i] >> 4) | ((s[4 + i] >> 6) << 4);
-    }
-    (sc, mn)
+    let word = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (s0, s1, s2) = (word(0), word(1), word(2));
+    // Byte-wise on four bytes at once; no shift moves a kept bit across a byte boundary.
+    let sc_low = s0 & 0x3f3f_3f3f;
+    let mn_low = s1 & 0x3f3f_3f3f;
+    let sc_high = (s2 & 0x0f0f_0f0f) | ((s0 >> 2) & 0x3030_3030);
+    let mn_high = ((s2 >> 4) & 0x0f0f_0f0f) | ((s1 >> 2) & 0x3030_3030);
+    let join = |a: u32, b: u32| (a as u64 | ((b as u64) << 32)).to_le_bytes();
+    (join(sc_low, sc_high), join(mn_low, mn_high))
 }
 
 /// Unpacks Q3_K's 12 scale bytes into 16 signed scales in -32..=31.

@@ -12,6 +12,8 @@ use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod dot_scalar;
 mod layout;
 #[cfg(target_arch = "aarch64")]
@@ -60,6 +62,16 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         (DType::Q5_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q5_k),
         #[cfg(target_arch = "x86_64")]
         (DType::Q6_K, SimdLevel::Avx2) => Some(avx2::vec_dot_q6_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q2_K, SimdLevel::Avx512) => Some(avx512::vec_dot_q2_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q3_K, SimdLevel::Avx512) => Some(avx512::vec_dot_q3_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q4_K, SimdLevel::Avx512) => Some(avx512::vec_dot_q4_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q5_K, SimdLevel::Avx512) => Some(avx512::vec_dot_q5_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q6_K, SimdLevel::Avx512) => Some(avx512::vec_dot_q6_k),
         #[cfg(target_arch = "aarch64")]
         (DType::Q2_K, SimdLevel::Neon) => Some(neon::vec_dot_q2_k),
         #[cfg(target_arch = "aarch64")]
