@@ -290,28 +290,70 @@ fn q8_k_quantizer_poisons_on_nan() {
     assert!(f32::from_le_bytes(q[0..4].try_into().unwrap()).is_nan());
 }
 
+/// Activation rows whose blocks cover the quantizer's cases: ordinary values, exact
+/// rounding ties (amax = 127 makes the inverse scale exactly 1), all zeros, a NaN, an
+/// infinity, tiny values whose inverse scale overflows f32, and huge values.
+fn quantizer_cases(rng: &mut Rng) -> Vec<Vec<f32>> {
+    let mut rows = Vec::new();
+    for nb in [1, 2, 5] {
+        let scale = rng.uniform(0.01, 10.0);
+        rows.push(rng.vec_f32(nb * QK_K, scale));
+    }
+    let mut ties = rng.vec_f32(QK_K, 100.0);
+    ties[0] = 127.0;
+    ties[3] = 0.0;
+    ties[5] = 2.5;
+    ties[6] = -3.5;
+    ties[7] = 0.5;
+    ties[8] = -0.5;
+    rows.push(ties);
+    rows.push(vec![0.0; QK_K]);
+    let mut nan = rng.vec_f32(QK_K, 1.0);
+    nan[100] = f32::NAN;
+    rows.push(nan);
+    let mut inf = rng.vec_f32(QK_K, 1.0);
+    inf[9] = f32::NEG_INFINITY;
+    rows.push(inf);
+    rows.push(rng.vec_f32(QK_K, 1e-38));
+    rows.push(rng.vec_f32(QK_K, 3e38));
+    rows
+}
+
 #[test]
 fn every_simd_quantizer_matches_scalar_bit_for_bit() {
     let mut rng = Rng::new(0x91);
+    let rows = quantizer_cases(&mut rng);
     for level in simd_levels() {
         let Some(simd) = quantize_fn(DType::Q8_K, level) else {
             continue;
         };
-        for nb in [1, 2, 5] {
-            let n = nb * QK_K;
-            let scale = rng.uniform(0.01, 10.0);
-            let mut x = rng.vec_f32(n, scale);
-            // amax = 127 makes the inverse scale exactly 1, so these are exact ties
-            // (k + 0.5) that exercise the rounding rule.
-            x[0] = 127.0;
-            x[3] = 0.0;
-            x[5] = 2.5;
-            x[6] = -3.5;
-            x[7] = 0.5;
-            let want = quantize_act(&x);
+        for (k, x) in rows.iter().enumerate() {
+            let want = quantize_act(x);
             let mut got = vec![0u8; want.len()];
-            simd(&x, &mut got);
-            assert_eq!(got, want, "{level:?} {nb} blocks");
+            simd(x, &mut got);
+            assert_eq!(got, want, "{level:?} case {k}");
         }
+    }
+}
+
+#[test]
+fn q8_k_quantizer_handles_tiny_blocks() {
+    // 127 / amax overflows f32 here; the quants must still follow x / d.
+    let mut x = vec![0f32; QK_K];
+    x[0] = 1e-38;
+    x[1] = -0.5e-38;
+    x[2] = 0.25e-38;
+    let q = quantize_act(&x);
+    let qs: Vec<i8> = q[4..7].iter().map(|&b| b as i8).collect();
+    assert_eq!(qs, vec![127, -64, 32]); // 63.5 ties to 64, 31.75 rounds to 32
+    assert!(q[7..260].iter().all(|&b| b == 0));
+}
+
+#[test]
+fn every_k_quant_resolves_to_kernels_with_q8_k_activations() {
+    for (t, _, _) in WEIGHTS {
+        let k =
+            kaiyuan_kernels::quant::weight_kernels(t).unwrap_or_else(|| panic!("{t}: no kernels"));
+        assert_eq!(k.act, DType::Q8_K, "{t}");
     }
 }

@@ -323,6 +323,94 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     hsum_ps(acc)
 }
 
+/// Quantizes one super-block of 256 finite values whose `127 / amax` is finite and
+/// non-zero to Q8_K, exactly
+/// as [`super::scalar::quantize_q8_k`] does: same f32 `127 / amax`, same product, and
+/// `vroundps` to nearest-even, which is `round_ties_even`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn quantize_q8_k_block(x: &[f32], amax: f32, b: &mut [u8]) {
+    assert!(x.len() == QK_K && b.len() == Q8K_BYTES, "Q8_K block sizes");
+    let d = amax / 127.0;
+    let id = _mm256_set1_ps(127.0 / amax);
+    let (lo, hi) = (_mm256_set1_ps(-127.0), _mm256_set1_ps(127.0));
+    // Undo the lane interleaving of the two packs below.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    b[Q8K_D..Q8K_D + 4].copy_from_slice(&d.to_le_bytes());
+    for k in 0..8 {
+        // SAFETY: `x` has 256 values (asserted), so 32k + 8j + 8 <= 256 for k < 8, j < 4;
+        // `b` has 292 bytes and the store covers 4 + 32k .. 4 + 32k + 32 <= 260.
+        unsafe {
+            let q = |j: usize| {
+                let v = _mm256_loadu_ps(x.as_ptr().add(32 * k + 8 * j));
+                let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                    _mm256_mul_ps(v, id),
+                );
+                _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(r, lo), hi))
+            };
+            let w01 = _mm256_packs_epi32(q(0), q(1));
+            let w23 = _mm256_packs_epi32(q(2), q(3));
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(w01, w23), order);
+            _mm256_storeu_si256(b.as_mut_ptr().add(Q8K_QS + 32 * k) as *mut __m256i, bytes);
+        }
+    }
+    for g in 0..16 {
+        let sum: i16 = b[Q8K_QS + 16 * g..Q8K_QS + 16 * g + 16]
+            .iter()
+            .map(|&q| (q as i8) as i16)
+            .sum();
+        b[Q8K_BSUMS + 2 * g..Q8K_BSUMS + 2 * g + 2].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// `max |x|` over 256 values, and whether any is NaN.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn amax_and_nan(x: &[f32]) -> (f32, bool) {
+    assert_eq!(x.len(), QK_K, "Q8_K block size");
+    let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+    let mut max = _mm256_setzero_ps();
+    let mut nan = _mm256_setzero_ps();
+    for k in 0..32 {
+        // SAFETY: `x` has 256 values (asserted) and 8k + 8 <= 256 for k < 32.
+        let v = unsafe { _mm256_loadu_ps(x.as_ptr().add(8 * k)) };
+        max = _mm256_max_ps(max, _mm256_and_ps(v, abs_mask));
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+    }
+    let m = _mm_max_ps(_mm256_castps256_ps128(max), _mm256_extractf128_ps::<1>(max));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    let m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    (_mm_cvtss_f32(m), _mm256_movemask_ps(nan) != 0)
+}
+
+/// AVX2 Q8_K quantizer, byte-identical to the scalar one. Blocks that are all zero, hold
+/// a NaN or infinity, or are so small that `127 / amax` overflows go through the scalar
+/// code, which defines those cases.
+pub(super) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
+    assert_eq!(
+        src.len() % QK_K,
+        0,
+        "Q8_K quantize: {} is not whole super-blocks",
+        src.len()
+    );
+    let nb = src.len() / QK_K;
+    assert_eq!(
+        dst.len(),
+        nb * Q8K_BYTES,
+        "Q8_K quantize: {nb} super-blocks need {} bytes",
+        nb * Q8K_BYTES
+    );
+    for (x, b) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q8K_BYTES)) {
+        // SAFETY: only handed out by `kquants::quantize_fn` for Avx2/Avx512, after
+        // `quant::quantize_fn` confirmed the CPU has AVX2, FMA and F16C.
+        let (amax, nan) = unsafe { amax_and_nan(x) };
+        if nan || amax == 0.0 || !amax.is_finite() || !(127.0 / amax).is_finite() {
+            super::scalar::quantize_q8_k(x, b);
+        } else {
+            // SAFETY: as above.
+            unsafe { quantize_q8_k_block(x, amax, b) };
+        }
+    }
+}
+
 macro_rules! safe_wrapper {
     ($name:ident, $kernel:ident, $bytes:expr) => {
         pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {

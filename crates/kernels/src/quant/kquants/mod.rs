@@ -40,6 +40,8 @@ pub(in crate::quant) fn dequantize_fn(dtype: DType) -> Option<DequantizeFn> {
 pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<QuantizeFn> {
     match (dtype, level) {
         (DType::Q8_K, SimdLevel::Scalar) => Some(scalar::quantize_q8_k),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q8_K, SimdLevel::Avx2) => Some(avx2::quantize_q8_k),
         _ => None,
     }
 }

@@ -150,9 +150,11 @@ pub(super) fn dequantize_q8_k(src: &[u8], dst: &mut [f32]) {
 ///
 /// Per super-block: `amax = max |x|`; `d = amax / 127`; `q = round_ties_even(x * (127 /
 /// amax))` (f32 product, then round half to even), clamped to -127..=127; `bsums[g]` =
-/// sum of `q` over elements `16g..16g+16`. An all-zero block gives `d = 0` and zero
-/// quants. A block with a NaN gets `d = NaN` (and an infinite value `d = inf`), so
-/// non-finite activations poison the dot products instead of vanishing.
+/// sum of `q` over elements `16g..16g+16`. Edge cases: an all-zero block gives `d = 0`
+/// and zero quants; a block with a NaN gets `d = NaN` (an infinite value `d = inf`), so
+/// non-finite activations poison the dot products instead of vanishing; if `127 / amax`
+/// overflows f32 (amax below about 3.7e-37) the quants are computed in f64 as
+/// `round_ties_even(x * (127 / amax))` instead.
 pub(super) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
     assert_eq!(
         src.len() % QK_K,
@@ -174,18 +176,23 @@ pub(super) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
             has_nan |= v.is_nan();
             amax = amax.max(v.abs());
         }
-        let (d, id) = if has_nan {
-            (f32::NAN, 0.0)
-        } else if amax == 0.0 {
-            (0.0, 0.0)
-        } else {
-            (amax / 127.0, 127.0 / amax)
+        let d = if has_nan { f32::NAN } else { amax / 127.0 };
+        let id = 127.0 / amax;
+        let id64 = 127.0 / amax as f64;
+        let quant = |v: f32| -> i8 {
+            if has_nan || amax == 0.0 || amax.is_infinite() {
+                0
+            } else if id.is_finite() {
+                (v * id).round_ties_even().clamp(-127.0, 127.0) as i8
+            } else {
+                (v as f64 * id64).round_ties_even().clamp(-127.0, 127.0) as i8
+            }
         };
         b[Q8K_D..Q8K_D + 4].copy_from_slice(&d.to_le_bytes());
         for g in 0..16 {
             let mut bsum = 0i16;
             for i in 16 * g..16 * g + 16 {
-                let q = (x[i] * id).round_ties_even().clamp(-127.0, 127.0) as i8;
+                let q = quant(x[i]);
                 b[Q8K_QS + i] = q as u8;
                 bsum += q as i16;
             }
