@@ -100,9 +100,15 @@ fn every_simd_dot_matches_the_scalar_spec() {
             };
             for nb in ROW_BLOCKS {
                 let n = nb * QK_K;
-                for _ in 0..20 {
+                for rep in 0..20 {
                     let w = random_blocks(t, nb, &mut rng).expect("random blocks");
-                    let a = random_act(n, &mut rng);
+                    // Mostly quantized activations; every fourth row raw random Q8_K
+                    // blocks, whose quants span the full i8 range including -128.
+                    let a = if rep % 4 == 3 {
+                        random_blocks(DType::Q8_K, nb, &mut rng).expect("random Q8_K")
+                    } else {
+                        random_act(n, &mut rng)
+                    };
                     let (want, got) = (scalar(n, &w, &a), simd(n, &w, &a));
                     let (_, bound) = reference(t, d_off, dmin_off, &w, &a, n);
                     // Single block: only the order of a few f32 roundings differs.
