@@ -1,0 +1,354 @@
+//! AVX-512 (F/BW/VL/DQ + VNNI) dot products of the K-quant weight formats with Q8_K
+//! activations.
+//!
+//! The AVX2 method ([`super::avx2`]) at twice the width: 64 elements per `vpmaddubsw`
+//! (unsigned weight quants × signed activation quants → i16 pairs, never saturating),
+//! and the sub-block scale applied by VNNI `vpdpwssd`, which fuses the i16×i16 → i32
+//! multiply-add with the accumulation. Each 512-bit weight vector is built from one
+//! 32-byte load broadcast to both halves and shifted per half (`vpsrlvw`), so the two
+//! halves hold the two bit-planes that belong to 64 consecutive activations. Signed
+//! quants (Q3_K, Q6_K) are handled as unsigned ones plus an offset removed exactly via
+//! Q8_K's bsums. Per super-block the i32 lanes are folded to eight, converted to f32 and
+//! accumulated by FMA with `d_a * d_w` (and `-d_a * dmin_w`), as in the AVX2 kernels.
+//!
+//! Every `vec_dot_*` here is handed out by `kquants::vec_dot_fn` only for
+//! `SimdLevel::Avx512`, whose CPU support `quant::vec_dot_fn` has checked.
+
+use std::arch::x86_64::*;
+
+use super::avx2::{dup_pairs_u8, f16_at_hw};
+use super::layout::*;
+
+/// `vpermw` indices spreading sixteen 16-element sub-block scales over four vectors of
+/// 64 elements (eight i16 lanes per sub-block).
+const SPREAD_16X16: [[i16; 32]; 4] = [runs(0, 4), runs(4, 4), runs(8, 4), runs(12, 4)];
+/// The same for eight 32-element sub-blocks (sixteen i16 lanes per sub-block).
+const SPREAD_8X32: [[i16; 32]; 4] = [runs(0, 2), runs(2, 2), runs(4, 2), runs(6, 2)];
+
+/// The four index vectors of `table`, loaded once per kernel call.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn spread_indices(table: &[[i16; 32]; 4]) -> [__m512i; 4] {
+    // SAFETY: each row is an array of exactly 64 bytes; `loadu` has no alignment need.
+    table.map(|row| unsafe { _mm512_loadu_si512(row.as_ptr() as *const __m512i) })
+}
+
+/// An index vector: `n` runs of `32 / n` equal values `first, first + 1, ...`.
+const fn runs(first: i16, n: usize) -> [i16; 32] {
+    let mut out = [0i16; 32];
+    let mut k = 0;
+    while k < 32 {
+        out[k] = first + (k / (32 / n)) as i16;
+        k += 1;
+    }
+    out
+}
+
+/// Per-half shift counts for `vpsrlvw`: `low` in the low 256 bits, `high` above.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn half_shifts(low: i16, high: i16) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_set1_epi16(low), _mm256_set1_epi16(high))
+}
+
+/// The 32 bytes at `p + off`, in both 256-bit halves.
+///
+/// # Safety
+/// `off + 32 <= p.len()`, and the CPU has AVX-512F.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn load32_twice(p: &[u8], off: usize) -> __m512i {
+    debug_assert!(off + 32 <= p.len());
+    // SAFETY: the caller guarantees `off + 32 <= p.len()`; `loadu` has no alignment need.
+    unsafe { _mm512_broadcast_i64x4(_mm256_loadu_si256(p.as_ptr().add(off) as *const __m256i)) }
+}
+
+/// The 64 bytes at `p + off`. Same contract as [`load32_twice`] with 64 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn load64(p: &[u8], off: usize) -> __m512i {
+    debug_assert!(off + 64 <= p.len());
+    // SAFETY: the caller guarantees `off + 64 <= p.len()`; `loadu` has no alignment need.
+    unsafe { _mm512_loadu_si512(p.as_ptr().add(off) as *const __m512i) }
+}
+
+/// The 32 bytes at `p + off`. Same contract as [`load32_twice`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn load32(p: &[u8], off: usize) -> __m256i {
+    debug_assert!(off + 32 <= p.len());
+    // SAFETY: the caller guarantees `off + 32 <= p.len()`; `loadu` has no alignment need.
+    unsafe { _mm256_loadu_si256(p.as_ptr().add(off) as *const __m256i) }
+}
+
+/// The 16 bytes at `p + off`. Same contract as [`load32_twice`] with 16 bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+unsafe fn load16(p: &[u8], off: usize) -> __m128i {
+    debug_assert!(off + 16 <= p.len());
+    // SAFETY: the caller guarantees `off + 16 <= p.len()`; `loadu` has no alignment need.
+    unsafe { _mm_loadu_si128(p.as_ptr().add(off) as *const __m128i) }
+}
+
+/// Sixteen i32 lanes folded to eight.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn fold(v: __m512i) -> __m256i {
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
+}
+
+/// Sum of the eight f32 lanes.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Scale vectors for formats with sixteen 16-element sub-blocks: vector `g` covers
+/// elements `64g..64g+64`, i.e. sub-blocks `4g..4g+4`, eight i16 lanes each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn scales_16x16(sc16: __m256i, idx: &[__m512i; 4]) -> [__m512i; 4] {
+    let v = _mm512_castsi256_si512(sc16);
+    idx.map(|i| _mm512_permutexvar_epi16(i, v))
+}
+
+/// Scale vectors for formats with eight 32-element sub-blocks: vector `c` covers
+/// elements `64c..64c+64`, i.e. sub-blocks `2c, 2c+1`, sixteen i16 lanes each.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn scales_8x32(sc: [u8; 8], idx: &[__m512i; 4]) -> [__m512i; 4] {
+    let v = _mm512_cvtepu8_epi16(_mm256_castsi128_si256(_mm_set_epi64x(
+        0,
+        i64::from_le_bytes(sc),
+    )));
+    idx.map(|i| _mm512_permutexvar_epi16(i, v))
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let idx = spread_indices(&SPREAD_16X16);
+    let m3 = _mm512_set1_epi8(3);
+    let m4 = _mm_set1_epi8(0x0f);
+    // Group g of a half: bit-planes 2g (low 256 bits) and 2g+1 (high), 2 bits each.
+    let shifts = [half_shifts(0, 2), half_shifts(4, 6)];
+    let mut acc = _mm256_setzero_ps();
+    for (wb, ab) in w
+        .chunks_exact(Q2K_BYTES)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
+    {
+        let d_a = f32_at(ab, Q8K_D);
+        let d = d_a * f16_at_hw(wb, Q2K_D);
+        let dm = d_a * f16_at_hw(wb, Q2K_DMIN);
+        // SAFETY: every load offset + width lies inside the 84-byte weight block
+        // (scales 0..16, qs 16..80) or the 292-byte activation block (qs 4..260, bsums
+        // 260..292).
+        let (sumi, mins) = unsafe {
+            let scb = load16(wb, Q2K_SCALES);
+            let sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(scb, m4));
+            let mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(scb), m4));
+            let scv = scales_16x16(sc16, &idx);
+            let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), mn16);
+            let mut sumi = _mm512_setzero_si512();
+            for h in 0..2 {
+                let qs = load32_twice(wb, Q2K_QS + 32 * h);
+                for g in 0..2 {
+                    let q = _mm512_and_si512(_mm512_srlv_epi16(qs, shifts[g]), m3);
+                    let p = _mm512_maddubs_epi16(q, load64(ab, Q8K_QS + 128 * h + 64 * g));
+                    sumi = _mm512_dpwssd_epi32(sumi, p, scv[2 * h + g]);
+                }
+            }
+            (fold(sumi), mins)
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let idx = spread_indices(&SPREAD_16X16);
+    let m3 = _mm512_set1_epi8(3);
+    let ones = _mm512_set1_epi8(1);
+    let q_shifts = [half_shifts(0, 2), half_shifts(4, 6)];
+    let mut acc = _mm256_setzero_ps();
+    for (wb, ab) in w
+        .chunks_exact(Q3K_BYTES)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
+    {
+        let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q3K_D);
+        let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
+        // SAFETY: every load offset + width lies inside the 110-byte weight block (hmask
+        // 0..32, qs 32..96), the 16-byte `scales` array, or the 292-byte activation
+        // block (qs 4..260, bsums 260..292).
+        let sumi = unsafe {
+            let sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(scales.as_ptr() as *const __m128i));
+            let scv = scales_16x16(sc16, &idx);
+            // q = low + 4·hbit - 4: use the unsigned low + 4·hbit (0..7) and remove
+            // 4·Σ scale·bsum exactly.
+            let offset = _mm256_slli_epi32::<2>(_mm256_madd_epi16(load32(ab, Q8K_BSUMS), sc16));
+            let hm = load32_twice(wb, Q3K_HMASK);
+            let mut sumi = _mm512_setzero_si512();
+            for h in 0..2 {
+                let qs = load32_twice(wb, Q3K_QS + 32 * h);
+                for g in 0..2 {
+                    let plane = 4 * h + 2 * g;
+                    let low = _mm512_and_si512(_mm512_srlv_epi16(qs, q_shifts[g]), m3);
+                    // hmask bits `plane` (low half) and `plane + 1` (high half), as 0/4.
+                    let hb = _mm512_srlv_epi16(hm, half_shifts(plane as i16, plane as i16 + 1));
+                    let hb = _mm512_slli_epi16::<2>(_mm512_and_si512(hb, ones));
+                    let q = _mm512_or_si512(low, hb);
+                    let p = _mm512_maddubs_epi16(q, load64(ab, Q8K_QS + 128 * h + 64 * g));
+                    sumi = _mm512_dpwssd_epi32(sumi, p, scv[2 * h + g]);
+                }
+            }
+            _mm256_sub_epi32(fold(sumi), offset)
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let idx = spread_indices(&SPREAD_8X32);
+    let m4 = _mm512_set1_epi8(0x0f);
+    // Low nibbles (sub-block 2c) in the low half, high nibbles (2c+1) in the high half.
+    let nibbles = half_shifts(0, 4);
+    let mut acc = _mm256_setzero_ps();
+    for (wb, ab) in w
+        .chunks_exact(Q4K_BYTES)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
+    {
+        let d_a = f32_at(ab, Q8K_D);
+        let d = d_a * f16_at_hw(wb, Q4K_D);
+        let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
+        let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
+        let scv = scales_8x32(sc, &idx);
+        // SAFETY: every load offset + width lies inside the 144-byte weight block (qs
+        // 16..144) or the 292-byte activation block (qs 4..260, bsums 260..292).
+        let (sumi, mins) = unsafe {
+            let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
+            let mut sumi = _mm512_setzero_si512();
+            for (c, scale) in scv.into_iter().enumerate() {
+                let x = load32_twice(wb, Q4K_QS + 32 * c);
+                let q = _mm512_and_si512(_mm512_srlv_epi16(x, nibbles), m4);
+                let p = _mm512_maddubs_epi16(q, load64(ab, Q8K_QS + 64 * c));
+                sumi = _mm512_dpwssd_epi32(sumi, p, scale);
+            }
+            (fold(sumi), mins)
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let idx = spread_indices(&SPREAD_8X32);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let ones = _mm512_set1_epi8(1);
+    let nibbles = half_shifts(0, 4);
+    let mut acc = _mm256_setzero_ps();
+    for (wb, ab) in w
+        .chunks_exact(Q5K_BYTES)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
+    {
+        let d_a = f32_at(ab, Q8K_D);
+        let d = d_a * f16_at_hw(wb, Q5K_D);
+        let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
+        let (sc, mn) = unpack_q4k_scales(&wb[Q5K_SCALES..Q5K_SCALES + 12]);
+        let scv = scales_8x32(sc, &idx);
+        // SAFETY: every load offset + width lies inside the 176-byte weight block (qh
+        // 16..48, qs 48..176) or the 292-byte activation block (qs 4..260, bsums
+        // 260..292).
+        let (sumi, mins) = unsafe {
+            let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
+            // qh bit `sub` is bit 4 of sub-block `sub`'s quants: bits 2c, 2c+1 per half.
+            let mut hcur = _mm512_srlv_epi16(load32_twice(wb, Q5K_QH), half_shifts(0, 1));
+            let mut sumi = _mm512_setzero_si512();
+            for (c, scale) in scv.into_iter().enumerate() {
+                let x = load32_twice(wb, Q5K_QS + 32 * c);
+                let high = _mm512_slli_epi16::<4>(_mm512_and_si512(hcur, ones));
+                hcur = _mm512_srli_epi16::<2>(hcur);
+                let q = _mm512_or_si512(_mm512_and_si512(_mm512_srlv_epi16(x, nibbles), m4), high);
+                let p = _mm512_maddubs_epi16(q, load64(ab, Q8K_QS + 64 * c));
+                sumi = _mm512_dpwssd_epi32(sumi, p, scale);
+            }
+            (fold(sumi), mins)
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc);
+    }
+    hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    let idx = spread_indices(&SPREAD_16X16);
+    let m4 = _mm512_set1_epi8(0x0f);
+    let m30 = _mm512_set1_epi8(0x30);
+    // Elements 128h + 0..64 use the low nibbles of ql[64h..64h+64] and qh bit-pairs 0, 1
+    // (moved to bits 4..6 by left shifts 4, 2); elements 128h + 64..128 the high nibbles
+    // and bit-pairs 2, 3 (right shifts 0, 2).
+    let qh_low_group = half_shifts(4, 2);
+    let qh_high_group = half_shifts(0, 2);
+    let mut acc = _mm256_setzero_ps();
+    for (wb, ab) in w
+        .chunks_exact(Q6K_BYTES)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
+    {
+        let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
+        // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
+        // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs
+        // 4..260, bsums 260..292).
+        let sumi = unsafe {
+            let sc16 = _mm256_cvtepi8_epi16(load16(wb, Q6K_SCALES));
+            let scv = scales_16x16(sc16, &idx);
+            // The quants are stored +32 (unsigned 0..63): subtract 32·Σ scale·bsum.
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(ab, Q8K_BSUMS), sc16));
+            let mut sumi = _mm512_setzero_si512();
+            for h in 0..2 {
+                let ql = load64(wb, Q6K_QL + 64 * h);
+                let qh = load32_twice(wb, Q6K_QH + 32 * h);
+                let q0 = _mm512_or_si512(
+                    _mm512_and_si512(ql, m4),
+                    _mm512_and_si512(_mm512_sllv_epi16(qh, qh_low_group), m30),
+                );
+                let q1 = _mm512_or_si512(
+                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+                    _mm512_and_si512(_mm512_srlv_epi16(qh, qh_high_group), m30),
+                );
+                let p0 = _mm512_maddubs_epi16(q0, load64(ab, Q8K_QS + 128 * h));
+                let p1 = _mm512_maddubs_epi16(q1, load64(ab, Q8K_QS + 128 * h + 64));
+                sumi = _mm512_dpwssd_epi32(sumi, p0, scv[2 * h]);
+                sumi = _mm512_dpwssd_epi32(sumi, p1, scv[2 * h + 1]);
+            }
+            _mm256_sub_epi32(fold(sumi), offset)
+        };
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    hsum_ps(acc)
+}
+
+macro_rules! safe_wrapper {
+    ($name:ident, $kernel:ident, $bytes:expr) => {
+        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $bytes, a);
+            // SAFETY: this fn is only handed out by `kquants::vec_dot_fn` for Avx512,
+            // after `quant::vec_dot_fn` confirmed the CPU has AVX-512 F/BW/VL/DQ/VNNI
+            // and AVX2, FMA, F16C.
+            unsafe { $kernel(nb, w, a) }
+        }
+    };
+}
+
+safe_wrapper!(vec_dot_q2_k, dot_q2_k, Q2K_BYTES);
+safe_wrapper!(vec_dot_q3_k, dot_q3_k, Q3K_BYTES);
+safe_wrapper!(vec_dot_q4_k, dot_q4_k, Q4K_BYTES);
+safe_wrapper!(vec_dot_q5_k, dot_q5_k, Q5K_BYTES);
+safe_wrapper!(vec_dot_q6_k, dot_q6_k, Q6K_BYTES);

@@ -1,0 +1,129 @@
+//! Byte layouts of the K-quant super-blocks and the unpacking of their packed sub-block
+//! scales, shared by the scalar and SIMD kernels.
+//!
+//! Layouts follow the GGML block definitions as read by the `gguf` Python package
+//! (`gguf/quants.py`); every super-block holds `QK_K` = 256 elements, fields in this
+//! order, f16 stored as raw little-endian bits:
+//!
+//! | type | bytes | fields |
+//! |------|-------|--------|
+//! | Q2_K | 84  | scales\[16\] (low nibble scale, high nibble min), qs\[64\], d, dmin |
+//! | Q3_K | 110 | hmask\[32\], qs\[64\], scales\[12\] (16 × 6 bits, offset 32), d |
+//! | Q4_K | 144 | d, dmin, scales\[12\] (8 scales + 8 mins, 6 bits each), qs\[128\] |
+//! | Q5_K | 176 | d, dmin, scales\[12\] (as Q4_K), qh\[32\], qs\[128\] |
+//! | Q6_K | 210 | ql\[128\], qh\[64\], scales\[16\] (i8), d |
+//! | Q8_K | 292 | d (f32), qs\[256\] (i8), bsums\[16\] (i16, sum of each 16 qs) |
+
+use crate::half::f16_to_f32;
+
+/// Elements per super-block.
+pub(super) const QK_K: usize = 256;
+
+pub(super) const Q2K_BYTES: usize = 84;
+pub(super) const Q3K_BYTES: usize = 110;
+pub(super) const Q4K_BYTES: usize = 144;
+pub(super) const Q5K_BYTES: usize = 176;
+pub(super) const Q6K_BYTES: usize = 210;
+pub(super) const Q8K_BYTES: usize = 292;
+
+// Field offsets inside each super-block.
+pub(super) const Q2K_SCALES: usize = 0;
+pub(super) const Q2K_QS: usize = 16;
+pub(super) const Q2K_D: usize = 80;
+pub(super) const Q2K_DMIN: usize = 82;
+
+pub(super) const Q3K_HMASK: usize = 0;
+pub(super) const Q3K_QS: usize = 32;
+pub(super) const Q3K_SCALES: usize = 96;
+pub(super) const Q3K_D: usize = 108;
+
+pub(super) const Q4K_D: usize = 0;
+pub(super) const Q4K_DMIN: usize = 2;
+pub(super) const Q4K_SCALES: usize = 4;
+pub(super) const Q4K_QS: usize = 16;
+
+pub(super) const Q5K_D: usize = 0;
+pub(super) const Q5K_DMIN: usize = 2;
+pub(super) const Q5K_SCALES: usize = 4;
+pub(super) const Q5K_QH: usize = 16;
+pub(super) const Q5K_QS: usize = 48;
+
+pub(super) const Q6K_QL: usize = 0;
+pub(super) const Q6K_QH: usize = 128;
+pub(super) const Q6K_SCALES: usize = 192;
+pub(super) const Q6K_D: usize = 208;
+
+pub(super) const Q8K_D: usize = 0;
+pub(super) const Q8K_QS: usize = 4;
+pub(super) const Q8K_BSUMS: usize = 260;
+
+/// The f16 at byte offset `off`, as f32.
+#[inline]
+pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
+}
+
+/// The f32 at byte offset `off`.
+#[inline]
+pub(super) fn f32_at(b: &[u8], off: usize) -> f32 {
+    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+/// The i16 at byte offset `off`.
+#[inline]
+pub(super) fn i16_at(b: &[u8], off: usize) -> i16 {
+    i16::from_le_bytes([b[off], b[off + 1]])
+}
+
+/// Unpacks Q4_K/Q5_K's 12 scale bytes into 8 six-bit scales and 8 six-bit mins.
+///
+/// Bytes 0..4 hold scales 0..4 in their low 6 bits and the top 2 bits of scales 4..8;
+/// bytes 4..8 the same for the mins; bytes 8..12 hold the low nibbles of scales 4..8
+/// (low half) and mins 4..8 (high half).
+#[inline]
+pub(super) fn unpack_q4k_scales(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let word = |i: usize| u32::from_le_bytes([s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]]);
+    let (s0, s1, s2) = (word(0), word(1), word(2));
+    // Byte-wise on four bytes at once; no shift moves a kept bit across a byte boundary.
+    let sc_low = s0 & 0x3f3f_3f3f;
+    let mn_low = s1 & 0x3f3f_3f3f;
+    let sc_high = (s2 & 0x0f0f_0f0f) | ((s0 >> 2) & 0x3030_3030);
+    let mn_high = ((s2 >> 4) & 0x0f0f_0f0f) | ((s1 >> 2) & 0x3030_3030);
+    let join = |a: u32, b: u32| (a as u64 | ((b as u64) << 32)).to_le_bytes();
+    (join(sc_low, sc_high), join(mn_low, mn_high))
+}
+
+/// Unpacks Q3_K's 12 scale bytes into 16 signed scales in -32..=31.
+///
+/// Scale `i` has its low 4 bits in nibble `i / 8` of byte `i % 8` and its high 2 bits in
+/// bits `2 * (i / 4)..` of byte `8 + i % 4`; the stored 6-bit value is offset by 32.
+#[inline]
+pub(super) fn unpack_q3k_scales(s: &[u8]) -> [i8; 16] {
+    let mut out = [0i8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let low = (s[i % 8] >> (4 * (i / 8))) & 0x0f;
+        let high = (s[8 + i % 4] >> (2 * (i / 4))) & 0x03;
+        *o = ((low | (high << 4)) as i8) - 32;
+    }
+    out
+}
+
+/// Checks a dot product's inputs and returns the number of super-blocks.
+#[inline]
+pub(super) fn check_dot_args(n: usize, w: &[u8], w_bytes: usize, a: &[u8]) -> usize {
+    assert_eq!(
+        n % QK_K,
+        0,
+        "K-quant dot: n = {n} is not whole super-blocks"
+    );
+    let nb = n / QK_K;
+    assert!(
+        w.len() >= nb * w_bytes && a.len() >= nb * Q8K_BYTES,
+        "K-quant dot: {nb} super-blocks need {} weight and {} activation bytes, got {} and {}",
+        nb * w_bytes,
+        nb * Q8K_BYTES,
+        w.len(),
+        a.len()
+    );
+    nb
+}
