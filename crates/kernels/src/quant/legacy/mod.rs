@@ -31,8 +31,17 @@ use crate::dtype::DType;
 use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
+#[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod x86_common;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 #[cfg(test)]
 mod golden_tests;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
 
 /// Elements per block in every format of this family.
@@ -64,6 +73,13 @@ pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<Qu
 pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
     match level {
         SimdLevel::Scalar => scalar_vec_dot(dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => avx2::vec_dot_fn(dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512::vec_dot_fn(dtype),
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => neon::vec_dot_fn(dtype),
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }
