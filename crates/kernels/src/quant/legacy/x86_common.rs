@@ -68,7 +68,12 @@ macro_rules! legacy_x86_kernels {
             // Both 128-bit lanes hold qh's four bytes; byte j picks qh byte j / 8.
             let spread = _mm256_shuffle_epi8(
                 _mm256_set1_epi32(qh as i32),
-                _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303),
+                _mm256_setr_epi64x(
+                    0,
+                    0x0101_0101_0101_0101,
+                    0x0202_0202_0202_0202,
+                    0x0303_0303_0303_0303,
+                ),
             );
             let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
             let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
@@ -131,7 +136,11 @@ macro_rules! legacy_x86_kernels {
                 unsafe {
                     let (bw, ba) = (w.add(i * 18), a.add(i * 34));
                     let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
-                    (f16_at(bw) * f16_at(ba), dot_i8_i8(x, load32(ba.add(2))), 0.0)
+                    (
+                        f16_at(bw) * f16_at(ba),
+                        dot_i8_i8(x, load32(ba.add(2))),
+                        0.0,
+                    )
                 }
             })
         }
@@ -146,7 +155,11 @@ macro_rules! legacy_x86_kernels {
                     let (bw, ba) = (w.add(i * 22), a.add(i * 34));
                     let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
                     let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-                    (f16_at(bw) * f16_at(ba), dot_i8_i8(x, load32(ba.add(2))), 0.0)
+                    (
+                        f16_at(bw) * f16_at(ba),
+                        dot_i8_i8(x, load32(ba.add(2))),
+                        0.0,
+                    )
                 }
             })
         }
@@ -174,7 +187,11 @@ macro_rules! legacy_x86_kernels {
                 unsafe {
                     let (bw, ba) = (w.add(i * 20), a.add(i * 40));
                     let isum = dot_u8_i8(nibbles(bw.add(4)), load32(ba.add(8)));
-                    (f16_at(bw) * f32_at(ba), isum, f16_at(bw.add(2)) * f32_at(ba.add(4)))
+                    (
+                        f16_at(bw) * f32_at(ba),
+                        isum,
+                        f16_at(bw.add(2)) * f32_at(ba.add(4)),
+                    )
                 }
             })
         }
@@ -189,7 +206,11 @@ macro_rules! legacy_x86_kernels {
                     let (bw, ba) = (w.add(i * 24), a.add(i * 40));
                     let q = _mm256_or_si256(nibbles(bw.add(8)), fifth_bits(bw.add(4)));
                     let isum = dot_u8_i8(q, load32(ba.add(8)));
-                    (f16_at(bw) * f32_at(ba), isum, f16_at(bw.add(2)) * f32_at(ba.add(4)))
+                    (
+                        f16_at(bw) * f32_at(ba),
+                        isum,
+                        f16_at(bw.add(2)) * f32_at(ba.add(4)),
+                    )
                 }
             })
         }
