@@ -189,7 +189,7 @@ mod avx2 {
     unsafe fn dot<const KIND: u8>(n: usize, w: *const u8, a: *const f32) -> f32 {
         let mut acc = [_mm256_setzero_ps(); 4];
         let mut i = 0;
-        // SAFETY (all loads below): every index read is < n, the caller's row length.
+        // SAFETY: every index read in this block is < n, the caller's row length.
         unsafe {
             while i + 32 <= n {
                 for (k, acc) in acc.iter_mut().enumerate() {
@@ -275,7 +275,7 @@ mod avx512 {
     unsafe fn dot<const KIND: u8>(n: usize, w: *const u8, a: *const f32) -> f32 {
         let mut acc = [_mm512_setzero_ps(); 4];
         let mut i = 0;
-        // SAFETY (all loads below): unmasked indices are < n, the caller's row length.
+        // SAFETY: every unmasked index read in this block is < n, the row length.
         unsafe {
             while i + 64 <= n {
                 for (k, acc) in acc.iter_mut().enumerate() {
@@ -363,7 +363,7 @@ mod neon {
     unsafe fn dot<const KIND: u8>(n: usize, w: *const u8, a: *const f32) -> f32 {
         let mut acc = [vdupq_n_f32(0.0); 4];
         let mut i = 0;
-        // SAFETY (all loads below): every index read is < n, the caller's row length.
+        // SAFETY: every index read in this block is < n, the caller's row length.
         unsafe {
             while i + 16 <= n {
                 for (k, acc) in acc.iter_mut().enumerate() {
