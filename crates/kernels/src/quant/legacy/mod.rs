@@ -32,9 +32,6 @@ use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
 #[cfg(target_arch = "x86_64")]
-#[macro_use]
-mod x86_common;
-#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
