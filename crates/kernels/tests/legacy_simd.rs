@@ -22,7 +22,7 @@ const WEIGHTS: [DType; 5] = [
     DType::Q5_1,
     DType::Q8_0,
 ];
-const BLOCK_COUNTS: [usize; 12] = [1, 2, 3, 5, 7, 8, 9, 31, 33, 67, 129, 1];
+const BLOCK_COUNTS: [usize; 14] = [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 33, 67, 129];
 
 fn has_min(t: DType) -> bool {
     matches!(t, DType::Q4_1 | DType::Q5_1)
@@ -153,7 +153,7 @@ fn simd_is_bit_exact_when_all_terms_are_exact() {
         for level in simd_levels() {
             let simd = vec_dot_fn(t, level).unwrap();
             // Up to 31 blocks keeps every partial sum below 2^24 units of the finest scale.
-            for nb in [1, 2, 3, 5, 8, 9, 31] {
+            for nb in [1, 2, 3, 5, 8, 9, 16, 17, 31] {
                 for _ in 0..6 {
                     let n = nb * 32;
                     let mut w = random_blocks(t, nb, &mut rng).unwrap();

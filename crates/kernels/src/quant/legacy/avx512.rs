@@ -1,16 +1,17 @@
 //! AVX-512 (F/BW/VL/DQ + VNNI) dot products for the legacy formats (`SimdLevel::Avx512`):
-//! two blocks per 512-bit vector, byte products summed by `vpdpbusd`.
+//! two blocks per 512-bit vector, byte products summed by `vpdpbusd`, scales 16 blocks at
+//! a time.
 //!
 //! Layout of a block pair in one vector: 128-bit lanes 0 and 1 hold block `i`'s elements
-//! 0..15 and 16..31, lanes 2 and 3 block `i + 1`'s, matching two consecutive 32-byte
-//! activation quant fields. Nibbles are unpacked with a per-lane variable shift, 5th bits
-//! with a byte shuffle and a bit-test mask. `vpdpbusd` multiplies unsigned by signed bytes
-//! exactly into i32, so signed weights are handled as `Σ (x + o) y - o Σ y` with `x + o`
-//! non-negative: exact for every input, no sign trick. Each pair's sixteen i32 partial
-//! sums are converted to f32 and accumulated by one FMA with `[d_w*d_a of block i] x 8 ++
-//! [of block i + 1] x 8`; pairs alternate between two accumulators. An odd last block is
-//! paired with itself and its second copy given scale 0, which adds exactly nothing. The
-//! `m_w * s_a` terms of the `_1` formats are summed in a scalar.
+//! 0..15 and 16..31, lanes 2 and 3 block `j`'s, matching two 32-byte activation quant
+//! fields. Nibbles are unpacked with a per-lane variable shift, 5th bits with a byte
+//! shuffle and a bit-test mask. `vpdpbusd` multiplies unsigned by signed bytes exactly into
+//! i32, so signed weights are handled as `Σ (x + o) y - o Σ y` with `x + o` non-negative:
+//! exact for every input, no sign trick. The f16 scale fields are not converted one by
+//! one (that costs several shuffle-port uops per block): each chunk of up to 16 blocks
+//! gathers its `d_w`, `d_a` (and `m_w`, `s_a`) fields into vectors, converts and multiplies
+//! them once, and each pair then picks its two scales with one lane permute. See
+//! [`sum_blocks`]. Float results differ from the scalar reference only by reassociation.
 
 use crate::quant::legacy::check_dot_args;
 use crate::quant::VecDotFn;
@@ -26,22 +27,6 @@ pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
         DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
         _ => None,
     }
-}
-
-/// f16 bits at `p` (unaligned) widened to f32, exactly.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: the caller guarantees two readable bytes at `p`.
-    let bits = unsafe { (p as *const u16).read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn f32_at(p: *const u8) -> f32 {
-    // SAFETY: the caller guarantees four readable bytes at `p`.
-    unsafe { (p as *const f32).read_unaligned() }
 }
 
 #[inline]
@@ -113,152 +98,206 @@ fn dot_offset(q: __m512i, offset: u8, y: __m512i) -> __m512i {
     _mm512_sub_epi32(dot_u8_i8(q, y), dot_u8_i8(o, y))
 }
 
-/// What one block pair contributes: per-half scales, i32 partial sums, and `m_w * s_a`.
-struct Pair {
-    d0: f32,
-    d1: f32,
-    isum: __m512i,
-    ms: f32,
-}
-
+/// Loads the little-endian u32 at `base + k * stride` into lane `k` for `k < count`
+/// (at most 16); other lanes are 0 and their addresses are not read.
+///
+/// # Safety
+/// The four bytes at every `base + k * stride`, `k < count`, are readable.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-fn fma_pair(acc: __m512, p: &Pair) -> __m512 {
-    let d = _mm512_insertf32x8::<1>(_mm512_set1_ps(p.d0), _mm256_set1_ps(p.d1));
-    _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p.isum), acc)
+unsafe fn gather_u32(base: *const u8, stride: i32, count: usize) -> __m512i {
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride));
+    let mask: __mmask16 = if count >= 16 { !0 } else { (1u16 << count) - 1 };
+    // SAFETY: masked-off lanes are not accessed; the others are readable (caller contract).
+    unsafe { _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, offsets, base as _) }
 }
 
-/// Calls `pair(i, j, second)` for blocks `(0, 1, true), (2, 3, true), ...` (and
-/// `(nb-1, nb-1, false)` for an odd last block, whose second half must get scale 0) and adds everything up.
+/// The f16 values in the low (`HIGH = false`) or high halves of each u32 lane, as f32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-fn sum_pairs(nb: usize, pair: impl Fn(usize, usize, bool) -> Pair) -> f32 {
-    let mut acc0 = _mm512_setzero_ps();
-    let mut acc1 = _mm512_setzero_ps();
-    let mut summs = 0.0f32;
-    let mut i = 0;
-    while i + 4 <= nb {
-        let p0 = pair(i, i + 1, true);
-        let p1 = pair(i + 2, i + 3, true);
-        acc0 = fma_pair(acc0, &p0);
-        acc1 = fma_pair(acc1, &p1);
-        summs += p0.ms + p1.ms;
-        i += 4;
+fn f16_lanes<const HIGH: bool>(v: __m512i) -> __m512 {
+    let v = if HIGH { _mm512_srli_epi32::<16>(v) } else { v };
+    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v))
+}
+
+/// How a format's per-block float factors are found: byte offsets of `d` and `m` in a
+/// weight block, and of `d` and `s` in an activation block (`s` only for Q8_1).
+struct Scales {
+    w_size: i32,
+    a_size: i32,
+    /// Activation `d` (and `s` at +4) are f32 (Q8_1) rather than f16 (Q8_0).
+    act_f32: bool,
+    /// Weight has a min `m` right after `d` (Q4_1, Q5_1).
+    has_min: bool,
+}
+
+/// Runs the dot product over `nb` blocks. Blocks go in chunks of up to 16: the chunk's
+/// `d_w * d_a` (and `m_w * s_a`) are computed 16 lanes at a time from gathered scale
+/// fields, then `isum(i, j)` gives the i32 partial sums of the block pair `(i, j)` (lanes
+/// 0..8 for block `i`, 8..16 for `j`) and one FMA adds them with the pair's two scales
+/// picked out of the chunk's scale vector. An odd last block is paired with itself, and
+/// its second copy takes the scale of an empty lane, which is 0.
+///
+/// # Safety
+/// `w` and `a` hold `nb` blocks of the sizes in `fmt`; `isum` reads only blocks `< nb`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn sum_blocks(
+    nb: usize,
+    w: *const u8,
+    a: *const u8,
+    fmt: Scales,
+    isum: impl Fn(usize, usize) -> __m512i,
+) -> f32 {
+    let mut acc = [_mm512_setzero_ps(); 2];
+    let mut acc_min = _mm512_setzero_ps();
+    let first_pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    let mut c = 0;
+    while c < nb {
+        let count = (nb - c).min(16);
+        // SAFETY: blocks c..c + count are inside both rows; every field read lies within
+        // its block (4 bytes from offset 0 of an 18..40-byte block, or from offset 4 of a
+        // 40-byte Q8_1 block).
+        let (dw, da) = unsafe {
+            (
+                gather_u32(w.add(c * fmt.w_size as usize), fmt.w_size, count),
+                gather_u32(a.add(c * fmt.a_size as usize), fmt.a_size, count),
+            )
+        };
+        let da_f = if fmt.act_f32 {
+            _mm512_castsi512_ps(da)
+        } else {
+            f16_lanes::<false>(da)
+        };
+        let scales = _mm512_mul_ps(f16_lanes::<false>(dw), da_f);
+        if fmt.has_min {
+            // SAFETY: as above (Q8_1's `s` is at offset 4 of its 40-byte block).
+            let s = unsafe { gather_u32(a.add(c * fmt.a_size as usize + 4), fmt.a_size, count) };
+            acc_min = _mm512_fmadd_ps(f16_lanes::<true>(dw), _mm512_castsi512_ps(s), acc_min);
+        }
+        let two = _mm512_set1_epi32(2);
+        let mut pick = first_pair;
+        let mut k = 0;
+        while k + 4 <= count {
+            let d0 = _mm512_permutexvar_ps(pick, scales);
+            let d1 = _mm512_permutexvar_ps(_mm512_add_epi32(pick, two), scales);
+            acc[0] = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(isum(c + k, c + k + 1)), acc[0]);
+            acc[1] = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(isum(c + k + 2, c + k + 3)), acc[1]);
+            pick = _mm512_add_epi32(pick, _mm512_add_epi32(two, two));
+            k += 4;
+        }
+        while k < count {
+            let j = if k + 1 < count { c + k + 1 } else { c + k };
+            let d = _mm512_permutexvar_ps(pick, scales);
+            acc[0] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum(c + k, j)), acc[0]);
+            pick = _mm512_add_epi32(pick, two);
+            k += 2;
+        }
+        c += 16;
     }
-    if i + 2 <= nb {
-        let p = pair(i, i + 1, true);
-        acc0 = fma_pair(acc0, &p);
-        summs += p.ms;
-        i += 2;
-    }
-    if i < nb {
-        let p = pair(i, i, false);
-        acc1 = fma_pair(acc1, &p);
-        summs += p.ms;
-    }
-    _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + summs
+    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + _mm512_reduce_add_ps(acc_min)
 }
 
 /// # Safety
 /// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    sum_pairs(nb, |i, j, second| {
-        // SAFETY: blocks i, j < nb lie inside both rows (caller contract).
-        unsafe {
-            let (w0, w1, a0, a1) = (w.add(i * 18), w.add(j * 18), a.add(i * 34), a.add(j * 34));
-            let q = nibbles_pair(w0.add(2), w1.add(2));
-            Pair {
-                d0: f16_at(w0) * f16_at(a0),
-                d1: if second { f16_at(w1) * f16_at(a1) } else { 0.0 },
-                isum: dot_offset(q, 8, load_pair(a0.add(2), a1.add(2))),
-                ms: 0.0,
-            }
-        }
-    })
+    let fmt = Scales {
+        w_size: 18,
+        a_size: 34,
+        act_f32: false,
+        has_min: false,
+    };
+    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
+    unsafe {
+        sum_blocks(nb, w, a, fmt, |i, j| {
+            let q = nibbles_pair(w.add(i * 18 + 2), w.add(j * 18 + 2));
+            dot_offset(q, 8, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+        })
+    }
 }
 
 /// # Safety
 /// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    sum_pairs(nb, |i, j, second| {
-        // SAFETY: blocks i, j < nb lie inside both rows (caller contract).
-        unsafe {
-            let (w0, w1, a0, a1) = (w.add(i * 22), w.add(j * 22), a.add(i * 34), a.add(j * 34));
+    let fmt = Scales {
+        w_size: 22,
+        a_size: 34,
+        act_f32: false,
+        has_min: false,
+    };
+    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
+    unsafe {
+        sum_blocks(nb, w, a, fmt, |i, j| {
+            let (w0, w1) = (w.add(i * 22), w.add(j * 22));
             let hb = fifth_bits_pair(u32_at(w0.add(2)), u32_at(w1.add(2)));
             let q = _mm512_or_si512(nibbles_pair(w0.add(6), w1.add(6)), hb);
-            Pair {
-                d0: f16_at(w0) * f16_at(a0),
-                d1: if second { f16_at(w1) * f16_at(a1) } else { 0.0 },
-                isum: dot_offset(q, 16, load_pair(a0.add(2), a1.add(2))),
-                ms: 0.0,
-            }
-        }
-    })
+            dot_offset(q, 16, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+        })
+    }
 }
 
 /// # Safety
 /// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    sum_pairs(nb, |i, j, second| {
-        // SAFETY: blocks i, j < nb lie inside both rows (caller contract).
-        unsafe {
-            let (w0, w1, a0, a1) = (w.add(i * 34), w.add(j * 34), a.add(i * 34), a.add(j * 34));
+    let fmt = Scales {
+        w_size: 34,
+        a_size: 34,
+        act_f32: false,
+        has_min: false,
+    };
+    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
+    unsafe {
+        sum_blocks(nb, w, a, fmt, |i, j| {
             // x ^ 0x80 is x + 128 read as unsigned.
-            let q = _mm512_xor_si512(load_pair(w0.add(2), w1.add(2)), _mm512_set1_epi8(-128));
-            Pair {
-                d0: f16_at(w0) * f16_at(a0),
-                d1: if second { f16_at(w1) * f16_at(a1) } else { 0.0 },
-                isum: dot_offset(q, 128, load_pair(a0.add(2), a1.add(2))),
-                ms: 0.0,
-            }
-        }
-    })
+            let x = load_pair(w.add(i * 34 + 2), w.add(j * 34 + 2));
+            let q = _mm512_xor_si512(x, _mm512_set1_epi8(-128));
+            dot_offset(q, 128, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+        })
+    }
 }
 
 /// # Safety
 /// `w` and `a` hold `nb` Q4_1 and Q8_1 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    sum_pairs(nb, |i, j, second| {
-        // SAFETY: blocks i, j < nb lie inside both rows (caller contract).
-        unsafe {
-            let (w0, w1, a0, a1) = (w.add(i * 20), w.add(j * 20), a.add(i * 40), a.add(j * 40));
-            let q = nibbles_pair(w0.add(4), w1.add(4));
-            let ms0 = f16_at(w0.add(2)) * f32_at(a0.add(4));
-            let ms1 = f16_at(w1.add(2)) * f32_at(a1.add(4));
-            Pair {
-                d0: f16_at(w0) * f32_at(a0),
-                d1: if second { f16_at(w1) * f32_at(a1) } else { 0.0 },
-                isum: dot_u8_i8(q, load_pair(a0.add(8), a1.add(8))),
-                ms: if second { ms0 + ms1 } else { ms0 },
-            }
-        }
-    })
+    let fmt = Scales {
+        w_size: 20,
+        a_size: 40,
+        act_f32: true,
+        has_min: true,
+    };
+    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
+    unsafe {
+        sum_blocks(nb, w, a, fmt, |i, j| {
+            let q = nibbles_pair(w.add(i * 20 + 4), w.add(j * 20 + 4));
+            dot_u8_i8(q, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
+        })
+    }
 }
 
 /// # Safety
 /// `w` and `a` hold `nb` Q5_1 and Q8_1 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    sum_pairs(nb, |i, j, second| {
-        // SAFETY: blocks i, j < nb lie inside both rows (caller contract).
-        unsafe {
-            let (w0, w1, a0, a1) = (w.add(i * 24), w.add(j * 24), a.add(i * 40), a.add(j * 40));
+    let fmt = Scales {
+        w_size: 24,
+        a_size: 40,
+        act_f32: true,
+        has_min: true,
+    };
+    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
+    unsafe {
+        sum_blocks(nb, w, a, fmt, |i, j| {
+            let (w0, w1) = (w.add(i * 24), w.add(j * 24));
             let hb = fifth_bits_pair(u32_at(w0.add(4)), u32_at(w1.add(4)));
             let q = _mm512_or_si512(nibbles_pair(w0.add(8), w1.add(8)), hb);
-            let ms0 = f16_at(w0.add(2)) * f32_at(a0.add(4));
-            let ms1 = f16_at(w1.add(2)) * f32_at(a1.add(4));
-            Pair {
-                d0: f16_at(w0) * f32_at(a0),
-                d1: if second { f16_at(w1) * f32_at(a1) } else { 0.0 },
-                isum: dot_u8_i8(q, load_pair(a0.add(8), a1.add(8))),
-                ms: if second { ms0 + ms1 } else { ms0 },
-            }
-        }
-    })
+            dot_u8_i8(q, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
+        })
+    }
 }
 
 /// A safe [`VecDotFn`] around one kernel: checks the lengths, then calls it.
