@@ -9,6 +9,10 @@
 //! `d_w * d_a`. Two blocks per iteration into two accumulators; an odd last block goes
 //! into the first. The `m_w * s_a` terms of the `_1` formats are summed in a scalar.
 //! Float results therefore differ from the scalar reference only by reassociation.
+//!
+//! The loop is kept off the shuffle port where it can be: nibbles come from a broadcasting
+//! load plus a variable shift of the high lane, f16 scales are converted straight from
+//! memory, so each block costs one scale broadcast (plus the `qh` byte shuffle for Q5).
 
 use crate::quant::legacy::check_dot_args;
 use crate::quant::VecDotFn;
@@ -45,13 +49,17 @@ pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
     }
 }
 
-/// f16 bits at `p` (unaligned) widened to f32, exactly.
+/// The f16 at `p` (unaligned) widened to f32, exactly. Reads 8 bytes (so that the load
+/// folds into `vcvtph2ps`, keeping it off the shuffle port).
+///
+/// # Safety
+/// Eight bytes at `p` are readable (scales sit at the start of blocks of >= 18 bytes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: the caller guarantees two readable bytes at `p`.
-    let bits = unsafe { (p as *const u16).read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    // SAFETY: the caller guarantees eight readable bytes at `p`.
+    let v = unsafe { _mm_loadl_epi64(p as *const __m128i) };
+    _mm_cvtss_f32(_mm_cvtph_ps(v))
 }
 
 #[inline]
@@ -61,14 +69,16 @@ unsafe fn f32_at(p: *const u8) -> f32 {
     unsafe { (p as *const f32).read_unaligned() }
 }
 
-/// The 32 nibbles of the 16 bytes at `p` as bytes 0..15, in element order.
+/// The 32 nibbles of the 16 bytes at `p`, one byte per element in element order: the
+/// bytes are broadcast to both 128-bit lanes by the load itself, and only the high lane
+/// is shifted (a variable shift), so no shuffle-port instruction is needed.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn nibbles(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes at `p`.
-    let b = unsafe { _mm_loadu_si128(p as *const __m128i) };
-    let hi = _mm_srli_epi16(b, 4);
-    _mm256_and_si256(_mm256_set_m128i(hi, b), _mm256_set1_epi8(0x0f))
+    let b = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i)) };
+    let shifted = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
 }
 
 /// Byte `j` = 0x10 where bit `j` of the little-endian u32 at `p` is set, else 0.
