@@ -248,3 +248,61 @@ fn scalar_dot_is_consistent_with_dequantized_rows() {
         }
     }
 }
+
+/// Blocks that stress the quantizers: exact halves after scaling (ties), zeros, a lone
+/// value, subnormal (1 / d overflows) and huge magnitudes, NaN and inf, and plain random
+/// data at several scales.
+fn quantizer_inputs(rng: &mut Rng) -> Vec<f32> {
+    let mut x = Vec::new();
+    // amax 127 makes d = 1 and id = 1, so k + 0.5 is an exact tie.
+    x.push(127.0);
+    x.extend((0..31).map(|k| k as f32 - 15.5));
+    x.push(-127.0);
+    x.extend((0..31).map(|k| -(k as f32) * 0.5));
+    x.extend([0.0f32; 32]);
+    x.extend((0..32).map(|k| if k == 17 { -3.0 } else { 0.0 }));
+    x.extend((0..32).map(|k| (k as f32 - 16.0) * 1e-40));
+    x.extend((0..32).map(|k| (k as f32 - 16.0) * 1e36));
+    // Non-finite inputs: NaN is left out of amax; inf makes d infinite.
+    x.extend((0..32).map(|k| if k == 3 { f32::NAN } else { k as f32 }));
+    x.extend((0..32).map(|k| if k == 9 { f32::NEG_INFINITY } else { k as f32 }));
+    for _ in 0..40 {
+        let scale = 10f32.powf(rng.uniform(-6.0, 6.0));
+        x.extend(rng.vec_f32(32, scale));
+    }
+    x
+}
+
+#[test]
+fn simd_quantizers_are_bit_exact() {
+    let mut rng = Rng::new(4);
+    let x = quantizer_inputs(&mut rng);
+    let mut checked = 0;
+    for act in [DType::Q8_0, DType::Q8_1] {
+        let scalar = quantize_fn(act, SimdLevel::Scalar).unwrap();
+        for level in simd_levels() {
+            let Some(simd) = quantize_fn(act, level) else {
+                continue;
+            };
+            for nb in [1, 2, 3, 7, x.len() / 32] {
+                let mut want = vec![0u8; nb * act.type_size()];
+                let mut got = vec![0xaa; nb * act.type_size()];
+                scalar(&x[..nb * 32], &mut want);
+                simd(&x[..nb * 32], &mut got);
+                for (b, (g, w)) in got
+                    .chunks_exact(act.type_size())
+                    .zip(want.chunks_exact(act.type_size()))
+                    .enumerate()
+                {
+                    assert_eq!(g, w, "{act} {level:?} block {b}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Avx2.is_supported() {
+        assert!(checked >= 10, "AVX2 quantizers not found");
+    }
+    let _ = checked;
+}

@@ -39,6 +39,8 @@ mod avx512;
 mod golden_tests;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "x86_64")]
+mod quantize_avx2;
 mod scalar;
 
 /// Elements per block in every format of this family.
@@ -56,11 +58,18 @@ pub(in crate::quant) fn dequantize_fn(dtype: DType) -> Option<DequantizeFn> {
     }
 }
 
+/// Scalar quantizers for Q4_0 (weights), Q8_0 and Q8_1 (activations); AVX2 versions of
+/// the activation quantizers (bit-identical to scalar), which AVX-512 runs reach through
+/// the fallback order. The caller has checked that the CPU supports `level`.
 pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<QuantizeFn> {
     match (dtype, level) {
         (DType::Q4_0, SimdLevel::Scalar) => Some(scalar::quantize_q4_0),
         (DType::Q8_0, SimdLevel::Scalar) => Some(scalar::quantize_q8_0),
         (DType::Q8_1, SimdLevel::Scalar) => Some(scalar::quantize_q8_1),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q8_0, SimdLevel::Avx2) => Some(quantize_avx2::quantize_q8_0),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q8_1, SimdLevel::Avx2) => Some(quantize_avx2::quantize_q8_1),
         _ => None,
     }
 }

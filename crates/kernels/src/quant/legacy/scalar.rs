@@ -23,8 +23,8 @@ const Q4_0_SIZE: usize = 18;
 const Q4_1_SIZE: usize = 20;
 const Q5_0_SIZE: usize = 22;
 const Q5_1_SIZE: usize = 24;
-const Q8_0_SIZE: usize = 34;
-const Q8_1_SIZE: usize = 40;
+pub(super) const Q8_0_SIZE: usize = 34;
+pub(super) const Q8_1_SIZE: usize = 40;
 
 #[inline]
 fn f16_at(b: &[u8], off: usize) -> f32 {
@@ -131,7 +131,7 @@ pub(super) fn dequantize_q8_1(src: &[u8], dst: &mut [f32]) {
     }
 }
 
-fn check_quant(src: &[f32], dst: &[u8], size: usize, name: &str) {
+pub(super) fn check_quant(src: &[f32], dst: &[u8], size: usize, name: &str) {
     assert!(
         src.len().is_multiple_of(QK) && dst.len() == src.len() / QK * size,
         "{name} quantize: {} elements do not fit {} bytes",
@@ -140,10 +140,16 @@ fn check_quant(src: &[f32], dst: &[u8], size: usize, name: &str) {
     );
 }
 
-/// Symmetric 8-bit quantization of one block: `d = amax / 127`, `q = round(x / d)` computed
-/// as `x * (1 / d)` in f32 and rounded half away from zero (C `roundf`, Rust
-/// `f32::round`), so |q| <= 127. An all-zero block gets `d = 0` and zero quants. Returns
-/// `(d, qs)` with `d` unrounded (Q8_0 stores it as f16, Q8_1 as f32).
+/// Symmetric 8-bit quantization of one block: `amax` = largest `|x|` (NaNs ignored),
+/// `d = amax / 127`, `q = round(x / d)` computed as `x * (1 / d)` in f32 and rounded half
+/// away from zero (C `roundf`, Rust `f32::round`), then clamped to [-127, 127] with NaN
+/// giving 0. An all-zero block gets `d = 0` and zero quants. Returns `(d, qs)` with `d`
+/// unrounded (Q8_0 stores it as f16, Q8_1 as f32).
+///
+/// This is GGML's method; the clamp only matters where GGML's would overflow: when
+/// `1 / d` is infinite (`amax` below about 3.7e-37) GGML's products become ±inf and NaN
+/// and its quants ±128/0. Keeping quants in [-127, 127] is what lets the AVX2 dot products
+/// use the sign trick on activations.
 #[inline]
 pub(super) fn quantize_block_i8(x: &[f32]) -> (f32, [i8; QK]) {
     let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -151,7 +157,7 @@ pub(super) fn quantize_block_i8(x: &[f32]) -> (f32, [i8; QK]) {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut qs = [0i8; QK];
     for (q, v) in qs.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+        *q = (v * id).round().clamp(-127.0, 127.0) as i8;
     }
     (d, qs)
 }
