@@ -23,8 +23,15 @@
 //! `d * sum(qs)`, so the Q4_1/Q5_1 dot products can add `m * s` once per block for the
 //! `m` part of the weight.
 //!
-//! The scalar code in [`scalar`] is the specification (formulas documented there); the
-//! SIMD files must match it (integer sums exactly, float sums within reassociation error).
+//! Files: `scalar.rs` is the specification (dequantizers, the Q4_0/Q8_0/Q8_1 quantizers
+//! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
+//! per SIMD level, which compute the same exact per-block integer sums and differ only in
+//! float summation order; `quantize_avx2.rs` quantizes activations bit-identically to
+//! scalar; `golden_tests.rs` checks the scalar code against the `gguf` package.
+//!
+//! Activation quants are in [-127, 127] (our quantizers clamp; `sanitize_random_blocks`
+//! keeps random Q8_0/Q8_1 blocks so). The AVX2 dot products rely on that (sign trick); the
+//! scalar, AVX-512 and NEON ones are exact for any bytes.
 
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
