@@ -143,6 +143,14 @@ mod scalar {
     }
 }
 
+/// Weight encodings of the SIMD kernels' `KIND` parameter.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const WEIGHTS_F32: u8 = 0;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const WEIGHTS_F16: u8 = 1;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+const WEIGHTS_BF16: u8 = 2;
+
 /// Defines the safe [`VecDotFn`] wrapper `$name` around `unsafe fn $kernel(n, w, a)`.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! float_dot_wrapper {
@@ -161,19 +169,19 @@ macro_rules! float_dot_wrapper {
 /// steps, then a scalar tail.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::check_float_dot;
+    use super::{check_float_dot, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
     use crate::half::{bf16_to_f32, f16_to_f32};
     use std::arch::x86_64::*;
 
-    /// Eight weights at element `i` widened to f32; `kind` 0 = f32, 1 = f16, 2 = bf16.
+    /// Eight weights at element `i` widened to f32.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load8<const KIND: u8>(w: *const u8, i: usize) -> __m256 {
         // SAFETY: the caller guarantees elements i..i + 8 are inside the row.
         unsafe {
             match KIND {
-                0 => _mm256_loadu_ps((w as *const f32).add(i)),
-                1 => _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i) as *const __m128i)),
+                WEIGHTS_F32 => _mm256_loadu_ps((w as *const f32).add(i)),
+                WEIGHTS_F16 => _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i) as *const __m128i)),
                 _ => {
                     let h = _mm_loadu_si128(w.add(2 * i) as *const __m128i);
                     _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
@@ -211,8 +219,8 @@ mod avx2 {
             // SAFETY: i < n, inside both rows.
             let (wi, ai) = unsafe {
                 let wi = match KIND {
-                    0 => (w as *const f32).add(i).read_unaligned(),
-                    1 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
+                    WEIGHTS_F32 => (w as *const f32).add(i).read_unaligned(),
+                    WEIGHTS_F16 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
                     _ => bf16_to_f32((w as *const u16).add(i).read_unaligned()),
                 };
                 (wi, a.add(i).read_unaligned())
@@ -226,17 +234,17 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<0>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
     }
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<1>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
     }
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<2>(n, w, a) }
+        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
     }
 
     float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
@@ -248,7 +256,7 @@ mod avx2 {
 /// then one masked step for the last `n % 16` elements (masked-off lanes are not read).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::check_float_dot;
+    use super::{check_float_dot, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
     use std::arch::x86_64::*;
 
     /// Weights `i..i + 16` (lanes beyond `mask` read as zero and not touched in memory).
@@ -258,8 +266,10 @@ mod avx512 {
         // SAFETY: the caller guarantees the unmasked elements are inside the row.
         unsafe {
             match KIND {
-                0 => _mm512_maskz_loadu_ps(mask, (w as *const f32).add(i)),
-                1 => _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.add(2 * i) as *const i16)),
+                WEIGHTS_F32 => _mm512_maskz_loadu_ps(mask, (w as *const f32).add(i)),
+                WEIGHTS_F16 => {
+                    _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, w.add(2 * i) as *const i16))
+                }
                 _ => {
                     let h = _mm256_maskz_loadu_epi16(mask, w.add(2 * i) as *const i16);
                     _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16))
@@ -303,17 +313,17 @@ mod avx512 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<0>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
     }
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<1>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
     }
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
     unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<2>(n, w, a) }
+        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
     }
 
     float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
@@ -326,7 +336,7 @@ mod avx512 {
 /// since Rust's `float16x4_t` intrinsics are not stable.
 #[cfg(target_arch = "aarch64")]
 mod neon {
-    use super::check_float_dot;
+    use super::{check_float_dot, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
     use crate::half::{bf16_to_f32, f16_to_f32};
     use std::arch::aarch64::*;
 
@@ -336,8 +346,8 @@ mod neon {
         // SAFETY: the caller guarantees elements i..i + 4 are inside the row.
         unsafe {
             match KIND {
-                0 => vld1q_f32((w as *const f32).add(i)),
-                1 => {
+                WEIGHTS_F32 => vld1q_f32((w as *const f32).add(i)),
+                WEIGHTS_F16 => {
                     let h = vld1_u16((w as *const u16).add(i));
                     let out: float32x4_t;
                     std::arch::asm!(
@@ -383,8 +393,8 @@ mod neon {
             // SAFETY: i < n, inside both rows.
             let (wi, ai) = unsafe {
                 let wi = match KIND {
-                    0 => (w as *const f32).add(i).read_unaligned(),
-                    1 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
+                    WEIGHTS_F32 => (w as *const f32).add(i).read_unaligned(),
+                    WEIGHTS_F16 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
                     _ => bf16_to_f32((w as *const u16).add(i).read_unaligned()),
                 };
                 (wi, a.add(i).read_unaligned())
@@ -398,17 +408,17 @@ mod neon {
     #[target_feature(enable = "neon")]
     unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<0>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
     }
     #[target_feature(enable = "neon")]
     unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<1>(n, w, a) }
+        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
     }
     #[target_feature(enable = "neon")]
     unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
         // SAFETY: forwarded caller contract.
-        unsafe { dot::<2>(n, w, a) }
+        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
     }
 
     float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
