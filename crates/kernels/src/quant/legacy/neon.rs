@@ -6,8 +6,9 @@
 //! against a per-byte mask), multiplied with the activation's i8 quants by widening
 //! `smull` into exact i16 products, pairwise-added into four exact i32 partial sums,
 //! converted to f32 and accumulated by `d_w * d_a`; two blocks per iteration into two
-//! accumulators, `m_w * s_a` summed in a scalar. Compile-checked only in this project's CI
-//! (no aarch64 machine); the same tests as x86 run on aarch64 hosts.
+//! accumulators, `m_w * s_a` summed in a scalar. The x86 tests run on aarch64 too, e.g.
+//! under `qemu-aarch64` (linker `aarch64-linux-gnu-gcc`, runner `qemu-aarch64 -L
+//! /usr/aarch64-linux-gnu`).
 
 use super::check_dot_args;
 use crate::half::f16_to_f32;
