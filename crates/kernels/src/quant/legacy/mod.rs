@@ -1,29 +1,186 @@
-//! 32-element block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the activation format Q8_1.
+//! GGML's 32-element block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the activation format
+//! Q8_1: byte layouts, kernel lookup and random-block sanitizing.
 //!
-//! (Skeleton: filled in by the legacy-formats work.)
+//! Layouts (little-endian, no padding, byte-exact with GGUF files; learned from the GGML
+//! type traits and the `gguf` Python package's `gguf.quants` numpy reference, and checked
+//! against it). "f16" is the raw IEEE binary16 bit pattern. Element `j` of a block is
+//! `j` in `0..32`; "q" is its stored quant.
+//!
+//! | type | bytes | fields (offsets)                                  | value of element `j`        |
+//! |------|-------|---------------------------------------------------|-----------------------------|
+//! | Q4_0 | 18    | d:f16 @0, qs:[u8;16] @2                           | `(q - 8) * d`               |
+//! | Q4_1 | 20    | d:f16 @0, m:f16 @2, qs:[u8;16] @4                 | `q * d + m`                 |
+//! | Q5_0 | 22    | d:f16 @0, qh:u32 @2, qs:[u8;16] @6                | `(q - 16) * d`              |
+//! | Q5_1 | 24    | d:f16 @0, m:f16 @2, qh:u32 @4, qs:[u8;16] @8      | `q * d + m`                 |
+//! | Q8_0 | 34    | d:f16 @0, qs:[i8;32] @2                           | `q * d`                     |
+//! | Q8_1 | 40    | d:f32 @0, s:f32 @4, qs:[i8;32] @8                 | `q * d`                     |
+//!
+//! 4-bit quants: byte `qs[i]` (i < 16) holds element `i` in its low nibble and element
+//! `i + 16` in its high nibble. 5-bit quants add bit `j` of `qh` as bit 4 of element `j`.
+//!
+//! Q8_1 is Kaiyuan's own layout for the 40-byte size the `gguf` package reports (GGML's
+//! current in-memory Q8_1 uses f16 d and s; Q8_1 never appears in model files). `s` is
+//! `d * sum(qs)`, so the Q4_1/Q5_1 dot products can add `m * s` once per block for the
+//! `m` part of the weight.
+//!
+//! Files: `scalar.rs` is the specification (dequantizers, the Q4_0/Q8_0/Q8_1 quantizers
+//! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
+//! per SIMD level, which compute the same exact per-block integer sums and differ only in
+//! float summation order; `quantize_avx2.rs` quantizes activations bit-identically to
+//! scalar; `golden_tests.rs` checks the scalar code against the `gguf` package.
+//!
+//! Activation quants are in [-127, 127] (our quantizers clamp; `sanitize_random_blocks`
+//! keeps random Q8_0/Q8_1 blocks so). The AVX2 dot products rely on that (sign trick); the
+//! scalar, AVX-512 and NEON ones are exact for any bytes.
 
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
+use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
-pub(in crate::quant) fn dequantize_fn(_dtype: DType) -> Option<DequantizeFn> {
-    None
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(test)]
+mod golden_tests;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod quantize_avx2;
+mod scalar;
+
+/// Elements per block in every format of this family.
+pub(crate) const QK: usize = 32;
+
+pub(in crate::quant) fn dequantize_fn(dtype: DType) -> Option<DequantizeFn> {
+    match dtype {
+        DType::Q4_0 => Some(scalar::dequantize_q4_0),
+        DType::Q4_1 => Some(scalar::dequantize_q4_1),
+        DType::Q5_0 => Some(scalar::dequantize_q5_0),
+        DType::Q5_1 => Some(scalar::dequantize_q5_1),
+        DType::Q8_0 => Some(scalar::dequantize_q8_0),
+        DType::Q8_1 => Some(scalar::dequantize_q8_1),
+        _ => None,
+    }
 }
 
-pub(in crate::quant) fn quantize_fn(_dtype: DType, _level: SimdLevel) -> Option<QuantizeFn> {
-    None
+/// Scalar quantizers for Q4_0 (weights), Q8_0 and Q8_1 (activations); AVX2 versions of
+/// the activation quantizers (bit-identical to scalar), which AVX-512 runs reach through
+/// the fallback order. The caller has checked that the CPU supports `level`.
+pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<QuantizeFn> {
+    match (dtype, level) {
+        (DType::Q4_0, SimdLevel::Scalar) => Some(scalar::quantize_q4_0),
+        (DType::Q8_0, SimdLevel::Scalar) => Some(scalar::quantize_q8_0),
+        (DType::Q8_1, SimdLevel::Scalar) => Some(scalar::quantize_q8_1),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q8_0, SimdLevel::Avx2) => Some(quantize_avx2::quantize_q8_0),
+        #[cfg(target_arch = "x86_64")]
+        (DType::Q8_1, SimdLevel::Avx2) => Some(quantize_avx2::quantize_q8_1),
+        _ => None,
+    }
 }
 
-pub(in crate::quant) fn vec_dot_fn(_dtype: DType, _level: SimdLevel) -> Option<VecDotFn> {
-    None
+/// The caller ([`crate::quant::vec_dot_fn`]) has already checked that the CPU supports
+/// `level`; the SIMD tables rely on that.
+pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
+    match level {
+        SimdLevel::Scalar => scalar_vec_dot(dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => avx2::vec_dot_fn(dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512::vec_dot_fn(dtype),
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => neon::vec_dot_fn(dtype),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+fn scalar_vec_dot(dtype: DType) -> Option<VecDotFn> {
+    match dtype {
+        DType::Q4_0 => Some(scalar::vec_dot_q4_0_q8_0),
+        DType::Q4_1 => Some(scalar::vec_dot_q4_1_q8_1),
+        DType::Q5_0 => Some(scalar::vec_dot_q5_0_q8_0),
+        DType::Q5_1 => Some(scalar::vec_dot_q5_1_q8_1),
+        DType::Q8_0 => Some(scalar::vec_dot_q8_0_q8_0),
+        _ => None,
+    }
+}
+
+/// Checks the slice lengths every dot product in this family relies on: `n` is whole
+/// blocks and both rows hold at least `n` elements. Panics on a caller bug.
+#[inline]
+pub(crate) fn check_dot_args(n: usize, w: &[u8], w_size: usize, a: &[u8], a_size: usize) -> usize {
+    assert!(
+        n.is_multiple_of(QK),
+        "legacy dot: n = {n} is not whole 32-element blocks"
+    );
+    let nb = n / QK;
+    assert!(
+        w.len() >= nb * w_size && a.len() >= nb * a_size,
+        "legacy dot: rows too short for n = {n} (w {} bytes, a {} bytes)",
+        w.len(),
+        a.len()
+    );
+    nb
 }
 
 /// Overwrites the scale fields of random bytes `blocks` of `dtype` with finite, sane
 /// values; returns false if `dtype` is not in this family. For tests and benchmarks.
+///
+/// Scales `d` (and mins `m`) get a random sign and a magnitude in [1e-4, 0.1]; quants stay
+/// random, except that an i8 quant of -128 becomes -127 in Q8_0/Q8_1 blocks (GGML's and
+/// our quantizers never produce -128, and the SIMD kernels assume activation quants lie in
+/// [-127, 127]). Q8_1 gets a positive f32 `d` and the matching `s = d * sum(qs)`.
 pub(in crate::quant) fn sanitize_random_blocks(
-    _dtype: DType,
-    _blocks: &mut [u8],
-    _rng: &mut crate::quant::testing::Rng,
+    dtype: DType,
+    blocks: &mut [u8],
+    rng: &mut crate::quant::testing::Rng,
 ) -> bool {
-    false
+    let scale = |rng: &mut crate::quant::testing::Rng| {
+        let mag = rng.uniform(1e-4, 0.1);
+        let v = if rng.next_u32() & 1 == 1 { -mag } else { mag };
+        f32_to_f16(v).to_le_bytes()
+    };
+    let size = dtype.type_size();
+    match dtype {
+        DType::Q4_0 | DType::Q5_0 => {
+            for b in blocks.chunks_exact_mut(size) {
+                b[0..2].copy_from_slice(&scale(rng));
+            }
+        }
+        DType::Q4_1 | DType::Q5_1 => {
+            for b in blocks.chunks_exact_mut(size) {
+                b[0..2].copy_from_slice(&scale(rng));
+                b[2..4].copy_from_slice(&scale(rng));
+            }
+        }
+        DType::Q8_0 => {
+            for b in blocks.chunks_exact_mut(size) {
+                b[0..2].copy_from_slice(&scale(rng));
+                for q in &mut b[2..] {
+                    if *q == 0x80 {
+                        *q = 0x81;
+                    }
+                }
+            }
+        }
+        DType::Q8_1 => {
+            for b in blocks.chunks_exact_mut(size) {
+                let d = rng.uniform(1e-4, 0.1);
+                let mut sum = 0i32;
+                for q in &mut b[8..] {
+                    if *q == 0x80 {
+                        *q = 0x81;
+                    }
+                    sum += *q as i8 as i32;
+                }
+                b[0..4].copy_from_slice(&d.to_le_bytes());
+                b[4..8].copy_from_slice(&(d * sum as f32).to_le_bytes());
+            }
+        }
+        _ => return false,
+    }
+    true
 }

@@ -1,0 +1,257 @@
+//! AVX2 + FMA + F16C dot products for the legacy formats (`SimdLevel::Avx2`).
+//!
+//! Technique (the usual one for GGML-style blocks, written from the layout): each block's
+//! 32 weight quants are unpacked into one 256-bit vector of bytes (low nibbles in the low
+//! 128-bit lane = elements 0..15, high nibbles in the high lane = 16..31, 5th bits spread
+//! from `qh` by a byte shuffle and a bit-mask compare), multiplied with the activation's
+//! 32 i8 quants into eight exact i32 partial sums (`vpmaddubsw` + `vpmaddwd`, with the
+//! sign trick for signed weights), converted to f32 and accumulated with one FMA by
+//! `d_w * d_a`. Two blocks per iteration into two accumulators; an odd last block goes
+//! into the first. The `m_w * s_a` terms of the `_1` formats are summed in a scalar.
+//! Float results therefore differ from the scalar reference only by reassociation.
+//!
+//! The loop is kept off the shuffle port where it can be: nibbles come from a broadcasting
+//! load plus a variable shift of the high lane, f16 scales are converted straight from
+//! memory, so each block costs one scale broadcast (plus the `qh` byte shuffle for Q5).
+
+use crate::quant::legacy::check_dot_args;
+use crate::quant::VecDotFn;
+use crate::DType;
+use std::arch::x86_64::*;
+
+/// Eight i32 sums of four `q[k] * y[k]` each, `q` unsigned bytes. `vpmaddubsw` saturates
+/// the i16 sum of each adjacent pair of products, so this is exact when
+/// `2 * q * |y| <= 32767`: always for the 4- and 5-bit quants (q <= 31), and for
+/// `q <= 128` when `|y| <= 127` (the sign trick below).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_u8_i8(q: __m256i, y: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1))
+}
+
+/// Eight i32 sums of four `x[k] * y[k]` each, both signed: `|x| * (y * sign(x))`.
+/// `|x|` fits an unsigned byte even for -128; `y` must not be -128 (negating it wraps),
+/// which holds for activations from Kaiyuan's quantizers (|q| <= 127).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+    dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
+}
+
+pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
+    match dtype {
+        DType::Q4_0 => Some(vec_dot_q4_0_q8_0),
+        DType::Q4_1 => Some(vec_dot_q4_1_q8_1),
+        DType::Q5_0 => Some(vec_dot_q5_0_q8_0),
+        DType::Q5_1 => Some(vec_dot_q5_1_q8_1),
+        DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
+        _ => None,
+    }
+}
+
+/// The f16 at `p` (unaligned) widened to f32, exactly. Reads 8 bytes (so that the load
+/// folds into `vcvtph2ps`, keeping it off the shuffle port).
+///
+/// # Safety
+/// Eight bytes at `p` are readable (scales sit at the start of blocks of >= 18 bytes).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees eight readable bytes at `p`.
+    let v = unsafe { _mm_loadl_epi64(p as *const __m128i) };
+    _mm_cvtss_f32(_mm_cvtph_ps(v))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f32_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees four readable bytes at `p`.
+    unsafe { (p as *const f32).read_unaligned() }
+}
+
+/// The 32 nibbles of the 16 bytes at `p`, one byte per element in element order: the
+/// bytes are broadcast to both 128-bit lanes by the load itself, and only the high lane
+/// is shifted (a variable shift), so no shuffle-port instruction is needed.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes at `p`.
+    let b = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i)) };
+    let shifted = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
+    _mm256_and_si256(shifted, _mm256_set1_epi8(0x0f))
+}
+
+/// Byte `j` = 0x10 where bit `j` of the little-endian u32 at `p` is set, else 0.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn fifth_bits(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees four readable bytes at `p`.
+    let qh = unsafe { (p as *const u32).read_unaligned() };
+    // Both 128-bit lanes hold qh's four bytes; byte j picks qh byte j / 8.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(qh as i32),
+        _mm256_setr_epi64x(
+            0,
+            0x0101_0101_0101_0101,
+            0x0202_0202_0202_0202,
+            0x0303_0303_0303_0303,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn load32(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at `p`.
+    unsafe { _mm256_loadu_si256(p as *const __m256i) }
+}
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// `acc + d * (f32 lanes of isum)`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fma_block(acc: __m256, d: f32, isum: __m256i) -> __m256 {
+    _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc)
+}
+
+/// Runs `block(i)` (returning `(d_w * d_a, i32 sums, m_w * s_a)`) for every block,
+/// two per iteration, and adds everything up.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
+    let mut acc0 = _mm256_setzero_ps();
+    let mut acc1 = _mm256_setzero_ps();
+    let mut summs = 0.0f32;
+    let mut i = 0;
+    while i + 2 <= nb {
+        let (d0, s0, m0) = block(i);
+        let (d1, s1, m1) = block(i + 1);
+        acc0 = fma_block(acc0, d0, s0);
+        acc1 = fma_block(acc1, d1, s1);
+        summs += m0 + m1;
+        i += 2;
+    }
+    if i < nb {
+        let (d0, s0, m0) = block(i);
+        acc0 = fma_block(acc0, d0, s0);
+        summs += m0;
+    }
+    hsum(_mm256_add_ps(acc0, acc1)) + summs
+}
+
+/// # Safety
+/// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has `AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    sum_blocks(nb, |i| {
+        // SAFETY: block i < nb lies inside both rows (caller contract).
+        unsafe {
+            let (bw, ba) = (w.add(i * 18), a.add(i * 34));
+            let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
+            (
+                f16_at(bw) * f16_at(ba),
+                dot_i8_i8(x, load32(ba.add(2))),
+                0.0,
+            )
+        }
+    })
+}
+
+/// # Safety
+/// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has `AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    sum_blocks(nb, |i| {
+        // SAFETY: block i < nb lies inside both rows (caller contract).
+        unsafe {
+            let (bw, ba) = (w.add(i * 22), a.add(i * 34));
+            let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
+            let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+            (
+                f16_at(bw) * f16_at(ba),
+                dot_i8_i8(x, load32(ba.add(2))),
+                0.0,
+            )
+        }
+    })
+}
+
+/// # Safety
+/// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has `AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    sum_blocks(nb, |i| {
+        // SAFETY: block i < nb lies inside both rows (caller contract).
+        unsafe {
+            let (bw, ba) = (w.add(i * 34), a.add(i * 34));
+            let isum = dot_i8_i8(load32(bw.add(2)), load32(ba.add(2)));
+            (f16_at(bw) * f16_at(ba), isum, 0.0)
+        }
+    })
+}
+
+/// # Safety
+/// `w` and `a` hold `nb` Q4_1 and Q8_1 blocks; the CPU has `AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    sum_blocks(nb, |i| {
+        // SAFETY: block i < nb lies inside both rows (caller contract).
+        unsafe {
+            let (bw, ba) = (w.add(i * 20), a.add(i * 40));
+            let isum = dot_u8_i8(nibbles(bw.add(4)), load32(ba.add(8)));
+            (
+                f16_at(bw) * f32_at(ba),
+                isum,
+                f16_at(bw.add(2)) * f32_at(ba.add(4)),
+            )
+        }
+    })
+}
+
+/// # Safety
+/// `w` and `a` hold `nb` Q5_1 and Q8_1 blocks; the CPU has `AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
+    sum_blocks(nb, |i| {
+        // SAFETY: block i < nb lies inside both rows (caller contract).
+        unsafe {
+            let (bw, ba) = (w.add(i * 24), a.add(i * 40));
+            let q = _mm256_or_si256(nibbles(bw.add(8)), fifth_bits(bw.add(4)));
+            let isum = dot_u8_i8(q, load32(ba.add(8)));
+            (
+                f16_at(bw) * f32_at(ba),
+                isum,
+                f16_at(bw.add(2)) * f32_at(ba.add(4)),
+            )
+        }
+    })
+}
+
+/// A safe [`VecDotFn`] around one kernel: checks the lengths, then calls it.
+macro_rules! avx2_wrapper {
+    ($name:ident, $kernel:ident, $w_size:literal, $a_size:literal) => {
+        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $w_size, a, $a_size);
+            // SAFETY: check_dot_args asserted that both slices hold `nb` blocks. This fn is
+            // only handed out by `vec_dot_fn` above, which `quant::vec_dot_fn` calls only
+            // after checking that the CPU supports AVX2, FMA and F16C.
+            unsafe { $kernel(nb, w.as_ptr(), a.as_ptr()) }
+        }
+    };
+}
+
+avx2_wrapper!(vec_dot_q4_0_q8_0, q4_0_q8_0, 18, 34);
+avx2_wrapper!(vec_dot_q5_0_q8_0, q5_0_q8_0, 22, 34);
+avx2_wrapper!(vec_dot_q8_0_q8_0, q8_0_q8_0, 34, 34);
+avx2_wrapper!(vec_dot_q4_1_q8_1, q4_1_q8_1, 20, 40);
+avx2_wrapper!(vec_dot_q5_1_q8_1, q5_1_q8_1, 24, 40);

@@ -1,0 +1,212 @@
+//! aarch64 NEON dot products for the legacy formats (`SimdLevel::Neon`), baseline Advanced
+//! SIMD only (no `dotprod` extension).
+//!
+//! Per block: the 32 weight quants are unpacked into two 16-byte vectors (elements 0..15
+//! from the low nibbles, 16..31 from the high nibbles, 5th bits from `qh` by a bit test
+//! against a per-byte mask), multiplied with the activation's i8 quants by widening
+//! `smull` into exact i16 products, pairwise-added into four exact i32 partial sums,
+//! converted to f32 and accumulated by `d_w * d_a`; two blocks per iteration into two
+//! accumulators, `m_w * s_a` summed in a scalar. The x86 tests run on aarch64 too, e.g.
+//! under `qemu-aarch64` (linker `aarch64-linux-gnu-gcc`, runner `qemu-aarch64 -L
+//! /usr/aarch64-linux-gnu`).
+
+use super::check_dot_args;
+use crate::half::f16_to_f32;
+use crate::quant::VecDotFn;
+use crate::DType;
+use std::arch::aarch64::*;
+
+pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
+    match dtype {
+        DType::Q4_0 => Some(vec_dot_q4_0_q8_0),
+        DType::Q4_1 => Some(vec_dot_q4_1_q8_1),
+        DType::Q5_0 => Some(vec_dot_q5_0_q8_0),
+        DType::Q5_1 => Some(vec_dot_q5_1_q8_1),
+        DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
+        _ => None,
+    }
+}
+
+/// A block's weight quants (offset removed) as two i8 vectors, and its float factors.
+struct Block {
+    x: [int8x16_t; 2],
+    y: [int8x16_t; 2],
+    d: f32,
+    ms: f32,
+}
+
+#[inline]
+fn f16_at(b: &[u8], off: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
+}
+
+#[inline]
+fn f32_at(b: &[u8], off: usize) -> f32 {
+    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn load16(b: &[u8]) -> uint8x16_t {
+    assert!(b.len() >= 16);
+    // SAFETY: 16 readable bytes checked just above; vld1q has no alignment requirement.
+    unsafe { vld1q_u8(b.as_ptr()) }
+}
+
+/// Low and high nibbles of 16 bytes: elements 0..15 and 16..31.
+#[inline]
+#[target_feature(enable = "neon")]
+fn nibbles(qs: &[u8]) -> [uint8x16_t; 2] {
+    let v = load16(qs);
+    [vandq_u8(v, vdupq_n_u8(0x0f)), vshrq_n_u8::<4>(v)]
+}
+
+/// 0x10 in byte `j` of element half `h` where bit `16 h + j` of `qh` is set.
+#[inline]
+#[target_feature(enable = "neon")]
+fn fifth_bits(qh: u32) -> [uint8x16_t; 2] {
+    let bit = vreinterpretq_u8_u64(vdupq_n_u64(0x8040_2010_0804_0201));
+    let half = |lo: u32, hi: u32| {
+        let v = vcombine_u8(vdup_n_u8(lo as u8), vdup_n_u8(hi as u8));
+        vandq_u8(vtstq_u8(v, bit), vdupq_n_u8(0x10))
+    };
+    [half(qh, qh >> 8), half(qh >> 16, qh >> 24)]
+}
+
+/// Four exact i32 partial sums of `x * y` over one block.
+#[inline]
+#[target_feature(enable = "neon")]
+fn isum(x: [int8x16_t; 2], y: [int8x16_t; 2]) -> int32x4_t {
+    let mut acc = vdupq_n_s32(0);
+    for k in 0..2 {
+        let lo = vmull_s8(vget_low_s8(x[k]), vget_low_s8(y[k]));
+        let hi = vmull_high_s8(x[k], y[k]);
+        acc = vpadalq_s16(acc, lo);
+        acc = vpadalq_s16(acc, hi);
+    }
+    acc
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn i8s(b: &[u8]) -> [int8x16_t; 2] {
+    [
+        vreinterpretq_s8_u8(load16(b)),
+        vreinterpretq_s8_u8(load16(&b[16..])),
+    ]
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn sum_blocks(nb: usize, block: impl Fn(usize) -> Block) -> f32 {
+    let mut acc = [vdupq_n_f32(0.0); 2];
+    let mut summs = 0.0f32;
+    for i in 0..nb {
+        let b = block(i);
+        let p = vcvtq_f32_s32(isum(b.x, b.y));
+        acc[i & 1] = vfmaq_n_f32(acc[i & 1], p, b.d);
+        summs += b.ms;
+    }
+    vaddvq_f32(vaddq_f32(acc[0], acc[1])) + summs
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn offset(q: [uint8x16_t; 2], off: i8) -> [int8x16_t; 2] {
+    let o = vdupq_n_s8(off);
+    [
+        vsubq_s8(vreinterpretq_s8_u8(q[0]), o),
+        vsubq_s8(vreinterpretq_s8_u8(q[1]), o),
+    ]
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn or2(a: [uint8x16_t; 2], b: [uint8x16_t; 2]) -> [uint8x16_t; 2] {
+    [vorrq_u8(a[0], b[0]), vorrq_u8(a[1], b[1])]
+}
+
+#[target_feature(enable = "neon")]
+fn q4_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    sum_blocks(nb, |i| {
+        let (bw, ba) = (&w[i * 18..i * 18 + 18], &a[i * 34..i * 34 + 34]);
+        Block {
+            x: offset(nibbles(&bw[2..]), 8),
+            y: i8s(&ba[2..]),
+            d: f16_at(bw, 0) * f16_at(ba, 0),
+            ms: 0.0,
+        }
+    })
+}
+
+#[target_feature(enable = "neon")]
+fn q5_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    sum_blocks(nb, |i| {
+        let (bw, ba) = (&w[i * 22..i * 22 + 22], &a[i * 34..i * 34 + 34]);
+        let qh = u32::from_le_bytes([bw[2], bw[3], bw[4], bw[5]]);
+        Block {
+            x: offset(or2(nibbles(&bw[6..]), fifth_bits(qh)), 16),
+            y: i8s(&ba[2..]),
+            d: f16_at(bw, 0) * f16_at(ba, 0),
+            ms: 0.0,
+        }
+    })
+}
+
+#[target_feature(enable = "neon")]
+fn q8_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    sum_blocks(nb, |i| {
+        let (bw, ba) = (&w[i * 34..i * 34 + 34], &a[i * 34..i * 34 + 34]);
+        Block {
+            x: i8s(&bw[2..]),
+            y: i8s(&ba[2..]),
+            d: f16_at(bw, 0) * f16_at(ba, 0),
+            ms: 0.0,
+        }
+    })
+}
+
+#[target_feature(enable = "neon")]
+fn q4_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    sum_blocks(nb, |i| {
+        let (bw, ba) = (&w[i * 20..i * 20 + 20], &a[i * 40..i * 40 + 40]);
+        Block {
+            x: offset(nibbles(&bw[4..]), 0),
+            y: i8s(&ba[8..]),
+            d: f16_at(bw, 0) * f32_at(ba, 0),
+            ms: f16_at(bw, 2) * f32_at(ba, 4),
+        }
+    })
+}
+
+#[target_feature(enable = "neon")]
+fn q5_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    sum_blocks(nb, |i| {
+        let (bw, ba) = (&w[i * 24..i * 24 + 24], &a[i * 40..i * 40 + 40]);
+        let qh = u32::from_le_bytes([bw[4], bw[5], bw[6], bw[7]]);
+        Block {
+            x: offset(or2(nibbles(&bw[8..]), fifth_bits(qh)), 0),
+            y: i8s(&ba[8..]),
+            d: f16_at(bw, 0) * f32_at(ba, 0),
+            ms: f16_at(bw, 2) * f32_at(ba, 4),
+        }
+    })
+}
+
+macro_rules! neon_wrapper {
+    ($name:ident, $kernel:ident, $w_size:literal, $a_size:literal) => {
+        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $w_size, a, $a_size);
+            // SAFETY: the kernel indexes the slices with bounds checks, so memory safety
+            // needs only the CPU feature: this fn is only handed out by `vec_dot_fn`,
+            // which `quant::vec_dot_fn` calls after checking that NEON is present.
+            unsafe { $kernel(nb, w, a) }
+        }
+    };
+}
+
+neon_wrapper!(vec_dot_q4_0_q8_0, q4_0_q8_0, 18, 34);
+neon_wrapper!(vec_dot_q5_0_q8_0, q5_0_q8_0, 22, 34);
+neon_wrapper!(vec_dot_q8_0_q8_0, q8_0_q8_0, 34, 34);
+neon_wrapper!(vec_dot_q4_1_q8_1, q4_1_q8_1, 20, 40);
+neon_wrapper!(vec_dot_q5_1_q8_1, q5_1_q8_1, 24, 40);
