@@ -46,7 +46,7 @@ impl<'a> WeightMatrix<'a> {
         data: &'a [u8],
     ) -> Result<WeightMatrix<'a>, OpsError> {
         // Shape first: a ragged row is malformed whatever the type's support.
-        if cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             return Err(OpsError::PartialBlock { dtype, cols });
         }
         let kernels = weight_kernels(dtype).ok_or(OpsError::UnsupportedType(dtype))?;

@@ -55,7 +55,7 @@ pub fn rope(x: &mut [f32], n_heads: usize, head_dim: usize, pos: usize, p: &Rope
         x.len()
     );
     assert!(
-        p.n_rot % 2 == 0 && p.n_rot <= head_dim,
+        p.n_rot.is_multiple_of(2) && p.n_rot <= head_dim,
         "rope: n_rot {} must be even and at most head_dim {head_dim}",
         p.n_rot
     );
