@@ -24,7 +24,7 @@ pub enum GgufError {
         file_len: u64,
     },
 
-    #[error("not a GGUF file: magic is {found:02x?} ({}), expected \"GGUF\"", String::from_utf8_lossy(.found))]
+    #[error("not a GGUF file: magic is {found:02x?} ({:?}), expected \"GGUF\"", String::from_utf8_lossy(.found))]
     BadMagic { found: [u8; 4] },
 
     #[error("big-endian GGUF is not supported ({detail})")]
@@ -36,7 +36,7 @@ pub enum GgufError {
     #[error("unsupported GGUF version {0} (supported: 2 and 3)")]
     UnsupportedVersion(u32),
 
-    #[error("{what} is {count}, but only {remaining} byte(s) remain and each needs at least {min_each}: the count is corrupt")]
+    #[error("{what} is {count}, but only {remaining} byte(s) remain and each needs at least {min_each}: the count is corrupt or the file is truncated")]
     CountTooLarge {
         what: String,
         count: u64,

@@ -9,12 +9,26 @@ fuzz_target!(|data: &[u8]| {
     let Ok(file) = GgufFile::from_bytes(data.to_vec()) else {
         return;
     };
-    let _ = (file.version(), file.alignment(), file.data_offset(), file.architecture());
+    let _ = (
+        file.version(),
+        file.alignment(),
+        file.data_offset(),
+        file.architecture(),
+    );
     for (key, value) in file.metadata() {
         assert!(file.get(key).is_some());
         let _ = value.to_string();
-        let _ = (file.get_u32(key), file.get_u64(key), file.get_f32(key), file.get_str(key));
-        let _ = (file.get_bool(key), file.get_str_array(key), file.get_i32_array(key));
+        let _ = (
+            file.get_u32(key),
+            file.get_u64(key),
+            file.get_f32(key),
+            file.get_str(key),
+        );
+        let _ = (
+            file.get_bool(key),
+            file.get_str_array(key),
+            file.get_i32_array(key),
+        );
         if let Value::Array(a) = value {
             for i in 0..a.len().min(4) {
                 assert!(a.get(i).is_some());
