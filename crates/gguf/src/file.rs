@@ -332,3 +332,9 @@ impl GgufFile {
         }
     }
 }
+
+/// A `GgufFile` is shared read-only between worker threads.
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<GgufFile>();
+};
