@@ -3,7 +3,8 @@
 //! The layout follows the GGUF specification in the ggml repository (`docs/gguf.md`):
 //! header, typed metadata key/values, tensor infos, then the tensor data section aligned
 //! to `general.alignment` (default 32). [`GgufFile::open`] validates the whole layout up
-//! front (see [`parse`](crate::parse) for the checks), so [`GgufFile::tensor_data`] is a
+//! front (every check is listed in the `parse` module and exercised by
+//! `tests/malformed.rs`), so [`GgufFile::tensor_data`] is a
 //! plain slice of the mapping. [`writer`] builds GGUF files for tests and fixtures.
 
 mod error;

@@ -329,3 +329,34 @@ impl Array {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids and names as listed by `gguf.GGUFValueType` and the GGUF specification.
+    #[test]
+    fn value_type_ids_and_names_match_the_spec() {
+        let spec = [
+            (0, "UINT8"),
+            (1, "INT8"),
+            (2, "UINT16"),
+            (3, "INT16"),
+            (4, "UINT32"),
+            (5, "INT32"),
+            (6, "FLOAT32"),
+            (7, "BOOL"),
+            (8, "STRING"),
+            (9, "ARRAY"),
+            (10, "UINT64"),
+            (11, "INT64"),
+            (12, "FLOAT64"),
+        ];
+        for (id, name) in spec {
+            let t = ValueType::from_id(id).expect("spec id is known");
+            assert_eq!((t.id(), t.name()), (id, name));
+        }
+        assert_eq!(ValueType::from_id(13), None);
+        assert_eq!(ValueType::from_id(u32::MAX), None);
+    }
+}
