@@ -1,6 +1,10 @@
 //! The `kaiyuan` binary: command-line parsing and the subcommands; the only place for
 //! `anyhow`.
 
+mod cmd;
+
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -15,9 +19,22 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Show a GGUF file's architecture, hyper-parameters, tokenizer and tensors.
+    Inspect(cmd::inspect::InspectArgs),
+}
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    let result = match cli.command {
+        Command::Inspect(args) => cmd::inspect::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line ("cannot inspect F: cause").
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

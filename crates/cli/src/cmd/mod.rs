@@ -1,0 +1,3 @@
+//! The subcommands of the `kaiyuan` binary, one module each.
+
+pub mod inspect;
