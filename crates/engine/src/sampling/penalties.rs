@@ -1,0 +1,159 @@
+//! The logit-editing stages that run before temperature, in this order:
+//! 1. [`sanitize`]: NaN → −∞; if any logit is +∞, the +∞ tokens share all probability
+//!    (they become 0, every other token −∞) — the limit of the softmax.
+//! 2. [`LogitBias::apply`]: OpenAI `logit_bias` — add the bias; exactly −100 bans the token
+//!    (−∞), exactly +100 keeps only the +100 tokens (each gets its logit + 100).
+//! 3. [`apply_repetition_penalty`]: CTRL (Keskar et al. 2019, §4.1) as in llama.cpp — over
+//!    the distinct tokens of the history's window, divide positive logits by the penalty
+//!    and multiply negative ones by it.
+//! 4. [`apply_presence_frequency`]: OpenAI's formula
+//!    `logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty`.
+//!
+//! Tokens of the history outside the vocabulary are ignored (no panic).
+
+use super::history::TokenHistory;
+use super::params::LOGIT_BIAS_LIMIT;
+
+/// Removes NaN and +∞ as described in the module docs. Returns nothing: a vector with no
+/// finite logit left is detected (and reported) by the stages that pick a token.
+pub fn sanitize(logits: &mut [f32]) {
+    let mut any_pos_inf = false;
+    for x in logits.iter_mut() {
+        if x.is_nan() {
+            *x = f32::NEG_INFINITY;
+        } else if *x == f32::INFINITY {
+            any_pos_inf = true;
+        }
+    }
+    if any_pos_inf {
+        for x in logits.iter_mut() {
+            *x = if *x == f32::INFINITY {
+                0.0
+            } else {
+                f32::NEG_INFINITY
+            };
+        }
+    }
+}
+
+/// A request's `logit_bias`, split by effect. Built once per request.
+#[derive(Clone, Debug, Default)]
+pub struct LogitBias {
+    additive: Vec<(u32, f32)>,
+    banned: Vec<u32>,
+    /// Sorted ascending.
+    forced: Vec<u32>,
+}
+
+impl LogitBias {
+    /// Splits validated `(token, bias)` pairs (each bias in −100..=100).
+    pub fn new(pairs: &[(u32, f32)]) -> LogitBias {
+        let mut bias = LogitBias::default();
+        for &(token, b) in pairs {
+            if b <= -LOGIT_BIAS_LIMIT {
+                bias.banned.push(token);
+            } else if b >= LOGIT_BIAS_LIMIT {
+                bias.forced.push(token);
+            } else if b != 0.0 {
+                bias.additive.push((token, b));
+            }
+        }
+        bias.forced.sort_unstable();
+        bias.forced.dedup();
+        bias
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.additive.is_empty() && self.banned.is_empty() && self.forced.is_empty()
+    }
+
+    pub fn apply(&self, logits: &mut [f32]) {
+        for &(token, b) in &self.additive {
+            if let Some(x) = logits.get_mut(token as usize) {
+                *x += b;
+            }
+        }
+        for &token in &self.banned {
+            if let Some(x) = logits.get_mut(token as usize) {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        if !self.forced.is_empty() {
+            // One pass over the vocabulary, walking the sorted forced ids alongside.
+            let mut next = self.forced.iter().copied().peekable();
+            for (id, x) in logits.iter_mut().enumerate() {
+                if next.peek() == Some(&(id as u32)) {
+                    next.next();
+                    *x += LOGIT_BIAS_LIMIT;
+                } else {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+        }
+    }
+}
+
+/// CTRL repetition penalty over the distinct tokens of `history`'s repetition window.
+pub fn apply_repetition_penalty(logits: &mut [f32], history: &TokenHistory, penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    for token in history.repetition_window_tokens() {
+        if let Some(x) = logits.get_mut(token as usize) {
+            if *x > 0.0 {
+                *x /= penalty;
+            } else {
+                *x *= penalty;
+            }
+        }
+    }
+}
+
+/// OpenAI presence and frequency penalties over `history`'s counted tokens.
+pub fn apply_presence_frequency(
+    logits: &mut [f32],
+    history: &TokenHistory,
+    presence: f32,
+    frequency: f32,
+) {
+    if presence == 0.0 && frequency == 0.0 {
+        return;
+    }
+    for (token, count) in history.counted_tokens() {
+        if let Some(x) = logits.get_mut(token as usize) {
+            *x -= count as f32 * frequency + presence;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_nan_and_inf() {
+        let mut v = [1.0, f32::NAN, 2.0];
+        sanitize(&mut v);
+        assert_eq!(v, [1.0, f32::NEG_INFINITY, 2.0]);
+        let mut v = [1.0, f32::INFINITY, f32::NAN, f32::INFINITY];
+        sanitize(&mut v);
+        assert_eq!(v, [f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY, 0.0]);
+    }
+
+    #[test]
+    fn bias_ban_force_add() {
+        let bias = LogitBias::new(&[(0, -100.0), (2, 100.0), (3, 0.5), (9, 1.0)]);
+        let mut v = [1.0, 2.0, 3.0, 4.0];
+        bias.apply(&mut v);
+        // 3 got +0.5 and is then masked because token 2 is forced; 9 is out of vocab.
+        assert_eq!(
+            v,
+            [
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+                103.0,
+                f32::NEG_INFINITY
+            ]
+        );
+    }
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Reference outputs of SplitMix64 and xoshiro256** for the sampler's known-answer tests.
+
+Written from the algorithms' published descriptions, not from Kaiyuan's Rust code:
+- xoshiro256** : D. Blackman and S. Vigna, "Scrambled Linear Pseudorandom Number
+  Generators", ACM TOMS 47(4), 2021 (and prng.di.unimi.it): output
+  rotl(s1 * 5, 7) * 9, then the linear engine t = s1 << 17; s2 ^= s0; s3 ^= s1;
+  s1 ^= s2; s0 ^= s3; s2 ^= t; s3 = rotl(s3, 45).
+- SplitMix64 : G. Steele, D. Lea, C. Flood, "Fast splittable pseudorandom number
+  generators", OOPSLA 2014, with the mix constants recommended by Vigna
+  (state += 0x9e3779b97f4a7c15; z ^= z >> 30; z *= 0xbf58476d1ce4e5b9;
+  z ^= z >> 27; z *= 0x94d049bb133111eb; z ^= z >> 31).
+
+Kaiyuan seeds xoshiro256** with four consecutive SplitMix64 outputs of the user's seed
+(the seeding the authors recommend). Run: python3 tools/xoshiro_reference.py
+and compare with the constants in crates/engine/src/sampling/rng.rs tests and
+crates/engine/tests/sampling.rs.
+"""
+
+MASK = (1 << 64) - 1
+
+
+def rotl(x, k):
+    return ((x << k) | (x >> (64 - k))) & MASK
+
+
+class SplitMix64:
+    def __init__(self, seed):
+        self.state = seed & MASK
+
+    def next(self):
+        self.state = (self.state + 0x9E3779B97F4A7C15) & MASK
+        z = self.state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        return z ^ (z >> 31)
+
+
+class Xoshiro256StarStar:
+    def __init__(self, state):
+        self.s = [x & MASK for x in state]
+
+    @classmethod
+    def from_seed(cls, seed):
+        sm = SplitMix64(seed)
+        return cls([sm.next() for _ in range(4)])
+
+    def next(self):
+        s = self.s
+        result = (rotl((s[1] * 5) & MASK, 7) * 9) & MASK
+        t = (s[1] << 17) & MASK
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = rotl(s[3], 45)
+        return result
+
+
+def main():
+    sm = SplitMix64(0)
+    print("splitmix64 seed 0:", [sm.next() for _ in range(4)])
+    sm = SplitMix64(1234567)
+    print("splitmix64 seed 1234567:", [sm.next() for _ in range(4)])
+    x = Xoshiro256StarStar([1, 2, 3, 4])
+    print("xoshiro256** state [1,2,3,4]:", [x.next() for _ in range(8)])
+    x = Xoshiro256StarStar.from_seed(42)
+    print("xoshiro256** seeded 42:", [x.next() for _ in range(4)])
+    x = Xoshiro256StarStar.from_seed(42)
+    print("xoshiro256** seeded 42 as f64 in [0,1):",
+          [(x.next() >> 11) * 2.0 ** -53 for _ in range(2)])
+
+
+if __name__ == "__main__":
+    main()
