@@ -12,10 +12,13 @@ Written from the algorithms' published descriptions, not from Kaiyuan's Rust cod
   z ^= z >> 27; z *= 0x94d049bb133111eb; z ^= z >> 31).
 
 Kaiyuan seeds xoshiro256** with four consecutive SplitMix64 outputs of the user's seed
-(the seeding the authors recommend). Run: python3 tools/xoshiro_reference.py
-and compare with the constants in crates/engine/src/sampling/rng.rs tests and
-crates/engine/tests/sampling.rs.
+(the seeding the authors recommend). `draw_sequence` replays the sampler's documented
+draw (no truncation) so that a seeded token sequence can be pinned forever.
+Run: python3 tools/xoshiro_reference.py and compare with the constants in
+crates/engine/src/sampling/rng.rs (tests) and crates/engine/tests/sampling.rs.
 """
+
+import math
 
 MASK = (1 << 64) - 1
 
@@ -57,6 +60,31 @@ class Xoshiro256StarStar:
         s[3] = rotl(s[3], 45)
         return result
 
+    def next_f64(self):
+        return (self.next() >> 11) * 2.0 ** -53
+
+
+def draw_sequence(seed, logits, temperature, count):
+    """Kaiyuan's documented draw without truncation: one next_f64() per token,
+    u * Z against the running sum of exp((x - max) / T) in token-id order.
+    Also returns the smallest gap between u * Z and a cumulative boundary, to show the
+    answer does not hinge on rounding."""
+    rng = Xoshiro256StarStar.from_seed(seed)
+    m = max(logits)
+    w = [math.exp((x - m) / temperature) for x in logits]
+    z = sum(w)
+    tokens, margin = [], float("inf")
+    for _ in range(count):
+        target = rng.next_f64() * z
+        cum = 0.0
+        for i, wi in enumerate(w):
+            cum += wi
+            margin = min(margin, abs(cum - target))
+            if cum > target:
+                tokens.append(i)
+                break
+    return tokens, margin
+
 
 def main():
     sm = SplitMix64(0)
@@ -69,7 +97,10 @@ def main():
     print("xoshiro256** seeded 42:", [x.next() for _ in range(4)])
     x = Xoshiro256StarStar.from_seed(42)
     print("xoshiro256** seeded 42 as f64 in [0,1):",
-          [(x.next() >> 11) * 2.0 ** -53 for _ in range(2)])
+          [x.next_f64() for _ in range(2)])
+    tokens, margin = draw_sequence(2024, [0.5, -1.0, 2.0, 1.25, 0.0, -0.5], 0.8, 24)
+    print("draw seed 2024, logits [0.5,-1,2,1.25,0,-0.5], T 0.8:", tokens,
+          "smallest gap", margin)
 
 
 if __name__ == "__main__":

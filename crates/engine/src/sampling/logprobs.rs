@@ -4,6 +4,8 @@
 //! Which vector is used (raw or processed) is chosen by
 //! [`LogprobsMode`](super::LogprobsMode).
 
+use super::math;
+
 /// The normaliser of a log-softmax.
 #[derive(Clone, Copy, Debug)]
 pub struct LogSoftmax {
@@ -15,11 +17,11 @@ impl LogSoftmax {
     /// `None` if no logit is finite (after [`sanitize`](super::penalties::sanitize) there is
     /// no NaN or +∞, so "not −∞" means finite).
     pub fn of(logits: &[f32]) -> Option<LogSoftmax> {
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = math::max(logits);
         if max == f32::NEG_INFINITY {
             return None;
         }
-        let sum: f64 = logits.iter().map(|&x| f64::from((x - max).exp())).sum();
+        let sum = math::sum_exp_f64(logits, max);
         Some(LogSoftmax {
             max,
             log_sum: sum.ln(),

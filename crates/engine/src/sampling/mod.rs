@@ -18,12 +18,15 @@
 //! output of the generator (converted by [`rng::Xoshiro256StarStar::next_f64`]); a greedy
 //! call consumes none. Sampling is single-threaded, so thread counts do not matter.
 //!
-//! After warm-up a call allocates nothing except the returned top-N list: the candidate
-//! and raw-logit buffers live in the [`Sampler`].
+//! After warm-up a call allocates nothing except the returned top-N list: the weight,
+//! candidate and raw-logit buffers live in the [`Sampler`]. All arithmetic that decides a
+//! token is portable ([`math::exp`] instead of the platform libm, `f64` sums in a fixed
+//! order), so a seed gives the same tokens on x86-64 and aarch64 alike.
 
 pub mod filters;
 pub mod history;
 pub mod logprobs;
+pub mod math;
 pub mod params;
 pub mod penalties;
 pub mod rng;
@@ -33,7 +36,7 @@ use std::fmt;
 pub use history::{TokenHistory, DEFAULT_REPETITION_WINDOW};
 pub use params::{LogprobsMode, ParamError, SamplingParams, LOGIT_BIAS_LIMIT, MAX_TOP_LOGPROBS};
 
-use filters::{Candidate, Truncation};
+use filters::{Truncation, Workspace};
 use logprobs::LogSoftmax;
 use penalties::LogitBias;
 use rng::Xoshiro256StarStar;
@@ -100,7 +103,7 @@ pub struct Sampler {
     seed: u64,
     rng: Xoshiro256StarStar,
     bias: LogitBias,
-    candidates: Vec<Candidate>,
+    workspace: Workspace,
     raw_logits: Vec<f32>,
     top_scratch: Vec<(f32, u32)>,
 }
@@ -117,7 +120,7 @@ impl Sampler {
             vocab_size,
             seed,
             rng: Xoshiro256StarStar::from_seed(seed),
-            candidates: Vec::new(),
+            workspace: Workspace::default(),
             raw_logits: Vec::new(),
             top_scratch: Vec::new(),
         })
@@ -176,9 +179,8 @@ impl Sampler {
                 top_p: p.top_p,
                 min_p: p.min_p,
             };
-            let total = filters::truncate(logits, truncation, &mut self.candidates)
-                .ok_or(SamplingError::NoCandidate)?;
-            filters::draw(&self.candidates, total, self.rng.next_f64())
+            filters::draw(logits, truncation, &mut self.workspace, &mut self.rng)
+                .ok_or(SamplingError::NoCandidate)?
         };
 
         let Some(n) = p.logprobs else {

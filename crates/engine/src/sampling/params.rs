@@ -193,7 +193,11 @@ fn check_range(
     if (lo..=hi).contains(&value) {
         Ok(())
     } else {
-        Err(ParamError::new(field, value.to_string(), format!("in {range}")))
+        Err(ParamError::new(
+            field,
+            value.to_string(),
+            format!("in {range}"),
+        ))
     }
 }
 

@@ -17,6 +17,13 @@ use super::params::LOGIT_BIAS_LIMIT;
 /// Removes NaN and +∞ as described in the module docs. Returns nothing: a vector with no
 /// finite logit left is detected (and reported) by the stages that pick a token.
 pub fn sanitize(logits: &mut [f32]) {
+    // A branch-free scan first (vectorises); the fix-up passes run only for bad input.
+    let needs_fixing = logits
+        .iter()
+        .fold(false, |bad, &x| bad | x.is_nan() | (x == f32::INFINITY));
+    if !needs_fixing {
+        return;
+    }
     let mut any_pos_inf = false;
     for x in logits.iter_mut() {
         if x.is_nan() {
