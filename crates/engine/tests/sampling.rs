@@ -230,12 +230,12 @@ fn temperature_frequencies_match_softmax() {
 #[test]
 fn top_k_returns_only_the_k_best_with_renormalised_frequencies() {
     let mut rng = Lcg(2);
-    let logits = rng.logits(1000, 3.0);
+    let logits = rng.logits(60, 4.0);
     let k = 5;
     let best: Vec<usize> = ranked(&logits)[..k].to_vec();
     let p = SamplingParams {
         top_k: k,
-        ..params(1.5, 21)
+        ..params(0.5, 21)
     };
     let counts = sample_counts(p, &logits, 20_000);
     for (id, &c) in counts.iter().enumerate() {
@@ -243,8 +243,11 @@ fn top_k_returns_only_the_k_best_with_renormalised_frequencies() {
             assert!(best.contains(&id), "token {id} is not in the top {k}");
         }
     }
-    let (want, _) = reference_distribution(&logits, 1.5, k, 1.0, 0.0);
+    let (want, _) = reference_distribution(&logits, 0.5, k, 1.0, 0.0);
     assert_frequencies(&counts, &want);
+    // Power check: temperature matters inside the top k.
+    let (at_t1, _) = reference_distribution(&logits, 1.0, k, 1.0, 0.0);
+    assert!(!binomial_violations(&counts, &at_t1).is_empty());
 }
 
 #[test]
@@ -307,18 +310,43 @@ fn min_p_keeps_tokens_above_the_relative_threshold() {
 
 #[test]
 fn top_k_then_top_p_then_min_p_compose_in_order() {
-    let mut rng = Lcg(6);
-    let logits = rng.logits(2000, 4.0);
-    let (want, gap) = reference_distribution(&logits, 1.2, 40, 0.9, 0.02);
-    assert!(gap > 1e-5);
-    let p = SamplingParams {
-        top_k: 40,
-        top_p: 0.9,
-        min_p: 0.02,
-        ..params(1.2, 61)
-    };
-    let counts = sample_counts(p, &logits, 20_000);
-    assert_frequencies(&counts, &want);
+    // 10 "head" tokens with logits 5 − 0.3·i and 90 flat "tail" tokens at 1.0, scattered
+    // over the ids by i ↦ 37·i mod 100. With k = 20 the tail contributes only its 10
+    // lowest ids, which changes top-p's renormalisation: top-k binds through top-p.
+    let mut logits = vec![0.0f32; 100];
+    for i in 0..100 {
+        logits[(37 * i) % 100] = if i < 10 { 5.0 - 0.3 * i as f32 } else { 1.0 };
+    }
+    // (top_p, min_p, the stage that must bind): A — min-p cuts more than top-p;
+    // B — top-p cuts more than min-p.
+    for (case, (top_p, min_p)) in [(0.9f32, 0.15f32), (0.8, 0.05)].into_iter().enumerate() {
+        let (tp, mp) = (f64::from(top_p), f64::from(min_p));
+        let (want, gap) = reference_distribution(&logits, 1.0, 20, tp, mp);
+        assert!(gap > 1e-3, "case {case}");
+        let p = SamplingParams {
+            top_k: 20,
+            top_p,
+            min_p,
+            ..params(1.0, 61 + case as u64)
+        };
+        let counts = sample_counts(p, &logits, 20_000);
+        assert_frequencies(&counts, &want);
+        // The stages bind: dropping top-k, or the tighter of top-p / min-p, changes the
+        // expected distribution.
+        let without_k = reference_distribution(&logits, 1.0, 0, tp, mp).0;
+        let without_tighter = if case == 0 {
+            reference_distribution(&logits, 1.0, 20, tp, 0.0).0
+        } else {
+            reference_distribution(&logits, 1.0, 20, 1.0, mp).0
+        };
+        assert!(
+            without_tighter != want,
+            "case {case}: truncation does not bind"
+        );
+        if case == 1 {
+            assert!(without_k != want, "top-k does not bind");
+        }
+    }
 }
 
 // ---------------------------------------------------------------- penalties
