@@ -19,6 +19,7 @@ crates/engine/src/sampling/rng.rs (tests) and crates/engine/tests/sampling.rs.
 """
 
 import math
+import struct
 
 MASK = (1 << 64) - 1
 
@@ -64,21 +65,37 @@ class Xoshiro256StarStar:
         return (self.next() >> 11) * 2.0 ** -53
 
 
-def draw_sequence(seed, logits, temperature, count):
-    """Kaiyuan's documented draw without truncation: one next_f64() per token,
-    u * Z against the running sum of exp((x - max) / T) in token-id order.
-    Also returns the smallest gap between u * Z and a cumulative boundary, to show the
-    answer does not hinge on rounding."""
+def draw_sequence(seed, logits, temperature, count, top_k=0, top_p=1.0, min_p=0.0):
+    """Kaiyuan's documented draw: weights exp((x - max) / T); top-k keeps the k best
+    (logit desc, id asc); top-p the shortest best-first prefix with cumulative >= top_p * Z
+    (Z over the top-k set); min-p weights >= min_p. One next_f64() per token, u * Z_kept
+    against the running sum — best-first when 0 < top_k < vocabulary, else in token-id
+    order. Also returns the smallest gap between u * Z_kept and a cumulative boundary, to
+    show the answer does not hinge on rounding."""
     rng = Xoshiro256StarStar.from_seed(seed)
     m = max(logits)
-    w = [math.exp((x - m) / temperature) for x in logits]
-    z = sum(w)
+    order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))
+    if 0 < top_k < len(logits):
+        order = order[:top_k]
+    w = {i: math.exp((logits[i] - m) / temperature) for i in order}
+    z = sum(w.values())
+    if top_p < 1.0:
+        cum, keep = 0.0, len(order)
+        for n, i in enumerate(order):
+            cum += w[i]
+            if cum >= top_p * z:
+                keep = n + 1
+                break
+        order = order[:keep]
+    order = [i for i in order if w[i] >= min_p]
+    walk_order = order if 0 < top_k < len(logits) else sorted(order)
+    z_kept = sum(w[i] for i in walk_order)
     tokens, margin = [], float("inf")
     for _ in range(count):
-        target = rng.next_f64() * z
+        target = rng.next_f64() * z_kept
         cum = 0.0
-        for i, wi in enumerate(w):
-            cum += wi
+        for i in walk_order:
+            cum += w[i]
             margin = min(margin, abs(cum - target))
             if cum > target:
                 tokens.append(i)
@@ -101,6 +118,14 @@ def main():
     tokens, margin = draw_sequence(2024, [0.5, -1.0, 2.0, 1.25, 0.0, -0.5], 0.8, 24)
     print("draw seed 2024, logits [0.5,-1,2,1.25,0,-0.5], T 0.8:", tokens,
           "smallest gap", margin)
+    # f32-rounded, as the Rust test builds them: ((1.7 * i as f64).sin() * 3.0) as f32.
+    logits = [struct.unpack("f", struct.pack("f", math.sin(1.7 * i) * 3.0))[0]
+              for i in range(64)]
+    for seed, kw in [(7, dict(top_p=0.8)), (8, dict(top_k=10, top_p=0.9, min_p=0.1)),
+                     (9, dict(min_p=0.2))]:
+        tokens, margin = draw_sequence(seed, logits, 0.9, 16, **kw)
+        print(f"draw seed {seed}, logits sin(1.7 i)*3 (64), T 0.9, {kw}:", tokens,
+              "smallest gap", margin)
 
 
 if __name__ == "__main__":

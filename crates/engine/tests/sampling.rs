@@ -553,6 +553,58 @@ fn seeded_draws_are_pinned_forever() {
     );
 }
 
+#[test]
+fn seeded_truncated_draws_are_pinned_forever() {
+    // Expected: `python3 tools/xoshiro_reference.py` (draw_sequence; its smallest gaps
+    // between a draw and a cumulative boundary are ≥ 0.005, and the top-p boundaries sit
+    // ≥ 0.004 away from the threshold, far above f32 rounding).
+    let logits: Vec<f32> = (0..64)
+        .map(|i| ((1.7 * f64::from(i)).sin() * 3.0) as f32)
+        .collect();
+    let cases: [(u64, usize, f32, f32, [u32; 16]); 3] = [
+        (
+            7,
+            0,
+            0.8,
+            0.0,
+            [45, 16, 53, 60, 60, 53, 1, 5, 23, 8, 34, 45, 60, 56, 27, 34],
+        ),
+        (
+            8,
+            10,
+            0.9,
+            0.1,
+            [27, 38, 38, 45, 1, 49, 1, 38, 45, 27, 27, 23, 49, 34, 27, 45],
+        ),
+        (
+            9,
+            0,
+            1.0,
+            0.2,
+            [1, 16, 8, 45, 56, 45, 42, 31, 8, 27, 45, 60, 12, 45, 60, 60],
+        ),
+    ];
+    for (seed, top_k, top_p, min_p, want) in cases {
+        let p = SamplingParams {
+            top_k,
+            top_p,
+            min_p,
+            ..params(0.9, seed)
+        };
+        let mut sampler = Sampler::new(p, logits.len()).expect("valid");
+        let history = TokenHistory::new();
+        let got: Vec<u32> = (0..16)
+            .map(|_| {
+                sampler
+                    .sample(&mut logits.clone(), &history)
+                    .expect("sample")
+                    .token
+            })
+            .collect();
+        assert_eq!(got, want, "seed {seed}");
+    }
+}
+
 // ---------------------------------------------------------------- validation
 
 #[test]
