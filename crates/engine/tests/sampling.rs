@@ -437,6 +437,22 @@ fn penalties_apply_after_bias_and_repetition_before_presence() {
     assert_eq!(got[0], -4.5);
 }
 
+#[test]
+fn history_tokens_outside_the_vocabulary_are_ignored() {
+    let mut history = TokenHistory::new();
+    history.push_prompt(&[u32::MAX]);
+    history.push(1_000_000);
+    history.push(1);
+    let p = SamplingParams {
+        repetition_penalty: 2.0,
+        presence_penalty: 1.0,
+        frequency_penalty: 1.0,
+        ..SamplingParams::greedy()
+    };
+    let got = processed(p, &[1.0, 4.0, -1.0], &history);
+    assert_eq!(got, [1.0, 0.0, -1.0]);
+}
+
 // ---------------------------------------------------------------- logit bias
 
 #[test]

@@ -77,6 +77,16 @@ pub struct Workspace {
     weights: Vec<f32>,
     bucket_sums: Vec<f64>,
     bucket_counts: Vec<u32>,
+    /// Each token's histogram bucket, computed once per call.
+    bucket_of: Vec<u16>,
+}
+
+impl Workspace {
+    /// A vocabulary-sized `f32` buffer for other passes of the same call, once the draw
+    /// is done with it (its contents are unspecified).
+    pub fn scratch(&mut self) -> &mut Vec<f32> {
+        &mut self.weights
+    }
 }
 
 /// Applies temperature, top-k, top-p and min-p to `logits` and draws one token with one
@@ -88,7 +98,7 @@ pub fn draw(
     rng: &mut Xoshiro256StarStar,
 ) -> Option<u32> {
     if t.top_k > 0 && t.top_k < logits.len() {
-        let total = truncate_top_k(logits, t, &mut ws.candidates, &mut ws.bucket_counts)?;
+        let total = truncate_top_k(logits, t, ws)?;
         let target = rng.next_f64() * total;
         let picked = walk(ws.candidates.iter().map(|c| c.weight), target);
         Some(ws.candidates[picked].id)
@@ -118,28 +128,31 @@ fn walk(weights: impl Iterator<Item = f32>, target: f64) -> usize {
 
 /// The top-k path: fills `candidates` with the survivors, best first, and returns the sum
 /// of their weights (≥ 1). `None` if every logit is −∞.
-fn truncate_top_k(
-    logits: &[f32],
-    t: Truncation,
-    candidates: &mut Vec<Candidate>,
-    counts: &mut Vec<u32>,
-) -> Option<f64> {
-    candidates.clear();
+fn truncate_top_k(logits: &[f32], t: Truncation, ws: &mut Workspace) -> Option<f64> {
     let max = math::max(logits);
     if max == f32::NEG_INFINITY {
         return None;
     }
+    let Workspace {
+        candidates,
+        bucket_counts: counts,
+        bucket_of,
+        ..
+    } = ws;
+    candidates.clear();
     // Histogram prefilter: count tokens per bucket of (max − logit) and keep only the
     // buckets up to the one where the count reaches k, so selection runs on a few tokens
     // instead of the whole vocabulary. Bucket order agrees with logit order.
+    bucket_of.clear();
+    bucket_of.extend(logits.iter().map(|&l| bucket(l - max)));
     counts.clear();
     counts.resize(BUCKETS, 0);
-    for &l in logits {
-        counts[bucket(l - max)] += 1;
+    for &b in bucket_of.iter() {
+        counts[usize::from(b)] += 1;
     }
     let mut seen = 0usize;
-    let mut last_bucket = BUCKETS - 1;
-    for (b, &n) in counts.iter().enumerate() {
+    let mut last_bucket = (BUCKETS - 1) as u16;
+    for (b, &n) in (0u16..).zip(counts.iter()) {
         seen += n as usize;
         if seen >= t.top_k {
             last_bucket = b;
@@ -149,9 +162,10 @@ fn truncate_top_k(
     candidates.extend(
         logits
             .iter()
+            .zip(bucket_of.iter())
             .enumerate()
-            .filter(|&(_, &logit)| logit > f32::NEG_INFINITY && bucket(logit - max) <= last_bucket)
-            .map(|(id, &logit)| Candidate {
+            .filter(|&(_, (&logit, &b))| logit > f32::NEG_INFINITY && b <= last_bucket)
+            .map(|(id, (&logit, _))| Candidate {
                 id: id as u32,
                 logit,
                 weight: 0.0,
@@ -194,9 +208,10 @@ fn scaled(logit: f32, max: f32, temperature: f32) -> f32 {
 /// Histogram bucket of a scaled logit (≤ 0): non-decreasing as the logit decreases. Top-k
 /// uses it on `logit − max` (T = 1), top-p on `(logit − max) / T`.
 #[inline(always)]
-fn bucket(scaled: f32) -> usize {
-    // `as` saturates: +∞ (from a −∞ logit) → usize::MAX → the last bucket.
-    ((-scaled * BUCKETS_PER_NAT) as usize).min(BUCKETS - 1)
+fn bucket(scaled: f32) -> u16 {
+    // min() sends +∞ (from a −∞ logit) to the last bucket; `as` truncates toward zero and
+    // saturates (−0.0 → 0).
+    (-scaled * BUCKETS_PER_NAT).min((BUCKETS - 1) as f32) as u16
 }
 
 /// The no-top-k path: `ws.weights[id]` becomes each token's weight, 0 outside top-p/min-p;
@@ -225,15 +240,23 @@ fn truncate_full(logits: &[f32], t: Truncation, ws: &mut Workspace) -> Option<f6
     } else {
         None
     };
-    for (id, (w, &l)) in ws.weights.iter_mut().zip(logits).enumerate() {
-        let in_nucleus = nucleus.is_none_or(|(cut_bucket, last)| {
-            let b = bucket(scaled(l, max, temperature));
-            b < cut_bucket
+    if let Some((cut_bucket, last)) = nucleus {
+        for (id, ((w, &l), &b)) in ws
+            .weights
+            .iter_mut()
+            .zip(logits)
+            .zip(&ws.bucket_of)
+            .enumerate()
+        {
+            let keep = b < cut_bucket
                 || (b == cut_bucket
-                    && (l > last.logit || (l == last.logit && id as u32 <= last.id)))
-        });
-        if !in_nucleus || *w < t.min_p {
-            *w = 0.0;
+                    && (l > last.logit || (l == last.logit && id as u32 <= last.id)));
+            *w = if keep { *w } else { 0.0 };
+        }
+    }
+    if t.min_p > 0.0 {
+        for w in ws.weights.iter_mut() {
+            *w = if *w >= t.min_p { *w } else { 0.0 };
         }
     }
     Some(math::sum_f64(&ws.weights))
@@ -247,15 +270,21 @@ fn nucleus_boundary(
     t: Truncation,
     target: f64,
     ws: &mut Workspace,
-) -> Option<(usize, Candidate)> {
+) -> Option<(u16, Candidate)> {
+    ws.bucket_of.clear();
+    ws.bucket_of.extend(
+        logits
+            .iter()
+            .map(|&l| bucket(scaled(l, max, t.temperature))),
+    );
     ws.bucket_sums.clear();
     ws.bucket_sums.resize(BUCKETS, 0.0);
-    for (&w, &l) in ws.weights.iter().zip(logits) {
-        ws.bucket_sums[bucket(scaled(l, max, t.temperature))] += f64::from(w);
+    for (&w, &b) in ws.weights.iter().zip(&ws.bucket_of) {
+        ws.bucket_sums[usize::from(b)] += f64::from(w);
     }
     let mut before = 0.0f64;
     let mut cut_bucket = None;
-    for (b, &s) in ws.bucket_sums.iter().enumerate() {
+    for (b, &s) in (0u16..).zip(ws.bucket_sums.iter()) {
         if before + s >= target {
             cut_bucket = Some(b);
             break;
@@ -268,9 +297,10 @@ fn nucleus_boundary(
         logits
             .iter()
             .zip(&ws.weights)
+            .zip(&ws.bucket_of)
             .enumerate()
-            .filter(|&(_, (&l, _))| bucket(scaled(l, max, t.temperature)) == cut_bucket)
-            .map(|(id, (&logit, &weight))| Candidate {
+            .filter(|&(_, (_, &b))| b == cut_bucket)
+            .map(|(id, ((&logit, &weight), _))| Candidate {
                 id: id as u32,
                 logit,
                 weight,
@@ -314,8 +344,7 @@ mod tests {
         assert!(ws.weights[500..].iter().all(|&w| w == 0.0));
         // The top-k path agrees.
         let k = Truncation { top_k: 999, ..t };
-        let total =
-            truncate_top_k(&logits, k, &mut ws.candidates, &mut ws.bucket_counts).expect("finite");
+        let total = truncate_top_k(&logits, k, &mut ws).expect("finite");
         assert_eq!(total, 500.0);
         let ids: Vec<u32> = ws.candidates.iter().map(|c| c.id).collect();
         assert_eq!(ids, (0..500).collect::<Vec<u32>>());

@@ -15,13 +15,13 @@ pub struct LogSoftmax {
 
 impl LogSoftmax {
     /// `None` if no logit is finite (after [`sanitize`](super::penalties::sanitize) there is
-    /// no NaN or +∞, so "not −∞" means finite).
-    pub fn of(logits: &[f32]) -> Option<LogSoftmax> {
+    /// no NaN or +∞, so "not −∞" means finite). `scratch` is reusable space.
+    pub fn of(logits: &[f32], scratch: &mut Vec<f32>) -> Option<LogSoftmax> {
         let max = math::max(logits);
         if max == f32::NEG_INFINITY {
             return None;
         }
-        let sum = math::sum_exp_f64(logits, max);
+        let sum = math::sum_exp_f64(logits, max, scratch);
         Some(LogSoftmax {
             max,
             log_sum: sum.ln(),
@@ -70,20 +70,20 @@ mod tests {
     #[test]
     fn log_softmax_matches_formula() {
         let v = [1.0f32, 2.0, 3.0, f32::NEG_INFINITY];
-        let norm = LogSoftmax::of(&v).expect("finite logits");
+        let norm = LogSoftmax::of(&v, &mut Vec::new()).expect("finite logits");
         let z: f64 = [1.0f64, 2.0, 3.0].iter().map(|x| x.exp()).sum();
         for &x in &v[..3] {
             let want = f64::from(x) - z.ln();
             assert!((f64::from(norm.logprob(x)) - want).abs() < 1e-6);
         }
         assert_eq!(norm.logprob(f32::NEG_INFINITY), f32::NEG_INFINITY);
-        assert!(LogSoftmax::of(&[f32::NEG_INFINITY; 3]).is_none());
+        assert!(LogSoftmax::of(&[f32::NEG_INFINITY; 3], &mut Vec::new()).is_none());
     }
 
     #[test]
     fn top_n_orders_and_breaks_ties_by_id() {
         let v = [0.5f32, 2.0, 2.0, f32::NEG_INFINITY, 3.0, 0.5];
-        let norm = LogSoftmax::of(&v).expect("finite logits");
+        let norm = LogSoftmax::of(&v, &mut Vec::new()).expect("finite logits");
         let mut scratch = Vec::new();
         let out = top_n(&v, 4, &norm, &mut scratch);
         let ids: Vec<u32> = out.iter().map(|&(id, _)| id).collect();

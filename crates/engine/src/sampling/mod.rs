@@ -198,7 +198,7 @@ impl Sampler {
         // A token was chosen, so the processed logits have a finite entry, and bias and
         // penalties never turn −∞ into a finite value: the raw logits have one too. The
         // `None` arm is defensive.
-        let Some(norm) = LogSoftmax::of(source) else {
+        let Some(norm) = LogSoftmax::of(source, self.workspace.scratch()) else {
             return Ok(Sampled {
                 token,
                 logprob: Some(f32::NEG_INFINITY),
