@@ -11,7 +11,7 @@
 //! Without a seed, [`entropy_seed`] draws one from the operating system's hash keys
 //! (`std::hash::RandomState`), the clock, the thread and a process-wide counter; std only.
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// SplitMix64: a 64-bit counter passed through a bijective mixer. Used only to expand one
@@ -100,7 +100,7 @@ pub fn entropy_seed() -> u64 {
         .unwrap_or(0);
     hasher.write_u128(now);
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher.write(format!("{:?}", std::thread::current().id()).as_bytes());
+    std::thread::current().id().hash(&mut hasher);
     let marker = 0u8;
     hasher.write_usize(std::ptr::addr_of!(marker) as usize);
     SplitMix64::new(hasher.finish()).next_u64()
