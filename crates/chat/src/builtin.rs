@@ -5,56 +5,16 @@
 /// Names accepted by [`builtin`].
 pub const BUILTIN_NAMES: [&str; 3] = ["chatml", "llama3", "gemma"];
 
-/// Prints a message's content: a string as is, a list of parts as its text parts in order.
-macro_rules! content_macro {
-    () => {
-        "{%- macro content_text(content) -%}
-{%- if content is string -%}{{ content }}
-{%- elif content is iterable -%}{%- for part in content if part.type == 'text' -%}{{ part.text }}{%- endfor -%}
-{%- endif -%}
-{%- endmacro -%}
-"
-    };
-}
-
 /// ChatML: `<|im_start|>role\ncontent<|im_end|>\n` per message.
-const CHATML: &str = concat!(
-    content_macro!(),
-    "{%- for message in messages -%}
-{{- '<|im_start|>' + message.role + '\n' + content_text(message.content) + '<|im_end|>\n' -}}
-{%- endfor -%}
-{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\n' -}}{%- endif -%}"
-);
+const CHATML: &str = include_str!("builtin/chatml.jinja");
 
 /// Llama 3: BOS, then `<|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>` per message,
 /// content trimmed.
-const LLAMA3: &str = concat!(
-    content_macro!(),
-    "{{- bos_token -}}
-{%- for message in messages -%}
-{{- '<|start_header_id|>' + message.role + '<|end_header_id|>\n\n' + content_text(message.content) | trim + '<|eot_id|>' -}}
-{%- endfor -%}
-{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' -}}{%- endif -%}"
-);
+const LLAMA3: &str = include_str!("builtin/llama3.jinja");
 
 /// Gemma: BOS, then `<start_of_turn>user|model\ncontent<end_of_turn>\n`; Gemma has no system role,
 /// so a leading system message is put before the first user turn's text, separated by a blank line.
-const GEMMA: &str = concat!(
-    content_macro!(),
-    "{{- bos_token -}}
-{%- if messages and messages[0].role == 'system' -%}
-{%- set system_text = content_text(messages[0].content) | trim + '\n\n' -%}
-{%- set turns = messages[1:] -%}
-{%- else -%}
-{%- set system_text = '' -%}
-{%- set turns = messages -%}
-{%- endif -%}
-{%- for message in turns -%}
-{%- if message.role == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message.role -%}{%- endif -%}
-{{- '<start_of_turn>' + role + '\n' + (system_text if loop.first else '') + content_text(message.content) | trim + '<end_of_turn>\n' -}}
-{%- endfor -%}
-{%- if add_generation_prompt -%}{{- '<start_of_turn>model\n' -}}{%- endif -%}"
-);
+const GEMMA: &str = include_str!("builtin/gemma.jinja");
 
 /// The source of the built-in template called `name` (one of [`BUILTIN_NAMES`]).
 pub fn builtin(name: &str) -> Option<&'static str> {

@@ -93,7 +93,7 @@ fn dict(args: Rest<Value>, kwargs: Kwargs) -> Result<Value, Error> {
         let value: Value = kwargs.get(name)?;
         ordered.push((Value::from(name), value));
     }
-    Ok(Value::from_iter(ordered))
+    Ok(Value::from_pairs(ordered))
 }
 
 /// transformers' `tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.

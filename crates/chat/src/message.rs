@@ -10,12 +10,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// A message's `content`: a plain string, or a list of parts (`{"type": "text", "text": ...}`,
-/// `{"type": "image"}`...). Templates receive either form exactly as given, like in transformers.
+/// `{"type": "image"}`...), or any other JSON (a tool result as an object). Templates receive it
+/// exactly as given, like in transformers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Content {
     Text(String),
     Parts(Vec<Value>),
+    /// Any other JSON value; its string leaves count as message text.
+    Other(Value),
 }
 
 /// One chat message. Fields that are `None` are absent from the dict the template sees
@@ -63,6 +66,9 @@ impl Message {
                     .map(|part| map_text_part(part, untrusted))
                     .collect();
                 map.insert("content".into(), Value::Array(parts));
+            }
+            Some(Content::Other(value)) => {
+                map.insert("content".into(), map_string_leaves(value, untrusted));
             }
             None => {}
         }

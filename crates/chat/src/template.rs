@@ -112,6 +112,16 @@ impl ChatTemplate {
         segments::render_separated(self, messages, opts)
     }
 
+    /// Renders `messages` to plain text, without telling markup from content: for showing users
+    /// what the model sees (`kaiyuan template`), never for tokenizing untrusted conversations.
+    pub fn render_text(
+        &self,
+        messages: &[Message],
+        opts: &RenderOptions,
+    ) -> Result<String, ChatError> {
+        self.render_with(messages, opts, &mut |s: &str| s.to_string())
+    }
+
     /// Renders once, with `untrusted` applied to every string that came from the conversation.
     pub(crate) fn render_with(
         &self,
@@ -217,7 +227,7 @@ fn to_template_value(value: &Value) -> minijinja::Value {
         Value::Array(items) => {
             minijinja::Value::from(items.iter().map(to_template_value).collect::<Vec<_>>())
         }
-        Value::Object(fields) => minijinja::Value::from_iter(
+        Value::Object(fields) => minijinja::Value::from_pairs(
             fields
                 .iter()
                 .map(|(k, v)| (k.as_str().to_string(), to_template_value(v))),
