@@ -276,8 +276,22 @@ def main():
     for path in sorted((REPO / "testdata/golden/chat_template/templates").glob("*.jinja")):
         templates[path.stem] = path.read_text()
 
+    # One-line templates probing Python/Jinja2 semantics (printing, operators, string methods,
+    # filters, tests, macros, namespaces), each rendered over a two-message conversation.
+    snippet_conv = [user("hello"), assistant("world!")]
+    snippets = (REPO / "testdata/golden/chat_template/templates/snippets.txt").read_text().splitlines()
+
     cases = []
+    for i, line in enumerate(snippets):
+        tname = f"snippet_{i:02}"
+        templates[tname] = line
+        case = {"name": tname, "template": tname, "bos_token": None, "eos_token": None, "messages": snippet_conv,
+                "tools": None, "extra": {}, "now_unix": 0, "add_generation_prompt": False}
+        case.update(run_case(case, line))
+        cases.append(case)
     for tname, source in templates.items():
+        if tname.startswith("snippet_"):
+            continue
         bos, eos = TOKENS[tname]
         convs = [(cname, dict(messages=m, add_generation_prompt=agp)) for cname, m in GENERAL.items() for agp in (True, False)]
         convs += list(SPECIFIC.get(tname, {}).items())

@@ -42,7 +42,12 @@ pub(crate) fn build() -> Environment<'static> {
             .expect("invariant: the default delimiters are a valid syntax"),
     );
     minijinja_contrib::add_to_environment(&mut env);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(
+        |state, value, method, args| match (value.as_str(), method) {
+            (Some(text), "rsplit") => rsplit(text, args),
+            _ => minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args),
+        },
+    );
     env.set_formatter(|out, _state, value| {
         out.write_str(&pyjson::python_str(value))
             .map_err(|_| Error::new(ErrorKind::WriteFailure, "write failed"))
@@ -52,6 +57,67 @@ pub(crate) fn build() -> Environment<'static> {
     env.add_function("dict", dict);
     env.add_filter("tojson", tojson);
     env
+}
+
+/// Python's `str.rsplit(sep=None, maxsplit=-1)` (pycompat has `split` but not `rsplit`).
+fn rsplit(text: &str, args: &[Value]) -> Result<Value, Error> {
+    let sep = args.first().filter(|v| !v.is_none());
+    let max_split = match args.get(1) {
+        Some(v) => i64::try_from(v.clone())?,
+        None => -1,
+    };
+    let limit = if max_split < 0 {
+        usize::MAX
+    } else {
+        max_split as usize
+    };
+    let mut parts: Vec<String> = Vec::new();
+    match sep {
+        Some(sep) => {
+            let sep = sep.as_str().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    "rsplit separator must be a string",
+                )
+            })?;
+            if sep.is_empty() {
+                return Err(Error::new(ErrorKind::InvalidOperation, "empty separator"));
+            }
+            let mut rest = text;
+            while parts.len() < limit {
+                match rest.rfind(sep) {
+                    Some(at) => {
+                        parts.push(rest[at + sep.len()..].to_string());
+                        rest = &rest[..at];
+                    }
+                    None => break,
+                }
+            }
+            parts.push(rest.to_string());
+        }
+        None => {
+            let mut rest = text.trim_end();
+            while !rest.is_empty() {
+                if parts.len() == limit {
+                    parts.push(rest.to_string());
+                    break;
+                }
+                match rest.rfind(char::is_whitespace) {
+                    Some(at) => {
+                        let ws_len = rest[at..].chars().next().map_or(1, char::len_utf8);
+                        parts.push(rest[at + ws_len..].to_string());
+                        rest = rest[..at].trim_end();
+                    }
+                    None => {
+                        parts.push(rest.to_string());
+                        rest = "";
+                    }
+                }
+            }
+        }
+    }
+    parts.reverse();
+    Ok(Value::from(parts))
 }
 
 fn raise_exception(message: Option<Value>) -> Result<Value, Error> {
