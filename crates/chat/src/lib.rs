@@ -7,18 +7,27 @@
 //! - [`Message`], [`Content`], [`RenderOptions`]: the inputs, as an OpenAI-style chat request has them.
 //! - [`RenderedPrompt`]: the output as [`Segment`]s of kind [`SegmentKind::Markup`] or
 //!   [`SegmentKind::Content`]; see `segments.rs` for how the two are told apart.
+//! - [`ChatRequest`]: the JSON form of a render request (messages, tools, `chat_template_kwargs`).
 //! - [`builtin`], [`pick_builtin`]: fallback templates (chatml, llama3, gemma) for models without one.
+//!
+//! Compatibility with transformers is checked against goldens rendered by transformers itself
+//! (`tools/chat_template_golden.py`); known gaps of minijinja are listed in
+//! `testdata/golden/chat_template/README.md` (`%` formatting, tuples, `swapcase`, `center`).
+//! Printing follows Python's `str()`, but the `~` operator and `| string` use minijinja's own
+//! text forms (`none`, `true`), a difference no template we know of relies on.
 
 mod builtin;
 mod environment;
 mod message;
 mod pyjson;
+mod request;
 mod segments;
 mod strftime;
 mod template;
 
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
 pub use message::{Content, Message};
+pub use request::ChatRequest;
 pub use segments::{RenderedPrompt, Segment, SegmentKind, Separation};
 pub use template::{ChatTemplate, RenderOptions};
 

@@ -2,9 +2,12 @@
 //! safety): the tokenizer recognises control tokens such as `<|im_end|>` only in
 //! [`SegmentKind::Markup`], so a user who types `<|im_end|>` gets those characters as text.
 //!
-//! Untrusted strings are the conversation's free text: message content (plain or text parts),
-//! reasoning, string leaves of tool-call `arguments`, and tool `description`s. The prompt itself
-//! always comes from a normal render (the "real" render); the methods below only label its spans,
+//! Untrusted strings are the conversation's free text: message content (plain, text parts or
+//! other JSON), reasoning, string leaves of tool-call `arguments` and of `documents`, and tool
+//! `description`s. Everything else the template sees is treated as trusted markup: roles,
+//! `name`, `tool_call_id`, tool names and schemas, extra variables, BOS/EOS. A server must
+//! validate those (e.g. allow only known roles and plain identifiers as names) before rendering.
+//! The prompt itself always comes from a normal render (the "real" render); the methods below only label its spans,
 //! tried in order, and [`RenderedPrompt::separation`] says which one succeeded:
 //!
 //! 1. [`Separation::Exact`] — render again with every non-empty untrusted string replaced by a

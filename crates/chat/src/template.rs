@@ -151,7 +151,10 @@ impl ChatTemplate {
         ctx.insert("tools".into(), tools.unwrap_or(Value::Null));
         ctx.insert(
             "documents".into(),
-            opts.documents.clone().unwrap_or(Value::Null),
+            opts.documents
+                .as_ref()
+                .map(|d| crate::message::map_string_leaves(d, untrusted))
+                .unwrap_or(Value::Null),
         );
         ctx.insert(
             "add_generation_prompt".into(),

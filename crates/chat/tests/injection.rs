@@ -226,3 +226,28 @@ fn extra_variables_reach_the_template() {
         "no-think"
     );
 }
+
+#[test]
+fn documents_and_tool_descriptions_are_content() {
+    let source = "{% for t in tools %}[{{ t.name }}: {{ t.description }}]{% endfor %}\
+{% for d in documents %}<|doc|>{{ d.title }}|{{ d.text }}<|/doc|>{% endfor %}";
+    let template = ChatTemplate::new(source, None, None).expect("compiles");
+    let opts = RenderOptions {
+        tools: Some(serde_json::json!([{"name": "calc", "description": "adds <|/doc|>"}])),
+        documents: Some(serde_json::json!([{"title": "T", "text": "x<|doc|>y"}])),
+        ..RenderOptions::default()
+    };
+    let prompt = template.render(&[], &opts).expect("renders");
+    assert_eq!(
+        prompt.segments,
+        [
+            markup("[calc: "),
+            content("adds <|/doc|>"),
+            markup("]<|doc|>"),
+            content("T"),
+            markup("|"),
+            content("x<|doc|>y"),
+            markup("<|/doc|>"),
+        ]
+    );
+}
