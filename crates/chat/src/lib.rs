@@ -24,6 +24,7 @@ mod request;
 mod segments;
 mod strftime;
 mod template;
+mod token_aware;
 
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
 pub use message::{Content, Message};

@@ -21,20 +21,26 @@
 //!    text where a sentinel stood to be a substring of that string (or of its JSON-escaped form).
 //!    Longest spans are tried first (a search with backtracking and a step budget), so text the
 //!    user wrote is never taken for markup.
-//! 3. [`Separation::MarkedControlTokens`] — if the sentinel render is broken (a template sliced a
+//! 3. [`Separation::TokenAware`] — if the caller gave the control tokens
+//!    ([`crate::ChatTemplate::with_control_tokens`]) and the template tests or splits text at
+//!    control tokens (`'</think>' in content`, `.split('</think>')`, `.startswith('<tool_response>')`):
+//!    render with only the text *between* control tokens replaced by sentinels and the tokens left
+//!    in place, each tagged, then align as in 2 (see `token_aware.rs`).
+//! 4. [`Separation::MarkedControlTokens`] — if the sentinel render is broken (a template sliced a
 //!    sentinel) or took another branch (it tested the text, e.g. `startswith`), and the caller gave
 //!    the control tokens ([`crate::ChatTemplate::with_control_tokens`]): render again with every
 //!    control token inside untrusted strings wrapped in two more private-use markers. Marked
 //!    tokens become Content, everything else Markup; a marker left alone by string operations is
 //!    dropped but still ends the segment, so the text around it cannot join into a token. This is
 //!    accepted only if dropping the markers gives the real render exactly.
-//! 4. Otherwise [`crate::ChatError::Unseparable`]: it is safer to refuse than to guess.
+//! 5. Otherwise [`crate::ChatError::Unseparable`]: it is safer to refuse than to guess.
 
 use serde::Serialize;
 
 use crate::message::Message;
 use crate::pyjson::json_escaped;
 use crate::template::{ChatTemplate, RenderOptions};
+use crate::token_aware::{Delimiters, TokenAwareEncoder};
 use crate::ChatError;
 
 /// Whether a span of the prompt was written by the template or came from the conversation.
@@ -59,6 +65,7 @@ pub struct Segment {
 pub enum Separation {
     Exact,
     Aligned,
+    TokenAware,
     MarkedControlTokens,
 }
 
@@ -107,7 +114,7 @@ pub(crate) fn render_separated(
 ) -> Result<RenderedPrompt, ChatError> {
     let real = template.render_with(messages, opts, &mut |s: &str| s.to_string())?;
     let all_inputs = every_input_text(template, messages, opts);
-    let chars = unused_chars(&all_inputs, 4)?;
+    let chars = unused_chars(&all_inputs, 6)?;
     let (open, close, mark_open, mark_close) = (chars[0], chars[1], chars[2], chars[3]);
 
     let mut contents: Vec<String> = Vec::new();
@@ -118,8 +125,9 @@ pub(crate) fn render_separated(
         contents.push(s.to_string());
         format!("{open}{}{close}", contents.len() - 1)
     });
-    if let Ok(with_sentinels) = with_sentinels {
-        if let Some(pieces) = parse_sentinels(&with_sentinels, open, close, contents.len()) {
+    let plain_sentinel_render = with_sentinels.ok();
+    if let Some(with_sentinels) = &plain_sentinel_render {
+        if let Some(pieces) = parse_sentinels(with_sentinels, open, close, contents.len()) {
             if let Some(segments) = exact(&pieces, &contents, &real) {
                 return Ok(finish(segments, Separation::Exact, &real));
             }
@@ -137,6 +145,17 @@ pub(crate) fn render_separated(
                 .into(),
         ));
     }
+    if plain_sentinel_render.is_some() {
+        let delimiters = Delimiters {
+            run_open: open,
+            run_close: close,
+            tag_open: chars[4],
+            tag_close: chars[5],
+        };
+        if let Some(segments) = token_aware(template, messages, opts, &real, delimiters) {
+            return Ok(finish(segments, Separation::TokenAware, &real));
+        }
+    }
     let marked = template.render_with(messages, opts, &mut |s: &str| {
         mark_tokens(s, tokens, mark_open, mark_close)
     })?;
@@ -151,6 +170,25 @@ pub(crate) fn render_separated(
         segments,
         separation: Separation::MarkedControlTokens,
     })
+}
+
+/// Method 3: see `token_aware.rs`.
+fn token_aware(
+    template: &ChatTemplate,
+    messages: &[Message],
+    opts: &RenderOptions,
+    real: &str,
+    delimiters: Delimiters,
+) -> Option<Vec<Segment>> {
+    let tokens = template.control_tokens();
+    let mut encoder = TokenAwareEncoder::new(tokens, delimiters);
+    let rendered = template
+        .render_with(messages, opts, &mut |s: &str| encoder.encode(s))
+        .ok()?;
+    let pieces = encoder.parse(&rendered)?;
+    let segments =
+        exact(&pieces, &encoder.runs, real).or_else(|| align(&pieces, &encoder.runs, real))?;
+    Some(segments)
 }
 
 /// All text the render can see, to choose sentinel characters that cannot be forged.
@@ -174,9 +212,13 @@ fn every_input_text(template: &ChatTemplate, messages: &[Message], opts: &Render
     text
 }
 
-enum Piece {
+pub(crate) enum Piece {
+    /// Template text.
     Markup(String),
+    /// Where untrusted string `i` (or run `i`) stood: its real text is a substring of it.
     Slot(usize),
+    /// A control token that came from an untrusted string (token-aware render): exact text, Content.
+    Token(String),
 }
 
 /// Splits the sentinel render into template text and sentinels; `None` if any sentinel is
@@ -189,24 +231,26 @@ fn parse_sentinels(text: &str, open: char, close: char, count: usize) -> Option<
             return None;
         }
         pieces.push(Piece::Markup(rest[..start].to_string()));
-        let after = &rest[start + open.len_utf8()..];
-        let end = after.find(close)?;
-        let digits = &after[..end];
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let index: usize = digits.parse().ok()?;
-        if index >= count {
-            return None;
-        }
+        let (index, after) = parse_index(&rest[start + open.len_utf8()..], close, count)?;
         pieces.push(Piece::Slot(index));
-        rest = &after[end + close.len_utf8()..];
+        rest = after;
     }
     pieces.push(Piece::Markup(rest.to_string()));
     Some(pieces)
 }
 
-fn exact(pieces: &[Piece], contents: &[String], real: &str) -> Option<Vec<Segment>> {
+/// Reads `digits close` at the start of `text`: the index (< count) and the text after.
+pub(crate) fn parse_index(text: &str, close: char, count: usize) -> Option<(usize, &str)> {
+    let end = text.find(close)?;
+    let digits = &text[..end];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let index: usize = digits.parse().ok()?;
+    (index < count).then_some((index, &text[end + close.len_utf8()..]))
+}
+
+pub(crate) fn exact(pieces: &[Piece], contents: &[String], real: &str) -> Option<Vec<Segment>> {
     let segments: Vec<Segment> = pieces
         .iter()
         .map(|piece| match piece {
@@ -216,6 +260,10 @@ fn exact(pieces: &[Piece], contents: &[String], real: &str) -> Option<Vec<Segmen
             },
             Piece::Slot(i) => Segment {
                 text: contents[*i].clone(),
+                kind: SegmentKind::Content,
+            },
+            Piece::Token(text) => Segment {
+                text: text.clone(),
                 kind: SegmentKind::Content,
             },
         })
@@ -229,8 +277,8 @@ const ALIGN_BUDGET: usize = 200_000;
 
 struct Aligner<'a> {
     real: &'a str,
-    /// `markups[k]` precedes slot `k`; the last one follows the last slot.
-    markups: Vec<&'a str>,
+    /// `fixed_text[k]` (exact text) precedes slot `k`; the last one follows the last slot.
+    fixed_text: Vec<String>,
     slots: Vec<usize>,
     contents: &'a [String],
     escaped: &'a [String],
@@ -243,7 +291,7 @@ impl Aligner<'_> {
         if k == self.slots.len() {
             return pos == self.real.len();
         }
-        let next = self.markups[k + 1];
+        let next_len = self.fixed_text[k + 1].len();
         let content = &self.contents[self.slots[k]];
         let escaped = &self.escaped[self.slots[k]];
         let longest = content.len().max(escaped.len());
@@ -252,8 +300,8 @@ impl Aligner<'_> {
         let mut q = window_end;
         loop {
             let candidate = self.real.is_char_boundary(q)
-                && self.real[q..].starts_with(next)
-                && (!last || q + next.len() == self.real.len());
+                && self.real[q..].starts_with(self.fixed_text[k + 1].as_str())
+                && (!last || q + next_len == self.real.len());
             if candidate {
                 if self.budget == 0 {
                     return false;
@@ -262,7 +310,7 @@ impl Aligner<'_> {
                 let span = &self.real[pos..q];
                 if (span.is_empty() || content.contains(span) || escaped.contains(span)) && {
                     self.ends[k] = q;
-                    self.search(k + 1, q + next.len())
+                    self.search(k + 1, q + next_len)
                 } {
                     return true;
                 }
@@ -275,62 +323,60 @@ impl Aligner<'_> {
     }
 }
 
-fn align(pieces: &[Piece], contents: &[String], real: &str) -> Option<Vec<Segment>> {
-    // Normalise to markup, slot, markup, ..., markup (empty markup between adjacent slots).
-    let mut markups: Vec<&str> = vec![""];
+pub(crate) fn align(pieces: &[Piece], contents: &[String], real: &str) -> Option<Vec<Segment>> {
+    // Normalise to fixed, slot, fixed, ..., fixed; a fixed group is the exact-text pieces
+    // (markup and content tokens) between two slots, possibly none.
+    let mut fixed: Vec<Vec<Segment>> = vec![Vec::new()];
     let mut slots = Vec::new();
     for piece in pieces {
+        let group = fixed.last_mut().expect("invariant: fixed starts non-empty");
         match piece {
-            Piece::Markup(text) => {
-                let last = markups
-                    .last_mut()
-                    .expect("invariant: markups starts non-empty");
-                if last.is_empty() {
-                    *last = text;
-                } else {
-                    return None; // two markups in a row never come out of parse_sentinels
-                }
-            }
+            Piece::Markup(text) => group.push(Segment {
+                text: text.clone(),
+                kind: SegmentKind::Markup,
+            }),
+            Piece::Token(text) => group.push(Segment {
+                text: text.clone(),
+                kind: SegmentKind::Content,
+            }),
             Piece::Slot(i) => {
                 slots.push(*i);
-                markups.push("");
+                fixed.push(Vec::new());
             }
         }
     }
-    let first = markups[0];
-    if !real.starts_with(first) {
+    let fixed_text: Vec<String> = fixed
+        .iter()
+        .map(|group| group.iter().map(|s| s.text.as_str()).collect())
+        .collect();
+    if !real.starts_with(fixed_text[0].as_str()) {
         return None;
     }
     let escaped: Vec<String> = contents.iter().map(|c| json_escaped(c)).collect();
+    let start = fixed_text[0].len();
     let mut aligner = Aligner {
         real,
         escaped: &escaped,
         ends: vec![0; slots.len()],
-        markups,
+        fixed_text,
         slots,
         contents,
         budget: ALIGN_BUDGET,
     };
-    if !aligner.search(0, first.len()) {
+    if !aligner.search(0, start) {
         return None;
     }
-    let mut segments = vec![Segment {
-        text: first.to_string(),
-        kind: SegmentKind::Markup,
-    }];
-    let mut pos = first.len();
-    for k in 0..aligner.slots.len() {
+    let mut groups = fixed.into_iter();
+    let mut segments = groups.next().expect("invariant: first group");
+    let mut pos = start;
+    for (k, group) in groups.enumerate() {
         let end = aligner.ends[k];
         segments.push(Segment {
             text: real[pos..end].to_string(),
             kind: SegmentKind::Content,
         });
-        let next = aligner.markups[k + 1];
-        segments.push(Segment {
-            text: next.to_string(),
-            kind: SegmentKind::Markup,
-        });
-        pos = end + next.len();
+        pos = end + aligner.fixed_text[k + 1].len();
+        segments.extend(group);
     }
     Some(segments)
 }
