@@ -10,10 +10,12 @@
 //! a tag without its token means the template consumed the token (`split`) and is dropped.
 //! Runs are then aligned to the real render as in method 2.
 //!
-//! Residual risk: a template that cuts message text by length (`content[:n]`) exactly between a
-//! token and its tag would make that token look like markup. This method only runs when methods
-//! 1 and 2 failed, which for such slicing needs a template that also branches on the text; no
-//! template we know of slices message text at all (they slice the message list).
+//! A template that cuts message text by length (`content[:n]`) exactly between a token and its
+//! tag would make that token look like markup. This is detected when the token has a
+//! predecessor in its string (the predecessor's sentinel followed by the bare token), and the
+//! method then gives up. Residual risk: a token that *starts* its string cut off from its tag.
+//! This method only runs when methods 1 and 2 failed, which for slicing needs a template that
+//! also branches on the text; no template we know of slices message text at all.
 
 use crate::segments::{parse_index, Piece};
 
@@ -40,6 +42,9 @@ pub(crate) struct TokenAwareEncoder<'t> {
     delimiters: Delimiters,
     pub runs: Vec<String>,
     tagged: Vec<(String, Placement)>,
+    /// For each tag placed after its token: the encoded element just before the token in its
+    /// string (a run sentinel or another tag), to detect a cut between token and tag.
+    guards: Vec<Option<String>>,
 }
 
 /// Control-token occurrences in `text`, leftmost first, longest token at each position.
@@ -70,6 +75,7 @@ impl<'t> TokenAwareEncoder<'t> {
             delimiters,
             runs: Vec::new(),
             tagged: Vec::new(),
+            guards: Vec::new(),
         }
     }
 
@@ -77,15 +83,20 @@ impl<'t> TokenAwareEncoder<'t> {
     pub fn encode(&mut self, text: &str) -> String {
         let d = self.delimiters;
         let mut out = String::new();
-        let push_run = |runs: &mut Vec<String>, out: &mut String, run: &str| {
-            if !run.is_empty() {
-                out.push_str(&format!("{}{}{}", d.run_open, runs.len(), d.run_close));
-                runs.push(run.to_string());
-            }
-        };
+        // The encoded element written last in this string, if any.
+        let mut previous: Option<String> = None;
+        let push_run =
+            |runs: &mut Vec<String>, out: &mut String, previous: &mut Option<String>, run: &str| {
+                if !run.is_empty() {
+                    let sentinel = format!("{}{}{}", d.run_open, runs.len(), d.run_close);
+                    out.push_str(&sentinel);
+                    *previous = Some(sentinel);
+                    runs.push(run.to_string());
+                }
+            };
         let mut pos = 0;
         for (start, token) in find_tokens(text, self.tokens) {
-            push_run(&mut self.runs, &mut out, &text[pos..start]);
+            push_run(&mut self.runs, &mut out, &mut previous, &text[pos..start]);
             let end = start + token.len();
             let placement = if start > 0 && end == text.len() {
                 Placement::Before
@@ -94,10 +105,15 @@ impl<'t> TokenAwareEncoder<'t> {
             };
             let tag = format!("{}{}{}", d.tag_open, self.tagged.len(), d.tag_close);
             self.tagged.push((token.to_string(), placement));
+            self.guards.push(match placement {
+                Placement::After => previous.clone(),
+                Placement::Before => None,
+            });
             match placement {
                 Placement::After => {
                     out.push_str(token);
                     out.push_str(&tag);
+                    previous = Some(tag);
                 }
                 Placement::Before => {
                     out.push_str(&tag);
@@ -106,7 +122,7 @@ impl<'t> TokenAwareEncoder<'t> {
             }
             pos = end;
         }
-        push_run(&mut self.runs, &mut out, &text[pos..]);
+        push_run(&mut self.runs, &mut out, &mut previous, &text[pos..]);
         out
     }
 
@@ -114,6 +130,17 @@ impl<'t> TokenAwareEncoder<'t> {
     /// malformed.
     pub fn parse(&self, text: &str) -> Option<Vec<Piece>> {
         let d = self.delimiters;
+        // A token printed right after its predecessor but without its own tag was cut from the
+        // tag (slicing by length): it would pass for markup, so give up.
+        for (index, guard) in self.guards.iter().enumerate() {
+            if let Some(guard) = guard {
+                let bare = format!("{guard}{}", self.tagged[index].0);
+                let tagged = format!("{bare}{}{index}{}", d.tag_open, d.tag_close);
+                if text.matches(bare.as_str()).count() > text.matches(tagged.as_str()).count() {
+                    return None;
+                }
+            }
+        }
         let mut pieces = Vec::new();
         let mut markup = String::new();
         let mut rest = text;
@@ -186,6 +213,15 @@ mod tests {
             })
             .collect();
         assert_eq!(kinds, ["M[", "T<a>", "M", "S0", "M", "T</a>", "M"]);
+        // A token cut off from its tag after its predecessor is refused.
+        let mut enc2 = TokenAwareEncoder::new(&tokens, d);
+        let encoded = enc2.encode("x<a>y");
+        assert_eq!(
+            encoded,
+            "\u{F0000}0\u{F0001}<a>\u{F0002}0\u{F0003}\u{F0000}1\u{F0001}"
+        );
+        assert!(enc2.parse(&encoded).is_some());
+        assert!(enc2.parse("\u{F0000}0\u{F0001}<a>").is_none());
         // A tag whose token was split away is dropped.
         let pieces = enc.parse("\u{F0002}1\u{F0003}!").expect("parses");
         assert!(matches!(pieces.as_slice(), [Piece::Markup(t)] if t == "!"));
