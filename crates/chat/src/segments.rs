@@ -275,6 +275,10 @@ pub(crate) fn exact(pieces: &[Piece], contents: &[String], real: &str) -> Option
 /// Search steps (candidate spans checked) before alignment gives up.
 const ALIGN_BUDGET: usize = 200_000;
 
+/// Most slots alignment handles: its search recurses once per slot, and must stay well inside
+/// a 2 MiB thread stack. Longer conversations that need alignment fall through to the next method.
+const ALIGN_MAX_SLOTS: usize = 2_000;
+
 struct Aligner<'a> {
     real: &'a str,
     /// `fixed_text[k]` (exact text) precedes slot `k`; the last one follows the last slot.
@@ -344,6 +348,9 @@ pub(crate) fn align(pieces: &[Piece], contents: &[String], real: &str) -> Option
                 fixed.push(Vec::new());
             }
         }
+    }
+    if slots.len() > ALIGN_MAX_SLOTS {
+        return None;
     }
     let fixed_text: Vec<String> = fixed
         .iter()

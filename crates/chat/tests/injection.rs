@@ -345,3 +345,28 @@ fn sliced_content_keeps_tokens_in_content() {
         ]
     );
 }
+
+/// A long conversation through the alignment path (trimmed content) stays correct.
+#[test]
+fn long_trimmed_conversation_aligns() {
+    let template = ChatTemplate::new(
+        builtin("llama3").expect("llama3"),
+        Some("<|begin_of_text|>"),
+        None,
+    )
+    .expect("compiles");
+    let messages: Vec<Message> = (0..600)
+        .map(|i| {
+            let role = if i % 2 == 0 { "user" } else { "assistant" };
+            Message::text(role, &format!("  turn {i} <|eot_id|>\n"))
+        })
+        .collect();
+    let prompt = template.render(&messages, &gen()).expect("renders");
+    assert_eq!(prompt.separation, Separation::Aligned);
+    assert_eq!(count_in(&prompt, SegmentKind::Content, "<|eot_id|>"), 600);
+    assert_eq!(count_in(&prompt, SegmentKind::Markup, "<|eot_id|>"), 600);
+    assert!(prompt
+        .segments
+        .iter()
+        .any(|s| s.kind == SegmentKind::Content && s.text == "turn 599 <|eot_id|>"));
+}
