@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 
 mod float;
 mod kquants;
+mod le_bytes;
 mod legacy;
 #[doc(hidden)]
 pub mod testing;

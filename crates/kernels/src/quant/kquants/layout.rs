@@ -14,7 +14,7 @@
 //! | Q6_K | 210 | ql\[128\], qh\[64\], scales\[16\] (i8), d |
 //! | Q8_K | 292 | d (f32), qs\[256\] (i8), bsums\[16\] (i16, sum of each 16 qs) |
 
-use crate::half::f16_to_f32;
+pub(super) use crate::quant::le_bytes::{f16_at, f32_at, i16_at};
 
 /// Elements per super-block.
 pub(super) const QK_K: usize = 256;
@@ -56,24 +56,6 @@ pub(super) const Q6K_D: usize = 208;
 pub(super) const Q8K_D: usize = 0;
 pub(super) const Q8K_QS: usize = 4;
 pub(super) const Q8K_BSUMS: usize = 260;
-
-/// The f16 at byte offset `off`, as f32.
-#[inline]
-pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
-/// The f32 at byte offset `off`.
-#[inline]
-pub(super) fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// The i16 at byte offset `off`.
-#[inline]
-pub(super) fn i16_at(b: &[u8], off: usize) -> i16 {
-    i16::from_le_bytes([b[off], b[off + 1]])
-}
 
 /// Unpacks Q4_K/Q5_K's 12 scale bytes into 8 six-bit scales and 8 six-bit mins.
 ///
