@@ -201,6 +201,7 @@ macro_rules! float_dot_wrapper {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{check_float_dot, scalar_tail, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
+    use crate::quant::x86::hsum_ps;
     use std::arch::x86_64::*;
 
     /// Eight weights at element `i` widened to f32.
@@ -242,9 +243,7 @@ mod avx2 {
             }
         }
         let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let sum = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+        let sum = hsum_ps(v);
         // SAFETY: forwarded caller contract; `i <= n`.
         unsafe { scalar_tail::<KIND>(sum, i, n, w, a) }
     }

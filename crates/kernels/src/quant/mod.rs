@@ -21,6 +21,8 @@ mod le_bytes;
 mod legacy;
 #[doc(hidden)]
 pub mod testing;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Dequantizes whole blocks: `dst.len()` is a multiple of the block size and `src` holds
 /// exactly `dst.len() / block_size` blocks.

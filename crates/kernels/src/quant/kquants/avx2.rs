@@ -15,6 +15,8 @@
 use std::arch::x86_64::*;
 
 use super::layout::*;
+/// Sum of the eight f32 lanes (also used by the AVX-512 kernels).
+pub(super) use crate::quant::x86::hsum_ps;
 
 /// The f16 at byte offset `off` of `b`, converted by the F16C instruction (exact, the
 /// same value as `half::f16_to_f32`).
@@ -34,15 +36,6 @@ pub(super) fn scales_u8_both_lanes(sc: [u8; 8]) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn word_broadcast(k: i16) -> __m256i {
     _mm256_set1_epi16(((2 * k + 1) << 8) | (2 * k))
-}
-
-/// Sum of the eight f32 lanes (also used by the AVX-512 kernels).
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
 }
 
 /// From sixteen i16 sub-block scales `s` (one per 16 elements), the eight vectors that

@@ -16,6 +16,7 @@
 
 use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::legacy::check_dot_args;
+use crate::quant::x86::hsum_ps;
 use std::arch::x86_64::*;
 
 /// Eight i32 sums of four `q[k] * y[k]` each, `q` unsigned bytes. `vpmaddubsw` saturates
@@ -97,14 +98,6 @@ unsafe fn load32(p: *const u8) -> __m256i {
     unsafe { _mm256_loadu_si256(p as *const __m256i) }
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-}
-
 /// `acc + d * (f32 lanes of isum)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -134,7 +127,7 @@ fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
         acc0 = fma_block(acc0, d0, s0);
         summs += m0;
     }
-    hsum(_mm256_add_ps(acc0, acc1)) + summs
+    hsum_ps(_mm256_add_ps(acc0, acc1)) + summs
 }
 
 /// # Safety
