@@ -275,8 +275,12 @@ impl Drop for WaitForWorkers<'_> {
         let mut guard = lock_ignoring_poison(&s.lock);
         // SeqCst pairs with the workers' SeqCst decrement of `remaining`: either we see
         // 0 here or the last worker sees this flag and notifies (after taking the lock,
-        // so after we are waiting).
-        s.caller_sleeping.store(true, Ordering::SeqCst);
+        // so after we are waiting). A `swap` rather than a `store`: the same under the
+        // Rust memory model, but a read-modify-write is also a full fence under emulators
+        // (qemu-user on an x86-64 host can let an aarch64 `stlr` pass the following `ldar`,
+        // which loses this wake-up; a test under qemu hung here with the caller on `done`
+        // and every worker back on `wake`).
+        s.caller_sleeping.swap(true, Ordering::SeqCst);
         while s.remaining.load(Ordering::SeqCst) != 0 {
             guard = s.done.wait(guard).unwrap_or_else(|e| e.into_inner());
         }

@@ -124,19 +124,19 @@ mod scalar {
     use super::*;
 
     pub(super) fn vec_dot_f32(n: usize, w: &[u8], a: &[u8]) -> f32 {
-        assert!(w.len() >= n * 4 && a.len() >= n * 4);
+        check_float_dot(n, w, 4, a);
         (0..n).map(|i| f32_at(w, i) * f32_at(a, i)).sum()
     }
 
     pub(super) fn vec_dot_f16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-        assert!(w.len() >= n * 2 && a.len() >= n * 4);
+        check_float_dot(n, w, 2, a);
         (0..n)
             .map(|i| f16_to_f32(u16_at(w, i)) * f32_at(a, i))
             .sum()
     }
 
     pub(super) fn vec_dot_bf16(n: usize, w: &[u8], a: &[u8]) -> f32 {
-        assert!(w.len() >= n * 2 && a.len() >= n * 4);
+        check_float_dot(n, w, 2, a);
         (0..n)
             .map(|i| bf16_to_f32(u16_at(w, i)) * f32_at(a, i))
             .sum()
@@ -151,10 +151,41 @@ const WEIGHTS_F16: u8 = 1;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 const WEIGHTS_BF16: u8 = 2;
 
-/// Defines the safe [`VecDotFn`] wrapper `$name` around `unsafe fn $kernel(n, w, a)`.
+/// Adds `w[k] * a[k]` for `k` in `i..n` to `sum`, one element at a time, left to right:
+/// the scalar tail of the AVX2 and NEON kernels (plain f32 multiply and add, no FMA).
+///
+/// # Safety
+/// `w` holds `n` weights of kind `KIND` and `a` holds `n` f32s (no alignment needed).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline]
+unsafe fn scalar_tail<const KIND: u8>(
+    mut sum: f32,
+    mut i: usize,
+    n: usize,
+    w: *const u8,
+    a: *const f32,
+) -> f32 {
+    while i < n {
+        // SAFETY: i < n, inside both rows (caller contract).
+        let (wi, ai) = unsafe {
+            let wi = match KIND {
+                WEIGHTS_F32 => (w as *const f32).add(i).read_unaligned(),
+                WEIGHTS_F16 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
+                _ => bf16_to_f32((w as *const u16).add(i).read_unaligned()),
+            };
+            (wi, a.add(i).read_unaligned())
+        };
+        sum += wi * ai;
+        i += 1;
+    }
+    sum
+}
+
+/// Defines the safe [`VecDotFn`] wrapper `$name` around `unsafe fn $kernel(n, w, a)` (the
+/// enclosing module's `dot::<KIND>`), for weights of `$w_size` bytes each.
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 macro_rules! float_dot_wrapper {
-    ($name:ident, $kernel:ident, $w_size:literal) => {
+    ($name:ident, $kernel:expr, $w_size:literal) => {
         pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
             check_float_dot(n, w, $w_size, a);
             // SAFETY: check_float_dot asserted that both rows hold `n` elements, which is
@@ -169,8 +200,8 @@ macro_rules! float_dot_wrapper {
 /// steps, then a scalar tail.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{check_float_dot, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
-    use crate::half::{bf16_to_f32, f16_to_f32};
+    use super::{check_float_dot, scalar_tail, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
+    use crate::quant::x86::hsum_ps;
     use std::arch::x86_64::*;
 
     /// Eight weights at element `i` widened to f32.
@@ -212,44 +243,14 @@ mod avx2 {
             }
         }
         let v = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let mut sum = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-        while i < n {
-            // SAFETY: i < n, inside both rows.
-            let (wi, ai) = unsafe {
-                let wi = match KIND {
-                    WEIGHTS_F32 => (w as *const f32).add(i).read_unaligned(),
-                    WEIGHTS_F16 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
-                    _ => bf16_to_f32((w as *const u16).add(i).read_unaligned()),
-                };
-                (wi, a.add(i).read_unaligned())
-            };
-            sum += wi * ai;
-            i += 1;
-        }
-        sum
+        let sum = hsum_ps(v);
+        // SAFETY: forwarded caller contract; `i <= n`.
+        unsafe { scalar_tail::<KIND>(sum, i, n, w, a) }
     }
 
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
-    }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
-    }
-    #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
-    }
-
-    float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
-    float_dot_wrapper!(vec_dot_f16, dot_f16, 2);
-    float_dot_wrapper!(vec_dot_bf16, dot_bf16, 2);
+    float_dot_wrapper!(vec_dot_f32, dot::<WEIGHTS_F32>, 4);
+    float_dot_wrapper!(vec_dot_f16, dot::<WEIGHTS_F16>, 2);
+    float_dot_wrapper!(vec_dot_bf16, dot::<WEIGHTS_BF16>, 2);
 }
 
 /// AVX-512: four 16-lane accumulators (64 elements per iteration), then 16-lane steps,
@@ -310,25 +311,9 @@ mod avx512 {
         _mm512_reduce_add_ps(v)
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
-    }
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")]
-    unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
-    }
-
-    float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
-    float_dot_wrapper!(vec_dot_f16, dot_f16, 2);
-    float_dot_wrapper!(vec_dot_bf16, dot_bf16, 2);
+    float_dot_wrapper!(vec_dot_f32, dot::<WEIGHTS_F32>, 4);
+    float_dot_wrapper!(vec_dot_f16, dot::<WEIGHTS_F16>, 2);
+    float_dot_wrapper!(vec_dot_bf16, dot::<WEIGHTS_BF16>, 2);
 }
 
 /// NEON: four 4-lane accumulators (16 elements per iteration), then 4-lane steps, then a
@@ -336,8 +321,7 @@ mod avx512 {
 /// since Rust's `float16x4_t` intrinsics are not stable.
 #[cfg(target_arch = "aarch64")]
 mod neon {
-    use super::{check_float_dot, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
-    use crate::half::{bf16_to_f32, f16_to_f32};
+    use super::{check_float_dot, scalar_tail, WEIGHTS_BF16, WEIGHTS_F16, WEIGHTS_F32};
     use std::arch::aarch64::*;
 
     #[inline]
@@ -388,40 +372,11 @@ mod neon {
             }
         }
         let v = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
-        let mut sum = vaddvq_f32(v);
-        while i < n {
-            // SAFETY: i < n, inside both rows.
-            let (wi, ai) = unsafe {
-                let wi = match KIND {
-                    WEIGHTS_F32 => (w as *const f32).add(i).read_unaligned(),
-                    WEIGHTS_F16 => f16_to_f32((w as *const u16).add(i).read_unaligned()),
-                    _ => bf16_to_f32((w as *const u16).add(i).read_unaligned()),
-                };
-                (wi, a.add(i).read_unaligned())
-            };
-            sum += wi * ai;
-            i += 1;
-        }
-        sum
+        // SAFETY: forwarded caller contract; `i <= n`.
+        unsafe { scalar_tail::<KIND>(vaddvq_f32(v), i, n, w, a) }
     }
 
-    #[target_feature(enable = "neon")]
-    unsafe fn dot_f32(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F32>(n, w, a) }
-    }
-    #[target_feature(enable = "neon")]
-    unsafe fn dot_f16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_F16>(n, w, a) }
-    }
-    #[target_feature(enable = "neon")]
-    unsafe fn dot_bf16(n: usize, w: *const u8, a: *const f32) -> f32 {
-        // SAFETY: forwarded caller contract.
-        unsafe { dot::<WEIGHTS_BF16>(n, w, a) }
-    }
-
-    float_dot_wrapper!(vec_dot_f32, dot_f32, 4);
-    float_dot_wrapper!(vec_dot_f16, dot_f16, 2);
-    float_dot_wrapper!(vec_dot_bf16, dot_bf16, 2);
+    float_dot_wrapper!(vec_dot_f32, dot::<WEIGHTS_F32>, 4);
+    float_dot_wrapper!(vec_dot_f16, dot::<WEIGHTS_F16>, 2);
+    float_dot_wrapper!(vec_dot_bf16, dot::<WEIGHTS_BF16>, 2);
 }

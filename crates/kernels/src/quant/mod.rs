@@ -17,9 +17,12 @@ use std::sync::OnceLock;
 
 mod float;
 mod kquants;
+mod le_bytes;
 mod legacy;
 #[doc(hidden)]
 pub mod testing;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 /// Dequantizes whole blocks: `dst.len()` is a multiple of the block size and `src` holds
 /// exactly `dst.len() / block_size` blocks.

@@ -12,10 +12,11 @@
 //! Every `vec_dot_*` here is handed out by `kquants::vec_dot_fn` only for a level whose
 //! CPU support `quant::vec_dot_fn` has checked (AVX2 + FMA + F16C).
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use super::layout::*;
+/// Sum of the eight f32 lanes (also used by the AVX-512 kernels).
+pub(super) use crate::quant::x86::hsum_ps;
 
 /// The f16 at byte offset `off` of `b`, converted by the F16C instruction (exact, the
 /// same value as `half::f16_to_f32`).
@@ -35,15 +36,6 @@ pub(super) fn scales_u8_both_lanes(sc: [u8; 8]) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn word_broadcast(k: i16) -> __m256i {
     _mm256_set1_epi16(((2 * k + 1) << 8) | (2 * k))
-}
-
-/// Sum of the eight f32 lanes.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
 }
 
 /// From sixteen i16 sub-block scales `s` (one per 16 elements), the eight vectors that
@@ -84,7 +76,7 @@ pub(super) fn dup_pairs_u8(m: [u8; 8]) -> __m256i {
 /// block slice) and AVX is available.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load32(p: &[u8], off: usize) -> __m256i {
+pub(super) unsafe fn load32(p: &[u8], off: usize) -> __m256i {
     debug_assert!(off + 32 <= p.len());
     // SAFETY: the caller guarantees `off + 32 <= p.len()`; `loadu` has no alignment need.
     unsafe { _mm256_loadu_si256(p.as_ptr().add(off) as *const __m256i) }
@@ -93,10 +85,35 @@ unsafe fn load32(p: &[u8], off: usize) -> __m256i {
 /// Loads 16 bytes at `p + off`. Same contract as [`load32`] with 16 bytes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load16(p: &[u8], off: usize) -> __m128i {
+pub(super) unsafe fn load16(p: &[u8], off: usize) -> __m128i {
     debug_assert!(off + 16 <= p.len());
     // SAFETY: the caller guarantees `off + 16 <= p.len()`; `loadu` has no alignment need.
     unsafe { _mm_loadu_si128(p.as_ptr().add(off) as *const __m128i) }
+}
+
+/// For Q4_K/Q5_K elements `64c..64c + 64` (`c < 4`): eight i32 lanes summing to
+/// `sc[2c] · Σ lo·a + sc[2c+1] · Σ hi·a`, where `lo` holds sub-block `2c`'s 32 unsigned
+/// quants, `hi` sub-block `2c+1`'s, `a` the matching activation quants of Q8_K block `ab`,
+/// and `scd` the eight scales as from [`scales_u8_both_lanes`].
+///
+/// # Safety
+/// `c < 4` and `ab` is a whole Q8_K block (so both loads end by byte 260 of 292); the CPU
+/// has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn scaled_pair_sum(lo: __m256i, hi: __m256i, ab: &[u8], c: usize, scd: __m256i) -> __m256i {
+    // SAFETY: Q8K_QS + 64c + 64 <= 260 <= ab.len() (caller contract).
+    let (a_lo, a_hi) = unsafe {
+        (
+            load32(ab, Q8K_QS + 64 * c),
+            load32(ab, Q8K_QS + 64 * c + 32),
+        )
+    };
+    let p0 = _mm256_maddubs_epi16(lo, a_lo);
+    let p1 = _mm256_maddubs_epi16(hi, a_hi);
+    let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
+    let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
+    _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -104,11 +121,7 @@ fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let m4 = _mm_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q2K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q2K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q2K_D);
         let dm = d_a * f16_at_hw(wb, Q2K_DMIN);
@@ -145,11 +158,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = _mm256_set1_epi8(3);
     let ones = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q3K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q3K_BYTES, a, nb) {
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q3K_D);
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 110-byte weight block
@@ -187,11 +196,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q4K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q4K_D);
         let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
@@ -206,13 +211,7 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
                 let x = load32(wb, Q4K_QS + 32 * c);
                 let lo = _mm256_and_si256(x, m4);
                 let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), m4);
-                let p0 = _mm256_maddubs_epi16(lo, load32(ab, Q8K_QS + 64 * c));
-                let p1 = _mm256_maddubs_epi16(hi, load32(ab, Q8K_QS + 64 * c + 32));
-                let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
-                let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
-                let p0 = _mm256_madd_epi16(p0, s0);
-                let p1 = _mm256_madd_epi16(p1, s1);
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+                sumi = _mm256_add_epi32(sumi, scaled_pair_sum(lo, hi, ab, c, scd));
             }
             (sumi, mins)
         };
@@ -227,11 +226,7 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let ones = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q5K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q5K_D);
         let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
@@ -252,13 +247,7 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
                 hcur = _mm256_srli_epi16::<2>(hcur);
                 let lo = _mm256_or_si256(_mm256_and_si256(x, m4), h0);
                 let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(x), m4), h1);
-                let p0 = _mm256_maddubs_epi16(lo, load32(ab, Q8K_QS + 64 * c));
-                let p1 = _mm256_maddubs_epi16(hi, load32(ab, Q8K_QS + 64 * c + 32));
-                let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
-                let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
-                let p0 = _mm256_madd_epi16(p0, s0);
-                let p1 = _mm256_madd_epi16(p1, s1);
-                sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+                sumi = _mm256_add_epi32(sumi, scaled_pair_sum(lo, hi, ab, c, scd));
             }
             (sumi, mins)
         };
@@ -273,11 +262,7 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let m30 = _mm256_set1_epi8(0x30);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q6K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
         // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
         // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs
@@ -353,13 +338,7 @@ fn quantize_q8_k_block(x: &[f32], amax: f32, b: &mut [u8]) {
             _mm256_storeu_si256(b.as_mut_ptr().add(Q8K_QS + 32 * k) as *mut __m256i, bytes);
         }
     }
-    for g in 0..16 {
-        let sum: i16 = b[Q8K_QS + 16 * g..Q8K_QS + 16 * g + 16]
-            .iter()
-            .map(|&q| (q as i8) as i16)
-            .sum();
-        b[Q8K_BSUMS + 2 * g..Q8K_BSUMS + 2 * g + 2].copy_from_slice(&sum.to_le_bytes());
-    }
+    fill_q8k_bsums(b);
 }
 
 /// `max |x|` over 256 values, and whether any is NaN.
@@ -385,21 +364,10 @@ fn amax_and_nan(x: &[f32]) -> (f32, bool) {
 /// a NaN or infinity, or are so small that `127 / amax` overflows go through the scalar
 /// code, which defines those cases.
 pub(super) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
-    assert_eq!(
-        src.len() % QK_K,
-        0,
-        "Q8_K quantize: {} is not whole super-blocks",
-        src.len()
-    );
-    let nb = src.len() / QK_K;
-    assert_eq!(
-        dst.len(),
-        nb * Q8K_BYTES,
-        "Q8_K quantize: {nb} super-blocks need {} bytes",
-        nb * Q8K_BYTES
-    );
+    super::scalar::check_quantize_args(src, dst);
     for (x, b) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(Q8K_BYTES)) {
-        // SAFETY: only handed out by `kquants::quantize_fn` for Avx2/Avx512, after
+        // SAFETY: only handed out by `kquants::quantize_fn` for Avx2 (AVX-512 runs reach it
+        // through the fallback order, which asks for Avx2 by name), after
         // `quant::quantize_fn` confirmed the CPU has AVX2, FMA and F16C.
         let (amax, nan) = unsafe { amax_and_nan(x) };
         if nan || amax == 0.0 || !amax.is_finite() || !(127.0 / amax).is_finite() {
@@ -411,19 +379,10 @@ pub(super) fn quantize_q8_k(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-macro_rules! safe_wrapper {
-    ($name:ident, $kernel:ident, $bytes:expr) => {
-        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $bytes, a);
-            // SAFETY: this fn is only handed out by `kquants::vec_dot_fn` for Avx2 or
-            // Avx512, after `quant::vec_dot_fn` confirmed the CPU has AVX2, FMA and F16C.
-            unsafe { $kernel(nb, w, a) }
-        }
-    };
+safe_vec_dots! {
+    vec_dot_q2_k => dot_q2_k, Q2K_BYTES;
+    vec_dot_q3_k => dot_q3_k, Q3K_BYTES;
+    vec_dot_q4_k => dot_q4_k, Q4K_BYTES;
+    vec_dot_q5_k => dot_q5_k, Q5K_BYTES;
+    vec_dot_q6_k => dot_q6_k, Q6K_BYTES;
 }
-
-safe_wrapper!(vec_dot_q2_k, dot_q2_k, Q2K_BYTES);
-safe_wrapper!(vec_dot_q3_k, dot_q3_k, Q3K_BYTES);
-safe_wrapper!(vec_dot_q4_k, dot_q4_k, Q4K_BYTES);
-safe_wrapper!(vec_dot_q5_k, dot_q5_k, Q5K_BYTES);
-safe_wrapper!(vec_dot_q6_k, dot_q6_k, Q6K_BYTES);

@@ -16,7 +16,7 @@
 
 use std::arch::x86_64::*;
 
-use super::avx2::{dup_pairs_u8, f16_at_hw};
+use super::avx2::{dup_pairs_u8, f16_at_hw, hsum_ps, load16, load32};
 use super::layout::*;
 
 /// `vpermw` indices spreading sixteen 16-element sub-block scales over four vectors of
@@ -70,37 +70,10 @@ unsafe fn load64(p: &[u8], off: usize) -> __m512i {
     unsafe { _mm512_loadu_si512(p.as_ptr().add(off) as *const __m512i) }
 }
 
-/// The 32 bytes at `p + off`. Same contract as [`load32_twice`].
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-unsafe fn load32(p: &[u8], off: usize) -> __m256i {
-    debug_assert!(off + 32 <= p.len());
-    // SAFETY: the caller guarantees `off + 32 <= p.len()`; `loadu` has no alignment need.
-    unsafe { _mm256_loadu_si256(p.as_ptr().add(off) as *const __m256i) }
-}
-
-/// The 16 bytes at `p + off`. Same contract as [`load32_twice`] with 16 bytes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-unsafe fn load16(p: &[u8], off: usize) -> __m128i {
-    debug_assert!(off + 16 <= p.len());
-    // SAFETY: the caller guarantees `off + 16 <= p.len()`; `loadu` has no alignment need.
-    unsafe { _mm_loadu_si128(p.as_ptr().add(off) as *const __m128i) }
-}
-
 /// Sixteen i32 lanes folded to eight.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
 fn fold(v: __m512i) -> __m256i {
     _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
-}
-
-/// Sum of the eight f32 lanes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
 }
 
 /// Scale vectors for formats with sixteen 16-element sub-blocks: vector `g` covers
@@ -130,11 +103,7 @@ fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     // Group g of a half: bit-planes 2g (low 256 bits) and 2g+1 (high), 2 bits each.
     let shifts = [half_shifts(0, 2), half_shifts(4, 6)];
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q2K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q2K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q2K_D);
         let dm = d_a * f16_at_hw(wb, Q2K_DMIN);
@@ -171,11 +140,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let ones = _mm512_set1_epi8(1);
     let q_shifts = [half_shifts(0, 2), half_shifts(4, 6)];
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q3K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q3K_BYTES, a, nb) {
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q3K_D);
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 110-byte weight block (hmask
@@ -216,11 +181,7 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     // Low nibbles (sub-block 2c) in the low half, high nibbles (2c+1) in the high half.
     let nibbles = half_shifts(0, 4);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q4K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q4K_D);
         let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
@@ -252,11 +213,7 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let ones = _mm512_set1_epi8(1);
     let nibbles = half_shifts(0, 4);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q5K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q5K_D);
         let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
@@ -297,11 +254,7 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let qh_low_group = half_shifts(4, 2);
     let qh_high_group = half_shifts(0, 2);
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in w
-        .chunks_exact(Q6K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
         // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
         // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs
@@ -335,20 +288,10 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     hsum_ps(acc)
 }
 
-macro_rules! safe_wrapper {
-    ($name:ident, $kernel:ident, $bytes:expr) => {
-        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $bytes, a);
-            // SAFETY: this fn is only handed out by `kquants::vec_dot_fn` for Avx512,
-            // after `quant::vec_dot_fn` confirmed the CPU has AVX-512 F/BW/VL/DQ/VNNI
-            // and AVX2, FMA, F16C.
-            unsafe { $kernel(nb, w, a) }
-        }
-    };
+safe_vec_dots! {
+    vec_dot_q2_k => dot_q2_k, Q2K_BYTES;
+    vec_dot_q3_k => dot_q3_k, Q3K_BYTES;
+    vec_dot_q4_k => dot_q4_k, Q4K_BYTES;
+    vec_dot_q5_k => dot_q5_k, Q5K_BYTES;
+    vec_dot_q6_k => dot_q6_k, Q6K_BYTES;
 }
-
-safe_wrapper!(vec_dot_q2_k, dot_q2_k, Q2K_BYTES);
-safe_wrapper!(vec_dot_q3_k, dot_q3_k, Q3K_BYTES);
-safe_wrapper!(vec_dot_q4_k, dot_q4_k, Q4K_BYTES);
-safe_wrapper!(vec_dot_q5_k, dot_q5_k, Q5K_BYTES);
-safe_wrapper!(vec_dot_q6_k, dot_q6_k, Q6K_BYTES);

@@ -16,44 +16,74 @@
 
 use super::layout::*;
 
-/// The activation super-block's quants as i8.
+/// `Σ_sub scale(sub) · Σ_{j∈sub} q_j · a_j` over one super-block, for sub-blocks of
+/// `sub_len` elements, with the activation quants `a` read as i8. Exact in i32.
 #[inline]
-fn act_qs(ab: &[u8]) -> &[u8] {
-    &ab[Q8K_QS..Q8K_QS + QK_K]
+fn scaled_isum(q: &[i8; QK_K], ab: &[u8], sub_len: usize, scale: impl Fn(usize) -> i32) -> i32 {
+    let aq = &ab[Q8K_QS..Q8K_QS + QK_K];
+    q.chunks_exact(sub_len)
+        .zip(aq.chunks_exact(sub_len))
+        .enumerate()
+        .map(|(sub, (qs, as_))| {
+            let part: i32 = qs
+                .iter()
+                .zip(as_)
+                .map(|(&q, &a)| q as i32 * (a as i8) as i32)
+                .sum();
+            scale(sub) * part
+        })
+        .sum()
 }
 
+/// Activation sum `g` (over elements `16g..16g + 16`) from Q8_K's bsums.
 #[inline]
 fn bsum(ab: &[u8], g: usize) -> i32 {
     i16_at(ab, Q8K_BSUMS + 2 * g) as i32
 }
 
+/// `Σ_sub min[sub] · Σ_{j∈sub} a_j` for Q2_K's sixteen 16-element sub-blocks, whose mins are
+/// the high nibbles of the 16 scale bytes `scales`.
+#[inline]
+pub(super) fn mins_isum_q2k(ab: &[u8], scales: &[u8]) -> i32 {
+    (0..16).map(|g| (scales[g] >> 4) as i32 * bsum(ab, g)).sum()
+}
+
+/// `Σ_sub min[sub] · Σ_{j∈sub} a_j` for Q4_K/Q5_K's eight 32-element sub-blocks.
+#[inline]
+pub(super) fn mins_isum_32(ab: &[u8], mn: &[u8; 8]) -> i32 {
+    (0..8)
+        .map(|s| mn[s] as i32 * (bsum(ab, 2 * s) + bsum(ab, 2 * s + 1)))
+        .sum()
+}
+
+/// The float step (module docs) of one super-block of a format with mins, added to `sumf`.
+#[inline]
+pub(super) fn add_with_mins(
+    sumf: f32,
+    ab: &[u8],
+    d_w: f32,
+    dmin_w: f32,
+    isum: i32,
+    isum_mins: i32,
+) -> f32 {
+    let d_a = f32_at(ab, Q8K_D);
+    sumf + ((d_a * d_w) * isum as f32 - (d_a * dmin_w) * isum_mins as f32)
+}
+
+/// The float step (module docs) of one super-block of Q3_K or Q6_K, added to `sumf`.
+#[inline]
+pub(super) fn add_without_mins(sumf: f32, ab: &[u8], d_w: f32, isum: i32) -> f32 {
+    sumf + (f32_at(ab, Q8K_D) * d_w) * isum as f32
+}
+
 pub(super) fn vec_dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = check_dot_args(n, w, Q2K_BYTES, a);
     let mut sumf = 0.0f32;
-    for i in 0..nb {
-        let wb = &w[i * Q2K_BYTES..(i + 1) * Q2K_BYTES];
-        let ab = &a[i * Q8K_BYTES..(i + 1) * Q8K_BYTES];
-        let aq = act_qs(ab);
+    for (wb, ab) in super_blocks(w, Q2K_BYTES, a, nb) {
         let scales = &wb[Q2K_SCALES..Q2K_SCALES + 16];
-        let qs = &wb[Q2K_QS..Q2K_QS + 64];
-        let mut isum = 0i32;
-        for h in 0..2 {
-            for s in 0..4 {
-                for half in 0..2 {
-                    let sub = 8 * h + 2 * s + half;
-                    let mut part = 0i32;
-                    for l in 16 * half..16 * half + 16 {
-                        let q = ((qs[32 * h + l] >> (2 * s)) & 3) as i32;
-                        part += q * (aq[128 * h + 32 * s + l] as i8) as i32;
-                    }
-                    isum += (scales[sub] & 0x0f) as i32 * part;
-                }
-            }
-        }
-        let isum_mins: i32 = (0..16).map(|g| (scales[g] >> 4) as i32 * bsum(ab, g)).sum();
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q2K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q2K_DMIN)) * isum_mins as f32;
+        let isum = scaled_isum(&q2k_quants(wb), ab, 16, |sub| (scales[sub] & 0x0f) as i32);
+        let (d, dmin) = (f16_at(wb, Q2K_D), f16_at(wb, Q2K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_q2k(ab, scales));
     }
     sumf
 }
@@ -61,35 +91,10 @@ pub(super) fn vec_dot_q2_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(super) fn vec_dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = check_dot_args(n, w, Q3K_BYTES, a);
     let mut sumf = 0.0f32;
-    for i in 0..nb {
-        let wb = &w[i * Q3K_BYTES..(i + 1) * Q3K_BYTES];
-        let ab = &a[i * Q8K_BYTES..(i + 1) * Q8K_BYTES];
-        let aq = act_qs(ab);
+    for (wb, ab) in super_blocks(w, Q3K_BYTES, a, nb) {
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
-        let hmask = &wb[Q3K_HMASK..Q3K_HMASK + 32];
-        let qs = &wb[Q3K_QS..Q3K_QS + 64];
-        let mut isum = 0i32;
-        for h in 0..2 {
-            for s in 0..4 {
-                let bit = 4 * h + s;
-                for half in 0..2 {
-                    let sub = 8 * h + 2 * s + half;
-                    let mut part = 0i32;
-                    for l in 16 * half..16 * half + 16 {
-                        let low = ((qs[32 * h + l] >> (2 * s)) & 3) as i32;
-                        let q = if (hmask[l] >> bit) & 1 == 1 {
-                            low
-                        } else {
-                            low - 4
-                        };
-                        part += q * (aq[128 * h + 32 * s + l] as i8) as i32;
-                    }
-                    isum += scales[sub] as i32 * part;
-                }
-            }
-        }
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q3K_D)) * isum as f32;
+        let isum = scaled_isum(&q3k_quants(wb), ab, 16, |sub| scales[sub] as i32);
+        sumf = add_without_mins(sumf, ab, f16_at(wb, Q3K_D), isum);
     }
     sumf
 }
@@ -97,28 +102,11 @@ pub(super) fn vec_dot_q3_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(super) fn vec_dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = check_dot_args(n, w, Q4K_BYTES, a);
     let mut sumf = 0.0f32;
-    for i in 0..nb {
-        let wb = &w[i * Q4K_BYTES..(i + 1) * Q4K_BYTES];
-        let ab = &a[i * Q8K_BYTES..(i + 1) * Q8K_BYTES];
-        let aq = act_qs(ab);
+    for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
         let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
-        let qs = &wb[Q4K_QS..Q4K_QS + 128];
-        let mut isum = 0i32;
-        for sub in 0..8 {
-            let (c, shift) = (sub / 2, 4 * (sub % 2));
-            let mut part = 0i32;
-            for l in 0..32 {
-                let q = ((qs[32 * c + l] >> shift) & 0x0f) as i32;
-                part += q * (aq[32 * sub + l] as i8) as i32;
-            }
-            isum += sc[sub] as i32 * part;
-        }
-        let isum_mins: i32 = (0..8)
-            .map(|s| mn[s] as i32 * (bsum(ab, 2 * s) + bsum(ab, 2 * s + 1)))
-            .sum();
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q4K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q4K_DMIN)) * isum_mins as f32;
+        let isum = scaled_isum(&q4k_quants(wb), ab, 32, |sub| sc[sub] as i32);
+        let (d, dmin) = (f16_at(wb, Q4K_D), f16_at(wb, Q4K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_32(ab, &mn));
     }
     sumf
 }
@@ -126,31 +114,11 @@ pub(super) fn vec_dot_q4_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(super) fn vec_dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = check_dot_args(n, w, Q5K_BYTES, a);
     let mut sumf = 0.0f32;
-    for i in 0..nb {
-        let wb = &w[i * Q5K_BYTES..(i + 1) * Q5K_BYTES];
-        let ab = &a[i * Q8K_BYTES..(i + 1) * Q8K_BYTES];
-        let aq = act_qs(ab);
+    for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
         let (sc, mn) = unpack_q4k_scales(&wb[Q5K_SCALES..Q5K_SCALES + 12]);
-        let qh = &wb[Q5K_QH..Q5K_QH + 32];
-        let qs = &wb[Q5K_QS..Q5K_QS + 128];
-        let mut isum = 0i32;
-        for sub in 0..8 {
-            let (c, shift) = (sub / 2, 4 * (sub % 2));
-            let mut part = 0i32;
-            for l in 0..32 {
-                let low = (qs[32 * c + l] >> shift) & 0x0f;
-                let high = (qh[l] >> sub) & 1;
-                let q = (low | (high << 4)) as i32;
-                part += q * (aq[32 * sub + l] as i8) as i32;
-            }
-            isum += sc[sub] as i32 * part;
-        }
-        let isum_mins: i32 = (0..8)
-            .map(|s| mn[s] as i32 * (bsum(ab, 2 * s) + bsum(ab, 2 * s + 1)))
-            .sum();
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q5K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q5K_DMIN)) * isum_mins as f32;
+        let isum = scaled_isum(&q5k_quants(wb), ab, 32, |sub| sc[sub] as i32);
+        let (d, dmin) = (f16_at(wb, Q5K_D), f16_at(wb, Q5K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_32(ab, &mn));
     }
     sumf
 }
@@ -158,31 +126,10 @@ pub(super) fn vec_dot_q5_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
 pub(super) fn vec_dot_q6_k(n: usize, w: &[u8], a: &[u8]) -> f32 {
     let nb = check_dot_args(n, w, Q6K_BYTES, a);
     let mut sumf = 0.0f32;
-    for i in 0..nb {
-        let wb = &w[i * Q6K_BYTES..(i + 1) * Q6K_BYTES];
-        let ab = &a[i * Q8K_BYTES..(i + 1) * Q8K_BYTES];
-        let aq = act_qs(ab);
-        let ql = &wb[Q6K_QL..Q6K_QL + 128];
-        let qh = &wb[Q6K_QH..Q6K_QH + 64];
-        let scales = &wb[Q6K_SCALES..Q6K_SCALES + 16];
-        let mut isum = 0i32;
-        for h in 0..2 {
-            for s in 0..4 {
-                for half in 0..2 {
-                    let sub = 8 * h + 2 * s + half;
-                    let mut part = 0i32;
-                    for l in 16 * half..16 * half + 16 {
-                        let low = (ql[64 * h + 32 * (s % 2) + l] >> (4 * (s / 2))) & 0x0f;
-                        let high = (qh[32 * h + l] >> (2 * s)) & 3;
-                        let q = (low | (high << 4)) as i32 - 32;
-                        part += q * (aq[128 * h + 32 * s + l] as i8) as i32;
-                    }
-                    isum += (scales[sub] as i8) as i32 * part;
-                }
-            }
-        }
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q6K_D)) * isum as f32;
+    for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
+        let scales = q6k_scales(wb);
+        let isum = scaled_isum(&q6k_quants(wb), ab, 16, |sub| scales[sub] as i32);
+        sumf = add_without_mins(sumf, ab, f16_at(wb, Q6K_D), isum);
     }
     sumf
 }

@@ -1,5 +1,5 @@
-//! Byte layouts of the K-quant super-blocks and the unpacking of their packed sub-block
-//! scales, shared by the scalar and SIMD kernels.
+//! Byte layouts of the K-quant super-blocks, the unpacking of their packed sub-block
+//! scales (shared by the scalar and SIMD kernels) and of their quants (scalar code).
 //!
 //! Layouts follow the GGML block definitions as read by the `gguf` Python package
 //! (`gguf/quants.py`); every super-block holds `QK_K` = 256 elements, fields in this
@@ -14,7 +14,7 @@
 //! | Q6_K | 210 | ql\[128\], qh\[64\], scales\[16\] (i8), d |
 //! | Q8_K | 292 | d (f32), qs\[256\] (i8), bsums\[16\] (i16, sum of each 16 qs) |
 
-use crate::half::f16_to_f32;
+pub(super) use crate::quant::le_bytes::{f16_at, f32_at, i16_at};
 
 /// Elements per super-block.
 pub(super) const QK_K: usize = 256;
@@ -57,24 +57,6 @@ pub(super) const Q8K_D: usize = 0;
 pub(super) const Q8K_QS: usize = 4;
 pub(super) const Q8K_BSUMS: usize = 260;
 
-/// The f16 at byte offset `off`, as f32.
-#[inline]
-pub(super) fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
-/// The f32 at byte offset `off`.
-#[inline]
-pub(super) fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-/// The i16 at byte offset `off`.
-#[inline]
-pub(super) fn i16_at(b: &[u8], off: usize) -> i16 {
-    i16::from_le_bytes([b[off], b[off + 1]])
-}
-
 /// Unpacks Q4_K/Q5_K's 12 scale bytes into 8 six-bit scales and 8 six-bit mins.
 ///
 /// Bytes 0..4 hold scales 0..4 in their low 6 bits and the top 2 bits of scales 4..8;
@@ -106,6 +88,108 @@ pub(super) fn unpack_q3k_scales(s: &[u8]) -> [i8; 16] {
         *o = ((low | (high << 4)) as i8) - 32;
     }
     out
+}
+
+/// Q2_K's 256 quants (0..=3) in element order: element `128h + 32s + l` (`h < 2`, `s < 4`,
+/// `l < 32`) is bits `2s..2s + 2` of `qs[32h + l]`.
+pub(super) fn q2k_quants(b: &[u8]) -> [i8; QK_K] {
+    let qs = &b[Q2K_QS..Q2K_QS + 64];
+    let mut q = [0i8; QK_K];
+    for (j, v) in q.iter_mut().enumerate() {
+        let (h, s, l) = (j / 128, (j / 32) % 4, j % 32);
+        *v = ((qs[32 * h + l] >> (2 * s)) & 3) as i8;
+    }
+    q
+}
+
+/// Q3_K's 256 quants (-4..=3) in element order: the two low bits as in Q2_K, minus 4 where
+/// bit `j / 32` of `hmask[j % 32]` is clear (a set bit means no offset).
+pub(super) fn q3k_quants(b: &[u8]) -> [i8; QK_K] {
+    let hmask = &b[Q3K_HMASK..Q3K_HMASK + 32];
+    let qs = &b[Q3K_QS..Q3K_QS + 64];
+    let mut q = [0i8; QK_K];
+    for (j, v) in q.iter_mut().enumerate() {
+        let (h, s, l) = (j / 128, (j / 32) % 4, j % 32);
+        let low = ((qs[32 * h + l] >> (2 * s)) & 3) as i8;
+        let high_set = (hmask[l] >> (j / 32)) & 1 == 1;
+        *v = if high_set { low } else { low - 4 };
+    }
+    q
+}
+
+/// Q4_K's 256 quants (0..=15) in element order: element `32 sub + l` (`sub < 8`,
+/// `l < 32`) is the low (even `sub`) or high (odd `sub`) nibble of `qs[32 (sub / 2) + l]`.
+pub(super) fn q4k_quants(b: &[u8]) -> [i8; QK_K] {
+    nibble_quants(&b[Q4K_QS..Q4K_QS + 128])
+}
+
+/// Q5_K's 256 quants (0..=31) in element order: the nibbles as in Q4_K, plus bit `sub` of
+/// `qh[l]` as bit 4 of element `32 sub + l`.
+pub(super) fn q5k_quants(b: &[u8]) -> [i8; QK_K] {
+    let qh = &b[Q5K_QH..Q5K_QH + 32];
+    let mut q = nibble_quants(&b[Q5K_QS..Q5K_QS + 128]);
+    for (j, v) in q.iter_mut().enumerate() {
+        let (sub, l) = (j / 32, j % 32);
+        *v |= (((qh[l] >> sub) & 1) << 4) as i8;
+    }
+    q
+}
+
+fn nibble_quants(qs: &[u8]) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    for (j, v) in q.iter_mut().enumerate() {
+        let (sub, l) = (j / 32, j % 32);
+        *v = ((qs[32 * (sub / 2) + l] >> (4 * (sub % 2))) & 0x0f) as i8;
+    }
+    q
+}
+
+/// Q6_K's 256 quants (-32..=31) in element order: element `128h + 32s + l` has its low
+/// nibble in the low (`s < 2`) or high (`s >= 2`) half of `ql[64h + 32 (s % 2) + l]` and its
+/// two high bits in bits `2s..2s + 2` of `qh[32h + l]`; the stored 6-bit value is offset
+/// by 32.
+pub(super) fn q6k_quants(b: &[u8]) -> [i8; QK_K] {
+    let ql = &b[Q6K_QL..Q6K_QL + 128];
+    let qh = &b[Q6K_QH..Q6K_QH + 64];
+    let mut q = [0i8; QK_K];
+    for (j, v) in q.iter_mut().enumerate() {
+        let (h, s, l) = (j / 128, (j / 32) % 4, j % 32);
+        let low = (ql[64 * h + 32 * (s % 2) + l] >> (4 * (s / 2))) & 0x0f;
+        let high = (qh[32 * h + l] >> (2 * s)) & 3;
+        *v = (low | (high << 4)) as i8 - 32;
+    }
+    q
+}
+
+/// Q6_K's sixteen signed sub-block scales.
+pub(super) fn q6k_scales(b: &[u8]) -> [i8; 16] {
+    std::array::from_fn(|k| b[Q6K_SCALES + k] as i8)
+}
+
+/// Sets a Q8_K block's `bsums` from its quants: `bsums[g]` = sum of `qs[16g..16g + 16]`
+/// as i8 (at most 16 · 128 in magnitude, so the i16 cannot overflow).
+pub(super) fn fill_q8k_bsums(b: &mut [u8]) {
+    for g in 0..16 {
+        let sum: i16 = b[Q8K_QS + 16 * g..Q8K_QS + 16 * g + 16]
+            .iter()
+            .map(|&q| (q as i8) as i16)
+            .sum();
+        b[Q8K_BSUMS + 2 * g..Q8K_BSUMS + 2 * g + 2].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
+/// The first `nb` (weight, activation) super-block pairs of a weight row of `w_bytes`-byte
+/// blocks and a Q8_K row.
+#[inline]
+pub(super) fn super_blocks<'a>(
+    w: &'a [u8],
+    w_bytes: usize,
+    a: &'a [u8],
+    nb: usize,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    w.chunks_exact(w_bytes)
+        .zip(a.chunks_exact(Q8K_BYTES))
+        .take(nb)
 }
 
 /// Checks a dot product's inputs and returns the number of super-blocks.

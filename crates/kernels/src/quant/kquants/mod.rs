@@ -10,6 +10,24 @@ use crate::dtype::DType;
 use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
+/// Defines a SIMD module's safe [`VecDotFn`]s: `$name` checks the lengths
+/// ([`layout::check_dot_args`]) and calls the module's `#[target_feature]` kernel
+/// `$kernel(nb, w, a)` on `$bytes`-byte weight blocks.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! safe_vec_dots {
+    ($($name:ident => $kernel:ident, $bytes:expr;)*) => {$(
+        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $bytes, a);
+            // SAFETY: the kernel is a safe fn but for its `#[target_feature]` (its own
+            // unchecked loads stay inside the first `nb` blocks, which check_dot_args has
+            // just confirmed both rows hold). This fn is only handed out by
+            // `kquants::vec_dot_fn` for the level of the module that defines it, after
+            // `quant::vec_dot_fn` confirmed the CPU supports that level.
+            unsafe { $kernel(nb, w, a) }
+        }
+    )*};
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -110,13 +128,7 @@ pub(in crate::quant) fn sanitize_random_blocks(
             for b in blocks.chunks_exact_mut(Q8K_BYTES) {
                 let d = rng.uniform(1e-4, 0.05);
                 b[Q8K_D..Q8K_D + 4].copy_from_slice(&d.to_le_bytes());
-                for g in 0..16 {
-                    let s: i16 = b[Q8K_QS + 16 * g..Q8K_QS + 16 * g + 16]
-                        .iter()
-                        .map(|&q| (q as i8) as i16)
-                        .sum();
-                    b[Q8K_BSUMS + 2 * g..Q8K_BSUMS + 2 * g + 2].copy_from_slice(&s.to_le_bytes());
-                }
+                fill_q8k_bsums(b);
             }
             return true;
         }

@@ -5,8 +5,9 @@
 //! (`smull`/`smlal` i8×i8→i16, never overflowing: at most four products of |q| ≤ 32 and
 //! |a| ≤ 128 per lane) and `smlal` by the i16 sub-block scale into i32 lanes; the lanes are
 //! then reduced to the super-block's `isum`, and the float step is the scalar spec's own
-//! formula (`(d_a * d_w) * isum - (d_a * dmin_w) * isum_mins`, left to right), so these
-//! kernels agree with [`super::dot_scalar`] bit for bit. Baseline NEON only (no `sdot`,
+//! code (`dot_scalar::add_with_mins` / `add_without_mins`: `(d_a * d_w) * isum - (d_a *
+//! dmin_w) * isum_mins`, left to right), so these kernels agree with [`super::dot_scalar`]
+//! bit for bit. Baseline NEON only (no `sdot`,
 //! which needs the optional dot-product extension).
 //!
 //! Every `vec_dot_*` here is handed out by `kquants::vec_dot_fn` only for
@@ -14,6 +15,7 @@
 
 use std::arch::aarch64::*;
 
+use super::dot_scalar::{add_with_mins, add_without_mins, mins_isum_32, mins_isum_q2k};
 use super::layout::*;
 
 /// Loads 16 bytes at `p + off`.
@@ -58,27 +60,11 @@ fn scale_add(acc: int32x4_t, p: int16x8_t, scale: i16) -> int32x4_t {
     vmlal_high_n_s16(vmlal_n_s16(acc, vget_low_s16(p), scale), p, scale)
 }
 
-/// Σ_sub min[sub] · (bsum[2 sub] + bsum[2 sub + 1]) for the eight 32-element sub-blocks.
-#[inline]
-fn mins_sum_32(ab: &[u8], mn: &[u8; 8]) -> i32 {
-    (0..8)
-        .map(|s| {
-            let pair =
-                i16_at(ab, Q8K_BSUMS + 4 * s) as i32 + i16_at(ab, Q8K_BSUMS + 4 * s + 2) as i32;
-            mn[s] as i32 * pair
-        })
-        .sum()
-}
-
 #[target_feature(enable = "neon")]
 fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = vdupq_n_u8(3);
     let mut sumf = 0.0f32;
-    for (wb, ab) in w
-        .chunks_exact(Q2K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q2K_BYTES, a, nb) {
         let scales = &wb[Q2K_SCALES..Q2K_SCALES + 16];
         // SAFETY: every load offset + 16 lies inside the 84-byte weight block (qs
         // 16..80) or the 292-byte activation block (qs 4..260).
@@ -100,12 +86,8 @@ fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             }
             vaddvq_s32(acc)
         };
-        let isum_mins: i32 = (0..16)
-            .map(|g| (scales[g] >> 4) as i32 * i16_at(ab, Q8K_BSUMS + 2 * g) as i32)
-            .sum();
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q2K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q2K_DMIN)) * isum_mins as f32;
+        let (d, dmin) = (f16_at(wb, Q2K_D), f16_at(wb, Q2K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_q2k(ab, scales));
     }
     sumf
 }
@@ -115,11 +97,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m3 = vdupq_n_u8(3);
     let four = vdupq_n_u8(4);
     let mut sumf = 0.0f32;
-    for (wb, ab) in w
-        .chunks_exact(Q3K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q3K_BYTES, a, nb) {
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
         // SAFETY: every load offset + 16 lies inside the 110-byte weight block (hmask
         // 0..32, qs 32..96) or the 292-byte activation block (qs 4..260).
@@ -157,7 +135,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             }
             vaddvq_s32(acc)
         };
-        sumf += (f32_at(ab, Q8K_D) * f16_at(wb, Q3K_D)) * isum as f32;
+        sumf = add_without_mins(sumf, ab, f16_at(wb, Q3K_D), isum);
     }
     sumf
 }
@@ -166,11 +144,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = vdupq_n_u8(0x0f);
     let mut sumf = 0.0f32;
-    for (wb, ab) in w
-        .chunks_exact(Q4K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
         let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
         // SAFETY: every load offset + 16 lies inside the 144-byte weight block (qs
         // 16..144) or the 292-byte activation block (qs 4..260).
@@ -195,10 +169,8 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             }
             vaddvq_s32(acc)
         };
-        let isum_mins = mins_sum_32(ab, &mn);
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q4K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q4K_DMIN)) * isum_mins as f32;
+        let (d, dmin) = (f16_at(wb, Q4K_D), f16_at(wb, Q4K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_32(ab, &mn));
     }
     sumf
 }
@@ -208,11 +180,7 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = vdupq_n_u8(0x0f);
     let bit4 = vdupq_n_u8(0x10);
     let mut sumf = 0.0f32;
-    for (wb, ab) in w
-        .chunks_exact(Q5K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
         let (sc, mn) = unpack_q4k_scales(&wb[Q5K_SCALES..Q5K_SCALES + 12]);
         // SAFETY: every load offset + 16 lies inside the 176-byte weight block (qh
         // 16..48, qs 48..176) or the 292-byte activation block (qs 4..260).
@@ -243,10 +211,8 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             }
             vaddvq_s32(acc)
         };
-        let isum_mins = mins_sum_32(ab, &mn);
-        let d_a = f32_at(ab, Q8K_D);
-        sumf += (d_a * f16_at(wb, Q5K_D)) * isum as f32
-            - (d_a * f16_at(wb, Q5K_DMIN)) * isum_mins as f32;
+        let (d, dmin) = (f16_at(wb, Q5K_D), f16_at(wb, Q5K_DMIN));
+        sumf = add_with_mins(sumf, ab, d, dmin, isum, mins_isum_32(ab, &mn));
     }
     sumf
 }
@@ -257,11 +223,7 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m30 = vdupq_n_u8(0x30);
     let bias = vdupq_n_s8(32);
     let mut sumf = 0.0f32;
-    for (wb, ab) in w
-        .chunks_exact(Q6K_BYTES)
-        .zip(a.chunks_exact(Q8K_BYTES))
-        .take(nb)
-    {
+    for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
         let scales = &wb[Q6K_SCALES..Q6K_SCALES + 16];
         // SAFETY: every load offset + 16 lies inside the 210-byte weight block (ql
         // 0..128, qh 128..192) or the 292-byte activation block (qs 4..260).
@@ -300,24 +262,15 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
             }
             vaddvq_s32(acc)
         };
-        sumf += (f32_at(ab, Q8K_D) * f16_at(wb, Q6K_D)) * isum as f32;
+        sumf = add_without_mins(sumf, ab, f16_at(wb, Q6K_D), isum);
     }
     sumf
 }
 
-macro_rules! safe_wrapper {
-    ($name:ident, $kernel:ident, $bytes:expr) => {
-        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $bytes, a);
-            // SAFETY: this fn is only handed out by `kquants::vec_dot_fn` for Neon, after
-            // `quant::vec_dot_fn` confirmed the CPU has NEON.
-            unsafe { $kernel(nb, w, a) }
-        }
-    };
+safe_vec_dots! {
+    vec_dot_q2_k => dot_q2_k, Q2K_BYTES;
+    vec_dot_q3_k => dot_q3_k, Q3K_BYTES;
+    vec_dot_q4_k => dot_q4_k, Q4K_BYTES;
+    vec_dot_q5_k => dot_q5_k, Q5K_BYTES;
+    vec_dot_q6_k => dot_q6_k, Q6K_BYTES;
 }
-
-safe_wrapper!(vec_dot_q2_k, dot_q2_k, Q2K_BYTES);
-safe_wrapper!(vec_dot_q3_k, dot_q3_k, Q3K_BYTES);
-safe_wrapper!(vec_dot_q4_k, dot_q4_k, Q4K_BYTES);
-safe_wrapper!(vec_dot_q5_k, dot_q5_k, Q5K_BYTES);
-safe_wrapper!(vec_dot_q6_k, dot_q6_k, Q6K_BYTES);

@@ -14,9 +14,9 @@
 //! load plus a variable shift of the high lane, f16 scales are converted straight from
 //! memory, so each block costs one scale broadcast (plus the `qh` byte shuffle for Q5).
 
+use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::legacy::check_dot_args;
-use crate::quant::VecDotFn;
-use crate::DType;
+use crate::quant::x86::hsum_ps;
 use std::arch::x86_64::*;
 
 /// Eight i32 sums of four `q[k] * y[k]` each, `q` unsigned bytes. `vpmaddubsw` saturates
@@ -36,17 +36,6 @@ fn dot_u8_i8(q: __m256i, y: __m256i) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
     dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
-}
-
-pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
-    match dtype {
-        DType::Q4_0 => Some(vec_dot_q4_0_q8_0),
-        DType::Q4_1 => Some(vec_dot_q4_1_q8_1),
-        DType::Q5_0 => Some(vec_dot_q5_0_q8_0),
-        DType::Q5_1 => Some(vec_dot_q5_1_q8_1),
-        DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
-        _ => None,
-    }
 }
 
 /// The f16 at `p` (unaligned) widened to f32, exactly. Reads 8 bytes (so that the load
@@ -109,14 +98,6 @@ unsafe fn load32(p: *const u8) -> __m256i {
     unsafe { _mm256_loadu_si256(p as *const __m256i) }
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-}
-
 /// `acc + d * (f32 lanes of isum)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -146,11 +127,11 @@ fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
         acc0 = fma_block(acc0, d0, s0);
         summs += m0;
     }
-    hsum(_mm256_add_ps(acc0, acc1)) + summs
+    hsum_ps(_mm256_add_ps(acc0, acc1)) + summs
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has `AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
@@ -168,7 +149,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has `AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
@@ -187,7 +168,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has `AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
@@ -201,7 +182,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q4_1 and Q8_1 blocks; the CPU has `AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q4_1 and Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
@@ -219,7 +200,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q5_1 and Q8_1 blocks; the CPU has `AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q5_1 and Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
@@ -237,21 +218,11 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     })
 }
 
-/// A safe [`VecDotFn`] around one kernel: checks the lengths, then calls it.
-macro_rules! avx2_wrapper {
-    ($name:ident, $kernel:ident, $w_size:literal, $a_size:literal) => {
-        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $w_size, a, $a_size);
-            // SAFETY: check_dot_args asserted that both slices hold `nb` blocks. This fn is
-            // only handed out by `vec_dot_fn` above, which `quant::vec_dot_fn` calls only
-            // after checking that the CPU supports AVX2, FMA and F16C.
-            unsafe { $kernel(nb, w.as_ptr(), a.as_ptr()) }
-        }
-    };
+safe_vec_dots! {
+    pointers:
+    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
+    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
+    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+    vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }
-
-avx2_wrapper!(vec_dot_q4_0_q8_0, q4_0_q8_0, 18, 34);
-avx2_wrapper!(vec_dot_q5_0_q8_0, q5_0_q8_0, 22, 34);
-avx2_wrapper!(vec_dot_q8_0_q8_0, q8_0_q8_0, 34, 34);
-avx2_wrapper!(vec_dot_q4_1_q8_1, q4_1_q8_1, 20, 40);
-avx2_wrapper!(vec_dot_q5_1_q8_1, q5_1_q8_1, 24, 40);

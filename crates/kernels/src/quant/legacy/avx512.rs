@@ -13,21 +13,9 @@
 //! them once, and each pair then picks its two scales with one lane permute. See
 //! [`sum_blocks`]. Float results differ from the scalar reference only by reassociation.
 
+use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::legacy::check_dot_args;
-use crate::quant::VecDotFn;
-use crate::DType;
 use std::arch::x86_64::*;
-
-pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
-    match dtype {
-        DType::Q4_0 => Some(vec_dot_q4_0_q8_0),
-        DType::Q4_1 => Some(vec_dot_q4_1_q8_1),
-        DType::Q5_0 => Some(vec_dot_q5_0_q8_0),
-        DType::Q5_1 => Some(vec_dot_q5_1_q8_1),
-        DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
-        _ => None,
-    }
-}
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
@@ -300,21 +288,11 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     }
 }
 
-/// A safe [`VecDotFn`] around one kernel: checks the lengths, then calls it.
-macro_rules! avx512_wrapper {
-    ($name:ident, $kernel:ident, $w_size:literal, $a_size:literal) => {
-        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $w_size, a, $a_size);
-            // SAFETY: check_dot_args asserted that both slices hold `nb` blocks. This fn is
-            // only handed out by `vec_dot_fn` above, which `quant::vec_dot_fn` calls only
-            // after checking that the CPU supports AVX-512 F/BW/VL/DQ/VNNI (+ AVX2/FMA/F16C).
-            unsafe { $kernel(nb, w.as_ptr(), a.as_ptr()) }
-        }
-    };
+safe_vec_dots! {
+    pointers:
+    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
+    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
+    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+    vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }
-
-avx512_wrapper!(vec_dot_q4_0_q8_0, q4_0_q8_0, 18, 34);
-avx512_wrapper!(vec_dot_q5_0_q8_0, q5_0_q8_0, 22, 34);
-avx512_wrapper!(vec_dot_q8_0_q8_0, q8_0_q8_0, 34, 34);
-avx512_wrapper!(vec_dot_q4_1_q8_1, q4_1_q8_1, 20, 40);
-avx512_wrapper!(vec_dot_q5_1_q8_1, q5_1_q8_1, 24, 40);

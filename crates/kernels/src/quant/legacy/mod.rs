@@ -38,6 +38,43 @@ use crate::dtype::DType;
 use crate::half::f32_to_f16;
 use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
 
+/// Bytes per block of each format (the table above).
+pub(super) const Q4_0_SIZE: usize = 18;
+pub(super) const Q4_1_SIZE: usize = 20;
+pub(super) const Q5_0_SIZE: usize = 22;
+pub(super) const Q5_1_SIZE: usize = 24;
+pub(super) const Q8_0_SIZE: usize = 34;
+pub(super) const Q8_1_SIZE: usize = 40;
+
+/// Defines a SIMD module's five safe [`VecDotFn`]s: `$name` checks the lengths with
+/// [`check_dot_args`] for `$w`-byte weight and `$a`-byte activation blocks, then calls the
+/// module's `#[target_feature]` kernel `$kernel`, passing raw pointers (`pointers`: the
+/// kernel reads only the first `nb` blocks) or the slices (`slices`: the kernel indexes
+/// with bounds checks).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! safe_vec_dots {
+    (pointers: $($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
+        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $w, a, $a);
+            // SAFETY: check_dot_args asserted that both slices hold `nb` blocks, all the
+            // kernel reads. This fn is only handed out by `legacy::vec_dot_fn` for the level
+            // of the module that defines it, after `quant::vec_dot_fn` checked that the CPU
+            // supports that level.
+            unsafe { $kernel(nb, w.as_ptr(), a.as_ptr()) }
+        }
+    )*};
+    (slices: $($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
+        pub(super) fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
+            let nb = check_dot_args(n, w, $w, a, $a);
+            // SAFETY: the kernel indexes the slices with bounds checks, so memory safety
+            // needs only the CPU feature: this fn is only handed out by `legacy::vec_dot_fn`
+            // for the level of the module that defines it, after `quant::vec_dot_fn`
+            // checked that the CPU supports that level.
+            unsafe { $kernel(nb, w, a) }
+        }
+    )*};
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -81,29 +118,32 @@ pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<Qu
     }
 }
 
-/// The caller ([`crate::quant::vec_dot_fn`]) has already checked that the CPU supports
-/// `level`; the SIMD tables rely on that.
-pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
-    match level {
-        SimdLevel::Scalar => scalar_vec_dot(dtype),
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => avx2::vec_dot_fn(dtype),
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => avx512::vec_dot_fn(dtype),
-        #[cfg(target_arch = "aarch64")]
-        SimdLevel::Neon => neon::vec_dot_fn(dtype),
-        #[allow(unreachable_patterns)]
-        _ => None,
-    }
+/// The five dot products of module `$m` (each level's module names them alike).
+macro_rules! dot_table {
+    ($m:ident, $dtype:expr) => {
+        match $dtype {
+            DType::Q4_0 => Some($m::vec_dot_q4_0_q8_0 as VecDotFn),
+            DType::Q4_1 => Some($m::vec_dot_q4_1_q8_1 as VecDotFn),
+            DType::Q5_0 => Some($m::vec_dot_q5_0_q8_0 as VecDotFn),
+            DType::Q5_1 => Some($m::vec_dot_q5_1_q8_1 as VecDotFn),
+            DType::Q8_0 => Some($m::vec_dot_q8_0_q8_0 as VecDotFn),
+            _ => None,
+        }
+    };
 }
 
-fn scalar_vec_dot(dtype: DType) -> Option<VecDotFn> {
-    match dtype {
-        DType::Q4_0 => Some(scalar::vec_dot_q4_0_q8_0),
-        DType::Q4_1 => Some(scalar::vec_dot_q4_1_q8_1),
-        DType::Q5_0 => Some(scalar::vec_dot_q5_0_q8_0),
-        DType::Q5_1 => Some(scalar::vec_dot_q5_1_q8_1),
-        DType::Q8_0 => Some(scalar::vec_dot_q8_0_q8_0),
+/// The caller ([`crate::quant::vec_dot_fn`]) has already checked that the CPU supports
+/// `level`; handing out the SIMD wrappers relies on that.
+pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
+    match level {
+        SimdLevel::Scalar => dot_table!(scalar, dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => dot_table!(avx2, dtype),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => dot_table!(avx512, dtype),
+        #[cfg(target_arch = "aarch64")]
+        SimdLevel::Neon => dot_table!(neon, dtype),
+        #[allow(unreachable_patterns)]
         _ => None,
     }
 }

@@ -11,21 +11,9 @@
 //! /usr/aarch64-linux-gnu`).
 
 use super::check_dot_args;
-use crate::half::f16_to_f32;
-use crate::quant::VecDotFn;
-use crate::DType;
+use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
+use crate::quant::le_bytes::{f16_at, f32_at, u32_at};
 use std::arch::aarch64::*;
-
-pub(super) fn vec_dot_fn(dtype: DType) -> Option<VecDotFn> {
-    match dtype {
-        DType::Q4_0 => Some(vec_dot_q4_0_q8_0),
-        DType::Q4_1 => Some(vec_dot_q4_1_q8_1),
-        DType::Q5_0 => Some(vec_dot_q5_0_q8_0),
-        DType::Q5_1 => Some(vec_dot_q5_1_q8_1),
-        DType::Q8_0 => Some(vec_dot_q8_0_q8_0),
-        _ => None,
-    }
-}
 
 /// A block's weight quants (offset removed) as two i8 vectors, and its float factors.
 struct Block {
@@ -33,16 +21,6 @@ struct Block {
     y: [int8x16_t; 2],
     d: f32,
     ms: f32,
-}
-
-#[inline]
-fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
-#[inline]
-fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
 #[inline]
@@ -143,7 +121,7 @@ fn q4_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 fn q5_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     sum_blocks(nb, |i| {
         let (bw, ba) = (&w[i * 22..i * 22 + 22], &a[i * 34..i * 34 + 34]);
-        let qh = u32::from_le_bytes([bw[2], bw[3], bw[4], bw[5]]);
+        let qh = u32_at(bw, 2);
         Block {
             x: offset(or2(nibbles(&bw[6..]), fifth_bits(qh)), 16),
             y: i8s(&ba[2..]),
@@ -183,7 +161,7 @@ fn q4_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 fn q5_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     sum_blocks(nb, |i| {
         let (bw, ba) = (&w[i * 24..i * 24 + 24], &a[i * 40..i * 40 + 40]);
-        let qh = u32::from_le_bytes([bw[4], bw[5], bw[6], bw[7]]);
+        let qh = u32_at(bw, 4);
         Block {
             x: offset(or2(nibbles(&bw[8..]), fifth_bits(qh)), 0),
             y: i8s(&ba[8..]),
@@ -193,20 +171,11 @@ fn q5_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     })
 }
 
-macro_rules! neon_wrapper {
-    ($name:ident, $kernel:ident, $w_size:literal, $a_size:literal) => {
-        fn $name(n: usize, w: &[u8], a: &[u8]) -> f32 {
-            let nb = check_dot_args(n, w, $w_size, a, $a_size);
-            // SAFETY: the kernel indexes the slices with bounds checks, so memory safety
-            // needs only the CPU feature: this fn is only handed out by `vec_dot_fn`,
-            // which `quant::vec_dot_fn` calls after checking that NEON is present.
-            unsafe { $kernel(nb, w, a) }
-        }
-    };
+safe_vec_dots! {
+    slices:
+    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
+    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
+    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+    vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }
-
-neon_wrapper!(vec_dot_q4_0_q8_0, q4_0_q8_0, 18, 34);
-neon_wrapper!(vec_dot_q5_0_q8_0, q5_0_q8_0, 22, 34);
-neon_wrapper!(vec_dot_q8_0_q8_0, q8_0_q8_0, 34, 34);
-neon_wrapper!(vec_dot_q4_1_q8_1, q4_1_q8_1, 20, 40);
-neon_wrapper!(vec_dot_q5_1_q8_1, q5_1_q8_1, 24, 40);

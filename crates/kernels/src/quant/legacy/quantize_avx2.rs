@@ -8,8 +8,8 @@
 //! `|v - t| >= 0.5` (`v - t` is exact in f32). Like the reference, NaN inputs are left out
 //! of `amax`, NaN products give 0 and infinite ones clamp to ±127.
 
-use super::scalar::{Q8_0_SIZE, Q8_1_SIZE};
 use super::QK;
+use super::{Q8_0_SIZE, Q8_1_SIZE};
 use crate::half::f32_to_f16;
 use std::arch::x86_64::*;
 

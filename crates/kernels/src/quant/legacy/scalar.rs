@@ -17,29 +17,9 @@
 //! the same per-lane partial sums of it) and may reassociate and fuse the float part.
 
 use super::{check_dot_args, QK};
-use crate::half::{f16_to_f32, f32_to_f16};
-
-const Q4_0_SIZE: usize = 18;
-const Q4_1_SIZE: usize = 20;
-const Q5_0_SIZE: usize = 22;
-const Q5_1_SIZE: usize = 24;
-pub(super) const Q8_0_SIZE: usize = 34;
-pub(super) const Q8_1_SIZE: usize = 40;
-
-#[inline]
-fn f16_at(b: &[u8], off: usize) -> f32 {
-    f16_to_f32(u16::from_le_bytes([b[off], b[off + 1]]))
-}
-
-#[inline]
-fn f32_at(b: &[u8], off: usize) -> f32 {
-    f32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-#[inline]
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
+use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
+use crate::half::f32_to_f16;
+use crate::quant::le_bytes::{f16_at, f32_at, u32_at};
 
 /// The 32 unsigned 4-bit quants of a 16-byte `qs` field, in element order.
 #[inline]
@@ -222,78 +202,62 @@ fn isum_unsigned(qw: &[u8; QK], offset: i32, qa: &[u8]) -> i32 {
         .sum()
 }
 
-pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = check_dot_args(n, w, Q4_0_SIZE, a, Q8_0_SIZE);
+/// The dot product over whole blocks: checks the lengths, then sums `block(w_b, a_b)` over
+/// the block pairs in f32, left to right, starting at 0.0 (the formula in the module docs).
+#[inline]
+fn dot_blocks(
+    n: usize,
+    w: &[u8],
+    w_size: usize,
+    a: &[u8],
+    a_size: usize,
+    block: impl Fn(&[u8], &[u8]) -> f32,
+) -> f32 {
+    let nb = check_dot_args(n, w, w_size, a, a_size);
     let mut sumf = 0.0f32;
-    for (bw, ba) in w
-        .chunks_exact(Q4_0_SIZE)
-        .zip(a.chunks_exact(Q8_0_SIZE))
-        .take(nb)
-    {
-        let isum = isum_unsigned(&nibbles(&bw[2..18]), 8, &ba[2..34]);
-        sumf += (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32;
+    for (bw, ba) in w.chunks_exact(w_size).zip(a.chunks_exact(a_size)).take(nb) {
+        sumf += block(bw, ba);
     }
     sumf
+}
+
+pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot_blocks(n, w, Q4_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
+        let isum = isum_unsigned(&nibbles(&bw[2..18]), 8, &ba[2..34]);
+        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+    })
 }
 
 pub(super) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = check_dot_args(n, w, Q5_0_SIZE, a, Q8_0_SIZE);
-    let mut sumf = 0.0f32;
-    for (bw, ba) in w
-        .chunks_exact(Q5_0_SIZE)
-        .zip(a.chunks_exact(Q8_0_SIZE))
-        .take(nb)
-    {
+    dot_blocks(n, w, Q5_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
         let isum = isum_unsigned(&five_bit(u32_at(bw, 2), &bw[6..22]), 16, &ba[2..34]);
-        sumf += (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32;
-    }
-    sumf
+        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+    })
 }
 
 pub(super) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = check_dot_args(n, w, Q8_0_SIZE, a, Q8_0_SIZE);
-    let mut sumf = 0.0f32;
-    for (bw, ba) in w
-        .chunks_exact(Q8_0_SIZE)
-        .zip(a.chunks_exact(Q8_0_SIZE))
-        .take(nb)
-    {
+    dot_blocks(n, w, Q8_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
         let isum: i32 = bw[2..34]
             .iter()
             .zip(&ba[2..34])
             .map(|(&x, &y)| x as i8 as i32 * y as i8 as i32)
             .sum();
-        sumf += (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32;
-    }
-    sumf
+        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+    })
 }
 
 pub(super) fn vec_dot_q4_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = check_dot_args(n, w, Q4_1_SIZE, a, Q8_1_SIZE);
-    let mut sumf = 0.0f32;
-    for (bw, ba) in w
-        .chunks_exact(Q4_1_SIZE)
-        .zip(a.chunks_exact(Q8_1_SIZE))
-        .take(nb)
-    {
+    dot_blocks(n, w, Q4_1_SIZE, a, Q8_1_SIZE, |bw, ba| {
         let isum = isum_unsigned(&nibbles(&bw[4..20]), 0, &ba[8..40]);
-        sumf += (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32 + f16_at(bw, 2) * f32_at(ba, 4);
-    }
-    sumf
+        (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32 + f16_at(bw, 2) * f32_at(ba, 4)
+    })
 }
 
 pub(super) fn vec_dot_q5_1_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    let nb = check_dot_args(n, w, Q5_1_SIZE, a, Q8_1_SIZE);
-    let mut sumf = 0.0f32;
-    for (bw, ba) in w
-        .chunks_exact(Q5_1_SIZE)
-        .zip(a.chunks_exact(Q8_1_SIZE))
-        .take(nb)
-    {
+    dot_blocks(n, w, Q5_1_SIZE, a, Q8_1_SIZE, |bw, ba| {
         let isum = isum_unsigned(&five_bit(u32_at(bw, 4), &bw[8..24]), 0, &ba[8..40]);
-        sumf += (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32 + f16_at(bw, 2) * f32_at(ba, 4);
-    }
-    sumf
+        (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32 + f16_at(bw, 2) * f32_at(ba, 4)
+    })
 }
 
 #[cfg(test)]
