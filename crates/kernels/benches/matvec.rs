@@ -51,7 +51,10 @@ fn parse_args() -> Args {
             "--quick" => args.quick = true,
             "--threads" => {
                 let v = it.next().expect("--threads needs a list, e.g. 1,2");
-                args.threads = v.split(',').map(|s| s.parse().expect("thread count")).collect();
+                args.threads = v
+                    .split(',')
+                    .map(|s| s.parse().expect("thread count"))
+                    .collect();
             }
             "--formats" => {
                 let v = it.next().expect("--formats needs a list, e.g. Q4_0,Q4_K");
@@ -115,13 +118,20 @@ fn main() {
     for &threads in &args.threads {
         let pool = ThreadPool::new(threads);
         let dram_bw = read_bandwidth(&pool, &dram, budget * 2);
-        println!("| (DRAM read) | {} MiB | {threads} | {dram_bw:.1} | | |", DRAM_BYTES >> 20);
+        println!(
+            "| (DRAM read) | {} MiB | {threads} | {dram_bw:.1} | | |",
+            DRAM_BYTES >> 20
+        );
         for &dtype in &args.formats {
             for (rows, cols) in [(576usize, 1536usize), (4096, 4096)] {
                 let row_blocks = cols / dtype.block_size();
                 let bytes = rows * row_blocks * dtype.type_size();
                 let large = bytes * 4 > 32 << 20 || rows >= 4096;
-                let copies = if large { (DRAM_BYTES / bytes).max(2) } else { 1 };
+                let copies = if large {
+                    (DRAM_BYTES / bytes).max(2)
+                } else {
+                    1
+                };
                 let data: Vec<Vec<u8>> = (0..copies)
                     .map(|_| random_blocks(dtype, rows * row_blocks, &mut rng).expect("generator"))
                     .collect();
