@@ -1,0 +1,204 @@
+//! SentencePiece-style tokenization (`tokenizer.ggml.model = llama`, used by Gemma and Llama 2):
+//! spaces become U+2581 `▁` (with one prefixed when `add_space_prefix` says so), the text starts
+//! as one symbol per character, and the adjacent pair whose concatenation is a vocabulary token
+//! with the highest score is merged first (leftmost among equal scores), until no pair forms a
+//! token. Symbols that are not tokens fall back to `<0xNN>` byte tokens. This is SentencePiece's
+//! BPE encoding as llama.cpp's SPM tokenizer runs it on a GGUF vocabulary.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::error::{Error, Result};
+use crate::hash::FastMap;
+
+const NIL: u32 = u32::MAX;
+
+pub struct Spm {
+    by_text: FastMap<Box<str>, u32>,
+    scores: Vec<f32>,
+    byte_token: [Option<u32>; 256],
+    unk: Option<u32>,
+}
+
+/// A candidate merge of the symbols `left` and `right` into a token of `score`.
+#[derive(Clone, Copy)]
+struct Bigram {
+    score: f32,
+    left: u32,
+    right: u32,
+    /// Byte length of the merged text: a symbol that changed since makes the entry stale.
+    len: u32,
+}
+
+impl PartialEq for Bigram {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Bigram {}
+impl PartialOrd for Bigram {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Bigram {
+    /// Max-heap order: higher score first, then the leftmost.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.left.cmp(&self.left))
+    }
+}
+
+/// Reusable buffers of one encode call.
+#[derive(Default)]
+pub struct SpmScratch {
+    text: String,
+    start: Vec<u32>,
+    len: Vec<u32>,
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    heap: BinaryHeap<Bigram>,
+}
+
+impl Spm {
+    pub fn new(
+        tokens: &[String],
+        scores: &[f32],
+        is_byte: impl Fn(usize) -> bool,
+        unk: Option<u32>,
+    ) -> Result<Self> {
+        if scores.len() != tokens.len() {
+            return Err(Error::InvalidVocab(format!(
+                "{} scores for {} tokens (tokenizer.ggml.scores)",
+                scores.len(),
+                tokens.len()
+            )));
+        }
+        let mut by_text = FastMap::default();
+        by_text.reserve(tokens.len());
+        let mut byte_token = [None; 256];
+        for (id, t) in tokens.iter().enumerate() {
+            by_text.insert(t.clone().into_boxed_str(), id as u32);
+            if is_byte(id) {
+                if let Some(b) = parse_byte_token(t) {
+                    byte_token[b as usize] = Some(id as u32);
+                }
+            }
+        }
+        if unk.is_none() && byte_token.contains(&None) {
+            return Err(Error::InvalidVocab(
+                "SentencePiece vocabulary lacks some <0xNN> byte token and has no unknown token"
+                    .into(),
+            ));
+        }
+        Ok(Spm {
+            by_text,
+            scores: scores.to_vec(),
+            byte_token,
+            unk,
+        })
+    }
+
+    fn lookup(&self, text: &str) -> Option<u32> {
+        self.by_text.get(text).copied()
+    }
+
+    /// Appends the ids of `text` (a fragment without special tokens) to `out`.
+    pub fn encode(&self, text: &str, space_prefix: bool, s: &mut SpmScratch, out: &mut Vec<u32>) {
+        let mut escaped = std::mem::take(&mut s.text);
+        escaped.clear();
+        if space_prefix {
+            escaped.push('\u{2581}');
+        }
+        for c in text.chars() {
+            escaped.push(if c == ' ' { '\u{2581}' } else { c });
+        }
+        self.merge(&escaped, s, out);
+        s.text = escaped;
+    }
+
+    fn merge(&self, t: &str, s: &mut SpmScratch, out: &mut Vec<u32>) {
+        if t.is_empty() {
+            return;
+        }
+        s.start.clear();
+        s.len.clear();
+        for (off, c) in t.char_indices() {
+            s.start.push(off as u32);
+            s.len.push(c.len_utf8() as u32);
+        }
+        let n = s.start.len();
+        s.next.clear();
+        s.prev.clear();
+        s.next
+            .extend((1..=n as u32).map(|i| if i as usize == n { NIL } else { i }));
+        s.prev
+            .extend((0..n as u32).map(|i| if i == 0 { NIL } else { i - 1 }));
+        s.heap.clear();
+        for i in 0..n.saturating_sub(1) {
+            self.try_bigram(t, s, i as u32, i as u32 + 1);
+        }
+        while let Some(bg) = s.heap.pop() {
+            let (l, r) = (bg.left as usize, bg.right as usize);
+            if s.len[l] == 0
+                || s.len[r] == 0
+                || s.len[l] + s.len[r] != bg.len
+                || s.next[l] != bg.right
+            {
+                continue;
+            }
+            s.len[l] += s.len[r];
+            s.len[r] = 0;
+            let after = s.next[r];
+            s.next[l] = after;
+            if after != NIL {
+                s.prev[after as usize] = bg.left;
+            }
+            if s.prev[l] != NIL {
+                self.try_bigram(t, s, s.prev[l], bg.left);
+            }
+            if after != NIL {
+                self.try_bigram(t, s, bg.left, after);
+            }
+        }
+        let mut i = 0u32;
+        while i != NIL {
+            let (a, len) = (s.start[i as usize] as usize, s.len[i as usize] as usize);
+            let piece = &t[a..a + len];
+            match self.lookup(piece) {
+                Some(id) => out.push(id),
+                None => {
+                    for &b in piece.as_bytes() {
+                        if let Some(id) = self.byte_token[b as usize].or(self.unk) {
+                            out.push(id);
+                        }
+                    }
+                }
+            }
+            i = s.next[i as usize];
+        }
+    }
+
+    fn try_bigram(&self, t: &str, s: &mut SpmScratch, left: u32, right: u32) {
+        let a = s.start[left as usize] as usize;
+        let len = s.len[left as usize] + s.len[right as usize];
+        if let Some(id) = self.lookup(&t[a..a + len as usize]) {
+            s.heap.push(Bigram {
+                score: self.scores[id as usize],
+                left,
+                right,
+                len,
+            });
+        }
+    }
+}
+
+/// The byte of a `<0xNN>` token text.
+pub fn parse_byte_token(text: &str) -> Option<u8> {
+    let hex = text.strip_prefix("<0x")?.strip_suffix('>')?;
+    if hex.len() != 2 {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
+}
