@@ -76,7 +76,7 @@ impl<'t> StreamDecoder<'t> {
                 }
                 Err(e) => {
                     let (valid, after) = rest.split_at(e.valid_up_to());
-                    // SAFETY-free: `valid` was just checked by from_utf8.
+                    // `valid` is the prefix from_utf8 just reported as valid.
                     out.push_str(std::str::from_utf8(valid).expect("invariant: checked prefix"));
                     match e.error_len() {
                         Some(bad) => {
