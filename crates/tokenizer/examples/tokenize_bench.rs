@@ -1,6 +1,8 @@
-//! Tokenization throughput (MB/s) of both test models on a large mixed text built from the
-//! golden corpus (English, code, whitespace, CJK, Arabic, emoji...). Not a test: run with
-//! `cargo run --release -p kaiyuan-tokenizer --example tokenize_bench [MB]`.
+//! Tokenization throughput (MB/s) of both test models on two large mixed texts: "mixed" is the
+//! golden corpus (English, code, whitespace, CJK, Arabic, emoji...) interleaved with prose,
+//! repeated (repeated words, as real text has); "random" is seeded random words over Latin,
+//! digits, punctuation, Cyrillic and CJK (few repeats: the word cache rarely helps).
+//! Not a test: `cargo run --release -p kaiyuan-tokenizer --example tokenize_bench [MB]`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -29,21 +31,62 @@ fn main() {
             }
         }
     }
+    let random = random_words(text.len());
     for (name, file) in [("smollm2", support::SMOLLM2), ("gemma3", support::GEMMA3)] {
         let t0 = Instant::now();
         let tok = Tokenizer::from_vocab(&support::read_vocab(file)).expect("tokenizer");
         let load = t0.elapsed().as_secs_f64();
-        let _ = tok.encode(&text[..text.len().min(100_000)], false); // warm up
-        let t = Instant::now();
-        let ids = tok.encode(&text, false);
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "{name}: {:.2} MB -> {} ids in {:.3} s = {:.1} MB/s (metadata read + build {:.2} s)",
-            text.len() as f64 / 1e6,
-            ids.len(),
-            secs,
-            text.len() as f64 / 1e6 / secs,
-            load
-        );
+        println!("{name}: metadata read + build {load:.2} s");
+        for (kind, text) in [("mixed", &text), ("random", &random)] {
+            let _ = tok.encode(&text[..text.len().min(100_000)], false); // warm up
+            let t = Instant::now();
+            let ids = tok.encode(text, false);
+            let secs = t.elapsed().as_secs_f64();
+            println!(
+                "  {kind:6}: {:.2} MB -> {} ids in {:.3} s = {:.1} MB/s",
+                text.len() as f64 / 1e6,
+                ids.len(),
+                secs,
+                text.len() as f64 / 1e6 / secs
+            );
+        }
     }
+}
+
+/// About `bytes` bytes of seeded random words (xorshift), mostly Latin, some of everything.
+fn random_words(bytes: usize) -> String {
+    let alphabets: [&[char]; 5] = [
+        &[
+            'a', 'e', 'i', 'o', 'u', 'n', 's', 't', 'r', 'l', 'c', 'd', 'p', 'm', 'h', 'g', 'b',
+            'y', 'k', 'w',
+        ],
+        &['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+        &['.', ',', ';', '(', ')', '-', '"', '!', '?', '/'],
+        &['а', 'е', 'и', 'о', 'н', 'т', 'с', 'р', 'в', 'л'],
+        &[
+            '的', '一', '是', '不', '了', '人', '我', '在', '有', '他', '这', '中',
+        ],
+    ];
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let mut s = String::with_capacity(bytes + 64);
+    while s.len() < bytes {
+        let a = match next(20) {
+            0..=13 => 0,
+            14..=15 => 1,
+            16..=17 => 2,
+            18 => 3,
+            _ => 4,
+        };
+        for _ in 0..1 + next(10) {
+            s.push(alphabets[a][next(alphabets[a].len() as u64) as usize]);
+        }
+        s.push(if next(12) == 0 { '\n' } else { ' ' });
+    }
+    s
 }

@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use crate::bytelevel::{byte_to_char_table, char_to_byte};
+use crate::cache::{new_owner, WordCache};
 use crate::error::{Error, Result};
 use crate::hash::FastMap;
 use crate::pretokenize::{Ch, PreTokenizer};
@@ -28,6 +29,8 @@ pub struct Bpe {
     /// Raw bytes of each normal token -> id (for pre-tokenizers that skip merges of whole tokens).
     whole: FastMap<Box<[u8]>, u32>,
     unk: Option<u32>,
+    /// This tokenizer's number in the per-thread word cache.
+    owner: u64,
 }
 
 /// A candidate merge in the heap: (rank, left position, left id, right id, merged id).
@@ -42,6 +45,7 @@ pub struct BpeScratch {
     next: Vec<u32>,
     prev: Vec<u32>,
     heap: BinaryHeap<Candidate>,
+    cache: WordCache,
 }
 
 /// Decodes a token's byte-level spelling to raw bytes; `None` if it uses other characters.
@@ -116,6 +120,7 @@ impl Bpe {
             merges: merge_map,
             whole,
             unk,
+            owner: new_owner(),
         })
     }
 
@@ -128,6 +133,7 @@ impl Bpe {
 
     /// Appends the ids of `text` (a fragment without special tokens) to `out`.
     pub fn encode(&self, text: &str, s: &mut BpeScratch, out: &mut Vec<u32>) {
+        s.cache.claim(self.owner);
         let mut pieces = std::mem::take(&mut s.pieces);
         pieces.clear();
         self.pre.split(text, &mut s.chars, &mut pieces);

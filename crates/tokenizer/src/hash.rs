@@ -52,9 +52,15 @@ impl Hasher for FastHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
+    /// The multiply-rotate state mixes low input bits only into higher bits; hash tables take
+    /// the bucket from the low bits, so finish with an avalanche step (MurmurHash3's fmix64).
     #[inline]
     fn finish(&self) -> u64 {
-        self.state
+        let mut h = self.state;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod bpe;
 mod bytelevel;
+mod cache;
 pub mod decode;
 mod error;
 mod hash;

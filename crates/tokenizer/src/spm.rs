@@ -8,6 +8,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::cache::{new_owner, WordCache};
 use crate::error::{Error, Result};
 use crate::hash::FastMap;
 
@@ -18,6 +19,11 @@ pub struct Spm {
     scores: Vec<f32>,
     byte_token: [Option<u32>; 256],
     unk: Option<u32>,
+    /// Tokens with a `▁` after their first character, with the byte offsets of those `▁`:
+    /// the only merges that can join text across a `▁` (see [`Spm::encode`]).
+    cross: Vec<(Box<str>, usize)>,
+    /// This tokenizer's number in the per-thread word cache.
+    owner: u64,
 }
 
 /// A candidate merge of the symbols `left` and `right` into a token of `score`.
@@ -59,6 +65,7 @@ pub struct SpmScratch {
     next: Vec<u32>,
     prev: Vec<u32>,
     heap: BinaryHeap<Bigram>,
+    cache: WordCache,
 }
 
 impl Spm {
@@ -92,11 +99,21 @@ impl Spm {
                     .into(),
             ));
         }
+        let mut cross = Vec::new();
+        for t in tokens {
+            for (k, c) in t.char_indices().skip(1) {
+                if c == '\u{2581}' {
+                    cross.push((t.clone().into_boxed_str(), k));
+                }
+            }
+        }
         Ok(Spm {
             by_text,
             scores: scores.to_vec(),
             byte_token,
             unk,
+            cross,
+            owner: new_owner(),
         })
     }
 
@@ -105,6 +122,12 @@ impl Spm {
     }
 
     /// Appends the ids of `text` (a fragment without special tokens) to `out`.
+    ///
+    /// The escaped text is cut into words before each `▁`, where no merge can cross: a merge
+    /// across position p (a `▁`) makes a token with a `▁` after its first character that
+    /// occurs in the text around p, and those few tokens are checked. Merges in disjoint words
+    /// do not interact (each word's merge order is the global order restricted to it), so
+    /// encoding words apart is exact, and lets repeated words come from the cache.
     pub fn encode(&self, text: &str, space_prefix: bool, s: &mut SpmScratch, out: &mut Vec<u32>) {
         let mut escaped = std::mem::take(&mut s.text);
         escaped.clear();
@@ -114,8 +137,33 @@ impl Spm {
         for c in text.chars() {
             escaped.push(if c == ' ' { '\u{2581}' } else { c });
         }
-        self.merge(&escaped, s, out);
+        s.cache.claim(self.owner);
+        let mut word_start = 0;
+        for (p, c) in escaped.char_indices() {
+            if c == '\u{2581}' && p > word_start && self.can_cut_before(&escaped, p) {
+                self.encode_word(&escaped[word_start..p], s, out);
+                word_start = p;
+            }
+        }
+        self.encode_word(&escaped[word_start..], s, out);
         s.text = escaped;
+    }
+
+    fn can_cut_before(&self, text: &str, p: usize) -> bool {
+        !self
+            .cross
+            .iter()
+            .any(|(tok, k)| p >= *k && text.as_bytes()[p - k..].starts_with(tok.as_bytes()))
+    }
+
+    fn encode_word(&self, word: &str, s: &mut SpmScratch, out: &mut Vec<u32>) {
+        if let Some(ids) = s.cache.get(word.as_bytes()) {
+            out.extend_from_slice(ids);
+            return;
+        }
+        let start = out.len();
+        self.merge(word, s, out);
+        s.cache.insert(word.as_bytes(), &out[start..]);
     }
 
     fn merge(&self, t: &str, s: &mut SpmScratch, out: &mut Vec<u32>) {
