@@ -22,6 +22,11 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            "\u2581\u2581" here (how Gemma's tokenizer.model spells them). `<unk>` is typed UNKNOWN
            (sentencepiece requires one; the GGUF marks it control).
 
+Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
+llama3, qwen2), the pieces Hugging Face `tokenizers` cuts each corpus string into, with the
+variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
+"isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
+
 Each record holds "ids" (no special-token parsing; what `encode(text, allow_special=false)`
 must give without BOS/EOS) and, for strings that contain a control token literally,
 "ids_special" (control tokens recognised: the text is cut at the leftmost-longest control
@@ -261,6 +266,40 @@ def gemma3_reference(meta: dict):
     return encode, encode_special, sp
 
 
+GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def pretokenizer_golden(texts: list[str]) -> dict:
+    from tokenizers import Regex, pre_tokenizers as pt
+
+    def split(regex):
+        return pt.Split(Regex(regex), behavior="isolated")
+
+    variants = {
+        "gpt2": split(GPT2_SPLIT),
+        "smollm": pt.Sequence([pt.Digits(individual_digits=True), split(GPT2_SPLIT)]),
+        "llama3": split(LLAMA3_SPLIT),
+        "qwen2": split(QWEN2_SPLIT),
+    }
+    out = {}
+    for name, pre in variants.items():
+        rows = []
+        for text in texts:
+            pieces = [p for p, _ in pre.pre_tokenize_str(text)]
+            assert "".join(pieces) == text, (name, text)
+            rows.append([len(p.encode("utf-8")) for p in pieces])
+        out[name] = rows
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -275,6 +314,22 @@ def main() -> int:
     texts = corpus()
     assert len(texts) >= 300, len(texts)
     os.makedirs(args.out, exist_ok=True)
+
+    pre = pretokenizer_golden(texts)
+    path = os.path.join(args.out, "pretokenize.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n")
+        f.write(f'  "reference": "tokenizers {tokenizers.__version__} pre_tokenizers.Split (Oniguruma)",\n')
+        f.write('  "generator": "tools/tokenizer_golden.py",\n')
+        f.write('  "texts": [\n')
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in texts))
+        f.write("\n  ],\n")
+        f.write('  "piece_byte_lengths": {\n')
+        f.write(",\n".join(
+            f'    "{name}": [' + ",".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]"
+            for name, rows in pre.items()))
+        f.write("\n  }\n}\n")
+    print(f"{path}: {len(pre)} variants", file=sys.stderr)
 
     for name, fname in [("smollm2", SMOLLM2), ("gemma3", GEMMA3)]:
         meta = read_tokenizer_metadata(os.path.join(args.models, fname))

@@ -44,9 +44,16 @@ impl PreTokenizer {
         self == PreTokenizer::Llama3
     }
 
+    /// The pieces of `text`, in order (they concatenate to `text`).
+    pub fn pieces(self, text: &str) -> Vec<&str> {
+        let (mut scratch, mut ranges) = (Vec::new(), Vec::new());
+        self.split(text, &mut scratch, &mut ranges);
+        ranges.iter().map(|&(a, b)| &text[a..b]).collect()
+    }
+
     /// Appends the byte ranges of the pieces of `text` to `out` (in order, covering `text`).
     /// `scratch` is a reusable buffer.
-    pub fn split(self, text: &str, scratch: &mut Vec<Ch>, out: &mut Vec<(usize, usize)>) {
+    pub(crate) fn split(self, text: &str, scratch: &mut Vec<Ch>, out: &mut Vec<(usize, usize)>) {
         scratch.clear();
         scratch.extend(text.char_indices().map(|(off, c)| Ch {
             off,
@@ -231,9 +238,7 @@ mod tests {
     use super::*;
 
     fn pieces(pre: PreTokenizer, text: &str) -> Vec<&str> {
-        let (mut scratch, mut out) = (Vec::new(), Vec::new());
-        pre.split(text, &mut scratch, &mut out);
-        out.iter().map(|&(a, b)| &text[a..b]).collect()
+        pre.pieces(text)
     }
 
     // Expected splits worked out by hand from the regexes in the module doc (leftmost match,
