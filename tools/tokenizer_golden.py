@@ -27,6 +27,13 @@ llama3, qwen2), the pieces Hugging Face `tokenizers` cuts each corpus string int
 variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
 "isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
 
+And variants.json: ids of the corpus for SmolLM2's vocabulary and merges re-used under each
+other byte-level pre-tokenizer variant (gpt2, llama3 with `ignore_merges` as Llama 3's
+tokenizer.json has it, qwen2), by Hugging Face `tokenizers` configured the same way
+(Split(regex) + ByteLevel(use_regex=False) + BPE). Every 7th merge (index % 7 == 3) is
+dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
+lookup changes the result (it would not with the full merge list).
+
 Each record holds "ids" (no special-token parsing; what `encode(text, allow_special=false)`
 must give without BOS/EOS) and, for strings that contain a control token literally,
 "ids_special" (control tokens recognised: the text is cut at the leftmost-longest control
@@ -300,6 +307,25 @@ def pretokenizer_golden(texts: list[str]) -> dict:
     return out
 
 
+def variants_golden(meta: dict, texts: list[str]) -> dict:
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers as pt
+
+    vocab = {t: i for i, t in enumerate(meta["tokens"])}
+    merges = [tuple(m.split(" ")) for i, m in enumerate(meta["merges"]) if i % 7 != 3]
+    out = {}
+    for name, regex, ignore_merges in [
+        ("gpt2", GPT2_SPLIT, False),
+        ("llama3", LLAMA3_SPLIT, True),
+        ("qwen2", QWEN2_SPLIT, False),
+    ]:
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
+        tok.pre_tokenizer = pt.Sequence(
+            [pt.Split(Regex(regex), behavior="isolated"), pt.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
+        out[name] = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -330,6 +356,24 @@ def main() -> int:
             for name, rows in pre.items()))
         f.write("\n  }\n}\n")
     print(f"{path}: {len(pre)} variants", file=sys.stderr)
+
+    var = variants_golden(read_tokenizer_metadata(os.path.join(args.models, SMOLLM2)), texts)
+    path = os.path.join(args.out, "variants.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n")
+        f.write(f'  "model": "{SMOLLM2} (vocabulary and merges only)",\n')
+        f.write('  "dropped_merges": "index % 7 == 3",\n')
+        f.write(f'  "reference": "tokenizers {tokenizers.__version__} BPE + Split(regex) + ByteLevel",\n')
+        f.write('  "generator": "tools/tokenizer_golden.py",\n')
+        f.write('  "texts": [\n')
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in texts))
+        f.write("\n  ],\n")
+        f.write('  "ids": {\n')
+        f.write(",\n".join(
+            f'    "{name}": [' + ",".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]"
+            for name, rows in var.items()))
+        f.write("\n  }\n}\n")
+    print(f"{path}: {len(var)} variants", file=sys.stderr)
 
     for name, fname in [("smollm2", SMOLLM2), ("gemma3", GEMMA3)]:
         meta = read_tokenizer_metadata(os.path.join(args.models, fname))

@@ -107,3 +107,56 @@ fn smollm2_round_trip_and_stream() {
 fn gemma3_round_trip_and_stream() {
     check_round_trip(GEMMA3, "gemma3");
 }
+
+/// SmolLM2's vocabulary and merges under the other byte-level pre-tokenizer variants (gpt2,
+/// llama3 with whole-word lookup, qwen2), against HF `tokenizers` configured the same way
+/// (testdata/golden/tokenizer/variants.json). Every 7th merge is dropped (as the golden
+/// records), so whole-word lookup matters.
+#[test]
+fn byte_level_variants_match_reference() {
+    let path = support::repo_root().join("testdata/golden/tokenizer/variants.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("read golden")).expect("JSON");
+    let texts: Vec<&str> = doc["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert_eq!(doc["dropped_merges"], "index % 7 == 3");
+    let variants = doc["ids"].as_object().unwrap();
+    assert_eq!(variants.len(), 3);
+    let mut failures = Vec::new();
+    for (name, rows) in variants {
+        let mut v = read_vocab(SMOLLM2);
+        v.pre = Some(name.clone());
+        v.merges = v
+            .merges
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 3)
+            .map(|(_, m)| m.clone())
+            .collect();
+        let tok = Tokenizer::from_vocab(&v).expect("build");
+        for (text, row) in texts.iter().zip(rows.as_array().unwrap()) {
+            let want: Vec<u32> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
+            let got = tok.encode(text, false);
+            if got != want {
+                failures.push(format!(
+                    "{name} {text:?}\n   want {want:?}\n   got  {got:?}"
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
