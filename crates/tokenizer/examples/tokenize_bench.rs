@@ -2,7 +2,8 @@
 //! golden corpus (English, code, whitespace, CJK, Arabic, emoji...) interleaved with prose,
 //! repeated (repeated words, as real text has); "random" is seeded random words over Latin,
 //! digits, punctuation, Cyrillic and CJK (few repeats: the word cache rarely helps).
-//! Not a test: `cargo run --release -p kaiyuan-tokenizer --example tokenize_bench [MB]`.
+//! Not a test: `cargo run --release -p kaiyuan-tokenizer --example tokenize_bench [MB] [MODEL]`
+//! (MODEL: smollm2 or gemma3; default both).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -32,7 +33,11 @@ fn main() {
         }
     }
     let random = random_words(text.len());
+    let only = std::env::args().nth(2);
     for (name, file) in [("smollm2", support::SMOLLM2), ("gemma3", support::GEMMA3)] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let t0 = Instant::now();
         let tok = Tokenizer::from_vocab(&support::read_vocab(file)).expect("tokenizer");
         let load = t0.elapsed().as_secs_f64();

@@ -42,6 +42,7 @@ pub struct BpeScratch {
     chars: Vec<Ch>,
     pieces: Vec<(usize, usize)>,
     ids: Vec<u32>,
+    pairs: Vec<(u32, u32)>,
     next: Vec<u32>,
     prev: Vec<u32>,
     heap: BinaryHeap<Candidate>,
@@ -154,7 +155,7 @@ impl Bpe {
         s.ids
             .extend(bytes.iter().map(|&b| self.byte_token[b as usize]));
         if s.ids.len() <= SMALL_PIECE {
-            self.merge_small(&mut s.ids);
+            self.merge_small(&mut s.ids, &mut s.pairs);
             self.emit(&s.ids, out);
         } else {
             self.merge_large(s, out);
@@ -171,20 +172,34 @@ impl Bpe {
         }
     }
 
-    /// Quadratic merge loop over a short word.
-    fn merge_small(&self, ids: &mut Vec<u32>) {
-        while ids.len() > 1 {
-            let mut best: Option<(u32, usize, u32)> = None;
-            for i in 0..ids.len() - 1 {
-                if let Some((rank, merged)) = self.merge_of(ids[i], ids[i + 1]) {
-                    if best.map_or(true, |(r, _, _)| rank < r) {
-                        best = Some((rank, i, merged));
-                    }
+    /// Merge loop over a short word: the rank of every adjacent pair is kept in `pairs`
+    /// (`NO_MERGE` where none), the minimum found by a scan, and only the two pairs next to a
+    /// merge looked up again.
+    fn merge_small(&self, ids: &mut Vec<u32>, pairs: &mut Vec<(u32, u32)>) {
+        const NO_MERGE: (u32, u32) = (u32::MAX, 0);
+        let pair = |l: u32, r: u32| self.merge_of(l, r).unwrap_or(NO_MERGE);
+        pairs.clear();
+        pairs.extend(ids.windows(2).map(|w| pair(w[0], w[1])));
+        loop {
+            let mut best = 0;
+            for i in 1..pairs.len() {
+                // Strictly smaller: the leftmost of equal ranks wins.
+                if pairs[i].0 < pairs[best].0 {
+                    best = i;
                 }
             }
-            let Some((_, i, merged)) = best else { break };
-            ids[i] = merged;
-            ids.remove(i + 1);
+            if pairs.get(best).map_or(true, |p| p.0 == u32::MAX) {
+                break;
+            }
+            ids[best] = pairs[best].1;
+            ids.remove(best + 1);
+            pairs.remove(best);
+            if best < pairs.len() {
+                pairs[best] = pair(ids[best], ids[best + 1]);
+            }
+            if best > 0 {
+                pairs[best - 1] = pair(ids[best - 1], ids[best]);
+            }
         }
     }
 
