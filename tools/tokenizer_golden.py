@@ -23,13 +23,13 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            (sentencepiece requires one; the GGUF marks it control).
 
 Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
-llama3, qwen2), the pieces Hugging Face `tokenizers` cuts each corpus string into, with the
+llama3, qwen2, deepseek-v3), the pieces Hugging Face `tokenizers` cuts each corpus string into, with the
 variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
 "isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
 
 And variants.json: ids of the corpus for SmolLM2's vocabulary and merges re-used under each
 other byte-level pre-tokenizer variant (gpt2, llama3 with `ignore_merges` as Llama 3's
-tokenizer.json has it, qwen2), by Hugging Face `tokenizers` configured the same way
+tokenizer.json has it, qwen2, deepseek-v3), by Hugging Face `tokenizers` configured the same way
 (Split(regex) + ByteLevel(use_regex=False) + BPE). Every 7th merge (index % 7 == 3) is
 dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
 lookup changes the result (it would not with the full merge list).
@@ -278,6 +278,12 @@ LLAMA3_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+DEEPSEEK_V3_SPLITS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"""
+    r"""| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+]
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -295,6 +301,7 @@ def pretokenizer_golden(texts: list[str]) -> dict:
         "smollm": pt.Sequence([pt.Digits(individual_digits=True), split(GPT2_SPLIT)]),
         "llama3": split(LLAMA3_SPLIT),
         "qwen2": split(QWEN2_SPLIT),
+        "deepseek-v3": pt.Sequence([split(r) for r in DEEPSEEK_V3_SPLITS]),
     }
     out = {}
     for name, pre in variants.items():
@@ -317,10 +324,13 @@ def variants_golden(meta: dict, texts: list[str]) -> dict:
         ("gpt2", GPT2_SPLIT, False),
         ("llama3", LLAMA3_SPLIT, True),
         ("qwen2", QWEN2_SPLIT, False),
+        ("deepseek-v3", DEEPSEEK_V3_SPLITS, False),
     ]:
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
+        regexes = regex if isinstance(regex, list) else [regex]
         tok.pre_tokenizer = pt.Sequence(
-            [pt.Split(Regex(regex), behavior="isolated"), pt.ByteLevel(add_prefix_space=False, use_regex=False)]
+            [pt.Split(Regex(r), behavior="isolated") for r in regexes]
+            + [pt.ByteLevel(add_prefix_space=False, use_regex=False)]
         )
         out[name] = [tok.encode(t, add_special_tokens=False).ids for t in texts]
     return out

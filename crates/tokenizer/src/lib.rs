@@ -9,6 +9,7 @@ mod bpe;
 mod bytelevel;
 mod cache;
 pub mod decode;
+mod deepseek;
 mod error;
 mod hash;
 mod pretokenize;

@@ -8,6 +8,7 @@
 //! - Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //! - Qwen2: the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
+//! - DeepSeek-V3: three regexes in sequence, see [`crate::deepseek`]
 //!
 //! Every scanner returns the leftmost match of the regex's alternatives in order at each
 //! position, exactly as a backtracking engine would; the pieces cover the text completely.
@@ -22,6 +23,7 @@ pub enum PreTokenizer {
     SmolLm,
     Llama3,
     Qwen2,
+    DeepSeekV3,
 }
 
 impl PreTokenizer {
@@ -34,6 +36,7 @@ impl PreTokenizer {
             }
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" => PreTokenizer::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "stablelm2" => PreTokenizer::Qwen2,
+            "deepseek-v3" => PreTokenizer::DeepSeekV3,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
     }
@@ -68,6 +71,7 @@ impl PreTokenizer {
             PreTokenizer::Gpt2 => scan(&all, out, gpt2_match),
             PreTokenizer::Llama3 => scan(&all, out, |c, i| llama3_match(c, i, 3)),
             PreTokenizer::Qwen2 => scan(&all, out, |c, i| llama3_match(c, i, 1)),
+            PreTokenizer::DeepSeekV3 => crate::deepseek::split(text, out),
             PreTokenizer::SmolLm => {
                 let mut seg_start = 0;
                 for i in 0..all.c.len() {

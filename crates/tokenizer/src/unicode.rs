@@ -61,6 +61,44 @@ fn classify_non_ascii(c: char) -> CharClass {
     }
 }
 
+/// A finer class, for split regexes that also name `\p{M}`, `\p{P}` and `\p{S}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FineClass {
+    Letter,
+    Mark,
+    Number,
+    Punctuation,
+    Symbol,
+    Space,
+    Other,
+}
+
+pub fn fine_classify(c: char) -> FineClass {
+    if c.is_whitespace() {
+        return FineClass::Space;
+    }
+    match get_general_category(c) {
+        Gc::UppercaseLetter
+        | Gc::LowercaseLetter
+        | Gc::TitlecaseLetter
+        | Gc::ModifierLetter
+        | Gc::OtherLetter => FineClass::Letter,
+        Gc::NonspacingMark | Gc::SpacingMark | Gc::EnclosingMark => FineClass::Mark,
+        Gc::DecimalNumber | Gc::LetterNumber | Gc::OtherNumber => FineClass::Number,
+        Gc::ConnectorPunctuation
+        | Gc::DashPunctuation
+        | Gc::OpenPunctuation
+        | Gc::ClosePunctuation
+        | Gc::InitialPunctuation
+        | Gc::FinalPunctuation
+        | Gc::OtherPunctuation => FineClass::Punctuation,
+        Gc::MathSymbol | Gc::CurrencySymbol | Gc::ModifierSymbol | Gc::OtherSymbol => {
+            FineClass::Symbol
+        }
+        _ => FineClass::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
