@@ -23,7 +23,8 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            (sentencepiece requires one; the GGUF marks it control).
 
 Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
-llama3, qwen2, deepseek-v3), the pieces Hugging Face `tokenizers` cuts each corpus string into, with the
+llama3, qwen2, deepseek-v3), the pieces Hugging Face `tokenizers` cuts each corpus string
+(and 1000 seeded random strings dense in regex-relevant characters) into, with the
 variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
 "isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
 
@@ -175,6 +176,9 @@ def corpus() -> list[str]:
     for _ in range(40):
         gen.append("".join(rng.choice(words) for _ in range(rng.randint(2, 15))))
 
+    # the first 300 of the pre-tokenizer stress strings (see pretokenizer_stress_texts)
+    gen += pretokenizer_stress_texts()[:300]
+
     seen = set()
     out = []
     for s in fixed + gen:
@@ -290,6 +294,21 @@ QWEN2_SPLIT = (
 )
 
 
+def pretokenizer_stress_texts() -> list[str]:
+    """1000 seeded random strings dense in the characters the split regexes treat specially."""
+    rng = random.Random(424242)
+    pool = (
+        list("aZ'sStTrReEvVlLmMdD") + list("0123456789") + list(" \t\n\r  ")
+        + list("!?.,;:-_()[]{}<>/\\|@#$%^&*+=~`\"")
+        + ["\u00a0", "\u3000", "\u2028", "\x0b", "\x0c", "\x85", "\u200d", "\u200b", "\u0301",
+           "\u0308", "\u0903", "\u20dd", "\u00b2", "\u00bd", "\u2167", "\u0663", "\u00e9", "\u00df",
+           "\u01c5", "\u02b0", "\u4e00", "\u9fa5", "\u9fa6", "\u3042", "\u30a2", "\u30fc", "\uac00",
+           "\u05d0", "\u0627", "\u00a7", "\u00ab", "\u2014", "\u20ac", "\U0001F600", "\U0001F3FD",
+           "\uff01", "\uff21", "\u0000", "\u007f", "\ufeff", "\U0001D400"]
+    )
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(1000)]
+
+
 def pretokenizer_golden(texts: list[str]) -> dict:
     from tokenizers import Regex, pre_tokenizers as pt
 
@@ -351,14 +370,15 @@ def main() -> int:
     assert len(texts) >= 300, len(texts)
     os.makedirs(args.out, exist_ok=True)
 
-    pre = pretokenizer_golden(texts)
+    pre_texts = texts + pretokenizer_stress_texts()
+    pre = pretokenizer_golden(pre_texts)
     path = os.path.join(args.out, "pretokenize.json")
     with open(path, "w", encoding="utf-8") as f:
         f.write("{\n")
         f.write(f'  "reference": "tokenizers {tokenizers.__version__} pre_tokenizers.Split (Oniguruma)",\n')
         f.write('  "generator": "tools/tokenizer_golden.py",\n')
         f.write('  "texts": [\n')
-        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in texts))
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in pre_texts))
         f.write("\n  ],\n")
         f.write('  "piece_byte_lengths": {\n')
         f.write(",\n".join(
