@@ -3,7 +3,8 @@
 //! `tokenizer.ggml.pre`, and SentencePiece-style BPE (`llama`) with byte fallback. Both follow
 //! llama.cpp's semantics (the reference the project checks against): user-defined tokens are
 //! always matched whole in text, control tokens only when the caller allows special tokens.
-//! Decoding is in [`decode`], with an incremental [`StreamDecoder`] for streaming output.
+//! Decoding is in [`decode`], with an incremental [`StreamDecoder`] for streaming output and a
+//! [`StopFilter`] that finds stop strings across streamed chunks.
 
 mod bpe;
 mod bytelevel;
@@ -15,6 +16,7 @@ mod hash;
 mod pretokenize;
 mod special;
 mod spm;
+mod stop;
 mod unicode;
 mod vocab;
 
@@ -23,6 +25,7 @@ use std::cell::RefCell;
 pub use decode::StreamDecoder;
 pub use error::{Error, Result};
 pub use pretokenize::PreTokenizer;
+pub use stop::{StopEvent, StopFilter};
 pub use vocab::{TokenType, Vocab};
 
 use bpe::{Bpe, BpeScratch};

@@ -133,3 +133,35 @@ fn bad_metadata_and_ids_are_errors() {
         })
     );
 }
+
+#[test]
+fn stop_string_found_across_streamed_tokens() {
+    use kaiyuan_tokenizer::{StopEvent, StopFilter};
+    let v = read_vocab(SMOLLM2);
+    let tok = Tokenizer::from_vocab(&v).unwrap();
+    // Generated text that writes a stop marker as plain text, split over several tokens.
+    let text = "The answer is 42.\n\nUser: and more";
+    let ids = tok.encode(text, false);
+    let mut dec = tok.stream_decoder(false);
+    let mut stop = StopFilter::new(&["\n\nUser:"]);
+    let mut shown = String::new();
+    let mut stopped = None;
+    for &id in &ids {
+        match stop.push(&dec.push(id).unwrap()) {
+            StopEvent::Text(t) => shown.push_str(&t),
+            StopEvent::Stopped { text, stop } => {
+                shown.push_str(&text);
+                stopped = Some(stop);
+                break;
+            }
+        }
+    }
+    assert_eq!(stopped, Some(0));
+    assert_eq!(shown, "The answer is 42.");
+}
+
+#[test]
+fn tokenizer_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Tokenizer>();
+}
