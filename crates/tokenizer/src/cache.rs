@@ -52,3 +52,38 @@ impl WordCache {
         self.map.insert(word.into(), ids.into());
     }
 }
+
+/// Capacity of an [`IdMemo`] before it is emptied.
+const MEMO_CAPACITY: usize = 1 << 16;
+
+/// A per-thread memo of small integer lookups (a pair of token ids -> the token their texts
+/// concatenate to, or `u32::MAX` for none), so that a string lookup in the big vocabulary table
+/// (two dependent cache misses) becomes a lookup in a small, hot table. Exact: it stores what the
+/// vocabulary says.
+#[derive(Default)]
+pub struct IdMemo {
+    owner: u64,
+    map: FastMap<u64, u32>,
+}
+
+impl IdMemo {
+    pub fn claim(&mut self, owner: u64) {
+        if self.owner != owner {
+            self.map.clear();
+            self.owner = owner;
+        }
+    }
+
+    #[inline]
+    pub fn get_or_insert_with(&mut self, key: u64, compute: impl FnOnce() -> u32) -> u32 {
+        if let Some(&v) = self.map.get(&key) {
+            return v;
+        }
+        let v = compute();
+        if self.map.len() >= MEMO_CAPACITY {
+            self.map.clear();
+        }
+        self.map.insert(key, v);
+        v
+    }
+}

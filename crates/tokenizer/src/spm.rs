@@ -8,11 +8,13 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
-use crate::cache::{new_owner, WordCache};
+use crate::cache::{new_owner, IdMemo, WordCache};
 use crate::error::{Error, Result};
 use crate::hash::FastMap;
 
 const NIL: u32 = u32::MAX;
+/// Words up to this many characters use the candidate scan instead of the heap.
+const SMALL_WORD: usize = 32;
 
 pub struct Spm {
     by_text: FastMap<Box<str>, u32>,
@@ -24,6 +26,17 @@ pub struct Spm {
     cross: Vec<(Box<str>, usize)>,
     /// This tokenizer's number in the per-thread word cache.
     owner: u64,
+    /// Id of each ASCII character's token (`NIL` if none).
+    ascii: [u32; 128],
+}
+
+/// A symbol of the short-word merge loop: byte span in the word and token id (`NIL`: the
+/// text is not a token).
+#[derive(Clone, Copy)]
+struct Sym {
+    start: u32,
+    len: u32,
+    id: u32,
 }
 
 /// A candidate merge of the symbols `left` and `right` into a token of `score`.
@@ -66,6 +79,9 @@ pub struct SpmScratch {
     prev: Vec<u32>,
     heap: BinaryHeap<Bigram>,
     cache: WordCache,
+    syms: Vec<Sym>,
+    cands: Vec<Option<(f32, u32)>>,
+    memo: IdMemo,
 }
 
 impl Spm {
@@ -107,6 +123,13 @@ impl Spm {
                 }
             }
         }
+        let mut ascii = [NIL; 128];
+        for (b, slot) in ascii.iter_mut().enumerate() {
+            let c = [b as u8];
+            if let Some(&id) = std::str::from_utf8(&c).ok().and_then(|t| by_text.get(t)) {
+                *slot = id;
+            }
+        }
         Ok(Spm {
             by_text,
             scores: scores.to_vec(),
@@ -114,6 +137,7 @@ impl Spm {
             unk,
             cross,
             owner: new_owner(),
+            ascii,
         })
     }
 
@@ -138,6 +162,7 @@ impl Spm {
             escaped.push(if c == ' ' { '\u{2581}' } else { c });
         }
         s.cache.claim(self.owner);
+        s.memo.claim(self.owner);
         let mut word_start = 0;
         for (p, c) in escaped.char_indices() {
             if c == '\u{2581}' && p > word_start && self.can_cut_before(&escaped, p) {
@@ -166,9 +191,94 @@ impl Spm {
         s.cache.insert(word.as_bytes(), &out[start..]);
     }
 
+    fn char_id(&self, c: char, memo: &mut IdMemo) -> u32 {
+        if (c as u32) < 128 {
+            return self.ascii[c as usize];
+        }
+        // Keys with a left half of NIL are characters; pair keys never have one.
+        memo.get_or_insert_with(((NIL as u64) << 32) | c as u64, || {
+            let mut buf = [0u8; 4];
+            self.lookup(c.encode_utf8(&mut buf)).unwrap_or(NIL)
+        })
+    }
+
+    /// The token two adjacent symbols merge into, with its score.
+    fn merge_of(&self, t: &str, a: Sym, b: Sym, memo: &mut IdMemo) -> Option<(f32, u32)> {
+        let text = || &t[a.start as usize..(b.start + b.len) as usize];
+        let merged = if a.id != NIL && b.id != NIL {
+            let key = ((a.id as u64) << 32) | b.id as u64;
+            memo.get_or_insert_with(key, || self.lookup(text()).unwrap_or(NIL))
+        } else {
+            // A character that is not a token may still start or end one.
+            self.lookup(text()).unwrap_or(NIL)
+        };
+        (merged != NIL).then(|| (self.scores[merged as usize], merged))
+    }
+
+    /// Short words: the same merge order as the heap loop (highest score, then leftmost),
+    /// found by scanning the kept candidate of every adjacent pair; only the two candidates
+    /// next to a merge are looked up again.
+    fn merge_small(&self, t: &str, s: &mut SpmScratch, out: &mut Vec<u32>) {
+        let memo = &mut s.memo;
+        s.syms.clear();
+        s.syms.extend(t.char_indices().map(|(off, c)| Sym {
+            start: off as u32,
+            len: c.len_utf8() as u32,
+            id: self.char_id(c, memo),
+        }));
+        let syms = &mut s.syms;
+        let cands = &mut s.cands;
+        cands.clear();
+        cands.extend(syms.windows(2).map(|w| self.merge_of(t, w[0], w[1], memo)));
+        loop {
+            let mut best: Option<(usize, f32, u32)> = None;
+            for (i, c) in cands.iter().enumerate() {
+                if let Some((score, id)) = *c {
+                    // Strictly greater: the leftmost of equal scores wins.
+                    if best.map_or(true, |(_, b, _)| score > b) {
+                        best = Some((i, score, id));
+                    }
+                }
+            }
+            let Some((i, _, id)) = best else { break };
+            syms[i] = Sym {
+                start: syms[i].start,
+                len: syms[i].len + syms[i + 1].len,
+                id,
+            };
+            syms.remove(i + 1);
+            cands.remove(i);
+            if i < cands.len() {
+                cands[i] = self.merge_of(t, syms[i], syms[i + 1], memo);
+            }
+            if i > 0 {
+                cands[i - 1] = self.merge_of(t, syms[i - 1], syms[i], memo);
+            }
+        }
+        for sym in syms.iter() {
+            if sym.id != NIL {
+                out.push(sym.id);
+            } else {
+                let piece = &t.as_bytes()[sym.start as usize..(sym.start + sym.len) as usize];
+                self.byte_fallback(piece, out);
+            }
+        }
+    }
+
+    fn byte_fallback(&self, piece: &[u8], out: &mut Vec<u32>) {
+        for &b in piece {
+            if let Some(id) = self.byte_token[b as usize].or(self.unk) {
+                out.push(id);
+            }
+        }
+    }
+
     fn merge(&self, t: &str, s: &mut SpmScratch, out: &mut Vec<u32>) {
         if t.is_empty() {
             return;
+        }
+        if t.len() <= SMALL_WORD || t.chars().count() <= SMALL_WORD {
+            return self.merge_small(t, s, out);
         }
         s.start.clear();
         s.len.clear();
@@ -216,13 +326,7 @@ impl Spm {
             let piece = &t[a..a + len];
             match self.lookup(piece) {
                 Some(id) => out.push(id),
-                None => {
-                    for &b in piece.as_bytes() {
-                        if let Some(id) = self.byte_token[b as usize].or(self.unk) {
-                            out.push(id);
-                        }
-                    }
-                }
+                None => self.byte_fallback(piece.as_bytes(), out),
             }
             i = s.next[i as usize];
         }
