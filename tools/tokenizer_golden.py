@@ -35,6 +35,10 @@ tokenizer.json has it, qwen2, deepseek-v3), by Hugging Face `tokenizers` configu
 dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
 lookup changes the result (it would not with the full merge list).
 
+Gemma 3 records of text without user-defined tokens also hold "ids_space_prefix": the ids
+with `add_space_prefix` on (Llama 2's leading-space rule, which Gemma 3 turns off), from
+sentencepiece with `add_dummy_prefix`.
+
 Each record holds "ids" (no special-token parsing; what `encode(text, allow_special=false)`
 must give without BOS/EOS) and, for strings that contain a control token literally,
 "ids_special" (control tokens recognised: the text is cut at the leftmost-longest control
@@ -227,12 +231,13 @@ def smollm2_reference(meta: dict):
     return encode, encode_special
 
 
-def gemma3_reference(meta: dict):
+def gemma3_reference(meta: dict, dummy_prefix: bool = False):
     import sentencepiece as spm
     from sentencepiece import sentencepiece_model_pb2 as pb
 
     assert meta["model"] == "llama", meta["model"]
     assert not meta.get("add_space_prefix", False)
+    assert "\u2581" not in "".join(t for t, ty in zip(meta["tokens"], meta["token_type"]) if ty == USER_DEFINED)
     tokens, scores, types = meta["tokens"], meta["scores"], meta["token_type"]
     unk = meta["unknown_token_id"]
 
@@ -254,7 +259,7 @@ def gemma3_reference(meta: dict):
     ts.pad_id = meta["padding_token_id"]
     ns = proto.normalizer_spec
     ns.name = "identity"
-    ns.add_dummy_prefix = False
+    ns.add_dummy_prefix = dummy_prefix
     ns.remove_extra_whitespaces = False
     ns.escape_whitespaces = True
     sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
@@ -413,6 +418,8 @@ def main() -> int:
             reference = f"tokenizers {tokenizers.__version__} (BPE + Digits(individual) + ByteLevel)"
         else:
             encode, encode_special, _ = gemma3_reference(meta)
+            encode_prefixed = gemma3_reference(meta, dummy_prefix=True)[0]
+            user_defined = [t for t, ty in zip(meta["tokens"], meta["token_type"]) if ty == USER_DEFINED]
             reference = (f"sentencepiece {sentencepiece.__version__} (BPE ModelProto from GGUF), "
                          f"protobuf {google.protobuf.__version__}")
         records = []
@@ -420,6 +427,15 @@ def main() -> int:
             rec = {"text": text, "ids": encode(text)}
             if any(c in text for c in control):
                 rec["ids_special"] = encode_special(text)
+            # The leading-space rule (add_space_prefix, as Llama 2 uses it), checked against
+            # sentencepiece's add_dummy_prefix: only where the two agree by definition, i.e. text
+            # with no user-defined token (llama.cpp prefixes a space after each of those too),
+            # not starting with a space (the prefix would make a run of two, which this
+            # reference matches as the respelled space-run token and llama.cpp cannot, since it
+            # adds the prefix after matching user-defined tokens) and without U+2581.
+            if (name == "gemma3" and text and not any(u in text for u in user_defined)
+                    and not text.startswith(" ") and "\u2581" not in text):
+                rec["ids_space_prefix"] = encode_prefixed(text)
             records.append(rec)
         doc = {
             "model": fname,

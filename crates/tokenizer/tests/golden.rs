@@ -160,3 +160,40 @@ fn byte_level_variants_match_reference() {
         failures.join("\n")
     );
 }
+
+/// The SentencePiece leading-space rule (`add_space_prefix`, as Llama 2 uses it) on Gemma's
+/// vocabulary, against sentencepiece's `add_dummy_prefix`; and decoding drops that space again.
+#[test]
+fn space_prefix_rule_matches_reference() {
+    let mut v = read_vocab(GEMMA3);
+    v.add_space_prefix = Some(true);
+    let tok = Tokenizer::from_vocab(&v).expect("build tokenizer");
+    let g = read_golden("gemma3");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for c in &g.cases {
+        let Some(want) = &c.ids_space_prefix else {
+            continue;
+        };
+        checked += 1;
+        let got = tok.encode(&c.text, false);
+        if &got != want && !known_reference_artifact("gemma3", &c.text) {
+            failures.push(format!("{:?}\n   want {want:?}\n   got  {got:?}", c.text));
+        }
+        if !c.text.contains('\u{2581}') {
+            assert_eq!(
+                tok.decode(want, false).unwrap(),
+                c.text,
+                "decode of {:?}",
+                c.text
+            );
+        }
+    }
+    assert!(checked >= 300, "{checked}");
+    assert!(
+        failures.is_empty(),
+        "{} differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

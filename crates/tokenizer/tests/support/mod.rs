@@ -189,6 +189,7 @@ pub struct Case {
     pub text: String,
     pub ids: Vec<u32>,
     pub ids_special: Option<Vec<u32>>,
+    pub ids_space_prefix: Option<Vec<u32>>,
 }
 
 pub struct Golden {
@@ -220,6 +221,7 @@ pub fn read_golden(name: &str) -> Golden {
             text: c["text"].as_str().expect("text").to_string(),
             ids: ids(&c["ids"]),
             ids_special: c.get("ids_special").map(ids),
+            ids_space_prefix: c.get("ids_space_prefix").map(ids),
         })
         .collect();
     Golden {
