@@ -125,6 +125,10 @@ impl Bpe {
         })
     }
 
+    pub fn pre(&self) -> PreTokenizer {
+        self.pre
+    }
+
     #[inline]
     fn merge_of(&self, left: u32, right: u32) -> Option<(u32, u32)> {
         self.merges

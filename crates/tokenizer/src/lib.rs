@@ -118,6 +118,10 @@ impl Tokenizer {
             }
             other => return Err(Error::UnknownModel(other.to_string())),
         };
+        let default_add_bos = match &model {
+            Model::Spm(_) => true,
+            Model::Bpe(m) => m.pre().adds_bos_by_default(),
+        };
         let pieces = v
             .tokens
             .iter()
@@ -141,7 +145,7 @@ impl Tokenizer {
             eot: check_id(v.eot_id, n, "eot_token_id")?,
             pad: check_id(v.pad_id, n, "padding_token_id")?,
             unk,
-            add_bos: v.add_bos.unwrap_or(is_spm),
+            add_bos: v.add_bos.unwrap_or(default_add_bos),
             add_eos: v.add_eos.unwrap_or(false),
             add_space_prefix: is_spm && v.add_space_prefix.unwrap_or(true),
         })

@@ -34,8 +34,9 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" => {
                 PreTokenizer::SmolLm
             }
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" => PreTokenizer::Llama3,
-            "qwen2" | "deepseek-r1-qwen" | "stablelm2" => PreTokenizer::Qwen2,
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" => PreTokenizer::Qwen2,
             "deepseek-v3" => PreTokenizer::DeepSeekV3,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
@@ -52,6 +53,12 @@ impl PreTokenizer {
         let (mut scratch, mut ranges) = (Vec::new(), Vec::new());
         self.split(text, &mut scratch, &mut ranges);
         ranges.iter().map(|&(a, b)| &text[a..b]).collect()
+    }
+
+    /// Whether a vocabulary with this pre-tokenizer adds BOS when its metadata does not say
+    /// (`tokenizer.ggml.add_bos_token` absent): llama.cpp's default for the Llama 3 family.
+    pub fn adds_bos_by_default(self) -> bool {
+        self == PreTokenizer::Llama3
     }
 
     /// Appends the byte ranges of the pieces of `text` to `out` (in order, covering `text`).

@@ -60,7 +60,8 @@ pub struct Vocab {
     pub pad_id: Option<u32>,
     /// `tokenizer.ggml.unknown_token_id`
     pub unk_id: Option<u32>,
-    /// `tokenizer.ggml.add_bos_token` (absent: true for `llama`, false for `gpt2`, as llama.cpp)
+    /// `tokenizer.ggml.add_bos_token` (absent: true for `llama` and for `gpt2` with a Llama 3
+    /// pre-tokenizer, false for other `gpt2`, as llama.cpp)
     pub add_bos: Option<bool>,
     /// `tokenizer.ggml.add_eos_token` (absent: false)
     pub add_eos: Option<bool>,

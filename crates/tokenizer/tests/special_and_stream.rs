@@ -165,3 +165,18 @@ fn tokenizer_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Tokenizer>();
 }
+
+#[test]
+fn bos_defaults_when_metadata_is_silent() {
+    // llama.cpp's defaults: SentencePiece and Llama 3 style vocabularies add BOS, others not.
+    let mut v = read_vocab(SMOLLM2);
+    v.add_bos = None;
+    assert!(!Tokenizer::from_vocab(&v).unwrap().add_bos());
+    v.pre = Some("llama-bpe".into());
+    assert!(Tokenizer::from_vocab(&v).unwrap().add_bos());
+    let mut g = read_vocab(GEMMA3);
+    g.add_bos = None;
+    assert!(Tokenizer::from_vocab(&g).unwrap().add_bos());
+    g.add_bos = Some(false);
+    assert!(!Tokenizer::from_vocab(&g).unwrap().add_bos());
+}
