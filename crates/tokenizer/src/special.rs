@@ -1,8 +1,12 @@
 //! Finds control and user-defined tokens written literally in text, so they become single ids
-//! instead of being tokenized as characters. A byte trie over the token texts; at each position
-//! the longest allowed token wins (leftmost-longest, as Hugging Face's added-token matcher does).
-//! User-defined tokens are always matched (llama.cpp does); control and unknown tokens only
-//! when the caller allows special tokens.
+//! instead of being tokenized as characters. User-defined tokens are always matched (llama.cpp
+//! does); control and unknown tokens only when the caller allows special tokens.
+//!
+//! Which occurrences win follows llama.cpp: tokens are taken longest first (equal lengths:
+//! lower id first), each claiming its non-overlapping occurrences from left to right in the
+//! text not yet claimed. (Hugging Face matches leftmost-longest instead; the two differ only
+//! when occurrences of different tokens overlap, e.g. `ab` and `bcd` in `abcd`.) All
+//! occurrences are found in one pass with a byte trie over the token texts, then resolved.
 
 use crate::vocab::TokenType;
 
@@ -77,16 +81,15 @@ impl SpecialMatcher {
         self.nodes[node as usize].token = Some((id, needs_allow));
     }
 
-    /// The longest allowed token starting at `bytes[0]`: (id, length in bytes).
-    fn longest_at(&self, bytes: &[u8], allow_special: bool) -> Option<(u32, usize)> {
+    /// Calls `found(id, length)` for every allowed token that starts at `bytes[0]`.
+    fn tokens_at(&self, bytes: &[u8], allow_special: bool, mut found: impl FnMut(u32, usize)) {
         let mut node = self.root[bytes[0] as usize];
-        let mut best = None;
         let mut len = 1;
         while node != NONE {
             let n = &self.nodes[node as usize];
             if let Some((id, needs_allow)) = n.token {
                 if allow_special || !needs_allow {
-                    best = Some((id, len));
+                    found(id, len);
                 }
             }
             let Some(&b) = bytes.get(len) else { break };
@@ -96,34 +99,49 @@ impl SpecialMatcher {
             };
             len += 1;
         }
-        best
     }
 
     /// Cuts `text` into text fragments and recognised tokens, appending them to `out`.
     pub fn partition<'a>(&self, text: &'a str, allow_special: bool, out: &mut Vec<Fragment<'a>>) {
         let bytes = text.as_bytes();
-        let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            if self.root[bytes[i] as usize] != NONE {
-                if let Some((id, len)) = self.longest_at(&bytes[i..], allow_special) {
-                    // Token texts are valid UTF-8 and so is `text`, so a match of a token whose
-                    // first byte is a char boundary ends on one; check rather than assume.
-                    if text.is_char_boundary(i) && text.is_char_boundary(i + len) {
-                        if start < i {
-                            out.push(Fragment::Text(&text[start..i]));
-                        }
-                        out.push(Fragment::Token(id));
-                        i += len;
-                        start = i;
-                        continue;
+        // Every occurrence: (length, id, start).
+        let mut found: Vec<(usize, u32, usize)> = Vec::new();
+        for i in 0..bytes.len() {
+            if self.root[bytes[i] as usize] != NONE && text.is_char_boundary(i) {
+                self.tokens_at(&bytes[i..], allow_special, |id, len| {
+                    if text.is_char_boundary(i + len) {
+                        found.push((len, id, i));
                     }
-                }
+                });
             }
-            i += 1;
         }
-        if start < bytes.len() {
-            out.push(Fragment::Text(&text[start..]));
+        if found.is_empty() {
+            if !text.is_empty() {
+                out.push(Fragment::Text(text));
+            }
+            return;
+        }
+        found.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let mut claimed = vec![false; bytes.len()];
+        let mut accepted: Vec<(usize, usize, u32)> = Vec::new();
+        for (len, id, start) in found {
+            let span = &mut claimed[start..start + len];
+            if span.iter().all(|&c| !c) {
+                span.fill(true);
+                accepted.push((start, len, id));
+            }
+        }
+        accepted.sort_unstable();
+        let mut at = 0;
+        for (start, len, id) in accepted {
+            if at < start {
+                out.push(Fragment::Text(&text[at..start]));
+            }
+            out.push(Fragment::Token(id));
+            at = start + len;
+        }
+        if at < bytes.len() {
+            out.push(Fragment::Text(&text[at..]));
         }
     }
 }
@@ -133,7 +151,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn leftmost_longest_and_permission() {
+    fn longest_token_first_and_permission() {
         let toks = [
             (10, "<a>", TokenType::Control),
             (11, "<a><b>", TokenType::Control),
@@ -159,5 +177,16 @@ mod tests {
         );
         assert_eq!(run("ab", true), [Text("ab")]);
         assert_eq!(run("", true), []);
+        // Longest first, not leftmost first: llama.cpp gives "a" + <bcd> here.
+        let m = SpecialMatcher::new(
+            [
+                (1, "ab", TokenType::Control),
+                (2, "bcd", TokenType::Control),
+            ]
+            .into_iter(),
+        );
+        let mut out = Vec::new();
+        m.partition("abcd ab", true, &mut out);
+        assert_eq!(out, [Text("a"), Token(2), Text(" "), Token(1)]);
     }
 }
