@@ -29,6 +29,7 @@ pub struct StreamDecoder<'t> {
     render_special: bool,
     /// Bytes received but not yet emitted: an incomplete UTF-8 sequence at the end.
     pending: Vec<u8>,
+    /// No text has come yet: the next piece loses a leading `add_space_prefix` space.
     first: bool,
 }
 
@@ -50,7 +51,10 @@ impl<'t> StreamDecoder<'t> {
         } else {
             piece
         };
-        self.first = false;
+        // Until a piece with text arrives (a hidden BOS has none), the next one is "first".
+        if !piece.is_empty() {
+            self.first = false;
+        }
         self.pending.extend_from_slice(piece);
         Ok(self.take_complete())
     }

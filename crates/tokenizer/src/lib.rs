@@ -205,9 +205,10 @@ impl Tokenizer {
     /// `render_special`. Bytes that are not valid UTF-8 become U+FFFD (only here, at the end).
     pub fn decode(&self, ids: &[u32], render_special: bool) -> Result<String> {
         let mut bytes = Vec::new();
-        for (i, &id) in ids.iter().enumerate() {
+        for &id in ids {
             let piece = self.piece_bytes(id, render_special)?;
-            bytes.extend_from_slice(if i == 0 {
+            // The first piece with text (a hidden BOS before it does not count).
+            bytes.extend_from_slice(if bytes.is_empty() {
                 self.strip_space_prefix(piece)
             } else {
                 piece
@@ -229,7 +230,8 @@ impl Tokenizer {
         Ok(if hidden { &[] } else { piece })
     }
 
-    /// The first piece of a SentencePiece text loses the space `add_space_prefix` put there.
+    /// The first piece of a SentencePiece text (the first that is not empty) loses the space
+    /// `add_space_prefix` put there.
     fn strip_space_prefix<'a>(&self, piece: &'a [u8]) -> &'a [u8] {
         if self.add_space_prefix {
             piece.strip_prefix(b" ").unwrap_or(piece)
