@@ -23,14 +23,14 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            (sentencepiece requires one; the GGUF marks it control).
 
 Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
-llama3, qwen2, deepseek-v3), the pieces Hugging Face `tokenizers` cuts each corpus string
+llama3, qwen2, deepseek-v3, default), the pieces Hugging Face `tokenizers` cuts each corpus string
 (and 1000 seeded random strings dense in regex-relevant characters) into, with the
 variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
 "isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
 
 And variants.json: ids of the corpus for SmolLM2's vocabulary and merges re-used under each
 other byte-level pre-tokenizer variant (gpt2, llama3 with `ignore_merges` as Llama 3's
-tokenizer.json has it, qwen2, deepseek-v3), by Hugging Face `tokenizers` configured the same way
+tokenizer.json has it, qwen2, deepseek-v3, default), by Hugging Face `tokenizers` configured the same way
 (Split(regex) + ByteLevel(use_regex=False) + BPE). Every 7th merge (index % 7 == 3) is
 dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
 lookup changes the result (it would not with the full merge list).
@@ -293,6 +293,8 @@ DEEPSEEK_V3_SPLITS = [
     r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"""
     r"""| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 ]
+# llama.cpp's `default` for byte-level BPE.
+DEFAULT_SPLITS = [r"[\p{P}\$\+<=>\^~\|]+", GPT2_SPLIT, r"\p{N}+", r"[0-9][0-9][0-9]"]
 QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
@@ -326,6 +328,7 @@ def pretokenizer_golden(texts: list[str]) -> dict:
         "llama3": split(LLAMA3_SPLIT),
         "qwen2": split(QWEN2_SPLIT),
         "deepseek-v3": pt.Sequence([split(r) for r in DEEPSEEK_V3_SPLITS]),
+        "default": pt.Sequence([split(r) for r in DEFAULT_SPLITS]),
     }
     out = {}
     for name, pre in variants.items():
@@ -349,6 +352,7 @@ def variants_golden(meta: dict, texts: list[str]) -> dict:
         ("llama3", LLAMA3_SPLIT, True),
         ("qwen2", QWEN2_SPLIT, False),
         ("deepseek-v3", DEEPSEEK_V3_SPLITS, False),
+        ("default", DEFAULT_SPLITS, False),
     ]:
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
         regexes = regex if isinstance(regex, list) else [regex]

@@ -8,7 +8,7 @@
 //! - Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //! - Qwen2: the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
-//! - DeepSeek-V3: three regexes in sequence, see [`crate::deepseek`]
+//! - DeepSeek-V3, and llama.cpp's `default`: several regexes in sequence, see [`crate::staged`]
 //!
 //! Every scanner returns the leftmost match of the regex's alternatives in order at each
 //! position, exactly as a backtracking engine would; the pieces cover the text completely.
@@ -24,6 +24,8 @@ pub enum PreTokenizer {
     Llama3,
     Qwen2,
     DeepSeekV3,
+    /// llama.cpp's `default` byte-level BPE split (punctuation runs, GPT-2, digit triples).
+    Default,
 }
 
 impl PreTokenizer {
@@ -38,6 +40,7 @@ impl PreTokenizer {
             | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" => PreTokenizer::Qwen2,
             "deepseek-v3" => PreTokenizer::DeepSeekV3,
+            "default" => PreTokenizer::Default,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
     }
@@ -78,7 +81,8 @@ impl PreTokenizer {
             PreTokenizer::Gpt2 => scan(&all, out, gpt2_match),
             PreTokenizer::Llama3 => scan(&all, out, |c, i| llama3_match(c, i, 3)),
             PreTokenizer::Qwen2 => scan(&all, out, |c, i| llama3_match(c, i, 1)),
-            PreTokenizer::DeepSeekV3 => crate::deepseek::split(text, out),
+            PreTokenizer::DeepSeekV3 => crate::staged::split_deepseek_v3(text, out),
+            PreTokenizer::Default => crate::staged::split_default(text, out),
             PreTokenizer::SmolLm => {
                 let mut seg_start = 0;
                 for i in 0..all.c.len() {

@@ -1,14 +1,19 @@
-//! DeepSeek-V3's pre-tokenizer (`tokenizer.ggml.pre = deepseek-v3`): three split regexes applied
-//! in sequence, each cutting every piece of the previous stage into its matches and the gaps
-//! between them (Hugging Face's `Split(..., "isolated")`; the list llama.cpp gives for this
-//! name, from DeepSeek-V3's tokenizer.json):
+//! Pre-tokenizers made of several split regexes applied in sequence, each cutting every piece
+//! of the previous stage into its matches and the gaps between them (Hugging Face's
+//! `Split(..., "isolated")`; the regex lists llama.cpp gives for these `pre` names). Each stage
+//! is a hand-written matcher tried at successive positions (leftmost match).
 //!
+//! DeepSeek-V3 (`deepseek-v3`, from DeepSeek-V3's tokenizer.json):
 //! 1. `\p{N}{1,3}`
 //! 2. `[一-龥぀-ゟ゠-ヿ]+` (CJK ideographs U+4E00..U+9FA5, hiragana, katakana)
 //! 3. `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
 //!    ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //!
-//! Each stage is a hand-written matcher tried at successive positions (leftmost match).
+//! llama.cpp's `default` for byte-level BPE:
+//! 1. `[\p{P}\$\+<=>\^~\|]+`
+//! 2. the GPT-2 regex `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+//! 3. `\p{N}+`
+//! 4. `[0-9][0-9][0-9]`
 
 use crate::unicode::{fine_classify, FineClass};
 
@@ -22,7 +27,19 @@ pub struct FCh {
 /// Returns the end of the stage's match starting at `i`, if one starts there.
 type Matcher = fn(&[FCh], usize) -> Option<usize>;
 
-pub fn split(text: &str, out: &mut Vec<(usize, usize)>) {
+pub fn split_deepseek_v3(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(text, &[numbers_1_to_3, cjk, deepseek_words], out)
+}
+
+pub fn split_default(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(
+        text,
+        &[punctuation_run, gpt2, number_run, three_ascii_digits],
+        out,
+    )
+}
+
+fn split(text: &str, stages: &[Matcher], out: &mut Vec<(usize, usize)>) {
     let chars: Vec<FCh> = text
         .char_indices()
         .map(|(off, c)| FCh {
@@ -34,7 +51,7 @@ pub fn split(text: &str, out: &mut Vec<(usize, usize)>) {
     let off = |i: usize| chars.get(i).map_or(text.len(), |ch| ch.off);
     // Pieces as char index ranges, refined stage by stage.
     let mut pieces = vec![(0, chars.len())];
-    for stage in [numbers as Matcher, cjk, words] {
+    for &stage in stages {
         let mut next = Vec::with_capacity(pieces.len() * 2);
         for &(a, b) in &pieces {
             split_isolated(&chars[..b], a, stage, &mut next);
@@ -77,7 +94,7 @@ fn run(chars: &[FCh], mut i: usize, pred: impl Fn(&FCh) -> bool) -> usize {
     i
 }
 
-fn numbers(chars: &[FCh], i: usize) -> Option<usize> {
+fn numbers_1_to_3(chars: &[FCh], i: usize) -> Option<usize> {
     (chars[i].class == FineClass::Number)
         .then(|| run(chars, i, |c| c.class == FineClass::Number).min(i + 3))
 }
@@ -94,7 +111,7 @@ fn is_newline(c: char) -> bool {
     c == '\r' || c == '\n'
 }
 
-fn words(chars: &[FCh], i: usize) -> Option<usize> {
+fn deepseek_words(chars: &[FCh], i: usize) -> Option<usize> {
     use FineClass::*;
     let ch = chars[i];
     let class_at = |k: usize| chars.get(k).map(|c| c.class);
@@ -135,4 +152,58 @@ fn words(chars: &[FCh], i: usize) -> Option<usize> {
     } else {
         j - 1
     })
+}
+
+/// `[\p{P}\$\+<=>\^~\|]+`
+fn punctuation_run(chars: &[FCh], i: usize) -> Option<usize> {
+    let member = |c: &FCh| c.class == FineClass::Punctuation || "$+<=>^~|".contains(c.c);
+    member(&chars[i]).then(|| run(chars, i, member))
+}
+
+/// The GPT-2 regex (see [`crate::pretokenize`]); it matches at every position.
+fn gpt2(chars: &[FCh], i: usize) -> Option<usize> {
+    use FineClass::*;
+    let ch = chars[i];
+    if ch.c == '\'' {
+        let next = |k: usize| chars.get(i + k).map(|c| c.c);
+        match (next(1), next(2)) {
+            (Some('s' | 't' | 'm' | 'd'), _) => return Some(i + 2),
+            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => {
+                return Some(i + 3)
+            }
+            _ => {}
+        }
+    }
+    // Letters, numbers, and everything else (`[^\s\p{L}\p{N}]`) as three run classes.
+    let kind = |c: &FCh| match c.class {
+        Letter => 0,
+        Number => 1,
+        Space => 3,
+        _ => 2,
+    };
+    let p = match chars.get(i + 1) {
+        Some(next) if ch.c == ' ' && kind(next) != 3 => i + 1,
+        _ => i,
+    };
+    let k = kind(&chars[p]);
+    if k != 3 {
+        return Some(run(chars, p, |c| kind(c) == k));
+    }
+    let j = run(chars, i, |c| c.class == Space);
+    Some(if j == chars.len() || j - i == 1 {
+        j
+    } else {
+        j - 1
+    })
+}
+
+/// `\p{N}+`
+fn number_run(chars: &[FCh], i: usize) -> Option<usize> {
+    (chars[i].class == FineClass::Number).then(|| run(chars, i, |c| c.class == FineClass::Number))
+}
+
+/// `[0-9][0-9][0-9]`
+fn three_ascii_digits(chars: &[FCh], i: usize) -> Option<usize> {
+    let digit = |k: usize| chars.get(k).is_some_and(|c| c.c.is_ascii_digit());
+    (digit(i) && digit(i + 1) && digit(i + 2)).then_some(i + 3)
 }
