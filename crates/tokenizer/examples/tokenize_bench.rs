@@ -3,7 +3,8 @@
 //! repeated (repeated words, as real text has); "random" is seeded random words over Latin,
 //! digits, punctuation, Cyrillic and CJK (few repeats: the word cache rarely helps).
 //! Not a test: `cargo run --release -p kaiyuan-tokenizer --example tokenize_bench [MB] [MODEL]`
-//! (MODEL: smollm2 or gemma3; default both).
+//! (MODEL: smollm2 or gemma3; default both). With `KAIYUAN_BENCH_DUMP=DIR` the two texts are
+//! also written to DIR/mixed.txt and DIR/random.txt.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -33,6 +34,12 @@ fn main() {
         }
     }
     let random = random_words(text.len());
+    // To time other tokenizers on the very same texts.
+    if let Some(dir) = std::env::var_os("KAIYUAN_BENCH_DUMP") {
+        let dir = std::path::PathBuf::from(dir);
+        std::fs::write(dir.join("mixed.txt"), &text).expect("write mixed.txt");
+        std::fs::write(dir.join("random.txt"), &random).expect("write random.txt");
+    }
     let only = std::env::args().nth(2);
     for (name, file) in [("smollm2", support::SMOLLM2), ("gemma3", support::GEMMA3)] {
         if only.as_deref().is_some_and(|o| o != name) {
@@ -47,6 +54,11 @@ fn main() {
             let (t, cpu0) = (Instant::now(), thread_cpu_seconds());
             let ids = tok.encode(text, false);
             let secs = t.elapsed().as_secs_f64();
+            if let Some(dir) = std::env::var_os("KAIYUAN_BENCH_DUMP") {
+                let path = std::path::PathBuf::from(dir).join(format!("{name}-{kind}.ids"));
+                let list: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+                std::fs::write(path, list.join("\n")).expect("write ids");
+            }
             let cpu = thread_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
             let mb = text.len() as f64 / 1e6;
             println!(
