@@ -1,0 +1,209 @@
+//! Pre-tokenizers made of several split regexes applied in sequence, each cutting every piece
+//! of the previous stage into its matches and the gaps between them (Hugging Face's
+//! `Split(..., "isolated")`; the regex lists llama.cpp gives for these `pre` names). Each stage
+//! is a hand-written matcher tried at successive positions (leftmost match).
+//!
+//! DeepSeek-V3 (`deepseek-v3`, from DeepSeek-V3's tokenizer.json):
+//! 1. `\p{N}{1,3}`
+//! 2. `[一-龥぀-ゟ゠-ヿ]+` (CJK ideographs U+4E00..U+9FA5, hiragana, katakana)
+//! 3. `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
+//!    ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+//!
+//! llama.cpp's `default` for byte-level BPE:
+//! 1. `[\p{P}\$\+<=>\^~\|]+`
+//! 2. the GPT-2 regex `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+//! 3. `\p{N}+`
+//! 4. `[0-9][0-9][0-9]`
+
+use crate::unicode::{fine_classify, FineClass};
+
+#[derive(Clone, Copy)]
+pub struct FCh {
+    off: usize,
+    c: char,
+    class: FineClass,
+}
+
+/// Returns the end of the stage's match starting at `i`, if one starts there.
+type Matcher = fn(&[FCh], usize) -> Option<usize>;
+
+pub fn split_deepseek_v3(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(text, &[numbers_1_to_3, cjk, deepseek_words], out)
+}
+
+pub fn split_default(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(
+        text,
+        &[punctuation_run, gpt2, number_run, three_ascii_digits],
+        out,
+    )
+}
+
+fn split(text: &str, stages: &[Matcher], out: &mut Vec<(usize, usize)>) {
+    let chars: Vec<FCh> = text
+        .char_indices()
+        .map(|(off, c)| FCh {
+            off,
+            c,
+            class: fine_classify(c),
+        })
+        .collect();
+    let off = |i: usize| chars.get(i).map_or(text.len(), |ch| ch.off);
+    // Pieces as char index ranges, refined stage by stage.
+    let mut pieces = vec![(0, chars.len())];
+    for &stage in stages {
+        let mut next = Vec::with_capacity(pieces.len() * 2);
+        for &(a, b) in &pieces {
+            split_isolated(&chars[..b], a, stage, &mut next);
+        }
+        pieces = next;
+    }
+    out.extend(
+        pieces
+            .iter()
+            .filter(|(a, b)| a < b)
+            .map(|&(a, b)| (off(a), off(b))),
+    );
+}
+
+/// Cuts `chars[from..]` into matches of `stage` and the gaps between them.
+fn split_isolated(chars: &[FCh], from: usize, stage: Matcher, out: &mut Vec<(usize, usize)>) {
+    let (mut gap, mut i) = (from, from);
+    while i < chars.len() {
+        match stage(chars, i) {
+            Some(j) => {
+                if gap < i {
+                    out.push((gap, i));
+                }
+                out.push((i, j));
+                i = j;
+                gap = j;
+            }
+            None => i += 1,
+        }
+    }
+    if gap < chars.len() {
+        out.push((gap, chars.len()));
+    }
+}
+
+fn run(chars: &[FCh], mut i: usize, pred: impl Fn(&FCh) -> bool) -> usize {
+    while i < chars.len() && pred(&chars[i]) {
+        i += 1;
+    }
+    i
+}
+
+fn numbers_1_to_3(chars: &[FCh], i: usize) -> Option<usize> {
+    (chars[i].class == FineClass::Number)
+        .then(|| run(chars, i, |c| c.class == FineClass::Number).min(i + 3))
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FA5}' | '\u{3040}'..='\u{309F}' | '\u{30A0}'..='\u{30FF}')
+}
+
+fn cjk(chars: &[FCh], i: usize) -> Option<usize> {
+    is_cjk(chars[i].c).then(|| run(chars, i, |c| is_cjk(c.c)))
+}
+
+fn is_newline(c: char) -> bool {
+    c == '\r' || c == '\n'
+}
+
+fn deepseek_words(chars: &[FCh], i: usize) -> Option<usize> {
+    use FineClass::*;
+    let ch = chars[i];
+    let class_at = |k: usize| chars.get(k).map(|c| c.class);
+    let letter_or_mark = |c: &FCh| matches!(c.class, Letter | Mark);
+    // `[ASCII punctuation][A-Za-z]+`
+    if ch.c.is_ascii_punctuation() && chars.get(i + 1).is_some_and(|c| c.c.is_ascii_alphabetic()) {
+        return Some(run(chars, i + 1, |c| c.c.is_ascii_alphabetic()));
+    }
+    // `[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+`
+    if letter_or_mark(&ch) {
+        return Some(run(chars, i, letter_or_mark));
+    }
+    let may_lead = !is_newline(ch.c) && !matches!(ch.class, Letter | Punctuation | Symbol);
+    if may_lead && matches!(class_at(i + 1), Some(Letter | Mark)) {
+        return Some(run(chars, i + 1, letter_or_mark));
+    }
+    // ` ?[\p{P}\p{S}]+[\r\n]*`
+    let punct = |c: &FCh| matches!(c.class, Punctuation | Symbol);
+    let p = if ch.c == ' ' && chars.get(i + 1).is_some_and(punct) {
+        i + 1
+    } else {
+        i
+    };
+    if punct(&chars[p]) {
+        let j = run(chars, p, punct);
+        return Some(run(chars, j, |c| is_newline(c.c)));
+    }
+    if ch.class != Space {
+        return None;
+    }
+    // `\s*[\r\n]+|\s+(?!\S)|\s+`
+    let j = run(chars, i, |c| c.class == Space);
+    if let Some(k) = (i..j).rev().find(|&k| is_newline(chars[k].c)) {
+        return Some(k + 1);
+    }
+    Some(if j == chars.len() || j - i == 1 {
+        j
+    } else {
+        j - 1
+    })
+}
+
+/// `[\p{P}\$\+<=>\^~\|]+`
+fn punctuation_run(chars: &[FCh], i: usize) -> Option<usize> {
+    let member = |c: &FCh| c.class == FineClass::Punctuation || "$+<=>^~|".contains(c.c);
+    member(&chars[i]).then(|| run(chars, i, member))
+}
+
+/// The GPT-2 regex (see [`crate::pretokenize`]); it matches at every position.
+fn gpt2(chars: &[FCh], i: usize) -> Option<usize> {
+    use FineClass::*;
+    let ch = chars[i];
+    if ch.c == '\'' {
+        let next = |k: usize| chars.get(i + k).map(|c| c.c);
+        match (next(1), next(2)) {
+            (Some('s' | 't' | 'm' | 'd'), _) => return Some(i + 2),
+            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => {
+                return Some(i + 3)
+            }
+            _ => {}
+        }
+    }
+    // Letters, numbers, and everything else (`[^\s\p{L}\p{N}]`) as three run classes.
+    let kind = |c: &FCh| match c.class {
+        Letter => 0,
+        Number => 1,
+        Space => 3,
+        _ => 2,
+    };
+    let p = match chars.get(i + 1) {
+        Some(next) if ch.c == ' ' && kind(next) != 3 => i + 1,
+        _ => i,
+    };
+    let k = kind(&chars[p]);
+    if k != 3 {
+        return Some(run(chars, p, |c| kind(c) == k));
+    }
+    let j = run(chars, i, |c| c.class == Space);
+    Some(if j == chars.len() || j - i == 1 {
+        j
+    } else {
+        j - 1
+    })
+}
+
+/// `\p{N}+`
+fn number_run(chars: &[FCh], i: usize) -> Option<usize> {
+    (chars[i].class == FineClass::Number).then(|| run(chars, i, |c| c.class == FineClass::Number))
+}
+
+/// `[0-9][0-9][0-9]`
+fn three_ascii_digits(chars: &[FCh], i: usize) -> Option<usize> {
+    let digit = |k: usize| chars.get(k).is_some_and(|c| c.c.is_ascii_digit());
+    (digit(i) && digit(i + 1) && digit(i + 2)).then_some(i + 3)
+}

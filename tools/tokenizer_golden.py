@@ -1,0 +1,471 @@
+#!/usr/bin/env python3
+"""Writes the tokenizer golden files under testdata/golden/tokenizer/.
+
+For every string of a fixed corpus (>= 300 strings: English, code, whitespace runs, tabs and
+newlines, numbers, CJK, Arabic, emoji with ZWJ, combining marks, escape look-alikes, very long
+words, special-token look-alikes, seeded random mixes) it records the token ids that an
+independent reference tokenizer gives, built from the vocabulary stored in each test model's
+GGUF metadata (read with the `gguf` package). Nothing here imports Kaiyuan's code.
+
+References (interim; the issue's final reference is llama.cpp through `llama-cpp-python`):
+
+  smollm2  Hugging Face `tokenizers`, configured as SmolLM2's own tokenizer.json is: BPE over
+           the GGUF tokens/merges, pre-tokenizer Digits(individual) + ByteLevel(GPT-2 regex,
+           no prefix space). That is also llama.cpp's `smollm` pre-type (split on \\p{N}, then the
+           GPT-2 regex). transformers' own GGUF conversion is NOT used: it needs torch in
+           transformers 5, and it maps `pre = smollm` to plain GPT-2 splitting (no digit split),
+           which differs from llama.cpp on every multi-digit number.
+  gemma3   Google's `sentencepiece` library, running a ModelProto rebuilt from the GGUF
+           (pieces, scores, types; BPE, byte fallback, identity normalizer, no dummy prefix,
+           whitespace escaped to U+2581). The GGUF spells the user-defined space-run tokens with
+           real spaces ("  "); sentencepiece sees text after escaping, so they are respelled
+           "\u2581\u2581" here (how Gemma's tokenizer.model spells them). `<unk>` is typed UNKNOWN
+           (sentencepiece requires one; the GGUF marks it control).
+
+Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
+llama3, qwen2, deepseek-v3, default), the pieces Hugging Face `tokenizers` cuts each corpus string
+(and 1000 seeded random strings dense in regex-relevant characters) into, with the
+variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
+"isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
+
+And variants.json: ids of the corpus for SmolLM2's vocabulary and merges re-used under each
+other byte-level pre-tokenizer variant (gpt2, llama3 with `ignore_merges` as Llama 3's
+tokenizer.json has it, qwen2, deepseek-v3, default), by Hugging Face `tokenizers` configured the same way
+(Split(regex) + ByteLevel(use_regex=False) + BPE). Every 7th merge (index % 7 == 3) is
+dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
+lookup changes the result (it would not with the full merge list).
+
+Gemma 3 records of text without user-defined tokens also hold "ids_space_prefix": the ids
+with `add_space_prefix` on (Llama 2's leading-space rule, which Gemma 3 turns off), from
+sentencepiece with `add_dummy_prefix`.
+
+Each record holds "ids" (no special-token parsing; what `encode(text, allow_special=false)`
+must give without BOS/EOS) and, for strings that contain a control token literally,
+"ids_special" (control tokens recognised: the text is cut at the leftmost-longest control
+token, each control token becomes its id and each piece between is encoded as above).
+
+Usage: .venv/bin/python tools/tokenizer_golden.py [--models DIR] [--out DIR]
+Needs: gguf, tokenizers, sentencepiece, protobuf (see testdata/golden/tokenizer/README.md).
+The output is deterministic (fixed seed, no timestamps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+
+import gguf
+
+SMOLLM2 = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GEMMA3 = "gemma-3-270m-q4_k_m.gguf"
+
+CONTROL = 3
+USER_DEFINED = 4
+
+
+def read_tokenizer_metadata(path: str) -> dict:
+    reader = gguf.GGUFReader(path)
+    out = {}
+    for key, field in reader.fields.items():
+        if key.startswith("tokenizer.ggml."):
+            out[key[len("tokenizer.ggml."):]] = field.contents()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus
+# ---------------------------------------------------------------------------------------------
+
+def corpus() -> list[str]:
+    fixed = [
+        "", " ", "  ", "   ", "\t", "\n", "\n\n", "\r\n", " \n", "\n ", "a", "A", "1",
+        "Hello world", "Hello, world!", " Hello world", "Hello  world", "Hello   world ",
+        "The quick brown fox jumps over the lazy dog.",
+        "It's a dog's life, isn't it? We're sure they'll say you've I'm he'd.",
+        "IT'S LOUD, ISN'T IT? WE'RE", "don't'", "''quoted''", "'s's 't", "can't won't shan't",
+        "Mr. O'Neill's 3rd-floor flat cost $1,250.99 (approx.)",
+        "e-mail: someone@example.com, https://example.org/path?q=1&r=two#frag",
+        "0", "12", "123", "1234", "12345", "1234567890", "3.14159", "-42", "+1e-10", "1,000,000",
+        "2024-05-17T12:34:56Z", "v1.2.3-rc.4", "0x1F 0b1010 0o777", "½ ¾ ² ³ Ⅻ ٣ ४ ๓",
+        "item1 item22 item333", "a1b2c3", "ABC123def456",
+        "def foo(x):\n    return x * 2\n",
+        "fn main() {\n\tprintln!(\"{}\", 1 + 2);\n}\n",
+        "if (a && b || !c) { x += 1; } else { y -= 2; }",
+        "for i in range(10):\n        print(i)\n\n\n",
+        "#include <stdio.h>\nint main(void) { return 0; }",
+        "SELECT * FROM users WHERE id = 42;",
+        "<div class=\"x\">text</div>", "<table><tr><td>1</td></tr></table>",
+        "{\"key\": [1, 2, {\"nested\": null}], \"b\": true}",
+        "x = [i**2 for i in range(5) if i % 2 == 0]",
+        "    indented four", "\tindented tab", "\t\ttwo tabs", "mixed \t tab", " \t \t ",
+        "trailing   ", "   ", "a\n\nb\n\n\nc", "line1\r\nline2\r\n", "\u00a0nbsp\u00a0", "em\u2003space",
+        "ideographic\u3000space", "zero\u200bwidth", "a\u2028b\u2029c", "\x0bvt\x0cff",
+        "日本語のテキストです。", "中文测试，你好世界！", "한국어 텍스트입니다", "ภาษาไทย",
+        "Привет, мир! Как дела?", "Ελληνικά γράμματα", "עברית טקסט", "हिन्दी पाठ",
+        "مرحبا بالعالم", "السلام عليكم ورحمة الله", "العربية 123 English",
+        "😀", "😀😀😀", "👨\u200d👩\u200d👧\u200d👦", "👍🏽", "🇯🇵🇺🇸", "❤️", "family: 👨‍👩‍👧 ok",
+        "e\u0301", "cafe\u0301", "café", "n\u0303o\u0308", "Z\u0351\u0300\u0317a\u0358\u0350lgo",
+        "\u0915\u094d\u0937", "a\u0300\u0301\u0302\u0303\u0304",
+        "\\n", "\\t", "\\u0041", "\\x41", "\\\\", "%s %d %%", "\\0", "<0x41>", "<0xZZ>", "<0x0A>",
+        "\u2581", "\u2581\u2581x", "▁hello", "Ġhello", "Ċ", "ĠĠ",
+        "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<|im_start|>user\nHi<|im_end|>\n",
+        "<start_of_turn>user\nHi<end_of_turn>\n", "<end_of_turn>", "<bos>", "<eos>", "<pad>",
+        "<unk>", "<mask>", "<unused0>", "<start_of_image>", "[multimodal]",
+        "<|im_end", "|im_end|>", "<|im_end|", "<<|im_end|>>", "<|im_end|><|im_end|>",
+        "text<|im_end|>text", "<end_of_turn><end_of_turn>", "<end_of_turn", "end_of_turn>",
+        "<|IM_END|>", "< |im_end| >", "<repo_name>x<file_sep>",
+        "a" * 100, "ab" * 60, "x" * 257, "supercalifragilisticexpialidocious" * 3,
+        "pneumonoultramicroscopicsilicovolcanoconiosis",
+        "Donaudampfschifffahrtselektrizitätenhauptbetriebswerkbauunterbeamtengesellschaft",
+        "1" * 50, "9" * 33 + " " + "0" * 17, "!" * 40, "." * 64, "-" * 80, "=" * 30,
+        " " * 40, "\n" * 40, "\t" * 40, " \n" * 10, "\n \n  \n   \n",
+        "tab\tseparated\tvalues\t1\t2", "a \n b", "a\t\nb", "a \u00a0 b",
+        "Ünïcödé Àccénts Ñ ß ẞ ø Œ", "İstanbul ıi", "ǅ ǈ ǋ",
+        "mixed日本語and English123と数字", "Emoji🙂inside😀words", "CJK标点：“引号”《书名》",
+        "$€£¥₹₿", "∑∫√∞≈≠≤≥", "→←↑↓⇒", "©®™", "…—–•·", "«guillemets» „quotes“",
+        "math: x² + y² = z²", "fraction ⅓ and ⅔", "superscript¹²³",
+        "\U0001F600\U0001F601 \U0001F9D1\u200d\U0001F4BB", "🏳️‍🌈", "👩🏾‍🚀",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕞𝕒𝕥𝕙", "𠀀𠀁 rare CJK ext B", "\U0010FFFD private",
+        "\ufeffBOM at start", "soft\u00adhyphen", "ligature ﬁ ﬂ", "fullwidth ＡＢＣ１２３",
+        "   leading spaces", "trailing spaces   ", " both ", "\n\nleading newlines",
+        "trailing newlines\n\n", "multiple    spaces    between    words",
+    ]
+
+    gen: list[str] = []
+    # whitespace runs of every kind and length, between and around words
+    for ws in [" ", "\t", "\n", "\r\n", " \t", "\u3000", "\u00a0"]:
+        for n in [1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 33]:
+            gen.append("a" + ws * n + "b")
+        gen.append(ws * 5 + "x")
+        gen.append("x" + ws * 5)
+    # numbers of every length, alone and attached
+    for n in range(1, 13):
+        digits = "".join(str((i * 7 + 3) % 10) for i in range(n))
+        gen.append(digits)
+        gen.append("abc" + digits + "def")
+        gen.append(" " + digits)
+    # contractions and punctuation attachments
+    for w in ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'X", "'"]:
+        gen.append("word" + w + " next")
+        gen.append(" " + w)
+    for p in ["!", "?", "...", "--", "()", "[]", "{}", ";", ":", "@#", "&&", "||", "->", "=>", "::"]:
+        gen.append("a" + p + "b")
+        gen.append(" " + p + " ")
+
+    # seeded random mixes of characters from many categories
+    rng = random.Random(20261128)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "0123456789",
+        " \t\n\r  ",
+        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+        "日本語中文字한국어ひらがなカタカナ",
+        "مرحباالعربيةשלוםΑλφαβητοкириллица",
+        "😀🙂👍🏽❤️🇯🇵👨\u200d👩\u200d👧🚀",
+        "\u0301\u0303\u0308\u0327\u200b\u200d\u00a0\u3000\u2581",
+        "éèêëàâäçñöüßøåæœ",
+        "½²³ⅫⅩ٣४",
+    ]
+    for _ in range(140):
+        length = rng.randint(1, 40)
+        s = "".join(rng.choice(rng.choice(pools)) for _ in range(length))
+        gen.append(s)
+    # random word salad with specials sprinkled in
+    words = ["the", "The", " of", "and", "token", "izer", "Kaiyuan", "GGUF", "<|im_end|>",
+             "<end_of_turn>", "<bos>", "\n", "  ", "\t", "42", "3.5", "日本", "😀", "don't", "e\u0301"]
+    for _ in range(40):
+        gen.append("".join(rng.choice(words) for _ in range(rng.randint(2, 15))))
+
+    # the first 300 of the pre-tokenizer stress strings (see pretokenizer_stress_texts)
+    gen += pretokenizer_stress_texts()[:300]
+
+    seen = set()
+    out = []
+    for s in fixed + gen:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# References
+# ---------------------------------------------------------------------------------------------
+
+def smollm2_reference(meta: dict):
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    assert meta["model"] == "gpt2" and meta["pre"] == "smollm", (meta["model"], meta["pre"])
+    tokens = meta["tokens"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    merges = [tuple(m.split(" ")) for m in meta["merges"]]
+
+    def build(with_special: bool):
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True),
+            ]
+        )
+        tok.decoder = decoders.ByteLevel()
+        if with_special:
+            tok.add_special_tokens(
+                [AddedToken(t, normalized=False, special=True)
+                 for t, ty in zip(tokens, meta["token_type"]) if ty == CONTROL]
+            )
+        return tok
+
+    plain, special = build(False), build(True)
+
+    def encode(text: str) -> list[int]:
+        return plain.encode(text, add_special_tokens=False).ids
+
+    def encode_special(text: str) -> list[int]:
+        return special.encode(text, add_special_tokens=False).ids
+
+    return encode, encode_special
+
+
+def gemma3_reference(meta: dict, dummy_prefix: bool = False):
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    assert meta["model"] == "llama", meta["model"]
+    assert not meta.get("add_space_prefix", False)
+    assert "\u2581" not in "".join(t for t, ty in zip(meta["tokens"], meta["token_type"]) if ty == USER_DEFINED)
+    tokens, scores, types = meta["tokens"], meta["scores"], meta["token_type"]
+    unk = meta["unknown_token_id"]
+
+    proto = pb.ModelProto()
+    for i, (t, s, ty) in enumerate(zip(tokens, scores, types)):
+        piece = proto.pieces.add()
+        if ty == USER_DEFINED and t and set(t) == {" "}:
+            t = "\u2581" * len(t)
+        piece.piece = t
+        piece.score = float(s)
+        piece.type = pb.ModelProto.SentencePiece.UNKNOWN if i == unk else int(ty)
+    ts = proto.trainer_spec
+    ts.model_type = pb.TrainerSpec.BPE
+    ts.vocab_size = len(tokens)
+    ts.byte_fallback = True
+    ts.unk_id = unk
+    ts.bos_id = meta["bos_token_id"]
+    ts.eos_id = meta["eos_token_id"]
+    ts.pad_id = meta["padding_token_id"]
+    ns = proto.normalizer_spec
+    ns.name = "identity"
+    ns.add_dummy_prefix = dummy_prefix
+    ns.remove_extra_whitespaces = False
+    ns.escape_whitespaces = True
+    sp = spm.SentencePieceProcessor(model_proto=proto.SerializeToString())
+
+    def encode(text: str) -> list[int]:
+        return list(sp.encode(text))
+
+    controls = sorted({t for t, ty in zip(tokens, types) if ty == CONTROL}, key=len, reverse=True)
+    control_re = re.compile("|".join(re.escape(t) for t in controls))
+    control_id = {t: i for i, (t, ty) in enumerate(zip(tokens, types)) if ty == CONTROL}
+
+    def encode_special(text: str) -> list[int]:
+        out, pos = [], 0
+        for m in control_re.finditer(text):
+            out += encode(text[pos:m.start()])
+            out.append(control_id[m.group(0)])
+            pos = m.end()
+        return out + encode(text[pos:])
+
+    return encode, encode_special, sp
+
+
+GPT2_SPLIT = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+DEEPSEEK_V3_SPLITS = [
+    r"\p{N}{1,3}",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"""
+    r"""| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+]
+# llama.cpp's `default` for byte-level BPE.
+DEFAULT_SPLITS = [r"[\p{P}\$\+<=>\^~\|]+", GPT2_SPLIT, r"\p{N}+", r"[0-9][0-9][0-9]"]
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def pretokenizer_stress_texts() -> list[str]:
+    """1000 seeded random strings dense in the characters the split regexes treat specially."""
+    rng = random.Random(424242)
+    pool = (
+        list("aZ'sStTrReEvVlLmMdD") + list("0123456789") + list(" \t\n\r  ")
+        + list("!?.,;:-_()[]{}<>/\\|@#$%^&*+=~`\"")
+        + ["\u00a0", "\u3000", "\u2028", "\x0b", "\x0c", "\x85", "\u200d", "\u200b", "\u0301",
+           "\u0308", "\u0903", "\u20dd", "\u00b2", "\u00bd", "\u2167", "\u0663", "\u00e9", "\u00df",
+           "\u01c5", "\u02b0", "\u4e00", "\u9fa5", "\u9fa6", "\u3042", "\u30a2", "\u30fc", "\uac00",
+           "\u05d0", "\u0627", "\u00a7", "\u00ab", "\u2014", "\u20ac", "\U0001F600", "\U0001F3FD",
+           "\uff01", "\uff21", "\u0000", "\u007f", "\ufeff", "\U0001D400"]
+    )
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(1000)]
+
+
+def pretokenizer_golden(texts: list[str]) -> dict:
+    from tokenizers import Regex, pre_tokenizers as pt
+
+    def split(regex):
+        return pt.Split(Regex(regex), behavior="isolated")
+
+    variants = {
+        "gpt2": split(GPT2_SPLIT),
+        "smollm": pt.Sequence([pt.Digits(individual_digits=True), split(GPT2_SPLIT)]),
+        "llama3": split(LLAMA3_SPLIT),
+        "qwen2": split(QWEN2_SPLIT),
+        "deepseek-v3": pt.Sequence([split(r) for r in DEEPSEEK_V3_SPLITS]),
+        "default": pt.Sequence([split(r) for r in DEFAULT_SPLITS]),
+    }
+    out = {}
+    for name, pre in variants.items():
+        rows = []
+        for text in texts:
+            pieces = [p for p, _ in pre.pre_tokenize_str(text)]
+            assert "".join(pieces) == text, (name, text)
+            rows.append([len(p.encode("utf-8")) for p in pieces])
+        out[name] = rows
+    return out
+
+
+def variants_golden(meta: dict, texts: list[str]) -> dict:
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers as pt
+
+    vocab = {t: i for i, t in enumerate(meta["tokens"])}
+    merges = [tuple(m.split(" ")) for i, m in enumerate(meta["merges"]) if i % 7 != 3]
+    out = {}
+    for name, regex, ignore_merges in [
+        ("gpt2", GPT2_SPLIT, False),
+        ("llama3", LLAMA3_SPLIT, True),
+        ("qwen2", QWEN2_SPLIT, False),
+        ("deepseek-v3", DEEPSEEK_V3_SPLITS, False),
+        ("default", DEFAULT_SPLITS, False),
+    ]:
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
+        regexes = regex if isinstance(regex, list) else [regex]
+        tok.pre_tokenizer = pt.Sequence(
+            [pt.Split(Regex(r), behavior="isolated") for r in regexes]
+            + [pt.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
+        out[name] = [tok.encode(t, add_special_tokens=False).ids for t in texts]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--models", default=os.path.join(repo, "models"))
+    ap.add_argument("--out", default=os.path.join(repo, "testdata", "golden", "tokenizer"))
+    args = ap.parse_args()
+
+    import google.protobuf
+    import sentencepiece
+    import tokenizers
+
+    texts = corpus()
+    assert len(texts) >= 300, len(texts)
+    os.makedirs(args.out, exist_ok=True)
+
+    pre_texts = texts + pretokenizer_stress_texts()
+    pre = pretokenizer_golden(pre_texts)
+    path = os.path.join(args.out, "pretokenize.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n")
+        f.write(f'  "reference": "tokenizers {tokenizers.__version__} pre_tokenizers.Split (Oniguruma)",\n')
+        f.write('  "generator": "tools/tokenizer_golden.py",\n')
+        f.write('  "texts": [\n')
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in pre_texts))
+        f.write("\n  ],\n")
+        f.write('  "piece_byte_lengths": {\n')
+        f.write(",\n".join(
+            f'    "{name}": [' + ",".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]"
+            for name, rows in pre.items()))
+        f.write("\n  }\n}\n")
+    print(f"{path}: {len(pre)} variants", file=sys.stderr)
+
+    var = variants_golden(read_tokenizer_metadata(os.path.join(args.models, SMOLLM2)), texts)
+    path = os.path.join(args.out, "variants.json")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n")
+        f.write(f'  "model": "{SMOLLM2} (vocabulary and merges only)",\n')
+        f.write('  "dropped_merges": "index % 7 == 3",\n')
+        f.write(f'  "reference": "tokenizers {tokenizers.__version__} BPE + Split(regex) + ByteLevel",\n')
+        f.write('  "generator": "tools/tokenizer_golden.py",\n')
+        f.write('  "texts": [\n')
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in texts))
+        f.write("\n  ],\n")
+        f.write('  "ids": {\n')
+        f.write(",\n".join(
+            f'    "{name}": [' + ",".join(json.dumps(r, separators=(",", ":")) for r in rows) + "]"
+            for name, rows in var.items()))
+        f.write("\n  }\n}\n")
+    print(f"{path}: {len(var)} variants", file=sys.stderr)
+
+    for name, fname in [("smollm2", SMOLLM2), ("gemma3", GEMMA3)]:
+        meta = read_tokenizer_metadata(os.path.join(args.models, fname))
+        control = [t for t, ty in zip(meta["tokens"], meta["token_type"]) if ty == CONTROL]
+        if name == "smollm2":
+            encode, encode_special = smollm2_reference(meta)
+            reference = f"tokenizers {tokenizers.__version__} (BPE + Digits(individual) + ByteLevel)"
+        else:
+            encode, encode_special, _ = gemma3_reference(meta)
+            encode_prefixed = gemma3_reference(meta, dummy_prefix=True)[0]
+            user_defined = [t for t, ty in zip(meta["tokens"], meta["token_type"]) if ty == USER_DEFINED]
+            reference = (f"sentencepiece {sentencepiece.__version__} (BPE ModelProto from GGUF), "
+                         f"protobuf {google.protobuf.__version__}")
+        records = []
+        for text in texts:
+            rec = {"text": text, "ids": encode(text)}
+            if any(c in text for c in control):
+                rec["ids_special"] = encode_special(text)
+            # The leading-space rule (add_space_prefix, as Llama 2 uses it), checked against
+            # sentencepiece's add_dummy_prefix: only where the two agree by definition, i.e. text
+            # with no user-defined token (llama.cpp prefixes a space after each of those too),
+            # not starting with a space (the prefix would make a run of two, which this
+            # reference matches as the respelled space-run token and llama.cpp cannot, since it
+            # adds the prefix after matching user-defined tokens) and without U+2581.
+            if (name == "gemma3" and text and not any(u in text for u in user_defined)
+                    and not text.startswith(" ") and "\u2581" not in text):
+                rec["ids_space_prefix"] = encode_prefixed(text)
+            records.append(rec)
+        doc = {
+            "model": fname,
+            "reference": reference,
+            "generator": "tools/tokenizer_golden.py",
+            "gguf_package": gguf.__version__ if hasattr(gguf, "__version__") else "0.19.0",
+            "add_bos": bool(meta.get("add_bos_token", False)),
+            "add_eos": bool(meta.get("add_eos_token", False)),
+            "bos_id": int(meta["bos_token_id"]),
+            "eos_id": int(meta["eos_token_id"]),
+            "cases": records,
+        }
+        path = os.path.join(args.out, f"{name}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("{\n")
+            head = [k for k in doc if k != "cases"]
+            for k in head:
+                f.write(f"  {json.dumps(k)}: {json.dumps(doc[k], ensure_ascii=False)},\n")
+            f.write('  "cases": [\n')
+            for i, rec in enumerate(records):
+                sep = "," if i + 1 < len(records) else ""
+                f.write("    " + json.dumps(rec, ensure_ascii=True, separators=(",", ":")) + sep + "\n")
+            f.write("  ]\n}\n")
+        print(f"{path}: {len(records)} strings, {sum(len(r['ids']) for r in records)} ids", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
