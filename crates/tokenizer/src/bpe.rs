@@ -192,7 +192,7 @@ impl Bpe {
                     best = i;
                 }
             }
-            if pairs.get(best).map_or(true, |p| p.0 == u32::MAX) {
+            if pairs.get(best).is_none_or(|p| p.0 == u32::MAX) {
                 break;
             }
             ids[best] = pairs[best].1;

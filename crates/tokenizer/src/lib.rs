@@ -11,6 +11,7 @@ mod bytelevel;
 mod cache;
 pub mod decode;
 mod error;
+mod gguf;
 mod hash;
 mod pretokenize;
 mod special;

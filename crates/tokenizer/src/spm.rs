@@ -235,7 +235,7 @@ impl Spm {
             for (i, c) in cands.iter().enumerate() {
                 if let Some((score, id)) = *c {
                     // Strictly greater: the leftmost of equal scores wins.
-                    if best.map_or(true, |(_, b, _)| score > b) {
+                    if best.is_none_or(|(_, b, _)| score > b) {
                         best = Some((i, score, id));
                     }
                 }

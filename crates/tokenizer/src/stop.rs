@@ -43,7 +43,7 @@ impl StopFilter {
         let mut found: Option<(usize, usize)> = None;
         for (k, s) in self.stops.iter().enumerate() {
             if let Some(p) = self.pending.find(s.as_str()) {
-                if found.map_or(true, |(q, _)| p < q) {
+                if found.is_none_or(|(q, _)| p < q) {
                     found = Some((p, k));
                 }
             }
