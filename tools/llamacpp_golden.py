@@ -15,6 +15,8 @@ Every field is described in testdata/golden/llamacpp/README.md.
 
 Usage: .venv/bin/python tools/llamacpp_golden.py [--models PATH...] [--text PATH] [--out DIR]
                                                  [--threads N] [--only greedy|ppl]
+       .venv/bin/python tools/llamacpp_golden.py --measure-paths   (prints how far llama.cpp's
+       own kernel paths disagree, the basis of the tests' margins; writes nothing)
 The output is deterministic: the same models, text and llama.cpp build give identical files.
 """
 
