@@ -22,12 +22,18 @@ struct Cli {
 enum Command {
     /// Show a GGUF file's architecture, hyper-parameters, tokenizer and tensors.
     Inspect(cmd::inspect::InspectArgs),
+    /// Show the tokens a model's tokenizer makes of a text.
+    Tokenize(cmd::tokenize::TokenizeArgs),
+    /// Render a conversation (JSON) with a model's chat template and print the prompt.
+    Template(cmd::template::TemplateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(&args),
+        Command::Tokenize(args) => cmd::tokenize::run(&args),
+        Command::Template(args) => cmd::template::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

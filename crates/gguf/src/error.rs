@@ -9,11 +9,12 @@ use kaiyuan_kernels::DType;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GgufError {
-    #[error("cannot read {path}: {source}")]
+    // The io error is in the message, not a `#[source]`: error-chain printers (anyhow's
+    // `{:#}`) would otherwise print it twice.
+    #[error("cannot read {path}: {source_error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        source_error: std::io::Error,
     },
 
     #[error("file truncated: {what} needs {needed} byte(s) at offset {offset}, but the file ends at {file_len}")]

@@ -77,9 +77,9 @@ impl GgufFile {
     /// Memory-maps and validates the file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io_err = |source| GgufError::Io {
+        let io_err = |source_error| GgufError::Io {
             path: path.to_owned(),
-            source,
+            source_error,
         };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();

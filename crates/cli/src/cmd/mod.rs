@@ -1,3 +1,6 @@
 //! The subcommands of the `kaiyuan` binary, one module each.
 
 pub mod inspect;
+mod model_file;
+pub mod template;
+pub mod tokenize;

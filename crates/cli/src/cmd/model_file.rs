@@ -1,0 +1,72 @@
+//! Opening a model file for the commands that need its tokenizer or chat template.
+
+use std::path::Path;
+
+use anyhow::Context;
+use kaiyuan_chat::{pick_builtin, ChatTemplate};
+use kaiyuan_gguf::GgufFile;
+use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
+
+/// A GGUF file with its tokenizer built.
+pub struct ModelFile {
+    pub gguf: GgufFile,
+    pub tokenizer: Tokenizer,
+}
+
+impl ModelFile {
+    pub fn open(path: &Path) -> anyhow::Result<ModelFile> {
+        let gguf =
+            GgufFile::open(path).with_context(|| format!("cannot load {}", path.display()))?;
+        let vocab = Vocab::from_gguf(&gguf)
+            .with_context(|| format!("cannot read the tokenizer of {}", path.display()))?;
+        let tokenizer = Tokenizer::from_vocab(&vocab)
+            .with_context(|| format!("cannot build the tokenizer of {}", path.display()))?;
+        Ok(ModelFile { gguf, tokenizer })
+    }
+
+    /// Text of a token id, or `None` if out of range.
+    pub fn token_text(&self, id: Option<u32>) -> Option<String> {
+        let bytes = self.tokenizer.piece_bytes(id?, true).ok()?;
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// The file's chat template, or a built-in one chosen from its metadata; the second
+    /// value says which built-in was chosen and why (`None` when the file has its own).
+    pub fn chat_template(&self) -> anyhow::Result<(ChatTemplate, Option<String>)> {
+        let bos = self.token_text(self.tokenizer.bos_id());
+        let eos = self.token_text(self.tokenizer.eos_id());
+        let own = self
+            .gguf
+            .get_str("tokenizer.chat_template")
+            .context("reading tokenizer.chat_template")?;
+        let (source, note) = match own {
+            Some(s) => (s.to_string(), None),
+            None => {
+                let has_token = |t: &str| self.control_token_texts().iter().any(|c| c == t);
+                let choice = pick_builtin(self.gguf.architecture(), &has_token);
+                let note = format!(
+                    "the model has no chat template; using the built-in {:?} template ({})",
+                    choice.name, choice.reason
+                );
+                (choice.source.to_string(), Some(note))
+            }
+        };
+        let template = ChatTemplate::new(&source, bos.as_deref(), eos.as_deref())
+            .context("cannot compile the chat template")?
+            .with_control_tokens(self.control_token_texts());
+        Ok((template, note))
+    }
+
+    /// Texts of control and user-defined tokens (the template's markup vocabulary).
+    pub fn control_token_texts(&self) -> Vec<String> {
+        (0..self.tokenizer.vocab_size() as u32)
+            .filter(|&id| {
+                matches!(
+                    self.tokenizer.token_type(id),
+                    Some(TokenType::Control | TokenType::UserDefined)
+                )
+            })
+            .filter_map(|id| self.token_text(Some(id)))
+            .collect()
+    }
+}
