@@ -29,6 +29,14 @@ pub(crate) struct SeqKv {
     pub positions: usize,
 }
 
+/// Every sequence's cached keys and values, converted to f32 by [`gather_kv`].
+#[derive(Clone, Copy)]
+pub(crate) struct CachedKv<'a> {
+    pub seqs: &'a [SeqKv],
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+}
+
 /// Static shape of the attention of one layer.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AttnShape {
@@ -96,15 +104,14 @@ pub(crate) fn attend(
     pool: &ThreadPool,
     shape: &AttnShape,
     rows: &[RowInfo],
-    seqs: &[SeqKv],
-    keys: &[f32],
-    values: &[f32],
+    cached: CachedKv,
     q: &[f32],
     out: &mut [f32],
 ) {
     let d = shape.head_dim;
     let q_dim = shape.num_heads * d;
     let group = shape.num_heads / shape.num_kv_heads;
+    let CachedKv { seqs, keys, values } = cached;
     pool.run_split_mut(out, q_dim, |first_row, part| {
         let mut scores = SCORES.with(Cell::take);
         for (i, out_row) in part.chunks_exact_mut(q_dim).enumerate() {

@@ -18,7 +18,7 @@
 //! (see `arch/`), never from the architecture's name.
 
 use crate::arch::{self, Activation};
-use crate::attention::{attend, gather_kv, AttnShape, RowInfo, SeqKv};
+use crate::attention::{attend, gather_kv, AttnShape, CachedKv, RowInfo, SeqKv};
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::ModelError;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
@@ -299,7 +299,12 @@ impl Model {
                 );
             }
             let att = sized(&mut s.att, n_rows * q_dim);
-            attend(pool, &shape, &s.rows, &s.seq_kv, keys, values, q, att);
+            let cached = CachedKv {
+                seqs: &s.seq_kv,
+                keys,
+                values,
+            };
+            attend(pool, &shape, &s.rows, cached, q, att);
             let proj = sized(&mut s.proj, n_rows * hidden);
             self.project(pool, &lw.wo, att, proj, &mut s.act);
             let x = &mut s.x[..n_rows * hidden];
