@@ -115,6 +115,8 @@ pub struct Scratch {
     kv_values: Vec<f32>,
     rows: Vec<RowInfo>,
     seq_kv: Vec<SeqKv>,
+    /// Batch rows whose logits are wanted.
+    picked: Vec<usize>,
     act: Vec<u8>,
 }
 
@@ -372,7 +374,8 @@ impl Model {
         let hidden = c.hidden_size;
         let mut origins = Vec::new();
         let mut row = 0;
-        let mut picked = Vec::new();
+        let picked = &mut s.picked;
+        picked.clear();
         for (i, seq) in seqs.iter().enumerate() {
             let n = seq.tokens.len();
             let wanted = match seq.want_logits {
@@ -387,7 +390,7 @@ impl Model {
             row += n;
         }
         let xn = sized(&mut s.xn, picked.len() * hidden);
-        for (dst, &r) in xn.chunks_exact_mut(hidden).zip(&picked) {
+        for (dst, &r) in xn.chunks_exact_mut(hidden).zip(picked.iter()) {
             ops::rms_norm(
                 &s.x[r * hidden..(r + 1) * hidden],
                 &self.weights.output_norm,

@@ -59,3 +59,65 @@ fn gemma3_loads_and_is_thread_count_invariant() {
     // <bos> "The capital of France is" in Gemma 3's tokenizer.
     check("gemma-3-270m-q4_k_m.gguf", &[2, 818, 5279, 529, 7001, 563]);
 }
+
+/// Hyper-parameters as published in each model's Hugging Face `config.json`
+/// (HuggingFaceTB/SmolLM2-135M-Instruct, google/gemma-3-270m).
+#[test]
+fn real_model_configs_match_their_published_hyper_parameters() {
+    let root = repo_root().join("models");
+    let smol = root.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if smol.exists() {
+        let m = Model::open(&smol).expect("SmolLM2 opens");
+        let c = m.config();
+        assert_eq!(
+            (
+                c.hidden_size,
+                c.num_layers,
+                c.num_heads,
+                c.num_kv_heads,
+                c.head_dim
+            ),
+            (576, 30, 9, 3, 64)
+        );
+        assert_eq!((c.ffn_size, c.vocab_size), (1536, 49152));
+        assert_eq!(c.theta_base, 100_000.0);
+        assert!(c.tied_embeddings && !c.qkv_bias && !c.qk_norm && !c.sandwich_norms);
+        assert!(c.layers.iter().all(|l| l.sliding_window.is_none()));
+    }
+    let gemma = root.join("gemma-3-270m-q4_k_m.gguf");
+    if gemma.exists() {
+        let m = Model::open(&gemma).expect("Gemma 3 opens");
+        let c = m.config();
+        assert_eq!(
+            (
+                c.hidden_size,
+                c.num_layers,
+                c.num_heads,
+                c.num_kv_heads,
+                c.head_dim
+            ),
+            (640, 18, 4, 1, 256)
+        );
+        assert_eq!((c.ffn_size, c.vocab_size), (2048, 262144));
+        assert!(c.tied_embeddings && c.qk_norm && c.sandwich_norms);
+        assert_eq!(c.embedding_scale, (640f32).sqrt());
+        // query_pre_attn_scalar = 256.
+        assert_eq!(c.attention_scale, 1.0 / 16.0);
+        // layer_types: five sliding_attention then one full_attention, repeated.
+        for (i, l) in c.layers.iter().enumerate() {
+            if i % 6 == 5 {
+                assert_eq!(
+                    (l.sliding_window, l.rope_theta),
+                    (None, 1_000_000.0),
+                    "layer {i}"
+                );
+            } else {
+                assert_eq!(
+                    (l.sliding_window, l.rope_theta),
+                    (Some(512), 10_000.0),
+                    "layer {i}"
+                );
+            }
+        }
+    }
+}
