@@ -576,3 +576,29 @@ fn yarn_factors(
     };
     (factors, mscale)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::yarn_factors;
+
+    #[test]
+    fn yarn_limits() {
+        // No stretching (factor 1): every pair keeps its frequency, scale is attn_factor.
+        let (f, m) = yarn_factors(64, 10_000.0, 1.0, 4096, 32.0, 1.0, 1.0, 1.0);
+        assert!(f.iter().all(|&x| (x - 1.0).abs() < 1e-6), "{f:?}");
+        assert_eq!(m, 1.0);
+        // ext_factor 0: pure linear interpolation (every divisor = factor), no mscale.
+        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 0.0, 1.0);
+        assert!(f.iter().all(|&x| (x - 4.0).abs() < 1e-5), "{f:?}");
+        assert_eq!(m, 1.0);
+        // Full YaRN, factor 4: high-frequency pairs (small i) keep their frequency,
+        // low-frequency pairs are interpolated, and mscale = 1 + 0.1 ln 4.
+        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 1.0, 1.0);
+        assert!(
+            (f[0] - 1.0).abs() < 1e-6 && (f[31] - 4.0).abs() < 1e-5,
+            "{f:?}"
+        );
+        assert!(f.windows(2).all(|w| w[0] <= w[1]), "{f:?}");
+        assert!((m - (1.0 + 0.1 * 4f32.ln())).abs() < 1e-6);
+    }
+}
