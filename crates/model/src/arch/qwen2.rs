@@ -1,0 +1,18 @@
+//! Qwen2 / Qwen2.5 (and DeepSeek-R1-Distill-Qwen): Llama's layout with biases on the
+//! Q, K and V projections and NeoX-style RoPE (pairs `(i, i + d/2)`, GGML rope mode 2).
+
+use super::{Activation, ArchSpec, Presence, SlidingPattern};
+use kaiyuan_kernels::ops::RopeStyle;
+
+pub const SPEC: ArchSpec = ArchSpec {
+    name: "qwen2",
+    rope_style: RopeStyle::Neox,
+    activation: Activation::Silu,
+    qkv_bias: Presence::Required,
+    qk_norm: Presence::Absent,
+    sandwich_norms: false,
+    scale_embeddings_by_sqrt_hidden: false,
+    norm_weight_offset: 0.0,
+    sliding_pattern: SlidingPattern::None,
+    local_rope_base: None,
+};

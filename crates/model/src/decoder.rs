@@ -1,0 +1,604 @@
+//! [`Model`] and its single batched forward pass, shared by every architecture.
+//!
+//! One step takes any number of sequences, each a run of new tokens at its own starting
+//! position with its own KV block table. All new rows of all sequences go through every
+//! projection together as one `[rows, hidden]` matrix (`ops::matmul`: each weight matrix
+//! is streamed once per step); attention runs per row over its sequence's cached keys.
+//! Per block (pre-norm decoder, Radford et al. GPT-2 / Touvron et al. Llama):
+//!
+//! ```text
+//! h = x·emb_scale
+//! a = attn(norm(h))              Q,K,V (+bias) → [Q/K norm] → RoPE → cache → softmax(QKᵀ·s)V → O
+//! h = h + [post_attn_norm](a)
+//! f = down(act(gate(norm(h))) · up(norm(h)))
+//! h = h + [post_ffw_norm](f)
+//! logits = output(norm(h))       only for rows that want them; [final softcap]
+//! ```
+//! The bracketed steps and the constants come from [`ModelConfig`] / [`ArchSpec`]
+//! (see `arch/`), never from the architecture's name.
+
+use crate::arch::{self, Activation};
+use crate::attention::{attend, gather_kv, AttnShape, CachedKv, RowInfo, SeqKv};
+use crate::config::{ModelConfig, RopeScaling};
+use crate::error::ModelError;
+use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
+use crate::weights::{MatrixRef, Weights};
+use kaiyuan_gguf::GgufFile;
+use kaiyuan_kernels::ops::{self, RopeParams};
+use kaiyuan_kernels::quant::dequantize_fn;
+use kaiyuan_kernels::threads::ThreadPool;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Which rows of a sequence need logits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsWanted {
+    None,
+    Last,
+    All,
+}
+
+/// One sequence's part of a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchSeq<'a> {
+    /// New tokens, placed at positions `start_pos..start_pos + tokens.len()`.
+    pub tokens: &'a [u32],
+    /// Tokens already in this sequence's KV cache.
+    pub start_pos: usize,
+    /// Blocks holding positions `16·i..16·(i+1)`; must cover every new position.
+    pub block_table: &'a [BlockId],
+    pub want_logits: LogitsWanted,
+}
+
+/// Logits of the rows that wanted them: `rows × vocab`, with each row's origin.
+#[derive(Clone, Debug)]
+pub struct Logits {
+    data: Vec<f32>,
+    vocab_size: usize,
+    /// `(sequence index in the batch, index of the token within that sequence's tokens)`.
+    origins: Vec<(usize, usize)>,
+}
+
+impl Logits {
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    pub fn num_rows(&self) -> usize {
+        self.origins.len()
+    }
+
+    /// `(sequence, token index)` of every row, in row order.
+    pub fn origins(&self) -> &[(usize, usize)] {
+        &self.origins
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.vocab_size..(i + 1) * self.vocab_size]
+    }
+
+    /// The logits of token `index` of sequence `seq`, if they were computed.
+    pub fn get(&self, seq: usize, index: usize) -> Option<&[f32]> {
+        let i = self.origins.iter().position(|&o| o == (seq, index))?;
+        Some(self.row(i))
+    }
+
+    /// All rows of sequence `seq`, in token order.
+    pub fn for_seq(&self, seq: usize) -> impl Iterator<Item = &[f32]> + '_ {
+        self.origins
+            .iter()
+            .enumerate()
+            .filter(move |(_, o)| o.0 == seq)
+            .map(|(i, _)| self.row(i))
+    }
+
+    /// The flat `rows × vocab` buffer.
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+}
+
+/// Reusable buffers of the forward pass; grows to the largest batch seen, then stops
+/// allocating.
+#[derive(Default)]
+pub struct Scratch {
+    x: Vec<f32>,
+    xn: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    kv_keys: Vec<f32>,
+    kv_values: Vec<f32>,
+    rows: Vec<RowInfo>,
+    seq_kv: Vec<SeqKv>,
+    /// Batch rows whose logits are wanted.
+    picked: Vec<usize>,
+    act: Vec<u8>,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch::default()
+    }
+}
+
+/// The first `n` elements of `v`, growing it if needed.
+fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+    &mut v[..n]
+}
+
+/// RoPE settings of one layer, resolved at load.
+struct LayerRope {
+    theta_base: f32,
+    freq_scale: f32,
+    factors: Option<Vec<f32>>,
+    /// Extra multiplier of attention scores (YaRN's magnitude correction, squared).
+    score_mult: f32,
+}
+
+/// A loaded model: its file, configuration and weights.
+pub struct Model {
+    file: Arc<GgufFile>,
+    config: ModelConfig,
+    weights: Weights,
+    layer_rope: Vec<LayerRope>,
+}
+
+impl Model {
+    /// Opens and memory-maps a GGUF model.
+    pub fn open(path: impl AsRef<Path>) -> Result<Model, ModelError> {
+        Model::from_gguf(Arc::new(GgufFile::open(path)?))
+    }
+
+    /// Builds a model over an opened file: checks tensor types, reads the configuration
+    /// and locates every weight.
+    pub fn from_gguf(file: Arc<GgufFile>) -> Result<Model, ModelError> {
+        let name =
+            file.get_str("general.architecture")?
+                .ok_or_else(|| ModelError::NoArchitecture {
+                    supported: arch::supported_names(),
+                })?;
+        let spec = arch::lookup(name)?;
+        file.check_supported()?;
+        let config = ModelConfig::from_gguf(&file, spec)?;
+        let weights = Weights::load(&file, &config)?;
+        let layer_rope = resolve_rope(&config, weights.rope_freqs.as_deref())?;
+        Ok(Model {
+            file,
+            config,
+            weights,
+            layer_rope,
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    pub fn file(&self) -> &GgufFile {
+        &self.file
+    }
+
+    /// Runs one step for `seqs`: writes their new keys and values into `kv` at their
+    /// positions and returns the logits they asked for.
+    pub fn forward(
+        &self,
+        pool: &ThreadPool,
+        kv: &mut KvCache,
+        seqs: &[BatchSeq],
+        scratch: &mut Scratch,
+    ) -> Result<Logits, ModelError> {
+        self.validate(kv, seqs)?;
+        let c = &self.config;
+        let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let s = scratch;
+
+        s.rows.clear();
+        s.seq_kv.clear();
+        let mut kv_total = 0;
+        for (i, seq) in seqs.iter().enumerate() {
+            for t in 0..seq.tokens.len() {
+                s.rows.push(RowInfo {
+                    seq: i,
+                    pos: seq.start_pos + t,
+                });
+            }
+            let positions = seq.start_pos + seq.tokens.len();
+            s.seq_kv.push(SeqKv {
+                offset: kv_total,
+                positions,
+            });
+            kv_total += positions * kv_dim;
+        }
+        let n_rows = s.rows.len();
+
+        // Embeddings. [rows, hidden]
+        let x = sized(&mut s.x, n_rows * hidden);
+        self.embed(seqs, x);
+
+        for (l, lw) in self.weights.layers.iter().enumerate() {
+            let rope = &self.layer_rope[l];
+            let shape = AttnShape {
+                num_heads: c.num_heads,
+                num_kv_heads: c.num_kv_heads,
+                head_dim: c.head_dim,
+                scale: c.attention_scale * rope.score_mult,
+                softcap: c.attn_logit_softcap,
+                window: c.layers[l].sliding_window,
+            };
+            // Attention input norm. [rows, hidden]
+            let xn = sized(&mut s.xn, n_rows * hidden);
+            rms_rows(&s.x[..n_rows * hidden], &lw.attn_norm, c.rms_eps, xn);
+            let q = sized(&mut s.q, n_rows * q_dim);
+            let k = sized(&mut s.k, n_rows * kv_dim);
+            let v = sized(&mut s.v, n_rows * kv_dim);
+            self.project(pool, &lw.wq, xn, q, &mut s.act);
+            self.project(pool, &lw.wk, xn, k, &mut s.act);
+            self.project(pool, &lw.wv, xn, v, &mut s.act);
+            if let Some([bq, bk, bv]) = &lw.qkv_bias {
+                add_rows(q, bq);
+                add_rows(k, bk);
+                add_rows(v, bv);
+            }
+            if let Some([qn, kn]) = &lw.qk_norm {
+                rms_heads(q, qn, c.rms_eps);
+                rms_heads(k, kn, c.rms_eps);
+            }
+            let params = RopeParams {
+                style: c.rope_style,
+                n_rot: c.n_rot,
+                theta_base: rope.theta_base,
+                freq_scale: rope.freq_scale,
+                freq_factors: rope.factors.as_deref(),
+            };
+            for (r, info) in s.rows.iter().enumerate() {
+                ops::rope(
+                    &mut q[r * q_dim..(r + 1) * q_dim],
+                    c.num_heads,
+                    c.head_dim,
+                    info.pos,
+                    &params,
+                );
+                ops::rope(
+                    &mut k[r * kv_dim..(r + 1) * kv_dim],
+                    c.num_kv_heads,
+                    c.head_dim,
+                    info.pos,
+                    &params,
+                );
+                let table = seqs[info.seq].block_table;
+                let block = table[info.pos / BLOCK_TOKENS];
+                let rows = r * kv_dim..(r + 1) * kv_dim;
+                kv.write(
+                    l,
+                    block,
+                    info.pos % BLOCK_TOKENS,
+                    &k[rows.clone()],
+                    &v[rows],
+                );
+            }
+            // Cached keys/values of every sequence in f32.
+            let keys = sized(&mut s.kv_keys, kv_total);
+            let values = sized(&mut s.kv_values, kv_total);
+            for (seq, skv) in seqs.iter().zip(&s.seq_kv) {
+                let len = skv.positions * kv_dim;
+                let range = skv.offset..skv.offset + len;
+                gather_kv(
+                    kv,
+                    l,
+                    seq.block_table,
+                    skv.positions,
+                    &shape,
+                    &mut keys[range.clone()],
+                    &mut values[range],
+                );
+            }
+            let att = sized(&mut s.att, n_rows * q_dim);
+            let cached = CachedKv {
+                seqs: &s.seq_kv,
+                keys,
+                values,
+            };
+            attend(pool, &shape, &s.rows, cached, q, att);
+            let proj = sized(&mut s.proj, n_rows * hidden);
+            self.project(pool, &lw.wo, att, proj, &mut s.act);
+            let x = &mut s.x[..n_rows * hidden];
+            if let Some([post_attn, _]) = &lw.sandwich {
+                rms_rows_in_place(proj, post_attn, c.rms_eps);
+            }
+            ops::add(x, proj);
+
+            // Feed-forward.
+            let xn = &mut s.xn[..n_rows * hidden];
+            rms_rows(x, &lw.ffn_norm, c.rms_eps, xn);
+            let gate = sized(&mut s.gate, n_rows * c.ffn_size);
+            let up = sized(&mut s.up, n_rows * c.ffn_size);
+            self.project(pool, &lw.gate, xn, gate, &mut s.act);
+            self.project(pool, &lw.up, xn, up, &mut s.act);
+            match c.activation {
+                Activation::Silu => ops::swiglu(gate, up),
+                Activation::GeluTanh => ops::geglu(gate, up),
+            }
+            let proj = &mut s.proj[..n_rows * hidden];
+            self.project(pool, &lw.down, gate, proj, &mut s.act);
+            if let Some([_, post_ffw]) = &lw.sandwich {
+                rms_rows_in_place(proj, post_ffw, c.rms_eps);
+            }
+            ops::add(&mut s.x[..n_rows * hidden], proj);
+        }
+
+        self.output(pool, seqs, s)
+    }
+
+    fn project(
+        &self,
+        pool: &ThreadPool,
+        w: &MatrixRef,
+        x: &[f32],
+        y: &mut [f32],
+        act: &mut Vec<u8>,
+    ) {
+        ops::matmul_with_scratch(pool, &w.view(&self.file), x, y, act);
+    }
+
+    /// Looks up (dequantizes) each token's embedding row into `x`, scaled.
+    fn embed(&self, seqs: &[BatchSeq], x: &mut [f32]) {
+        let hidden = self.config.hidden_size;
+        let table = self.weights.token_embd.view(&self.file);
+        let dequantize = dequantize_fn(self.weights.token_embd.dtype())
+            .expect("invariant: token_embd's type has kernels (checked at load)");
+        let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
+        for (row, &tok) in x.chunks_exact_mut(hidden).zip(tokens) {
+            dequantize(table.row(tok as usize), row);
+            if self.config.embedding_scale != 1.0 {
+                ops::scale(row, self.config.embedding_scale);
+            }
+        }
+    }
+
+    /// Final norm and output projection for the rows that want logits.
+    fn output(
+        &self,
+        pool: &ThreadPool,
+        seqs: &[BatchSeq],
+        s: &mut Scratch,
+    ) -> Result<Logits, ModelError> {
+        let c = &self.config;
+        let hidden = c.hidden_size;
+        let mut origins = Vec::new();
+        let mut row = 0;
+        let picked = &mut s.picked;
+        picked.clear();
+        for (i, seq) in seqs.iter().enumerate() {
+            let n = seq.tokens.len();
+            let wanted = match seq.want_logits {
+                LogitsWanted::None => 0..0,
+                LogitsWanted::Last => n.saturating_sub(1)..n,
+                LogitsWanted::All => 0..n,
+            };
+            for t in wanted {
+                origins.push((i, t));
+                picked.push(row + t);
+            }
+            row += n;
+        }
+        let xn = sized(&mut s.xn, picked.len() * hidden);
+        for (dst, &r) in xn.chunks_exact_mut(hidden).zip(picked.iter()) {
+            ops::rms_norm(
+                &s.x[r * hidden..(r + 1) * hidden],
+                &self.weights.output_norm,
+                c.rms_eps,
+                dst,
+            );
+        }
+        let mut data = vec![0f32; picked.len() * c.vocab_size];
+        self.project(pool, &self.weights.output, xn, &mut data, &mut s.act);
+        if let Some(cap) = c.final_logit_softcap {
+            for v in &mut data {
+                *v = cap * (*v / cap).tanh();
+            }
+        }
+        Ok(Logits {
+            data,
+            vocab_size: c.vocab_size,
+            origins,
+        })
+    }
+
+    /// Checks every input before anything is written to the cache.
+    fn validate(&self, kv: &KvCache, seqs: &[BatchSeq]) -> Result<(), ModelError> {
+        if !kv.matches(&self.config) {
+            return Err(ModelError::KvCacheMismatch);
+        }
+        for (i, seq) in seqs.iter().enumerate() {
+            if let Some(&token) = seq
+                .tokens
+                .iter()
+                .find(|&&t| t as usize >= self.config.vocab_size)
+            {
+                return Err(ModelError::TokenOutOfRange {
+                    token,
+                    vocab_size: self.config.vocab_size,
+                });
+            }
+            let positions = seq.start_pos + seq.tokens.len();
+            let need = KvCache::blocks_for(positions);
+            if seq.block_table.len() < need {
+                return Err(ModelError::BlockTableTooShort {
+                    seq: i,
+                    have: seq.block_table.len(),
+                    need,
+                    positions,
+                });
+            }
+            if let Some(b) = seq.block_table[..need]
+                .iter()
+                .find(|b| b.index() >= kv.num_blocks())
+            {
+                return Err(ModelError::BlockOutOfRange {
+                    block: b.0,
+                    pool_blocks: kv.num_blocks(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Row-wise RMS norm of `[rows, n]` into `out`.
+fn rms_rows(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
+    let n = w.len();
+    for (src, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        ops::rms_norm(src, w, eps, dst);
+    }
+}
+
+fn rms_rows_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    for row in x.chunks_exact_mut(w.len()) {
+        ops::rms_norm_in_place(row, w, eps);
+    }
+}
+
+/// RMS norm of every head (`w.len()` = head size) of `[rows, heads·head_dim]`.
+fn rms_heads(x: &mut [f32], w: &[f32], eps: f32) {
+    rms_rows_in_place(x, w, eps);
+}
+
+/// Adds `bias` to every row of `x`.
+fn add_rows(x: &mut [f32], bias: &[f32]) {
+    for row in x.chunks_exact_mut(bias.len()) {
+        ops::add(row, bias);
+    }
+}
+
+/// Per-layer RoPE parameters: the layer's base, plus the file's scaling for layers using
+/// the global base (local sliding-window bases are not scaled, as in llama.cpp).
+fn resolve_rope(c: &ModelConfig, rope_freqs: Option<&[f32]>) -> Result<Vec<LayerRope>, ModelError> {
+    c.layers
+        .iter()
+        .map(|layer| {
+            let scaled = layer.rope_theta == c.theta_base;
+            let mut r = LayerRope {
+                theta_base: layer.rope_theta,
+                freq_scale: 1.0,
+                factors: if scaled {
+                    rope_freqs.map(<[f32]>::to_vec)
+                } else {
+                    None
+                },
+                score_mult: 1.0,
+            };
+            if !scaled {
+                return Ok(r);
+            }
+            match &c.rope_scaling {
+                RopeScaling::None => {}
+                RopeScaling::Linear { factor } => r.freq_scale = 1.0 / factor,
+                RopeScaling::Yarn { .. } if rope_freqs.is_some() => {
+                    return Err(ModelError::Unsupported(
+                        "YaRN scaling together with rope_freqs.weight".into(),
+                    ))
+                }
+                RopeScaling::Yarn {
+                    factor,
+                    original_context,
+                    beta_fast,
+                    beta_slow,
+                    ext_factor,
+                    attn_factor,
+                } => {
+                    let (factors, mscale) = yarn_factors(
+                        c.n_rot,
+                        layer.rope_theta,
+                        1.0 / factor,
+                        *original_context,
+                        *beta_fast,
+                        *beta_slow,
+                        *ext_factor,
+                        *attn_factor,
+                    );
+                    if c.n_rot != c.head_dim && mscale != 1.0 {
+                        return Err(ModelError::Unsupported(
+                            "YaRN with partial rotary dimensions".into(),
+                        ));
+                    }
+                    r.factors = Some(factors);
+                    r.score_mult = mscale * mscale;
+                }
+            }
+            Ok(r)
+        })
+        .collect()
+}
+
+/// YaRN as per-pair frequency divisors: GGML's `rope_yarn` mixes the interpolated angle
+/// `freq_scale·θ` and the original `θ` by a ramp over pair index between the correction
+/// dimensions of `beta_fast` and `beta_slow`, and scales cos/sin by
+/// `attn_factor·(1 + 0.1·ln(1/freq_scale))` (applied here to the scores, squared).
+#[allow(clippy::too_many_arguments)]
+fn yarn_factors(
+    n_rot: usize,
+    base: f32,
+    freq_scale: f32,
+    original_context: usize,
+    beta_fast: f32,
+    beta_slow: f32,
+    ext_factor: f32,
+    attn_factor: f32,
+) -> (Vec<f32>, f32) {
+    let (n, base) = (n_rot as f64, f64::from(base));
+    let corr_dim = |beta: f32| {
+        n * (original_context as f64 / (f64::from(beta) * 2.0 * std::f64::consts::PI)).ln()
+            / (2.0 * base.ln())
+    };
+    let low = corr_dim(beta_fast).floor().max(0.0);
+    let high = corr_dim(beta_slow).ceil().min(n - 1.0);
+    let fs = f64::from(freq_scale);
+    let factors = (0..n_rot / 2)
+        .map(|i| {
+            let y = (i as f64 - low) / (high - low).max(0.001);
+            let ramp = 1.0 - y.clamp(0.0, 1.0);
+            let mix = ramp * f64::from(ext_factor);
+            (1.0 / ((1.0 - mix) * fs + mix)) as f32
+        })
+        .collect();
+    let mscale = if ext_factor != 0.0 {
+        attn_factor * (1.0 + 0.1 * (1.0 / fs).ln()) as f32
+    } else {
+        attn_factor
+    };
+    (factors, mscale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yarn_factors;
+
+    #[test]
+    fn yarn_limits() {
+        // No stretching (factor 1): every pair keeps its frequency, scale is attn_factor.
+        let (f, m) = yarn_factors(64, 10_000.0, 1.0, 4096, 32.0, 1.0, 1.0, 1.0);
+        assert!(f.iter().all(|&x| (x - 1.0).abs() < 1e-6), "{f:?}");
+        assert_eq!(m, 1.0);
+        // ext_factor 0: pure linear interpolation (every divisor = factor), no mscale.
+        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 0.0, 1.0);
+        assert!(f.iter().all(|&x| (x - 4.0).abs() < 1e-5), "{f:?}");
+        assert_eq!(m, 1.0);
+        // Full YaRN, factor 4: high-frequency pairs (small i) keep their frequency,
+        // low-frequency pairs are interpolated, and mscale = 1 + 0.1 ln 4.
+        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 1.0, 1.0);
+        assert!(
+            (f[0] - 1.0).abs() < 1e-6 && (f[31] - 4.0).abs() < 1e-5,
+            "{f:?}"
+        );
+        assert!(f.windows(2).all(|w| w[0] <= w[1]), "{f:?}");
+        assert!((m - (1.0 + 0.1 * 4f32.ln())).abs() < 1e-6);
+    }
+}

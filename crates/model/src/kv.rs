@@ -1,0 +1,121 @@
+//! Paged key/value cache: a fixed pool of blocks of [`BLOCK_TOKENS`] positions, each
+//! holding every layer's keys and values for those positions in f16 (IEEE binary16).
+//! Sequences own blocks through block tables managed by the caller (the engine's block
+//! allocator, or [`crate::Session`]); the model only reads and writes the blocks it is
+//! given. Paging as in Kwon et al., "Efficient Memory Management for Large Language Model
+//! Serving with PagedAttention" (vLLM, 2023).
+//!
+//! Layout per layer: `[block][kv_head][slot][head_dim]`, so one head's keys of one block
+//! are contiguous (`BLOCK_TOKENS × head_dim` values).
+
+use crate::config::ModelConfig;
+use kaiyuan_kernels::half::{f16_to_f32, f32_to_f16};
+
+/// Positions per KV block.
+pub const BLOCK_TOKENS: usize = 16;
+
+/// Index of a block in a [`KvCache`] pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlockId(pub u32);
+
+impl BlockId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The KV block pool of one model.
+pub struct KvCache {
+    num_blocks: usize,
+    num_layers: usize,
+    num_kv_heads: usize,
+    head_dim: usize,
+    /// Per layer, `[block][kv_head][slot][head_dim]` f16 bits.
+    keys: Vec<Vec<u16>>,
+    values: Vec<Vec<u16>>,
+}
+
+impl KvCache {
+    /// A pool of `num_blocks` blocks for `config`'s geometry (zero-filled).
+    pub fn new(config: &ModelConfig, num_blocks: usize) -> KvCache {
+        let per_layer = num_blocks * config.num_kv_heads * BLOCK_TOKENS * config.head_dim;
+        KvCache {
+            num_blocks,
+            num_layers: config.num_layers,
+            num_kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+            keys: (0..config.num_layers).map(|_| vec![0; per_layer]).collect(),
+            values: (0..config.num_layers).map(|_| vec![0; per_layer]).collect(),
+        }
+    }
+
+    /// Blocks needed to hold `positions` positions.
+    pub fn blocks_for(positions: usize) -> usize {
+        positions.div_ceil(BLOCK_TOKENS)
+    }
+
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// Bytes of KV storage held.
+    pub fn bytes(&self) -> usize {
+        2 * self.num_layers * self.keys.first().map_or(0, |k| k.len() * 2)
+    }
+
+    pub(crate) fn matches(&self, config: &ModelConfig) -> bool {
+        self.num_layers == config.num_layers
+            && self.num_kv_heads == config.num_kv_heads
+            && self.head_dim == config.head_dim
+    }
+
+    fn head_offset(&self, block: BlockId, head: usize) -> usize {
+        (block.index() * self.num_kv_heads + head) * BLOCK_TOKENS * self.head_dim
+    }
+
+    /// Stores position `slot` of `block` for `layer`: `k` and `v` are `[kv_heads, head_dim]`.
+    pub(crate) fn write(
+        &mut self,
+        layer: usize,
+        block: BlockId,
+        slot: usize,
+        k: &[f32],
+        v: &[f32],
+    ) {
+        let d = self.head_dim;
+        for head in 0..self.num_kv_heads {
+            let at = self.head_offset(block, head) + slot * d;
+            let src = head * d..(head + 1) * d;
+            for (dst, &x) in self.keys[layer][at..at + d].iter_mut().zip(&k[src.clone()]) {
+                *dst = f32_to_f16(x);
+            }
+            for (dst, &x) in self.values[layer][at..at + d].iter_mut().zip(&v[src]) {
+                *dst = f32_to_f16(x);
+            }
+        }
+    }
+
+    /// Converts the first `n` positions of `block`'s keys and values for `layer`, head
+    /// `head`, into `k_out` / `v_out` (`n × head_dim` each).
+    pub(crate) fn read_head(
+        &self,
+        layer: usize,
+        block: BlockId,
+        head: usize,
+        n: usize,
+        k_out: &mut [f32],
+        v_out: &mut [f32],
+    ) {
+        let at = self.head_offset(block, head);
+        let len = n * self.head_dim;
+        for (o, &h) in k_out[..len].iter_mut().zip(&self.keys[layer][at..at + len]) {
+            *o = f16_to_f32(h);
+        }
+        for (o, &h) in v_out[..len]
+            .iter_mut()
+            .zip(&self.values[layer][at..at + len])
+        {
+            *o = f16_to_f32(h);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The model's tensors, located and shape-checked once at load. Matrices stay in the
+//! memory-mapped file (zero copy) and are viewed as [`WeightMatrix`] when used; small
+//! vectors (norm weights, biases, RoPE factors) are dequantized to f32 at load.
+//!
+//! Names are llama.cpp's GGUF tensor names (`gguf-py/gguf/constants.py`,
+//! `MODEL_TENSOR` → `TENSOR_NAMES`), shared by every architecture here.
+
+use crate::config::ModelConfig;
+use crate::error::ModelError;
+use kaiyuan_gguf::GgufFile;
+use kaiyuan_kernels::ops::WeightMatrix;
+use kaiyuan_kernels::quant::dequantize_fn;
+use kaiyuan_kernels::DType;
+
+/// A weight matrix `[rows, cols]` inside the file, already validated against the
+/// kernels, so [`MatrixRef::view`] cannot fail.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatrixRef {
+    tensor: usize,
+    dtype: DType,
+    rows: usize,
+    cols: usize,
+}
+
+impl MatrixRef {
+    pub fn view<'a>(&self, file: &'a GgufFile) -> WeightMatrix<'a> {
+        let data = file.tensor_data(&file.tensors()[self.tensor]);
+        WeightMatrix::new(self.dtype, self.rows, self.cols, data)
+            .expect("invariant: matrix validated when the model was loaded")
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+}
+
+/// One transformer block's tensors.
+pub(crate) struct LayerWeights {
+    pub attn_norm: Vec<f32>,
+    pub wq: MatrixRef,
+    pub wk: MatrixRef,
+    pub wv: MatrixRef,
+    pub wo: MatrixRef,
+    /// Q, K, V biases when the config has them.
+    pub qkv_bias: Option<[Vec<f32>; 3]>,
+    /// Per-head Q and K norm weights when the config has them.
+    pub qk_norm: Option<[Vec<f32>; 2]>,
+    /// Post-attention and post-FFN norms (sandwich) when the config has them.
+    pub sandwich: Option<[Vec<f32>; 2]>,
+    pub ffn_norm: Vec<f32>,
+    pub gate: MatrixRef,
+    pub up: MatrixRef,
+    pub down: MatrixRef,
+}
+
+pub(crate) struct Weights {
+    /// `[vocab, hidden]`; rows are dequantized one token at a time.
+    pub token_embd: MatrixRef,
+    pub output_norm: Vec<f32>,
+    /// `[vocab, hidden]`: `output.weight`, or `token_embd.weight` when tied.
+    pub output: MatrixRef,
+    /// Llama 3 RoPE frequency divisors, `n_rot / 2` of them.
+    pub rope_freqs: Option<Vec<f32>>,
+    pub layers: Vec<LayerWeights>,
+}
+
+struct Loader<'a> {
+    file: &'a GgufFile,
+    norm_offset: f32,
+}
+
+impl Loader<'_> {
+    fn find(&self, name: &str) -> Result<usize, ModelError> {
+        self.file
+            .tensors()
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| ModelError::MissingTensor { name: name.into() })
+    }
+
+    fn check_dims(&self, idx: usize, expected: &[u64]) -> Result<(), ModelError> {
+        let t = &self.file.tensors()[idx];
+        if t.dims != expected {
+            return Err(ModelError::TensorShape {
+                name: t.name.clone(),
+                found: t.dims.clone(),
+                expected: expected.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A `[rows, cols]` matrix (GGML dims `[cols, rows]`).
+    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixRef, ModelError> {
+        let idx = self.find(name)?;
+        self.check_dims(idx, &[cols as u64, rows as u64])?;
+        let t = &self.file.tensors()[idx];
+        WeightMatrix::new(t.dtype, rows, cols, self.file.tensor_data(t)).map_err(|source| {
+            ModelError::TensorType {
+                name: name.into(),
+                source,
+            }
+        })?;
+        Ok(MatrixRef {
+            tensor: idx,
+            dtype: t.dtype,
+            rows,
+            cols,
+        })
+    }
+
+    /// A vector of `len` elements, dequantized to f32.
+    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+        let idx = self.find(name)?;
+        self.check_dims(idx, &[len as u64])?;
+        let t = &self.file.tensors()[idx];
+        let unsupported = || ModelError::Unsupported(format!("tensor {name} has type {}", t.dtype));
+        if !len.is_multiple_of(t.dtype.block_size()) {
+            return Err(unsupported());
+        }
+        let dequantize = dequantize_fn(t.dtype).ok_or_else(unsupported)?;
+        let mut out = vec![0f32; len];
+        dequantize(self.file.tensor_data(t), &mut out);
+        Ok(out)
+    }
+
+    fn norm(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+        let mut w = self.vector(name, len)?;
+        if self.norm_offset != 0.0 {
+            for v in &mut w {
+                *v += self.norm_offset;
+            }
+        }
+        Ok(w)
+    }
+
+    fn layer(&self, c: &ModelConfig, i: usize) -> Result<LayerWeights, ModelError> {
+        let n = |suffix: &str| format!("blk.{i}.{suffix}");
+        let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let qkv_bias = if c.qkv_bias {
+            Some([
+                self.vector(&n("attn_q.bias"), q_dim)?,
+                self.vector(&n("attn_k.bias"), kv_dim)?,
+                self.vector(&n("attn_v.bias"), kv_dim)?,
+            ])
+        } else {
+            None
+        };
+        let qk_norm = if c.qk_norm {
+            Some([
+                self.norm(&n("attn_q_norm.weight"), c.head_dim)?,
+                self.norm(&n("attn_k_norm.weight"), c.head_dim)?,
+            ])
+        } else {
+            None
+        };
+        let sandwich = if c.sandwich_norms {
+            Some([
+                self.norm(&n("post_attention_norm.weight"), hidden)?,
+                self.norm(&n("post_ffw_norm.weight"), hidden)?,
+            ])
+        } else {
+            None
+        };
+        Ok(LayerWeights {
+            attn_norm: self.norm(&n("attn_norm.weight"), hidden)?,
+            wq: self.matrix(&n("attn_q.weight"), q_dim, hidden)?,
+            wk: self.matrix(&n("attn_k.weight"), kv_dim, hidden)?,
+            wv: self.matrix(&n("attn_v.weight"), kv_dim, hidden)?,
+            wo: self.matrix(&n("attn_output.weight"), hidden, q_dim)?,
+            qkv_bias,
+            qk_norm,
+            sandwich,
+            ffn_norm: self.norm(&n("ffn_norm.weight"), hidden)?,
+            gate: self.matrix(&n("ffn_gate.weight"), c.ffn_size, hidden)?,
+            up: self.matrix(&n("ffn_up.weight"), c.ffn_size, hidden)?,
+            down: self.matrix(&n("ffn_down.weight"), hidden, c.ffn_size)?,
+        })
+    }
+}
+
+impl Weights {
+    /// Locates and checks every tensor `config` needs. Call
+    /// [`GgufFile::check_supported`] first so unsupported types are reported by name.
+    pub fn load(file: &GgufFile, c: &ModelConfig) -> Result<Weights, ModelError> {
+        let l = Loader {
+            file,
+            norm_offset: c.norm_weight_offset,
+        };
+        let token_embd = l.matrix("token_embd.weight", c.vocab_size, c.hidden_size)?;
+        let output = if c.tied_embeddings {
+            token_embd
+        } else {
+            l.matrix("output.weight", c.vocab_size, c.hidden_size)?
+        };
+        let rope_freqs = if c.has_rope_freqs {
+            Some(l.vector("rope_freqs.weight", c.n_rot / 2)?)
+        } else {
+            None
+        };
+        let layers = (0..c.num_layers)
+            .map(|i| l.layer(c, i))
+            .collect::<Result<_, _>>()?;
+        Ok(Weights {
+            token_embd,
+            output_norm: l.norm("output_norm.weight", c.hidden_size)?,
+            output,
+            rope_freqs,
+            layers,
+        })
+    }
+}

@@ -1,0 +1,128 @@
+//! Errors a user can act on: missing tensor, unsupported architecture, context overflow,
+//! bad inputs to the batched forward pass.
+
+mod common;
+
+use common::tiny;
+use kaiyuan_gguf::writer::GgufWriter;
+use kaiyuan_gguf::{GgufFile, Value};
+use kaiyuan_kernels::threads::ThreadPool;
+use kaiyuan_model::{
+    BatchSeq, BlockId, KvCache, LogitsWanted, Model, ModelError, Scratch, Session,
+};
+use std::sync::Arc;
+
+/// The tiny llama fixture rewritten with `edit_kv` applied and `drop_tensor` left out.
+fn rewritten(edit_kv: impl Fn(&str, &Value) -> Option<Value>, drop_tensor: &str) -> Arc<GgufFile> {
+    let src = GgufFile::open(tiny("llama.f32.gguf")).expect("fixture");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        if let Some(v) = edit_kv(k, v) {
+            w.kv(k.clone(), v);
+        }
+    }
+    for t in src.tensors() {
+        if t.name != drop_tensor {
+            w.tensor(
+                t.name.clone(),
+                &t.dims,
+                t.dtype,
+                src.tensor_data(t).to_vec(),
+            );
+        }
+    }
+    Arc::new(GgufFile::from_bytes(w.to_bytes()).expect("rewritten file parses"))
+}
+
+fn open_err(file: Arc<GgufFile>) -> String {
+    match Model::from_gguf(file) {
+        Ok(_) => panic!("model unexpectedly opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let err = open_err(rewritten(|_, v| Some(v.clone()), "blk.1.ffn_up.weight"));
+    assert!(err.contains("blk.1.ffn_up.weight"), "{err}");
+}
+
+#[test]
+fn unsupported_architecture_lists_supported() {
+    let err = open_err(rewritten(
+        |k, v| {
+            Some(if k == "general.architecture" {
+                Value::String("rwkv6".into())
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(
+        err.contains("rwkv6") && err.contains("llama") && err.contains("gemma3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_key_is_named() {
+    let err = open_err(rewritten(
+        |k, v| (k != "llama.embedding_length").then(|| v.clone()),
+        "",
+    ));
+    assert!(err.contains("llama.embedding_length"), "{err}");
+}
+
+#[test]
+fn context_overflow_says_both_numbers() {
+    let model = Model::open(tiny("llama.f32.gguf")).expect("model opens");
+    let pool = ThreadPool::new(1);
+    let mut s = Session::new(&model, 20);
+    s.eval(&pool, &[1; 15], false).expect("fits");
+    let err = s.eval(&pool, &[1; 9], false).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ModelError::ContextOverflow {
+                needed: 24,
+                capacity: 20
+            }
+        ),
+        "{err}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("24") && msg.contains("20"), "{msg}");
+    assert_eq!(s.position(), 15, "a failed eval changes nothing");
+}
+
+#[test]
+fn bad_batch_inputs_are_rejected() {
+    let model = Model::open(tiny("llama.f32.gguf")).expect("model opens");
+    let pool = ThreadPool::new(1);
+    let mut kv = KvCache::new(model.config(), 2);
+    let run = |kv: &mut KvCache, tokens: &[u32], table: &[BlockId]| {
+        let seq = BatchSeq {
+            tokens,
+            start_pos: 0,
+            block_table: table,
+            want_logits: LogitsWanted::Last,
+        };
+        model
+            .forward(&pool, kv, &[seq], &mut Scratch::new())
+            .map(|_| ())
+    };
+    let vocab = model.config().vocab_size as u32;
+    assert!(matches!(
+        run(&mut kv, &[vocab], &[BlockId(0)]),
+        Err(ModelError::TokenOutOfRange { .. })
+    ));
+    assert!(matches!(
+        run(&mut kv, &[1; 17], &[BlockId(0)]),
+        Err(ModelError::BlockTableTooShort { need: 2, .. })
+    ));
+    assert!(matches!(
+        run(&mut kv, &[1; 3], &[BlockId(2)]),
+        Err(ModelError::BlockOutOfRange { block: 2, .. })
+    ));
+}

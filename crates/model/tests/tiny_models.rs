@@ -1,0 +1,82 @@
+//! Tiny random-weight models (testdata/tiny, made by tools/tiny_models.py) against the
+//! logits of Hugging Face transformers' own forward pass, at every position, run as one
+//! prefill and token by token, in F32 and Q8_0.
+
+mod common;
+
+use common::{golden, max_err_over_range, tiny};
+use kaiyuan_kernels::threads::ThreadPool;
+use kaiyuan_model::{Model, Session};
+
+/// F32 weights: the only differences are f32 summation order and the f16 KV cache.
+const F32_TOLERANCE: f32 = 1e-3;
+/// Q8_0 weights and Q8_0-quantized activations (8-bit, ~0.4% relative step each).
+const Q8_TOLERANCE: f32 = 3e-2;
+
+fn check(arch: &str, weights: &str, tolerance: f32) {
+    let g = golden(arch);
+    let model = Model::open(tiny(&format!("{arch}.{weights}.gguf"))).expect("model opens");
+    assert_eq!(model.config().vocab_size, g.vocab);
+    let pool = ThreadPool::new(2);
+
+    let mut session = Session::new(&model, 64);
+    let prefill = session.eval(&pool, &g.tokens, true).expect("prefill");
+    let err = max_err_over_range(&prefill, &g.logits);
+    eprintln!("{arch} {weights} prefill: max error / logit range = {err:.2e}");
+    assert!(
+        err <= tolerance,
+        "{arch} {weights} prefill: {err} > {tolerance}"
+    );
+
+    session.reset();
+    let mut stepwise = Vec::new();
+    for &t in &g.tokens {
+        stepwise.extend(session.eval(&pool, &[t], false).expect("decode step"));
+    }
+    let err = max_err_over_range(&stepwise, &g.logits);
+    eprintln!("{arch} {weights} token by token: max error / logit range = {err:.2e}");
+    assert!(
+        err <= tolerance,
+        "{arch} {weights} stepwise: {err} > {tolerance}"
+    );
+}
+
+#[test]
+fn llama_f32_matches_transformers() {
+    check("llama", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn llama_q8_0_matches_transformers() {
+    check("llama", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn qwen2_f32_matches_transformers() {
+    check("qwen2", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn qwen2_q8_0_matches_transformers() {
+    check("qwen2", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn qwen3_f32_matches_transformers() {
+    check("qwen3", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn qwen3_q8_0_matches_transformers() {
+    check("qwen3", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn gemma3_f32_matches_transformers() {
+    check("gemma3", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn gemma3_q8_0_matches_transformers() {
+    check("gemma3", "q8_0", Q8_TOLERANCE);
+}
