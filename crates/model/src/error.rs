@@ -66,4 +66,7 @@ pub enum ModelError {
 
     #[error("the KV cache was made for a different model geometry")]
     KvCacheMismatch,
+
+    #[error("text too short: perplexity needs at least one window of {n_ctx} tokens (n_ctx ≥ 4), the text has {tokens}")]
+    TextTooShort { n_ctx: usize, tokens: usize },
 }

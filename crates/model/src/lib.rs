@@ -13,6 +13,7 @@ pub mod config;
 mod decoder;
 mod error;
 pub mod kv;
+mod perplexity;
 mod session;
 mod weights;
 
@@ -21,4 +22,5 @@ pub use config::{LayerConfig, ModelConfig, RopeScaling};
 pub use decoder::{BatchSeq, Logits, LogitsWanted, Model, Scratch};
 pub use error::ModelError;
 pub use kv::{BlockId, KvCache, BLOCK_TOKENS};
+pub use perplexity::{perplexity, Perplexity};
 pub use session::Session;

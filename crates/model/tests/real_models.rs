@@ -1,4 +1,4 @@
-//! Smoke tests on the real models (skipped when `models/` is absent): both load, and a
+//! Smoke tests on the real models (they fail when `models/` is absent): both load, and a
 //! short prompt's logits are identical with 1 and 2 threads.
 
 mod common;
@@ -9,10 +9,11 @@ use kaiyuan_model::{Model, Session};
 
 fn check(file: &str, prompt: &[u32]) {
     let path = repo_root().join("models").join(file);
-    if !path.exists() {
-        eprintln!("skipping: {} not found", path.display());
-        return;
-    }
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models",
+        path.display()
+    );
     let model = Model::open(&path).expect("real model opens");
     let run = |threads: usize| {
         let pool = ThreadPool::new(threads);
