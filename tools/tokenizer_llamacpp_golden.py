@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Writes testdata/golden/tokenizer/{smollm2,gemma3}.llamacpp.json: the token ids llama.cpp's own
+tokenizer (the issue's reference, through the `llama-cpp-python` package) gives for every string
+of the tokenizer corpus, for both test models.
+
+The corpus is read from the existing goldens (smollm2.json / gemma3.json, made by
+tools/tokenizer_golden.py), so both references cover the very same strings. For each string it
+records `ids` (`tokenize(text, add_bos=False, special=False)`: control tokens not recognised) and,
+only where it differs from `ids`, `ids_special` (`special=True`: control tokens recognised). A few
+strings are also tokenized with `add_bos=True` (`bos` section) to record how llama.cpp applies
+the model's BOS flag. The model is loaded with `vocab_only=True`; nothing of Kaiyuan is imported.
+
+Usage (needs the reference build, see tools/setup-llamacpp, and models/, see scripts/fetch-models):
+
+    tools/setup-llamacpp
+    .venv/bin/python tools/tokenizer_llamacpp_golden.py
+
+Deterministic: rerunning with the same llama-cpp-python build and models reproduces the files
+byte for byte.
+"""
+
+import json
+import pathlib
+import sys
+
+import llama_cpp
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "testdata" / "golden" / "tokenizer"
+MODELS = {
+    "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma3": "gemma-3-270m-q4_k_m.gguf",
+}
+BOS_SAMPLES = ["hello", "", " leading space", "<|im_start|>user", "<start_of_turn>user"]
+
+
+def main() -> int:
+    for name, file in MODELS.items():
+        path = ROOT / "models" / file
+        if not path.exists():
+            print(f"{path} is missing: run scripts/fetch-models", file=sys.stderr)
+            return 1
+        corpus = [c["text"] for c in json.loads((GOLDEN / f"{name}.json").read_text())["cases"]]
+        llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+        cases = []
+        n_special = 0
+        for text in corpus:
+            raw = text.encode("utf-8")
+            ids = llm.tokenize(raw, add_bos=False, special=False)
+            case = {"text": text, "ids": ids}
+            special = llm.tokenize(raw, add_bos=False, special=True)
+            if special != ids:
+                case["ids_special"] = special
+                n_special += 1
+            cases.append(case)
+        bos = [
+            {"text": t, "ids": llm.tokenize(t.encode("utf-8"), add_bos=True, special=True)}
+            for t in BOS_SAMPLES
+        ]
+        doc = {
+            "model": file,
+            "reference": f"llama.cpp via llama-cpp-python {llama_cpp.__version__} "
+            "(Llama(vocab_only=True).tokenize)",
+            "generator": "tools/tokenizer_llamacpp_golden.py",
+            "flags": "ids: add_bos=False, special=False; ids_special (only where different): "
+            "add_bos=False, special=True; bos: add_bos=True, special=True",
+            "corpus": f"the texts of {name}.json, in order",
+            "bos_token_id": llm.token_bos(),
+            "eos_token_id": llm.token_eos(),
+            "bos": bos,
+            "cases": cases,
+        }
+        out = GOLDEN / f"{name}.llamacpp.json"
+        with out.open("w", encoding="utf-8") as f:
+            f.write("{\n")
+            items = list(doc.items())
+            for k, (key, value) in enumerate(items):
+                sep = "," if k + 1 < len(items) else ""
+                if isinstance(value, list):
+                    f.write(f"  {json.dumps(key)}: [\n")
+                    for j, row in enumerate(value):
+                        rsep = "," if j + 1 < len(value) else ""
+                        f.write(f"    {json.dumps(row, ensure_ascii=False)}{rsep}\n")
+                    f.write(f"  ]{sep}\n")
+                else:
+                    f.write(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)}{sep}\n")
+            f.write("}\n")
+        print(f"{out.relative_to(ROOT)}: {len(cases)} strings, {n_special} differ with special=True")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
