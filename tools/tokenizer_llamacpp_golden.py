@@ -4,7 +4,8 @@ tokenizer (the issue's reference, through the `llama-cpp-python` package) gives 
 of the tokenizer corpus, for both test models.
 
 The corpus is read from the existing goldens (smollm2.json / gemma3.json, made by
-tools/tokenizer_golden.py), so both references cover the very same strings. For each string it
+tools/tokenizer_golden.py), so both references cover the very same strings, followed by a few
+probe strings (PROBES below). For each string it
 records `ids` (`tokenize(text, add_bos=False, special=False)`: control tokens not recognised) and,
 only where it differs from `ids`, `ids_special` (`special=True`: control tokens recognised). A few
 strings are also tokenized with `add_bos=True` (`bos` section) to record how llama.cpp applies
@@ -31,6 +32,16 @@ MODELS = {
     "smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf",
     "gemma3": "gemma-3-270m-q4_k_m.gguf",
 }
+# Appended to the corpus: where llama.cpp's rules are easy to get wrong (unknown/pad/mask tokens
+# in text, which are control-like; literal U+2581 next to Gemma's space-run tokens; byte-token
+# look-alikes; NUL, BOM, CR LF, long space and tab runs, no-break spaces).
+PROBES = [
+    "<unk>", "<pad>", "<mask>", "[multimodal]", "<0x41>", "<0x41", "\u2581", "\u2581\u2581",
+    "\u2581 ", "  \u2581", " \u2581 \u2581  \u2581", "\u2581hello", "<eos><bos>",
+    "<|endoftext|>", "<|im_end|>x", "<start_of_image>", "<end_of_turn>\n", "\x00", "a\x00b",
+    "\ufeffhi", "\r\n\r\n", "\t\t\t", " " * 40, "\u00a0\u00a0", "<unk><unk>",
+    "<|im_start|><|im_start|>", "<start_of_turn><end_of_turn>",
+]
 BOS_SAMPLES = ["hello", "", " leading space", "<|im_start|>user", "<start_of_turn>user"]
 
 
@@ -41,6 +52,7 @@ def main() -> int:
             print(f"{path} is missing: run scripts/fetch-models", file=sys.stderr)
             return 1
         corpus = [c["text"] for c in json.loads((GOLDEN / f"{name}.json").read_text())["cases"]]
+        corpus += PROBES
         llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
         cases = []
         n_special = 0
@@ -64,7 +76,7 @@ def main() -> int:
             "generator": "tools/tokenizer_llamacpp_golden.py",
             "flags": "ids: add_bos=False, special=False; ids_special (only where different): "
             "add_bos=False, special=True; bos: add_bos=True, special=True",
-            "corpus": f"the texts of {name}.json, in order",
+            "corpus": f"the texts of {name}.json, in order, then {len(PROBES)} probe strings",
             "bos_token_id": llm.token_bos(),
             "eos_token_id": llm.token_eos(),
             "bos": bos,
