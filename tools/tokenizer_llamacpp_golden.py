@@ -9,7 +9,9 @@ probe strings (PROBES below). For each string it
 records `ids` (`tokenize(text, add_bos=False, special=False)`: control tokens not recognised) and,
 only where it differs from `ids`, `ids_special` (`special=True`: control tokens recognised). A few
 strings are also tokenized with `add_bos=True` (`bos` section) to record how llama.cpp applies
-the model's BOS flag. The model is loaded with `vocab_only=True`; nothing of Kaiyuan is imported.
+the model's BOS flag. Detokenization (`llama_detokenize(ids, remove_special=False, unparse_special=...)`: control
+tokens hidden or rendered) is recorded where it does not give the text back: `decoded` (of `ids`),
+`decoded_special_hidden` / `decoded_special_rendered` (of `ids_special`). The model is loaded with `vocab_only=True`; nothing of Kaiyuan is imported.
 
 Usage (needs the reference build, see tools/setup-llamacpp, and models/, see scripts/fetch-models):
 
@@ -20,6 +22,7 @@ Deterministic: rerunning with the same llama-cpp-python build and models reprodu
 byte for byte.
 """
 
+import ctypes
 import json
 import pathlib
 import sys
@@ -45,6 +48,21 @@ PROBES = [
 BOS_SAMPLES = ["hello", "", " leading space", "<|im_start|>user", "<start_of_turn>user"]
 
 
+def detokenize(llm, ids, render_special: bool) -> bytes:
+    """llama.cpp's `llama_detokenize` (BOS/EOS kept). Not `Llama.detokenize`: llama-cpp-python
+    0.3.36 reads each piece into a 32-byte buffer and silently truncates longer ones (SmolLM2's
+    `"-" * 80` comes back as 16 dashes), a binding bug, not llama.cpp's behaviour."""
+    arr = (llama_cpp.llama_token * max(1, len(ids)))(*ids)
+    size = 64 + 8 * len(ids)
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        vocab = llm._model.vocab
+        n = llama_cpp.llama_detokenize(vocab, arr, len(ids), buf, size, False, render_special)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n
+
+
 def main() -> int:
     for name, file in MODELS.items():
         path = ROOT / "models" / file
@@ -64,6 +82,15 @@ def main() -> int:
             if special != ids:
                 case["ids_special"] = special
                 n_special += 1
+            # llama.cpp's detokenization, stored only where it is not the text itself.
+            for key, toks, render in (
+                ("decoded", ids, False),
+                ("decoded_special_hidden", special, False),
+                ("decoded_special_rendered", special, True),
+            ):
+                back = detokenize(llm, toks, render).decode("utf-8", "replace")
+                if back != text:
+                    case[key] = back
             cases.append(case)
         bos = [
             {"text": t, "ids": llm.tokenize(t.encode("utf-8"), add_bos=True, special=True)}
@@ -75,7 +102,9 @@ def main() -> int:
             "(Llama(vocab_only=True).tokenize)",
             "generator": "tools/tokenizer_llamacpp_golden.py",
             "flags": "ids: add_bos=False, special=False; ids_special (only where different): "
-            "add_bos=False, special=True; bos: add_bos=True, special=True",
+            "add_bos=False, special=True; bos: add_bos=True, special=True; decoded* (only where "
+            "not the text; invalid UTF-8 replaced by U+FFFD): llama_detokenize(remove_special=False) "
+            "of ids (unparse_special=False), of ids_special (unparse_special=False, then True)",
             "corpus": f"the texts of {name}.json, in order, then {len(PROBES)} probe strings",
             "bos_token_id": llm.token_bos(),
             "eos_token_id": llm.token_eos(),

@@ -1,6 +1,6 @@
 //! Checks both test models' tokenizers against llama.cpp's own tokenizer, the reference:
 //! the ids `llama-cpp-python` gives for every corpus string, with control tokens not recognised
-//! and recognised, and BOS as llama.cpp applies it (testdata/golden/tokenizer/*.llamacpp.json,
+//! and recognised, BOS as llama.cpp applies it, and decoding as llama.cpp decodes (testdata/golden/tokenizer/*.llamacpp.json,
 //! made by tools/tokenizer_llamacpp_golden.py). No tolerance: every id must match.
 
 mod support;
@@ -26,6 +26,19 @@ fn check_model(file: &str, golden: &str) {
             }
         }
         special_differs += usize::from(c.ids != c.ids_special);
+        // Decoding llama.cpp's ids as llama.cpp does (control tokens hidden or rendered).
+        for (ids, render, want) in [
+            (&c.ids, false, &c.decoded),
+            (&c.ids_special, false, &c.decoded_special_hidden),
+            (&c.ids_special, true, &c.decoded_special_rendered),
+        ] {
+            let got = tok.decode(ids, render).expect("decode");
+            if &got != want {
+                failures.push(format!(
+                    "(decode, render_special={render}) {ids:?}\n   want {want:?}\n   got  {got:?}"
+                ));
+            }
+        }
     }
     assert!(
         failures.is_empty(),

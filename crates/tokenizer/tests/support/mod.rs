@@ -79,12 +79,18 @@ pub fn read_golden(name: &str) -> Golden {
     }
 }
 
-/// One llama.cpp golden record (`<model>.llamacpp.json`): `ids_special` is only stored where it
-/// differs from `ids`, so it is filled in here.
+/// One llama.cpp golden record (`<model>.llamacpp.json`): `ids_special` and the `decoded*`
+/// texts are only stored where they differ from `ids` / the text, so they are filled in here.
 pub struct LlamaCase {
     pub text: String,
     pub ids: Vec<u32>,
     pub ids_special: Vec<u32>,
+    /// llama.cpp's detokenization of `ids` (control tokens hidden).
+    pub decoded: String,
+    /// Of `ids_special`, control tokens hidden.
+    pub decoded_special_hidden: String,
+    /// Of `ids_special`, control tokens rendered.
+    pub decoded_special_rendered: String,
 }
 
 pub struct LlamaGolden {
@@ -115,10 +121,20 @@ pub fn read_llamacpp_golden(name: &str) -> LlamaGolden {
         .iter()
         .map(|c| {
             let plain = ids(&c["ids"]);
+            let text = text_of(c);
+            let decoded = |key: &str| {
+                c.get(key).map_or_else(
+                    || text.clone(),
+                    |d| d.as_str().expect("decoded text").to_string(),
+                )
+            };
             LlamaCase {
-                text: text_of(c),
                 ids_special: c.get("ids_special").map_or_else(|| plain.clone(), ids),
                 ids: plain,
+                decoded: decoded("decoded"),
+                decoded_special_hidden: decoded("decoded_special_hidden"),
+                decoded_special_rendered: decoded("decoded_special_rendered"),
+                text,
             }
         })
         .collect();
