@@ -26,6 +26,10 @@ enum Command {
     Tokenize(cmd::tokenize::TokenizeArgs),
     /// Render a conversation (JSON) with a model's chat template and print the prompt.
     Template(cmd::template::TemplateArgs),
+    /// Continue a prompt with a model, streaming the text.
+    Run(cmd::run::RunArgs),
+    /// Perplexity of a text file, by llama.cpp's method.
+    Perplexity(cmd::perplexity::PerplexityArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Tokenize(args) => cmd::tokenize::run(&args),
         Command::Template(args) => cmd::template::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Perplexity(args) => cmd::perplexity::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,5 +2,7 @@
 
 pub mod inspect;
 mod model_file;
+pub mod perplexity;
+pub mod run;
 pub mod template;
 pub mod tokenize;

@@ -1,6 +1,7 @@
 //! Opening a model file for the commands that need its tokenizer or chat template.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use kaiyuan_chat::{pick_builtin, ChatTemplate};
@@ -9,7 +10,7 @@ use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
 
 /// A GGUF file with its tokenizer built.
 pub struct ModelFile {
-    pub gguf: GgufFile,
+    pub gguf: Arc<GgufFile>,
     pub tokenizer: Tokenizer,
 }
 
@@ -21,7 +22,15 @@ impl ModelFile {
             .with_context(|| format!("cannot read the tokenizer of {}", path.display()))?;
         let tokenizer = Tokenizer::from_vocab(&vocab)
             .with_context(|| format!("cannot build the tokenizer of {}", path.display()))?;
-        Ok(ModelFile { gguf, tokenizer })
+        Ok(ModelFile {
+            gguf: Arc::new(gguf),
+            tokenizer,
+        })
+    }
+
+    /// The model's weights, over the same mapping as the tokenizer.
+    pub fn load_model(&self) -> anyhow::Result<kaiyuan_model::Model> {
+        kaiyuan_model::Model::from_gguf(Arc::clone(&self.gguf)).context("cannot load the model")
     }
 
     /// Text of a token id, or `None` if out of range.

@@ -1,0 +1,126 @@
+//! `kaiyuan run -m MODEL -p PROMPT`: continues a prompt with the model and streams the text
+//! to stdout; speed goes to stderr.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::bail;
+use kaiyuan_engine::sampling::{Sampler, SamplingParams, TokenHistory};
+use kaiyuan_kernels::threads::ThreadPool;
+use kaiyuan_model::Session;
+
+use super::model_file::ModelFile;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The GGUF model.
+    #[arg(short, long)]
+    pub model: PathBuf,
+    /// The prompt to continue.
+    #[arg(short, long)]
+    pub prompt: String,
+    /// Tokens to generate at most.
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub n_predict: usize,
+    /// Sampling temperature; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Keep only the K most likely tokens (0: off).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling threshold (1: off).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than this fraction of the most likely one (0: off).
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Seed for sampling (default: random, printed to stderr).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Threads (default: all cores).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Context size in tokens (default: the model's training context, capped at 4096).
+    #[arg(long)]
+    pub ctx: Option<usize>,
+    /// Recognise control tokens written in the prompt (e.g. `<|im_start|>`).
+    #[arg(long)]
+    pub special: bool,
+}
+
+pub fn threads(requested: Option<usize>) -> usize {
+    requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let file = ModelFile::open(&args.model)?;
+    let model = file.load_model()?;
+    let tok = &file.tokenizer;
+    let prompt = tok.encode_with_bos_eos(&args.prompt, args.special);
+    if prompt.is_empty() {
+        bail!("the prompt is empty");
+    }
+    let ctx = args.ctx.unwrap_or(model.config().context_length.min(4096));
+    let needed = prompt.len() + args.n_predict;
+    if needed > ctx {
+        bail!(
+            "the prompt ({} tokens) plus -n {} needs {needed} positions, but the context holds {ctx} (raise --ctx or lower -n)",
+            prompt.len(),
+            args.n_predict
+        );
+    }
+    let params = SamplingParams {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        min_p: args.min_p,
+        seed: args.seed,
+        ..SamplingParams::default()
+    };
+    let mut sampler = Sampler::new(params, model.config().vocab_size)?;
+    let n_threads = threads(args.threads);
+    let pool = ThreadPool::new(n_threads);
+    let mut session = Session::new(&model, ctx);
+    let mut history = TokenHistory::new();
+    history.push_prompt(&prompt);
+    let mut decoder = tok.stream_decoder(false);
+    for &id in &prompt {
+        decoder.push(id)?;
+    }
+    let stop: Vec<u32> = [tok.eos_id(), tok.eot_id()].into_iter().flatten().collect();
+
+    let mut out = std::io::stdout().lock();
+    write!(out, "{}", args.prompt)?;
+    out.flush()?;
+    let start = Instant::now();
+    let mut logits = session.eval(&pool, &prompt, false)?;
+    let prefill = start.elapsed();
+    let mut generated = 0usize;
+    while generated < args.n_predict {
+        let next = sampler.sample(&mut logits, &history)?.token;
+        generated += 1;
+        if stop.contains(&next) {
+            break;
+        }
+        history.push(next);
+        write!(out, "{}", decoder.push(next)?)?;
+        out.flush()?;
+        if generated == args.n_predict {
+            break;
+        }
+        logits = session.eval(&pool, &[next], false)?;
+    }
+    writeln!(out, "{}", decoder.finish())?;
+    let decode = start.elapsed() - prefill;
+    eprintln!(
+        "prompt: {} tokens in {:.2} s ({:.1} tokens/s); generated: {generated} tokens in {:.2} s ({:.1} tokens/s); {n_threads} threads, seed {}",
+        prompt.len(),
+        prefill.as_secs_f64(),
+        prompt.len() as f64 / prefill.as_secs_f64(),
+        decode.as_secs_f64(),
+        generated as f64 / decode.as_secs_f64().max(1e-9),
+        sampler.seed()
+    );
+    Ok(())
+}
