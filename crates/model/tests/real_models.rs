@@ -7,14 +7,19 @@ use common::repo_root;
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{Model, Session};
 
-fn check(file: &str, prompt: &[u32]) {
+/// Opens a real test model; a missing file fails the test (never a silent skip).
+fn open_real(file: &str) -> Model {
     let path = repo_root().join("models").join(file);
     assert!(
         path.exists(),
         "{} is missing: run scripts/fetch-models",
         path.display()
     );
-    let model = Model::open(&path).expect("real model opens");
+    Model::open(&path).expect("real model opens")
+}
+
+fn check(file: &str, prompt: &[u32]) {
+    let model = open_real(file);
     let run = |threads: usize| {
         let pool = ThreadPool::new(threads);
         let mut s = Session::new(&model, 64);
@@ -65,10 +70,8 @@ fn gemma3_loads_and_is_thread_count_invariant() {
 /// (HuggingFaceTB/SmolLM2-135M-Instruct, google/gemma-3-270m).
 #[test]
 fn real_model_configs_match_their_published_hyper_parameters() {
-    let root = repo_root().join("models");
-    let smol = root.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if smol.exists() {
-        let m = Model::open(&smol).expect("SmolLM2 opens");
+    {
+        let m = open_real("SmolLM2-135M-Instruct.Q4_1.gguf");
         let c = m.config();
         assert_eq!(
             (
@@ -85,9 +88,8 @@ fn real_model_configs_match_their_published_hyper_parameters() {
         assert!(c.tied_embeddings && !c.qkv_bias && !c.qk_norm && !c.sandwich_norms);
         assert!(c.layers.iter().all(|l| l.sliding_window.is_none()));
     }
-    let gemma = root.join("gemma-3-270m-q4_k_m.gguf");
-    if gemma.exists() {
-        let m = Model::open(&gemma).expect("Gemma 3 opens");
+    {
+        let m = open_real("gemma-3-270m-q4_k_m.gguf");
         let c = m.config();
         assert_eq!(
             (
