@@ -1,0 +1,282 @@
+//! The caller's side of an engine: [`Engine::start`] moves a loaded model onto its own
+//! thread and returns an [`EngineHandle`]; requests go in by message and come back as an
+//! [`EventReceiver`]. Dropping a receiver cancels its request.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use kaiyuan_model::{KvCache, Model};
+use kaiyuan_tokenizer::Tokenizer;
+use tokio::sync::mpsc as async_mpsc;
+
+use crate::metrics::{EngineMetrics, MetricsSnapshot};
+use crate::request::{Event, GenerateRequest, RequestId, SubmitError};
+use crate::sampling::Sampler;
+use crate::worker;
+
+/// How an engine runs.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Worker threads of the forward pass.
+    pub threads: usize,
+    /// Positions one sequence may hold (prompt + generated).
+    pub context: usize,
+    /// Sequences in the running batch at most.
+    pub max_seqs: usize,
+    /// Token positions of the shared KV block pool (rounded up to whole blocks; at least
+    /// `context`, so that any single request fits).
+    pub kv_tokens: usize,
+    /// Tokens one step may process across all sequences (decode tokens first, then prompt
+    /// chunks): bounds how long a long prompt delays running streams.
+    pub max_batch_tokens: usize,
+    /// Requests waiting for a place in the running batch at most; more get
+    /// [`SubmitError::QueueFull`].
+    pub max_queue: usize,
+}
+
+impl EngineConfig {
+    /// Defaults for `model`: its training context capped at 4096, 16 sequences, a KV pool
+    /// of 4 full contexts, 256-token steps, 64 waiting requests.
+    pub fn for_model(model: &Model) -> EngineConfig {
+        let context = model.config().context_length.clamp(1, 4096);
+        EngineConfig {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            context,
+            max_seqs: 16,
+            kv_tokens: 4 * context,
+            max_batch_tokens: 256,
+            max_queue: 64,
+        }
+    }
+}
+
+/// What callers need to know about the engine's model.
+#[derive(Clone, Debug)]
+pub struct EngineInfo {
+    /// Positions one request may use (prompt + max_tokens).
+    pub context: usize,
+    pub vocab_size: usize,
+    pub max_seqs: usize,
+    pub kv_blocks: usize,
+    pub threads: usize,
+}
+
+pub(crate) enum Command {
+    Submit(Box<Submission>),
+    Cancel(RequestId),
+    Shutdown { deadline: Instant },
+}
+
+pub(crate) struct Submission {
+    pub id: RequestId,
+    pub request: GenerateRequest,
+    pub sampler: Sampler,
+    pub events: async_mpsc::UnboundedSender<Event>,
+    pub submitted: Instant,
+}
+
+/// The receiving end of one request's events. Dropping it cancels the request (the engine
+/// notices within one step and frees its KV blocks).
+pub struct EventReceiver {
+    id: RequestId,
+    rx: async_mpsc::UnboundedReceiver<Event>,
+}
+
+impl EventReceiver {
+    pub fn id(&self) -> RequestId {
+        self.id
+    }
+
+    /// The next event; `None` after `Finished` (or if the engine died).
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+
+    /// Blocking variant for non-async callers (must not be called inside an async runtime).
+    pub fn blocking_recv(&mut self) -> Option<Event> {
+        self.rx.blocking_recv()
+    }
+}
+
+/// A cheap, cloneable handle to a running engine.
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    metrics: Arc<EngineMetrics>,
+    info: EngineInfo,
+    eog: Vec<u32>,
+    max_queue: usize,
+    next_id: AtomicU64,
+    shutting_down: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// Entry point: [`Engine::start`].
+pub struct Engine;
+
+impl Engine {
+    /// Starts the engine thread for `model`. The tokenizer is shared with callers (it is
+    /// immutable); the engine uses it for end-of-generation tokens, detokenization and stop
+    /// strings.
+    pub fn start(model: Model, tokenizer: Arc<Tokenizer>, config: EngineConfig) -> EngineHandle {
+        let mut config = config;
+        config.threads = config.threads.max(1);
+        config.context = config.context.max(1);
+        config.max_seqs = config.max_seqs.max(1);
+        config.max_batch_tokens = config.max_batch_tokens.max(1);
+        config.kv_tokens = config.kv_tokens.max(config.context);
+        let kv_blocks = KvCache::blocks_for(config.kv_tokens);
+        let info = EngineInfo {
+            context: config.context,
+            vocab_size: model.config().vocab_size,
+            max_seqs: config.max_seqs,
+            kv_blocks,
+            threads: config.threads,
+        };
+        let metrics = Arc::new(EngineMetrics::default());
+        metrics
+            .kv_blocks_total
+            .store(kv_blocks as u64, Ordering::Relaxed);
+        let eog = worker::end_of_generation_ids(&tokenizer);
+        let config_max_queue = config.max_queue;
+        let (tx, rx) = mpsc::channel();
+        let thread = {
+            let metrics = Arc::clone(&metrics);
+            std::thread::Builder::new()
+                .name("kaiyuan-engine".into())
+                .spawn(move || worker::run(model, tokenizer, config, rx, metrics))
+                .expect("invariant: the OS can start one more thread at start-up")
+        };
+        EngineHandle {
+            inner: Arc::new(Inner {
+                commands: tx,
+                metrics,
+                info,
+                eog,
+                max_queue: config_max_queue,
+                next_id: AtomicU64::new(1),
+                shutting_down: AtomicBool::new(false),
+                thread: Mutex::new(Some(thread)),
+            }),
+        }
+    }
+}
+
+impl EngineHandle {
+    pub fn info(&self) -> &EngineInfo {
+        &self.inner.info
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.metrics.snapshot()
+    }
+
+    /// The model's end-of-generation token ids (EOS, EOT and end-of-turn markers).
+    pub fn end_of_generation_ids(&self) -> &[u32] {
+        &self.inner.eog
+    }
+
+    /// Validates `request` and queues it. Errors are the caller's fault (400) except
+    /// `QueueFull` (429) and `ShuttingDown` (503).
+    pub fn submit(&self, request: GenerateRequest) -> Result<EventReceiver, SubmitError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let info = &inner.info;
+        if request.prompt.is_empty() {
+            return Err(SubmitError::EmptyPrompt);
+        }
+        if request.max_tokens == 0 {
+            return Err(SubmitError::ZeroMaxTokens);
+        }
+        if request.prompt.len().saturating_add(request.max_tokens) > info.context {
+            return Err(SubmitError::ContextExceeded {
+                prompt_tokens: request.prompt.len(),
+                max_tokens: request.max_tokens,
+                context: info.context,
+            });
+        }
+        let vocab_size = info.vocab_size;
+        if let Some(&token) = request
+            .prompt
+            .iter()
+            .chain(&request.stop_token_ids)
+            .find(|&&t| t as usize >= vocab_size)
+        {
+            return Err(SubmitError::TokenOutOfRange { token, vocab_size });
+        }
+        let sampler = Sampler::new(request.sampling.clone(), vocab_size).map_err(|e| match e {
+            crate::sampling::SamplingError::InvalidParams(p) => SubmitError::InvalidSampling(p),
+            // Only parameter validation can fail in `Sampler::new`.
+            other => SubmitError::InvalidSampling(crate::sampling::ParamError {
+                field: "sampling",
+                value: other.to_string(),
+                expected: "valid parameters".into(),
+            }),
+        })?;
+        // Admission control: count the request as queued before sending, undo on refusal.
+        let capacity = inner.max_queue;
+        let queued = inner.metrics.queued.fetch_add(1, Ordering::AcqRel);
+        if queued >= capacity as u64 {
+            inner.metrics.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubmitError::QueueFull { capacity });
+        }
+        let id = RequestId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let (events, rx) = async_mpsc::unbounded_channel();
+        let submission = Submission {
+            id,
+            request,
+            sampler,
+            events,
+            submitted: Instant::now(),
+        };
+        if inner
+            .commands
+            .send(Command::Submit(Box::new(submission)))
+            .is_err()
+        {
+            inner.metrics.queued.fetch_sub(1, Ordering::AcqRel);
+            return Err(SubmitError::ShuttingDown);
+        }
+        Ok(EventReceiver { id, rx })
+    }
+
+    /// Cancels a request (same as dropping its receiver, but immediate).
+    pub fn cancel(&self, id: RequestId) {
+        let _ = self.inner.commands.send(Command::Cancel(id));
+    }
+
+    /// Stops accepting requests; running and queued ones may finish within `grace`, then
+    /// end with [`crate::FinishReason::Shutdown`]. Returns at once; see [`Self::join`].
+    pub fn shutdown(&self, grace: Duration) {
+        self.inner.shutting_down.store(true, Ordering::Release);
+        let _ = self.inner.commands.send(Command::Shutdown {
+            deadline: Instant::now() + grace,
+        });
+    }
+
+    /// Whether [`Self::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Waits for the engine thread to end (after [`Self::shutdown`]).
+    pub fn join(&self) {
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .map(|mut t| t.take())
+            .unwrap_or(None);
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
