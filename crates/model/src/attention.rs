@@ -3,13 +3,15 @@
 //! `h / (num_heads / num_kv_heads)`), optional sliding window (a query at position `p`
 //! sees keys `p - window + 1 ..= p`) and optional score soft-capping `s·tanh(x/s)`.
 //!
-//! Method: per layer, each sequence's cached keys and values are first converted from f16
-//! into an f32 buffer laid out `[kv_head][position][head_dim]`; then query rows are
-//! processed in parallel, each independently (so results do not depend on batching or
-//! thread count): scores by f32 dot products, softmax, weighted sum of values.
+//! Method: every (query row, head) pair is one work item, run in parallel and each
+//! independently (so results do not depend on batching or thread count): scores by dot
+//! products against the f16 keys read in place from the sequence's KV blocks, softmax,
+//! then the weighted sum of the f16 values. Nothing is copied out of the cache, so the
+//! cost per token grows only with the keys actually attended.
 
-use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
-use kaiyuan_kernels::ops::softmax;
+use crate::decoder::BatchSeq;
+use crate::kv::{KvCache, BLOCK_TOKENS};
+use kaiyuan_kernels::ops::{axpy_f16, dot_f16, softmax};
 use kaiyuan_kernels::threads::ThreadPool;
 use std::cell::Cell;
 
@@ -18,23 +20,6 @@ use std::cell::Cell;
 pub(crate) struct RowInfo {
     pub seq: usize,
     pub pos: usize,
-}
-
-/// A sequence's converted KV in the shared f32 buffers.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SeqKv {
-    /// Offset of this sequence's `[kv_head][position][head_dim]` area.
-    pub offset: usize,
-    /// Positions cached (and converted).
-    pub positions: usize,
-}
-
-/// Every sequence's cached keys and values, converted to f32 by [`gather_kv`].
-#[derive(Clone, Copy)]
-pub(crate) struct CachedKv<'a> {
-    pub seqs: &'a [SeqKv],
-    pub keys: &'a [f32],
-    pub values: &'a [f32],
 }
 
 /// Static shape of the attention of one layer.
@@ -48,75 +33,54 @@ pub(crate) struct AttnShape {
     pub window: Option<usize>,
 }
 
-/// Converts `positions` cached positions of `layer` for one sequence into `k_out` /
-/// `v_out` (`[kv_head][position][head_dim]`).
-pub(crate) fn gather_kv(
-    kv: &KvCache,
-    layer: usize,
-    table: &[BlockId],
-    positions: usize,
-    shape: &AttnShape,
-    k_out: &mut [f32],
-    v_out: &mut [f32],
-) {
-    let d = shape.head_dim;
-    for head in 0..shape.num_kv_heads {
-        let head_base = head * positions * d;
-        for (b, &block) in table
-            .iter()
-            .take(KvCache::blocks_for(positions))
-            .enumerate()
-        {
-            let first = b * BLOCK_TOKENS;
-            let n = (positions - first).min(BLOCK_TOKENS);
-            let at = head_base + first * d;
-            kv.read_head(layer, block, head, n, &mut k_out[at..], &mut v_out[at..]);
-        }
-    }
-}
-
 thread_local! {
     /// Attention scores of one query head, reused across calls on this thread.
     static SCORES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-#[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 8;
-    let mut acc = [0f32; LANES];
-    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for i in 0..LANES {
-            acc[i] += x[i] * y[i];
-        }
+/// Calls `f(block, first_slot, n, offset)` for each run of positions `first..=last` that
+/// lies in one KV block; `offset` counts positions from `first`.
+fn for_each_block_run(
+    table: &[crate::kv::BlockId],
+    first: usize,
+    last: usize,
+    mut f: impl FnMut(crate::kv::BlockId, usize, usize, usize),
+) {
+    let mut p = first;
+    while p <= last {
+        let slot = p % BLOCK_TOKENS;
+        let n = (BLOCK_TOKENS - slot).min(last + 1 - p);
+        f(table[p / BLOCK_TOKENS], slot, n, p - first);
+        p += n;
     }
-    acc.iter().sum::<f32>() + tail
 }
 
-/// `out[r] = attention(q[r])` for every row: `q` and `out` are `[rows, num_heads·head_dim]`.
+/// `out[r] = attention(q[r])` for every row of layer `layer`: `q` and `out` are
+/// `[rows, num_heads·head_dim]`; each row's keys and values are read from the blocks of
+/// its sequence in `seqs`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     pool: &ThreadPool,
     shape: &AttnShape,
     rows: &[RowInfo],
-    cached: CachedKv,
+    kv: &KvCache,
+    layer: usize,
+    seqs: &[BatchSeq],
     q: &[f32],
     out: &mut [f32],
 ) {
     let d = shape.head_dim;
-    let q_dim = shape.num_heads * d;
-    let group = shape.num_heads / shape.num_kv_heads;
-    let CachedKv { seqs, keys, values } = cached;
-    pool.run_split_mut(out, q_dim, |first_row, part| {
+    let heads = shape.num_heads;
+    let q_dim = heads * d;
+    let group = heads / shape.num_kv_heads;
+    pool.run_split_mut(out, d, |first_item, part| {
         let mut scores = SCORES.with(Cell::take);
-        for (i, out_row) in part.chunks_exact_mut(q_dim).enumerate() {
-            let RowInfo { seq, pos } = rows[first_row + i];
-            let kv = seqs[seq];
+        for (i, oh) in part.chunks_exact_mut(d).enumerate() {
+            let item = first_item + i;
+            let (r, h) = (item / heads, item % heads);
+            let RowInfo { seq, pos } = rows[r];
+            let table = seqs[seq].block_table;
+            let kv_head = h / group;
             let first_key = match shape.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
@@ -126,28 +90,26 @@ pub(crate) fn attend(
                 scores.resize(n_keys, 0.0);
             }
             let scores = &mut scores[..n_keys];
-            let q_row = &q[(first_row + i) * q_dim..(first_row + i + 1) * q_dim];
-            for h in 0..shape.num_heads {
-                let base = kv.offset + (h / group) * kv.positions * d;
-                let qh = &q_row[h * d..(h + 1) * d];
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let at = base + (first_key + j) * d;
-                    let mut x = dot(qh, &keys[at..at + d]) * shape.scale;
+            let qh = &q[r * q_dim + h * d..r * q_dim + (h + 1) * d];
+            for_each_block_run(table, first_key, pos, |block, slot, n, at| {
+                let keys = kv.key_head(layer, block, kv_head);
+                for (j, s) in scores[at..at + n].iter_mut().enumerate() {
+                    let k = &keys[(slot + j) * d..(slot + j + 1) * d];
+                    let mut x = dot_f16(qh, k) * shape.scale;
                     if let Some(cap) = shape.softcap {
                         x = cap * (x / cap).tanh();
                     }
                     *s = x;
                 }
-                softmax(scores);
-                let oh = &mut out_row[h * d..(h + 1) * d];
-                oh.fill(0.0);
-                for (j, &p) in scores.iter().enumerate() {
-                    let at = base + (first_key + j) * d;
-                    for (o, &v) in oh.iter_mut().zip(&values[at..at + d]) {
-                        *o += p * v;
-                    }
+            });
+            softmax(scores);
+            oh.fill(0.0);
+            for_each_block_run(table, first_key, pos, |block, slot, n, at| {
+                let values = kv.value_head(layer, block, kv_head);
+                for (j, &p) in scores[at..at + n].iter().enumerate() {
+                    axpy_f16(oh, p, &values[(slot + j) * d..(slot + j + 1) * d]);
                 }
-            }
+            });
         }
         SCORES.with(|c| c.set(scores));
     });

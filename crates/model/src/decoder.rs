@@ -18,7 +18,7 @@
 //! (see `arch/`), never from the architecture's name.
 
 use crate::arch::{self, Activation};
-use crate::attention::{attend, gather_kv, AttnShape, CachedKv, RowInfo, SeqKv};
+use crate::attention::{attend, AttnShape, RowInfo};
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::ModelError;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
@@ -111,10 +111,7 @@ pub struct Scratch {
     proj: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
-    kv_keys: Vec<f32>,
-    kv_values: Vec<f32>,
     rows: Vec<RowInfo>,
-    seq_kv: Vec<SeqKv>,
     /// Batch rows whose logits are wanted.
     picked: Vec<usize>,
     act: Vec<u8>,
@@ -201,8 +198,6 @@ impl Model {
         let s = scratch;
 
         s.rows.clear();
-        s.seq_kv.clear();
-        let mut kv_total = 0;
         for (i, seq) in seqs.iter().enumerate() {
             for t in 0..seq.tokens.len() {
                 s.rows.push(RowInfo {
@@ -210,12 +205,6 @@ impl Model {
                     pos: seq.start_pos + t,
                 });
             }
-            let positions = seq.start_pos + seq.tokens.len();
-            s.seq_kv.push(SeqKv {
-                offset: kv_total,
-                positions,
-            });
-            kv_total += positions * kv_dim;
         }
         let n_rows = s.rows.len();
 
@@ -284,29 +273,8 @@ impl Model {
                     &v[rows],
                 );
             }
-            // Cached keys/values of every sequence in f32.
-            let keys = sized(&mut s.kv_keys, kv_total);
-            let values = sized(&mut s.kv_values, kv_total);
-            for (seq, skv) in seqs.iter().zip(&s.seq_kv) {
-                let len = skv.positions * kv_dim;
-                let range = skv.offset..skv.offset + len;
-                gather_kv(
-                    kv,
-                    l,
-                    seq.block_table,
-                    skv.positions,
-                    &shape,
-                    &mut keys[range.clone()],
-                    &mut values[range],
-                );
-            }
             let att = sized(&mut s.att, n_rows * q_dim);
-            let cached = CachedKv {
-                seqs: &s.seq_kv,
-                keys,
-                values,
-            };
-            attend(pool, &shape, &s.rows, cached, q, att);
+            attend(pool, &shape, &s.rows, kv, l, seqs, q, att);
             let proj = sized(&mut s.proj, n_rows * hidden);
             self.project(pool, &lw.wo, att, proj, &mut s.act);
             let x = &mut s.x[..n_rows * hidden];

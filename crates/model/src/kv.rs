@@ -9,7 +9,7 @@
 //! are contiguous (`BLOCK_TOKENS × head_dim` values).
 
 use crate::config::ModelConfig;
-use kaiyuan_kernels::half::{f16_to_f32, f32_to_f16};
+use kaiyuan_kernels::half::f32_to_f16;
 
 /// Positions per KV block.
 pub const BLOCK_TOKENS: usize = 16;
@@ -95,27 +95,16 @@ impl KvCache {
         }
     }
 
-    /// Converts the first `n` positions of `block`'s keys and values for `layer`, head
-    /// `head`, into `k_out` / `v_out` (`n × head_dim` each).
-    pub(crate) fn read_head(
-        &self,
-        layer: usize,
-        block: BlockId,
-        head: usize,
-        n: usize,
-        k_out: &mut [f32],
-        v_out: &mut [f32],
-    ) {
+    /// Keys of `block` for `layer`, KV head `head`: `BLOCK_TOKENS × head_dim` f16 bits,
+    /// slot-major.
+    pub(crate) fn key_head(&self, layer: usize, block: BlockId, head: usize) -> &[u16] {
         let at = self.head_offset(block, head);
-        let len = n * self.head_dim;
-        for (o, &h) in k_out[..len].iter_mut().zip(&self.keys[layer][at..at + len]) {
-            *o = f16_to_f32(h);
-        }
-        for (o, &h) in v_out[..len]
-            .iter_mut()
-            .zip(&self.values[layer][at..at + len])
-        {
-            *o = f16_to_f32(h);
-        }
+        &self.keys[layer][at..at + BLOCK_TOKENS * self.head_dim]
+    }
+
+    /// Values of `block` for `layer`, KV head `head`, laid out as in [`Self::key_head`].
+    pub(crate) fn value_head(&self, layer: usize, block: BlockId, head: usize) -> &[u16] {
+        let at = self.head_offset(block, head);
+        &self.values[layer][at..at + BLOCK_TOKENS * self.head_dim]
     }
 }

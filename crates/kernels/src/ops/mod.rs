@@ -7,6 +7,7 @@
 
 mod activation;
 mod elementwise;
+mod f16kv;
 mod matmul;
 mod norm;
 mod rope;
@@ -17,6 +18,7 @@ use std::fmt;
 
 pub use activation::{geglu, gelu, gelu_erf, silu, swiglu};
 pub use elementwise::{add, add_scaled, mul, scale};
+pub use f16kv::{axpy_f16, axpy_f16_scalar, dot_f16, dot_f16_scalar};
 pub use matmul::{
     matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix, ACT_TILE_BYTES,
 };

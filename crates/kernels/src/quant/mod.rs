@@ -22,7 +22,7 @@ mod legacy;
 #[doc(hidden)]
 pub mod testing;
 #[cfg(target_arch = "x86_64")]
-mod x86;
+pub(crate) mod x86;
 
 /// Dequantizes whole blocks: `dst.len()` is a multiple of the block size and `src` holds
 /// exactly `dst.len() / block_size` blocks.
