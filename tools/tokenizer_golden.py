@@ -23,14 +23,19 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            (sentencepiece requires one; the GGUF marks it control).
 
 Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
-llama3, qwen2, deepseek-v3, default), the pieces Hugging Face `tokenizers` cuts each corpus string
-(and 1000 seeded random strings dense in regex-relevant characters) into, with the
-variant's split regex run by its Oniguruma engine (`pre_tokenizers.Split(Regex(..),
-"isolated")`; smollm: `Digits(individual_digits)` first). Stored as UTF-8 byte lengths.
+llama3, qwen2, deepseek-v3, deepseek-llm, default), the pieces Hugging Face `tokenizers` cuts each
+corpus string (and 1000 seeded random strings dense in regex-relevant characters, then the
+deepseek-llm strings below) into, with the variant's split regex run by its Oniguruma engine
+(`pre_tokenizers.Split(Regex(..), "isolated")`; smollm: `Digits(individual_digits)` first).
+Stored as UTF-8 byte lengths. The deepseek-llm strings: fixed strings of the scripts its
+character classes hold or leave out (deepseek_llm_texts), then every first and last code point
+of each range of those classes with its outside neighbours, and 300 seeded random strings of
+them (deepseek_llm_range_texts); all variants are checked on them.
 
-And variants.json: ids of the corpus for SmolLM2's vocabulary and merges re-used under each
-other byte-level pre-tokenizer variant (gpt2, llama3 with `ignore_merges` as Llama 3's
-tokenizer.json has it, qwen2, deepseek-v3, default), by Hugging Face `tokenizers` configured the same way
+And variants.json: ids of the corpus, then the fixed deepseek-llm strings, for SmolLM2's
+vocabulary and merges re-used under each other byte-level pre-tokenizer variant (gpt2, llama3
+with `ignore_merges` as Llama 3's tokenizer.json has it, qwen2, deepseek-v3, deepseek-llm,
+default), by Hugging Face `tokenizers` configured the same way
 (Split(regex) + ByteLevel(use_regex=False) + BPE). Every 7th merge (index % 7 == 3) is
 dropped, so that many vocabulary words are unreachable by merges and Llama 3's whole-word
 lookup changes the result (it would not with the full merge list).
@@ -293,6 +298,34 @@ DEEPSEEK_V3_SPLITS = [
     r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+"""
     r"""| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 ]
+# DeepSeek LLM 7B/67B (`deepseek-llm`): the Split regexes of its tokenizer.json, which llama.cpp
+# lists for this name too. Written with escapes because six of the characters (U+1F7D, U+1FBE,
+# U+1FD3, U+1FDB, U+2126, U+212A) change under Unicode normalization: a normalized copy turns
+# ranges upside down (U+1F5F-U+03CE) or widens "K-" (U+212A) to start at ASCII "K".
+DEEPSEEK_LLM_LETTERS = (
+    "A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af"
+    "\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1"
+    "\u03a3-\u03f5\u03f7-\u0481\u048a-\u052f\u0531-\u0556\u10a0-\u10c5\u13a0-\u13f5\u13f8-\u13fd"
+    "\u1c90-\u1cba\u1cbd-\u1cbf\u1d00-\u1d2b\u1d6b-\u1d77\u1d79-\u1d9a\u1e00-\u1f15\u1f18-\u1f1d"
+    "\u1f20-\u1f45\u1f48-\u1f4d\u1f50-\u1f57\u1f59\u1f5b\u1f5d\u1f5f-\u1f7d\u1f80-\u1fb4"
+    "\u1fb6-\u1fbc\u1fbe\u1fc2-\u1fc4\u1fc6-\u1fcc\u1fd0-\u1fd3\u1fd6-\u1fdb\u1fe0-\u1fec"
+    "\u1ff2-\u1ff4\u1ff6-\u1ffc\u2102\u2107\u210a-\u2113\u2115\u2119-\u211d\u2124\u2126\u2128"
+    "\u212a-\u212d\u212f-\u2134\u2139\u213c-\u213f\u2145-\u2149\u214e\u2183\u2184\u2c00-\u2c7b"
+    "\u2c7e-\u2ce4\u2ceb-\u2cee\u2cf2\u2cf3\ua640-\ua66d\ua680-\ua69b\ua722-\ua76f\ua771-\ua787"
+    "\ua78b-\ua78e\uab70-\uabbf\ufb00-\ufb06\ufb13-\ufb17\uff21-\uff3a\uff41-\uff5a"
+    "\U00010400-\U0001044f\U000104b0-\U000104d3\U000104d8-\U000104fb\U00010c80-\U00010cb2"
+    "\U00010cc0-\U00010cf2\U000118a0-\U000118df\U0001e900-\U0001e943"
+)
+DEEPSEEK_LLM_PUNCT = "!-/:-~\uff01-\uff0f\uff1a-\uff5e\u2018-\u201f\u3000-\u3002"
+DEEPSEEK_LLM_CJK = "\u4e00-\u9fa5\u0800-\u4e00\uac00-\ud7ff"
+DEEPSEEK_LLM_SPLITS = [
+    "[\r\n]",
+    "\\s?[" + DEEPSEEK_LLM_LETTERS + "]+",
+    "\\s?[" + DEEPSEEK_LLM_PUNCT + "]+",
+    "\\s+$",
+    "[" + DEEPSEEK_LLM_CJK + "]+",
+    "\\p{N}+",
+]
 # llama.cpp's `default` for byte-level BPE.
 DEFAULT_SPLITS = [r"[\p{P}\$\+<=>\^~\|]+", GPT2_SPLIT, r"\p{N}+", r"[0-9][0-9][0-9]"]
 QWEN2_SPLIT = (
@@ -316,6 +349,66 @@ def pretokenizer_stress_texts() -> list[str]:
     return ["".join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(1000)]
 
 
+def class_ranges(spec: str) -> list[tuple[int, int]]:
+    """The (first, last) code points of a regex character class body such as "a-z\u00b5"."""
+    out, i = [], 0
+    while i < len(spec):
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            out.append((ord(spec[i]), ord(spec[i + 2])))
+            i += 3
+        else:
+            out.append((ord(spec[i]), ord(spec[i])))
+            i += 1
+    return out
+
+
+def deepseek_llm_texts() -> list[str]:
+    """Fixed strings for deepseek-llm's regexes: the scripts its classes hold or leave out
+    (micro sign, U+01BB, Cyrillic, Armenian capitals and small letters, fullwidth letters and
+    digits, ideographic space and full stop, curly quotes, Hangul, CJK outside U+4E00..U+9FA5,
+    the six normalization-sensitive letters, digits of several scripts), trailing whitespace,
+    CR/LF. Escaped so that no editor or tool can normalize them."""
+    return [
+        "\u00b5m \u01bb \u01bc\u01bd\u01be\u01bf \u01c4\u01c5\u01c6 \u0294 \u0295 \u02b0",
+        "\u041f\u0440\u0438\u0432\u0435\u0442 \u043c\u0438\u0440 \u0531\u0561",
+        "\uff21\uff22\uff23 \uff41\uff42\uff43 \uff11\uff12\uff13 \uff01\uff1f\uff08\uff09",
+        "\u5168\u89d2\u3000\u30b9\u30da\u30fc\u30b9\u3002\u8aad\u70b9\u3001\u53e5\u70b9\u3002",
+        "\u2018single\u2019 \u201cdouble\u201d \u201elow\u201f \u2017\u2020",
+        "\ud55c\uad6d\uc5b4 \ud14d\uc2a4\ud2b8 \u3131\u3134 \ud7a3 \ud7fb \ua960",
+        "\u3400\u3401 \U00020000\U00020001 \u9fa5\u9fa6 \u4e00 \uf900 \u07ff\u0800",
+        "\u2126 \u212a \u2103 \u2109 \u212b \u03a9 K",
+        "\u1fd3 \u1fe3 \u1f7d \u1fbe \u1fdb \u0390 \u03b0",
+        "\u0663\u0664 \u096a\u096b \u0e53\u0e54 \U0001d7d9 \u216b \u00bd \u00b2 \u2460",
+        "x   \n  y  \t", "abc   ", "abc\u3000", "1 2 3   ", "  \u00a0", "a\r\nb\r\n", "\r\r\n\n",
+        "tab\tend\t", "\u13a0 \uab70 \u13f5 \u13f8", "\u10a0 \u10d0 \u1c90", "\u1e9e \u00df \ufb00 \ufb13",
+        "\U00010400\U0001044f \U000104b0 \U0001e900\U0001e943 \U000118a0",
+        "\u1d00\u1d2b \u1d6b \u1d78 \u1d9a", "\u2c00 \u2c7b \u2c7c \u2c7e\u2ce4\u2ceb",
+        "cafe\u0301 caf\u00e9 na\u00efve", "def f(x):\n    return x  \n",
+        "\u4e2d\u6587\uff0c\u6d4b\u8bd5\u3002\u300c\u5f15\u53f7\u300d", "   \u0915\u093f   ",
+        "price: 100\u20ac, 200$ and \u00a5300", "e=mc^2 [x] {y} `z` ~w", " \u3000 \u3000x",
+    ]
+
+
+def deepseek_llm_range_texts() -> list[str]:
+    """For the pre-tokenizer golden only: every first and last code point of each range of
+    deepseek-llm's three classes and the code points just outside, each in one string (inside
+    an ASCII word, after a space, repeated, before a digit and a trailing space, after an
+    ideographic space); then 300 seeded random strings of those code points, whitespace,
+    newlines and digits of several scripts."""
+    edges = set()
+    for spec in (DEEPSEEK_LLM_LETTERS, DEEPSEEK_LLM_PUNCT, DEEPSEEK_LLM_CJK):
+        for lo, hi in class_ranges(spec):
+            assert lo <= hi, (hex(lo), hex(hi))
+            edges.update([lo - 1, lo, hi, hi + 1])
+    edges = sorted(c for c in edges if 0x20 < c <= 0x10FFFF and not 0xD800 <= c <= 0xDFFF)
+    out = [f"a{c}b {c}{c}1 \u3000{c}" for c in map(chr, edges)]
+    rng = random.Random(7_2024)
+    pool = ([chr(c) for c in edges] + list("aZ09 \t\n\r!~:/") + ["\u3000", "\u00a0", "\u2028", "\x85",
+            "\u0663", "\uff11", "\u00bd", "\u4e2d", "\uac00", "\u00e9", "\u0301", "\U0001F600"])
+    out += ["".join(rng.choice(pool) for _ in range(rng.randint(1, 24))) for _ in range(300)]
+    return out
+
+
 def pretokenizer_golden(texts: list[str]) -> dict:
     from tokenizers import Regex, pre_tokenizers as pt
 
@@ -328,6 +421,7 @@ def pretokenizer_golden(texts: list[str]) -> dict:
         "llama3": split(LLAMA3_SPLIT),
         "qwen2": split(QWEN2_SPLIT),
         "deepseek-v3": pt.Sequence([split(r) for r in DEEPSEEK_V3_SPLITS]),
+        "deepseek-llm": pt.Sequence([split(r) for r in DEEPSEEK_LLM_SPLITS]),
         "default": pt.Sequence([split(r) for r in DEFAULT_SPLITS]),
     }
     out = {}
@@ -352,6 +446,7 @@ def variants_golden(meta: dict, texts: list[str]) -> dict:
         ("llama3", LLAMA3_SPLIT, True),
         ("qwen2", QWEN2_SPLIT, False),
         ("deepseek-v3", DEEPSEEK_V3_SPLITS, False),
+        ("deepseek-llm", DEEPSEEK_LLM_SPLITS, False),
         ("default", DEFAULT_SPLITS, False),
     ]:
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, ignore_merges=ignore_merges))
@@ -379,7 +474,11 @@ def main() -> int:
     assert len(texts) >= 300, len(texts)
     os.makedirs(args.out, exist_ok=True)
 
-    pre_texts = texts + pretokenizer_stress_texts()
+    known = set(texts)
+    extra = [t for t in deepseek_llm_texts() if t not in known]
+    known.update(extra)
+    ranges = [t for t in dict.fromkeys(deepseek_llm_range_texts()) if t not in known]
+    pre_texts = texts + pretokenizer_stress_texts() + extra + ranges
     pre = pretokenizer_golden(pre_texts)
     path = os.path.join(args.out, "pretokenize.json")
     with open(path, "w", encoding="utf-8") as f:
@@ -396,7 +495,8 @@ def main() -> int:
         f.write("\n  }\n}\n")
     print(f"{path}: {len(pre)} variants", file=sys.stderr)
 
-    var = variants_golden(read_tokenizer_metadata(os.path.join(args.models, SMOLLM2)), texts)
+    var_texts = texts + extra
+    var = variants_golden(read_tokenizer_metadata(os.path.join(args.models, SMOLLM2)), var_texts)
     path = os.path.join(args.out, "variants.json")
     with open(path, "w", encoding="utf-8") as f:
         f.write("{\n")
@@ -405,7 +505,7 @@ def main() -> int:
         f.write(f'  "reference": "tokenizers {tokenizers.__version__} BPE + Split(regex) + ByteLevel",\n')
         f.write('  "generator": "tools/tokenizer_golden.py",\n')
         f.write('  "texts": [\n')
-        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in texts))
+        f.write(",\n".join("    " + json.dumps(t, ensure_ascii=True) for t in var_texts))
         f.write("\n  ],\n")
         f.write('  "ids": {\n')
         f.write(",\n".join(

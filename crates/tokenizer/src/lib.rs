@@ -9,6 +9,7 @@
 mod bpe;
 mod bytelevel;
 mod cache;
+mod charsets;
 pub mod decode;
 mod error;
 mod gguf;

@@ -8,7 +8,8 @@
 //! - Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //! - Qwen2: the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
-//! - DeepSeek-V3, and llama.cpp's `default`: several regexes in sequence, see [`crate::staged`]
+//! - DeepSeek-V3, DeepSeek LLM, and llama.cpp's `default`: several regexes in sequence, see
+//!   [`crate::staged`]
 //!
 //! Every scanner returns the leftmost match of the regex's alternatives in order at each
 //! position, exactly as a backtracking engine would; the pieces cover the text completely.
@@ -24,6 +25,8 @@ pub enum PreTokenizer {
     Llama3,
     Qwen2,
     DeepSeekV3,
+    /// DeepSeek LLM 7B/67B: six regexes in sequence, with fixed character ranges.
+    DeepSeekLlm,
     /// llama.cpp's `default` byte-level BPE split (punctuation runs, GPT-2, digit triples).
     Default,
 }
@@ -40,6 +43,7 @@ impl PreTokenizer {
             | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" => PreTokenizer::Qwen2,
             "deepseek-v3" => PreTokenizer::DeepSeekV3,
+            "deepseek-llm" => PreTokenizer::DeepSeekLlm,
             "default" => PreTokenizer::Default,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
@@ -82,6 +86,7 @@ impl PreTokenizer {
             PreTokenizer::Llama3 => scan(&all, out, |c, i| llama3_match(c, i, 3)),
             PreTokenizer::Qwen2 => scan(&all, out, |c, i| llama3_match(c, i, 1)),
             PreTokenizer::DeepSeekV3 => crate::staged::split_deepseek_v3(text, out),
+            PreTokenizer::DeepSeekLlm => crate::staged::split_deepseek_llm(text, out),
             PreTokenizer::Default => crate::staged::split_default(text, out),
             PreTokenizer::SmolLm => {
                 let mut seg_start = 0;
@@ -296,6 +301,32 @@ mod tests {
             pieces(PreTokenizer::Qwen2, "x 123"),
             ["x", " ", "1", "2", "3"]
         );
+    }
+
+    #[test]
+    fn deepseek_llm_splits() {
+        let p = PreTokenizer::from_name("deepseek-llm").unwrap();
+        assert_eq!(p, PreTokenizer::DeepSeekLlm);
+        assert_eq!(pieces(p, "Hello world"), ["Hello", " world"]);
+        // `é` is in the letter class, not in the ASCII one of the third regex.
+        assert_eq!(pieces(p, " caf\u{e9}"), [" caf", "\u{e9}"]);
+        assert_eq!(pieces(p, "a\n\nb"), ["a", "\n", "\n", "b"]);
+        assert_eq!(pieces(p, "x  "), ["x", "  "]);
+        assert_eq!(pieces(p, "1234 abc"), ["1234", " abc"]);
+        assert_eq!(pieces(p, "中文\u{ff0c}测试"), ["中文", "\u{ff0c}", "测试"]);
+        // U+3000 is whitespace, joins `b` in the second regex, and is cut off again by the
+        // fifth (its range U+0800..U+9FA5 holds it).
+        assert_eq!(pieces(p, "a \u{3000}b"), ["a", " ", "\u{3000}", "b"]);
+        assert_eq!(pieces(p, "x 1 "), ["x", " ", "1", " "]);
+        assert_eq!(
+            pieces(p, " \u{201c}Hi\u{201d}"),
+            [" ", "\u{201c}", "Hi", "\u{201d}"]
+        );
+        assert_eq!(pieces(p, "a\u{1bb}b"), ["a", "\u{1bb}", "b"]);
+        // `\s+$` only matches trailing whitespace; a long run before a digit stays linear.
+        let spaces = " ".repeat(200_000);
+        let text = format!("{spaces}1 ");
+        assert_eq!(pieces(p, &text), [spaces.as_str(), "1", " "]);
     }
 
     #[test]

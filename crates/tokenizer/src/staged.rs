@@ -9,12 +9,22 @@
 //! 3. `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+|
 //!    ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //!
+//! DeepSeek LLM 7B/67B (`deepseek-llm`, from its tokenizer.json; the character classes are
+//! spelled out in [`crate::charsets`]):
+//! 1. `[\r\n]`
+//! 2. `\s?[A-Za-zµÀ-ÖØ-öø-ƺ...𞤀-𞥃]+` (a fixed list of cased-letter ranges)
+//! 3. `\s?[!-/:-~！-／：-～‘-‟　-。]+` (ASCII punctuation *and letters*, fullwidth forms, quotes)
+//! 4. `\s+$` (`$` is the end of the piece: pieces hold no `\n` by then)
+//! 5. `[一-龥ࠀ-一가-퟿]+` (U+0800..U+9FA5 and U+AC00..U+D7FF)
+//! 6. `\p{N}+`
+//!
 //! llama.cpp's `default` for byte-level BPE:
 //! 1. `[\p{P}\$\+<=>\^~\|]+`
 //! 2. the GPT-2 regex `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 //! 3. `\p{N}+`
 //! 4. `[0-9][0-9][0-9]`
 
+use crate::charsets::{is_deepseek_llm_cjk, is_deepseek_llm_letter, is_deepseek_llm_punct};
 use crate::unicode::{fine_classify, FineClass};
 
 #[derive(Clone, Copy)]
@@ -27,19 +37,54 @@ pub struct FCh {
 /// Returns the end of the stage's match starting at `i`, if one starts there.
 type Matcher = fn(&[FCh], usize) -> Option<usize>;
 
+/// One stage: a regex given by its matcher, or `\s+$`, which can only match a piece's
+/// trailing whitespace and so is found from the end (trying it at every position would be
+/// quadratic in a long whitespace run that does not end the piece).
+#[derive(Clone, Copy)]
+enum Stage {
+    Regex(Matcher),
+    TrailingSpace,
+}
+
+use Stage::{Regex, TrailingSpace};
+
 pub fn split_deepseek_v3(text: &str, out: &mut Vec<(usize, usize)>) {
-    split(text, &[numbers_1_to_3, cjk, deepseek_words], out)
+    split(
+        text,
+        &[Regex(numbers_1_to_3), Regex(cjk), Regex(deepseek_words)],
+        out,
+    )
+}
+
+pub fn split_deepseek_llm(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(
+        text,
+        &[
+            Regex(newline),
+            Regex(deepseek_llm_letters),
+            Regex(deepseek_llm_punct),
+            TrailingSpace,
+            Regex(deepseek_llm_cjk),
+            Regex(number_run),
+        ],
+        out,
+    )
 }
 
 pub fn split_default(text: &str, out: &mut Vec<(usize, usize)>) {
     split(
         text,
-        &[punctuation_run, gpt2, number_run, three_ascii_digits],
+        &[
+            Regex(punctuation_run),
+            Regex(gpt2),
+            Regex(number_run),
+            Regex(three_ascii_digits),
+        ],
         out,
     )
 }
 
-fn split(text: &str, stages: &[Matcher], out: &mut Vec<(usize, usize)>) {
+fn split(text: &str, stages: &[Stage], out: &mut Vec<(usize, usize)>) {
     let chars: Vec<FCh> = text
         .char_indices()
         .map(|(off, c)| FCh {
@@ -54,7 +99,16 @@ fn split(text: &str, stages: &[Matcher], out: &mut Vec<(usize, usize)>) {
     for &stage in stages {
         let mut next = Vec::with_capacity(pieces.len() * 2);
         for &(a, b) in &pieces {
-            split_isolated(&chars[..b], a, stage, &mut next);
+            match stage {
+                Regex(matcher) => split_isolated(&chars[..b], a, matcher, &mut next),
+                TrailingSpace => {
+                    let t = (a..b)
+                        .rev()
+                        .find(|&k| chars[k].class != FineClass::Space)
+                        .map_or(a, |k| k + 1);
+                    next.extend([(a, t), (t, b)].into_iter().filter(|(x, y)| x < y));
+                }
+            }
         }
         pieces = next;
     }
@@ -206,4 +260,29 @@ fn number_run(chars: &[FCh], i: usize) -> Option<usize> {
 fn three_ascii_digits(chars: &[FCh], i: usize) -> Option<usize> {
     let digit = |k: usize| chars.get(k).is_some_and(|c| c.c.is_ascii_digit());
     (digit(i) && digit(i + 1) && digit(i + 2)).then_some(i + 3)
+}
+
+fn newline(chars: &[FCh], i: usize) -> Option<usize> {
+    is_newline(chars[i].c).then_some(i + 1)
+}
+
+/// `\s?[class]+`: an optional whitespace character, then a run of the class.
+fn space_then_run(chars: &[FCh], i: usize, member: fn(char) -> bool) -> Option<usize> {
+    let p = match chars.get(i + 1) {
+        Some(next) if chars[i].class == FineClass::Space && member(next.c) => i + 1,
+        _ => i,
+    };
+    member(chars[p].c).then(|| run(chars, p, |c| member(c.c)))
+}
+
+fn deepseek_llm_letters(chars: &[FCh], i: usize) -> Option<usize> {
+    space_then_run(chars, i, is_deepseek_llm_letter)
+}
+
+fn deepseek_llm_punct(chars: &[FCh], i: usize) -> Option<usize> {
+    space_then_run(chars, i, is_deepseek_llm_punct)
+}
+
+fn deepseek_llm_cjk(chars: &[FCh], i: usize) -> Option<usize> {
+    is_deepseek_llm_cjk(chars[i].c).then(|| run(chars, i, |c| is_deepseek_llm_cjk(c.c)))
 }

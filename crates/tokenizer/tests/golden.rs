@@ -109,9 +109,9 @@ fn gemma3_round_trip_and_stream() {
 }
 
 /// SmolLM2's vocabulary and merges under the other byte-level pre-tokenizer variants (gpt2,
-/// llama3 with whole-word lookup, qwen2), against HF `tokenizers` configured the same way
-/// (testdata/golden/tokenizer/variants.json). Every 7th merge is dropped (as the golden
-/// records), so whole-word lookup matters.
+/// llama3 with whole-word lookup, qwen2, deepseek-v3, deepseek-llm, default), against HF
+/// `tokenizers` configured the same way (testdata/golden/tokenizer/variants.json). Every 7th
+/// merge is dropped (as the golden records), so whole-word lookup matters.
 #[test]
 fn byte_level_variants_match_reference() {
     let path = support::repo_root().join("testdata/golden/tokenizer/variants.json");
@@ -125,7 +125,8 @@ fn byte_level_variants_match_reference() {
         .collect();
     assert_eq!(doc["dropped_merges"], "index % 7 == 3");
     let variants = doc["ids"].as_object().unwrap();
-    assert_eq!(variants.len(), 5);
+    assert_eq!(variants.len(), 6);
+    assert!(variants.contains_key("deepseek-llm"));
     let mut failures = Vec::new();
     for (name, rows) in variants {
         let mut v = read_vocab(SMOLLM2);
