@@ -131,8 +131,15 @@ mod tests {
             let got = dot_f16(&a, &b);
             let want = dot_f16_scalar(&a, &b);
             // Plain sum for the tolerance: FMA rounding only.
-            let mag: f32 = a.iter().zip(&b).map(|(x, &y)| (x * f16_to_f32(y)).abs()).sum();
-            assert!((got - want).abs() <= 1e-6 * mag.max(1.0), "n={n}: {got} vs {want}");
+            let mag: f32 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, &y)| (x * f16_to_f32(y)).abs())
+                .sum();
+            assert!(
+                (got - want).abs() <= 1e-6 * mag.max(1.0),
+                "n={n}: {got} vs {want}"
+            );
         }
     }
 
@@ -145,7 +152,10 @@ mod tests {
             axpy_f16(&mut got, 0.37, &v);
             axpy_f16_scalar(&mut want, 0.37, &v);
             for (g, w) in got.iter().zip(&want) {
-                assert!((g - w).abs() <= 1e-6 * w.abs().max(1.0), "n={n}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+                    "n={n}: {g} vs {w}"
+                );
             }
         }
     }

@@ -12,3 +12,23 @@ pub(crate) fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
+
+/// How far ahead of the block being multiplied the dot-product kernels prefetch weights.
+/// Streaming a matrix from DRAM, one core's hardware prefetchers keep too few cache-line
+/// misses in flight; on SmolLM2 decode (1 thread, AMD EPYC) prefetching 2048 bytes ahead
+/// cut the CPU time per token by about a quarter (256: −12%, 1024: −20%, 4096: −23%).
+pub(crate) const PREFETCH_AHEAD: usize = 2048;
+
+/// Prefetches the cache lines of `[p + PREFETCH_AHEAD, p + PREFETCH_AHEAD + bytes)` into
+/// L1. Only a hint: the address may lie past the end of the matrix (nothing is read).
+#[inline(always)]
+pub(crate) fn prefetch_ahead(p: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes {
+        // SAFETY: a prefetch never faults and reads nothing architecturally; the address
+        // is computed with wrapping arithmetic, so no out-of-bounds pointer is formed by
+        // `add`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + off) as *const i8) };
+        off += 64;
+    }
+}

@@ -17,6 +17,7 @@ use std::arch::x86_64::*;
 use super::layout::*;
 /// Sum of the eight f32 lanes (also used by the AVX-512 kernels).
 pub(super) use crate::quant::x86::hsum_ps;
+use crate::quant::x86::prefetch_ahead;
 
 /// The f16 at byte offset `off` of `b`, converted by the F16C instruction (exact, the
 /// same value as `half::f16_to_f32`).
@@ -122,6 +123,7 @@ fn dot_q2_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q2K_BYTES, a, nb) {
+        prefetch_ahead(wb.as_ptr(), Q2K_BYTES);
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q2K_D);
         let dm = d_a * f16_at_hw(wb, Q2K_DMIN);
@@ -159,6 +161,7 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let ones = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q3K_BYTES, a, nb) {
+        prefetch_ahead(wb.as_ptr(), Q3K_BYTES);
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q3K_D);
         let scales = unpack_q3k_scales(&wb[Q3K_SCALES..Q3K_SCALES + 12]);
         // SAFETY: every load offset + width lies inside the 110-byte weight block
@@ -197,6 +200,7 @@ fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m4 = _mm256_set1_epi8(0x0f);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
+        prefetch_ahead(wb.as_ptr(), Q4K_BYTES);
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q4K_D);
         let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
@@ -227,6 +231,7 @@ fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let ones = _mm256_set1_epi8(1);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
+        prefetch_ahead(wb.as_ptr(), Q5K_BYTES);
         let d_a = f32_at(ab, Q8K_D);
         let d = d_a * f16_at_hw(wb, Q5K_D);
         let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
@@ -263,6 +268,7 @@ fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     let m30 = _mm256_set1_epi8(0x30);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
+        prefetch_ahead(wb.as_ptr(), Q6K_BYTES);
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
         // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
         // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs

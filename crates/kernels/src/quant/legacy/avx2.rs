@@ -16,7 +16,7 @@
 
 use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::legacy::check_dot_args;
-use crate::quant::x86::hsum_ps;
+use crate::quant::x86::{hsum_ps, prefetch_ahead};
 use std::arch::x86_64::*;
 
 /// Eight i32 sums of four `q[k] * y[k]` each, `q` unsigned bytes. `vpmaddubsw` saturates
@@ -138,6 +138,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
             let (bw, ba) = (w.add(i * 18), a.add(i * 34));
+            prefetch_ahead(bw, 1);
             let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
             (
                 f16_at(bw) * f16_at(ba),
@@ -156,6 +157,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
             let (bw, ba) = (w.add(i * 22), a.add(i * 34));
+            prefetch_ahead(bw, 1);
             let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
             let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
             (
@@ -175,6 +177,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
             let (bw, ba) = (w.add(i * 34), a.add(i * 34));
+            prefetch_ahead(bw, 1);
             let isum = dot_i8_i8(load32(bw.add(2)), load32(ba.add(2)));
             (f16_at(bw) * f16_at(ba), isum, 0.0)
         }
@@ -189,6 +192,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
             let (bw, ba) = (w.add(i * 20), a.add(i * 40));
+            prefetch_ahead(bw, 1);
             let isum = dot_u8_i8(nibbles(bw.add(4)), load32(ba.add(8)));
             (
                 f16_at(bw) * f32_at(ba),
@@ -207,6 +211,7 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
             let (bw, ba) = (w.add(i * 24), a.add(i * 40));
+            prefetch_ahead(bw, 1);
             let q = _mm256_or_si256(nibbles(bw.add(8)), fifth_bits(bw.add(4)));
             let isum = dot_u8_i8(q, load32(ba.add(8)));
             (
