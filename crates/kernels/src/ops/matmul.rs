@@ -218,6 +218,7 @@ pub fn matmul_with_scratch(
 
     let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
+    let vec_dot_x4 = w.kernels.vec_dot_x4;
     // Each thread writes a column block of `y` (all `m` rows, its weight rows), which is
     // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
     // nothing (they compile to plain stores), and `run` orders them before our return.
@@ -229,11 +230,23 @@ pub fn matmul_with_scratch(
         }
         for tile_start in (0..m).step_by(tile_rows) {
             let tile = tile_start..(tile_start + tile_rows).min(m);
+            let act = |j: usize| &acts[j * act_bytes..(j + 1) * act_bytes];
             for r in my_rows.clone() {
                 let w_row = w.row(r);
-                for j in tile.clone() {
-                    let a = &acts[j * act_bytes..(j + 1) * act_bytes];
-                    let v = vec_dot(cols, w_row, a);
+                let mut j = tile.start;
+                // Four activation rows per weight-row pass where a kernel exists: the
+                // weight blocks are unpacked once for all four (same bits as one by one).
+                if let Some(x4) = vec_dot_x4 {
+                    while j + 4 <= tile.end {
+                        let v = x4(cols, w_row, [act(j), act(j + 1), act(j + 2), act(j + 3)]);
+                        for (k, v) in v.into_iter().enumerate() {
+                            out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                        }
+                        j += 4;
+                    }
+                }
+                for j in j..tile.end {
+                    let v = vec_dot(cols, w_row, act(j));
                     out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
                 }
             }

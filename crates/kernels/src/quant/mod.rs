@@ -33,6 +33,9 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// Dot product of `n` elements: `w` in the weight type, `a` in its activation type.
 /// `n` is a multiple of the weight type's block size.
 pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
+/// One weight row against four activation rows: `[dot(w, a[0]), …, dot(w, a[3])]`, each
+/// bit-identical to the [`VecDotFn`] of the same type and level.
+pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
 
 /// The activation type a weight type's dot product consumes, or `None` if the weight
 /// type cannot be used in dot products.
@@ -87,6 +90,16 @@ pub fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
         .or_else(|| kquants::vec_dot_fn(dtype, level))
 }
 
+/// The four-row dot product for weight type `dtype` at exactly `level`, if there is one
+/// and this CPU runs it.
+pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
+    // As in `vec_dot_fn`: this check makes handing out target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    legacy::vec_dot_x4_fn(dtype, level)
+}
+
 /// The kernels for one weight type, resolved once for this process's [`simd_level`].
 #[derive(Clone, Copy, Debug)]
 pub struct WeightKernels {
@@ -97,6 +110,9 @@ pub struct WeightKernels {
     /// Quantizes an f32 activation row into `act`.
     pub quantize_act: QuantizeFn,
     pub vec_dot: VecDotFn,
+    /// Four activation rows at once, bit-identical per row to `vec_dot` (present only
+    /// where it exists at the same level as `vec_dot`).
+    pub vec_dot_x4: Option<VecDotX4Fn>,
 }
 
 /// Levels to try, best first, when running at `level`.
@@ -112,12 +128,16 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
     let act = activation_type(dtype)?;
     let levels = fallbacks(level);
+    let (dot_level, vec_dot) = levels
+        .iter()
+        .find_map(|&l| vec_dot_fn(dtype, l).map(|f| (l, f)))?;
     Some(WeightKernels {
         dtype,
         act,
         dequantize: dequantize_fn(dtype)?,
         quantize_act: levels.iter().find_map(|&l| quantize_fn(act, l))?,
-        vec_dot: levels.iter().find_map(|&l| vec_dot_fn(dtype, l))?,
+        vec_dot,
+        vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
     })
 }
 
@@ -145,6 +165,42 @@ pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Option<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn four_row_dots_are_bit_identical_to_single_row_dots() {
+        use crate::quant::testing::{random_blocks, Rng};
+        let mut rng = Rng::new(11);
+        for level in SimdLevel::available() {
+            for t in DType::all() {
+                let Some(x4) = vec_dot_x4_fn(t, level) else {
+                    continue;
+                };
+                let dot = vec_dot_fn(t, level).expect("x4 implies a single-row kernel");
+                let act = activation_type(t).unwrap();
+                for nb in [1usize, 2, 3, 7, 18] {
+                    let n = nb * t.block_size();
+                    let w = random_blocks(t, nb, &mut rng).unwrap();
+                    let acts: Vec<Vec<u8>> = (0..4)
+                        .map(|_| {
+                            let x = rng.vec_f32(n, 3.0);
+                            let mut a = vec![0u8; nb * act.type_size()];
+                            quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, &mut a);
+                            a
+                        })
+                        .collect();
+                    let got = x4(n, &w, [&acts[0], &acts[1], &acts[2], &acts[3]]);
+                    for r in 0..4 {
+                        assert_eq!(
+                            got[r].to_bits(),
+                            dot(n, &w, &acts[r]).to_bits(),
+                            "{t} {} nb={nb} row {r}",
+                            level.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn every_supported_weight_type_has_kernels() {

@@ -25,7 +25,7 @@ use std::arch::x86_64::*;
 /// `q <= 128` when `|y| <= 127` (the sign trick below).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_u8_i8(q: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_u8_i8(q: __m256i, y: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1))
 }
 
@@ -34,7 +34,7 @@ fn dot_u8_i8(q: __m256i, y: __m256i) -> __m256i {
 /// which holds for activations from Kaiyuan's quantizers (|q| <= 127).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
+pub(super) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
     dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
@@ -45,7 +45,7 @@ fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
 /// Eight bytes at `p` are readable (scales sit at the start of blocks of >= 18 bytes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
     // SAFETY: the caller guarantees eight readable bytes at `p`.
     let v = unsafe { _mm_loadl_epi64(p as *const __m128i) };
     _mm_cvtss_f32(_mm_cvtph_ps(v))
@@ -53,7 +53,7 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f32_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f32_at(p: *const u8) -> f32 {
     // SAFETY: the caller guarantees four readable bytes at `p`.
     unsafe { (p as *const f32).read_unaligned() }
 }
@@ -63,7 +63,7 @@ unsafe fn f32_at(p: *const u8) -> f32 {
 /// is shifted (a variable shift), so no shuffle-port instruction is needed.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn nibbles(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes at `p`.
     let b = unsafe { _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i)) };
     let shifted = _mm256_srlv_epi64(b, _mm256_setr_epi64x(0, 0, 4, 4));
@@ -73,7 +73,7 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 /// Byte `j` = 0x10 where bit `j` of the little-endian u32 at `p` is set, else 0.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn fifth_bits(p: *const u8) -> __m256i {
+pub(super) unsafe fn fifth_bits(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees four readable bytes at `p`.
     let qh = unsafe { (p as *const u32).read_unaligned() };
     // Both 128-bit lanes hold qh's four bytes; byte j picks qh byte j / 8.
@@ -93,7 +93,7 @@ unsafe fn fifth_bits(p: *const u8) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load32(p: *const u8) -> __m256i {
+pub(super) unsafe fn load32(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 32 readable bytes at `p`.
     unsafe { _mm256_loadu_si256(p as *const __m256i) }
 }
@@ -101,7 +101,7 @@ unsafe fn load32(p: *const u8) -> __m256i {
 /// `acc + d * (f32 lanes of isum)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fma_block(acc: __m256, d: f32, isum: __m256i) -> __m256 {
+pub(super) fn fma_block(acc: __m256, d: f32, isum: __m256i) -> __m256 {
     _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc)
 }
 

@@ -1,0 +1,181 @@
+//! AVX2 dot products of one weight row with four activation rows at once, for the
+//! mat-mat of prefill and batched decode: each weight block is loaded and unpacked once
+//! and used four times.
+//!
+//! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
+//! pair of rows: per activation row the same values are formed and accumulated in the
+//! same order (two accumulators for even/odd blocks, the same final sum). Batched and
+//! unbatched forward passes therefore agree exactly.
+
+use super::avx2::{dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, fma_block, load32, nibbles};
+use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
+use crate::quant::x86::{hsum_ps, prefetch_ahead};
+use std::arch::x86_64::*;
+
+/// A weight block as the four activation rows need it.
+#[derive(Clone, Copy)]
+struct WeightBlock {
+    /// 32 quants, one byte each (signed or unsigned by format).
+    q: __m256i,
+    d: f32,
+    m: f32,
+}
+
+/// [`super::avx2`]'s `sum_blocks` for four activation rows: `weight(i)` unpacks block
+/// `i`, `act(w, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for activation row `r`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_blocks_x4(
+    nb: usize,
+    weight: impl Fn(usize) -> WeightBlock,
+    act: impl Fn(WeightBlock, usize, usize) -> (f32, __m256i, f32),
+) -> [f32; 4] {
+    let mut acc0 = [_mm256_setzero_ps(); 4];
+    let mut acc1 = [_mm256_setzero_ps(); 4];
+    let mut summs = [0f32; 4];
+    let mut i = 0;
+    while i + 2 <= nb {
+        let (w0, w1) = (weight(i), weight(i + 1));
+        for r in 0..4 {
+            let (d0, s0, m0) = act(w0, i, r);
+            let (d1, s1, m1) = act(w1, i + 1, r);
+            acc0[r] = fma_block(acc0[r], d0, s0);
+            acc1[r] = fma_block(acc1[r], d1, s1);
+            summs[r] += m0 + m1;
+        }
+        i += 2;
+    }
+    if i < nb {
+        let w0 = weight(i);
+        for r in 0..4 {
+            let (d0, s0, m0) = act(w0, i, r);
+            acc0[r] = fma_block(acc0[r], d0, s0);
+            summs[r] += m0;
+        }
+    }
+    let mut out = [0f32; 4];
+    for r in 0..4 {
+        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
+    }
+    out
+}
+
+/// # Safety
+/// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+    sum_blocks_x4(
+        nb,
+        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
+        |i| unsafe {
+            let bw = w.add(i * Q4_0_SIZE);
+            prefetch_ahead(bw, 1);
+            WeightBlock {
+                q: _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8)),
+                d: f16_at(bw),
+                m: 0.0,
+            }
+        },
+        |wb, i, r| unsafe {
+            let ba = a[r].add(i * Q8_0_SIZE);
+            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        },
+    )
+}
+
+/// # Safety
+/// As [`q4_0_q8_0`], for Q5_0 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+    sum_blocks_x4(
+        nb,
+        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
+        |i| unsafe {
+            let bw = w.add(i * Q5_0_SIZE);
+            prefetch_ahead(bw, 1);
+            let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
+            WeightBlock {
+                q: _mm256_sub_epi8(q, _mm256_set1_epi8(16)),
+                d: f16_at(bw),
+                m: 0.0,
+            }
+        },
+        |wb, i, r| unsafe {
+            let ba = a[r].add(i * Q8_0_SIZE);
+            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        },
+    )
+}
+
+/// # Safety
+/// As [`q4_0_q8_0`], for Q8_0 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+    sum_blocks_x4(
+        nb,
+        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
+        |i| unsafe {
+            let bw = w.add(i * Q8_0_SIZE);
+            prefetch_ahead(bw, 1);
+            WeightBlock {
+                q: load32(bw.add(2)),
+                d: f16_at(bw),
+                m: 0.0,
+            }
+        },
+        |wb, i, r| unsafe {
+            let ba = a[r].add(i * Q8_0_SIZE);
+            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        },
+    )
+}
+
+/// # Safety
+/// `w` holds `nb` Q4_1 blocks and each of `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+    sum_blocks_x4(
+        nb,
+        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
+        |i| unsafe {
+            let bw = w.add(i * Q4_1_SIZE);
+            prefetch_ahead(bw, 1);
+            WeightBlock {
+                q: nibbles(bw.add(4)),
+                d: f16_at(bw),
+                m: f16_at(bw.add(2)),
+            }
+        },
+        |wb, i, r| unsafe {
+            let ba = a[r].add(i * Q8_1_SIZE);
+            (
+                wb.d * f32_at(ba),
+                dot_u8_i8(wb.q, load32(ba.add(8))),
+                wb.m * f32_at(ba.add(4)),
+            )
+        },
+    )
+}
+
+macro_rules! safe_x4 {
+    ($($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
+        pub(super) fn $name(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+            let mut nb = 0;
+            for row in a {
+                nb = check_dot_args(n, w, $w, row, $a);
+            }
+            // SAFETY: check_dot_args asserted that `w` and every activation row hold `nb`
+            // blocks, all the kernel reads. This fn is only handed out by
+            // `legacy::vec_dot_x4_fn` for `SimdLevel::Avx2` after `quant::vec_dot_x4_fn`
+            // checked that the CPU supports it.
+            unsafe { $kernel(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
+        }
+    )*};
+}
+
+safe_x4! {
+    vec_dot_x4_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
+    vec_dot_x4_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
+    vec_dot_x4_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_x4_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+}
