@@ -66,19 +66,26 @@ fn sum_blocks_x4(
 unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_x4(
         nb,
-        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
-        |i| unsafe {
-            let bw = w.add(i * Q4_0_SIZE);
-            prefetch_ahead(bw, 1);
-            WeightBlock {
-                q: _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8)),
-                d: f16_at(bw),
-                m: 0.0,
+        |i| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let bw = w.add(i * Q4_0_SIZE);
+                prefetch_ahead(bw, 1);
+                WeightBlock {
+                    q: _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8)),
+                    d: f16_at(bw),
+                    m: 0.0,
+                }
             }
         },
-        |wb, i, r| unsafe {
-            let ba = a[r].add(i * Q8_0_SIZE);
-            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        |wb, i, r| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let ba = a[r].add(i * Q8_0_SIZE);
+                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+            }
         },
     )
 }
@@ -89,20 +96,27 @@ unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_x4(
         nb,
-        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
-        |i| unsafe {
-            let bw = w.add(i * Q5_0_SIZE);
-            prefetch_ahead(bw, 1);
-            let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
-            WeightBlock {
-                q: _mm256_sub_epi8(q, _mm256_set1_epi8(16)),
-                d: f16_at(bw),
-                m: 0.0,
+        |i| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let bw = w.add(i * Q5_0_SIZE);
+                prefetch_ahead(bw, 1);
+                let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
+                WeightBlock {
+                    q: _mm256_sub_epi8(q, _mm256_set1_epi8(16)),
+                    d: f16_at(bw),
+                    m: 0.0,
+                }
             }
         },
-        |wb, i, r| unsafe {
-            let ba = a[r].add(i * Q8_0_SIZE);
-            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        |wb, i, r| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let ba = a[r].add(i * Q8_0_SIZE);
+                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+            }
         },
     )
 }
@@ -113,19 +127,26 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_x4(
         nb,
-        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
-        |i| unsafe {
-            let bw = w.add(i * Q8_0_SIZE);
-            prefetch_ahead(bw, 1);
-            WeightBlock {
-                q: load32(bw.add(2)),
-                d: f16_at(bw),
-                m: 0.0,
+        |i| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let bw = w.add(i * Q8_0_SIZE);
+                prefetch_ahead(bw, 1);
+                WeightBlock {
+                    q: load32(bw.add(2)),
+                    d: f16_at(bw),
+                    m: 0.0,
+                }
             }
         },
-        |wb, i, r| unsafe {
-            let ba = a[r].add(i * Q8_0_SIZE);
-            (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        |wb, i, r| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let ba = a[r].add(i * Q8_0_SIZE);
+                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+            }
         },
     )
 }
@@ -136,23 +157,30 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_x4(
         nb,
-        // SAFETY (both closures): block i < nb lies inside every row (caller contract).
-        |i| unsafe {
-            let bw = w.add(i * Q4_1_SIZE);
-            prefetch_ahead(bw, 1);
-            WeightBlock {
-                q: nibbles(bw.add(4)),
-                d: f16_at(bw),
-                m: f16_at(bw.add(2)),
+        |i| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let bw = w.add(i * Q4_1_SIZE);
+                prefetch_ahead(bw, 1);
+                WeightBlock {
+                    q: nibbles(bw.add(4)),
+                    d: f16_at(bw),
+                    m: f16_at(bw.add(2)),
+                }
             }
         },
-        |wb, i, r| unsafe {
-            let ba = a[r].add(i * Q8_1_SIZE);
-            (
-                wb.d * f32_at(ba),
-                dot_u8_i8(wb.q, load32(ba.add(8))),
-                wb.m * f32_at(ba.add(4)),
-            )
+        |wb, i, r| {
+            // SAFETY: block i < nb lies inside the weight row and every activation
+            // row (caller contract).
+            unsafe {
+                let ba = a[r].add(i * Q8_1_SIZE);
+                (
+                    wb.d * f32_at(ba),
+                    dot_u8_i8(wb.q, load32(ba.add(8))),
+                    wb.m * f32_at(ba.add(4)),
+                )
+            }
         },
     )
 }
