@@ -9,10 +9,13 @@
 //! - `scheduler`: continuous batching under a token budget, chunked prefill, preemption.
 //! - `worker`: the engine thread: forward, sample, detokenize, stop, stream.
 
+mod block_pool;
 mod handle;
 mod metrics;
+mod output;
 mod request;
 pub mod sampling;
+mod scheduler;
 mod worker;
 
 pub use handle::{Engine, EngineConfig, EngineHandle, EngineInfo, EventReceiver};
