@@ -33,6 +33,8 @@ pub async fn handle(
     let result = async {
         let ApiJson(body) = body?;
         let params = validate::chat(&body)?;
+        // The name asked for until one is resolved (a 404 shows what was asked).
+        log.model(params.model.as_deref().unwrap_or("-"));
         let model = state.resolve(params.model.as_deref())?;
         log.model(&model.name);
         log.user(params.gen.user.as_deref());
