@@ -116,13 +116,21 @@ class Server:
         try:
             return self.proc.wait(timeout=timeout)
         finally:
-            self._log.close()
+            self._close()
 
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close()
+
+    def _close(self):
+        """Closes the log; keeps it (and says where) unless the server exited cleanly."""
         self._log.close()
+        if self.proc.returncode == 0:
+            os.unlink(self.log_path)
+        else:
+            print(f"kaiyuan serve log kept: {self.log_path}")
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
