@@ -30,6 +30,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Perplexity of a text file, by llama.cpp's method.
     Perplexity(cmd::perplexity::PerplexityArgs),
+    /// Serve models over an OpenAI-compatible HTTP API.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Template(args) => cmd::template::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

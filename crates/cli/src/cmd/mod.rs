@@ -4,5 +4,6 @@ pub mod inspect;
 mod model_file;
 pub mod perplexity;
 pub mod run;
+pub mod serve;
 pub mod template;
 pub mod tokenize;

@@ -5,12 +5,14 @@
 //! true, "chat_template_kwargs": {...}}` (the OpenAI `messages` shape). With `--tokens`, the
 //! prompt is tokenized the way Kaiyuan feeds it to a model: the template's markup with
 //! control tokens recognised, message text as plain text, so a user who writes
-//! `<|im_end|>` gets those characters, not the control token.
+//! `<|im_end|>` gets those characters, not the control token. The ids are the ones the
+//! server feeds the model (`kaiyuan_server::prompt::encode_rendered`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use kaiyuan_chat::{ChatRequest, SegmentKind};
+use kaiyuan_server::prompt::encode_rendered;
 
 use super::model_file::ModelFile;
 
@@ -45,31 +47,19 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<()> {
         .context("cannot render the chat template")?;
     print!("{}", rendered.text());
     if args.tokens {
-        let tok = &model.tokenizer;
-        let mut ids = Vec::new();
-        if tok.add_bos() {
-            ids.extend(tok.bos_id());
-        }
+        let tokens = encode_rendered(&model.tokenizer, &rendered);
         println!("\n--- tokens (markup with control tokens; [content] as plain text) ---");
-        let mut line = Vec::new();
-        for seg in &rendered.segments {
-            let markup = seg.kind == SegmentKind::Markup;
-            let seg_ids = tok.encode(&seg.text, markup);
-            let shown: Vec<String> = seg_ids.iter().map(u32::to_string).collect();
-            if markup {
+        let mut line: Vec<String> = tokens.bos.iter().map(u32::to_string).collect();
+        for (kind, ids) in &tokens.segments {
+            let shown: Vec<String> = ids.iter().map(u32::to_string).collect();
+            if *kind == SegmentKind::Markup {
                 line.extend(shown);
             } else {
                 line.push(format!("[{}]", shown.join(" ")));
             }
-            ids.extend(seg_ids);
-        }
-        if tok.add_bos() {
-            if let Some(bos) = tok.bos_id() {
-                line.insert(0, bos.to_string());
-            }
         }
         println!("{}", line.join(" "));
-        eprintln!("{} tokens", ids.len());
+        eprintln!("{} tokens", tokens.ids().len());
     }
     Ok(())
 }

@@ -1,0 +1,278 @@
+//! `kaiyuan serve`: binds the address first (so `/health` answers 503 "loading" at once),
+//! loads each model and starts its engine on a background thread, then serves the
+//! OpenAI-compatible API until SIGINT/SIGTERM, when it shuts down gracefully and exits 0.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use kaiyuan_engine::{Engine, EngineConfig};
+use kaiyuan_server::{ServedModel, Server, ServerConfig};
+
+use super::model_file::ModelFile;
+
+/// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
+pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+#[derive(clap::Args)]
+#[command(after_help = "\
+Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
+POST /tokenize, POST /detokenize (these need the API key when one is set),
+GET /health and GET /metrics (always open, for probes and scrapers).")]
+pub struct ServeArgs {
+    /// A GGUF model to serve, optionally with the name clients use (`-m FILE=NAME`);
+    /// repeat for several (one engine each). Default: SmolLM2-135M-Instruct.Q4_1.gguf
+    /// in $KAIYUAN_MODELS or models/.
+    #[arg(short, long = "model", value_name = "MODEL[=ALIAS]")]
+    pub models: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0: any free port, printed at start).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Threads of each engine's forward pass (default: all cores).
+    #[arg(short, long)]
+    pub threads: Option<usize>,
+    /// Positions one request may use, prompt + generated (default: the model's training
+    /// context, capped at 4096).
+    #[arg(long)]
+    pub ctx: Option<usize>,
+    /// Sequences in a running batch at most (default 16).
+    #[arg(long)]
+    pub max_seqs: Option<usize>,
+    /// Token positions of the KV cache pool (default: 4 contexts).
+    #[arg(long)]
+    pub kv_tokens: Option<usize>,
+    /// Tokens one engine step processes at most (default 256).
+    #[arg(long)]
+    pub max_batch_tokens: Option<usize>,
+    /// Requests waiting for a place in the batch at most; more get 429 (default 64).
+    #[arg(long)]
+    pub max_queue: Option<usize>,
+    /// Require `Authorization: Bearer KEY` on the API routes (not on /health, /metrics).
+    #[arg(long, conflicts_with = "api_key_file")]
+    pub api_key: Option<String>,
+    /// Like --api-key, with the keys read from a file, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Seconds running requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub grace_period: f64,
+    /// Largest request body in bytes; larger ones get 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub body_limit: usize,
+}
+
+/// One `-m` argument.
+struct ModelSpec {
+    path: PathBuf,
+    name: String,
+    stem: String,
+}
+
+fn model_specs(args: &ServeArgs) -> anyhow::Result<Vec<ModelSpec>> {
+    let given: Vec<String> = if args.models.is_empty() {
+        let dir = std::env::var_os("KAIYUAN_MODELS")
+            .map_or_else(|| PathBuf::from("models"), PathBuf::from);
+        let path = dir.join(DEFAULT_MODEL);
+        if !path.exists() {
+            bail!(
+                "the default model {} is missing: run scripts/fetch-models (or pass -m MODEL)",
+                path.display()
+            );
+        }
+        vec![path.to_string_lossy().into_owned()]
+    } else {
+        args.models.clone()
+    };
+    let mut specs: Vec<ModelSpec> = Vec::new();
+    for arg in given {
+        // `FILE=ALIAS`, unless the whole argument is an existing file.
+        let (path, alias) = match arg.rsplit_once('=') {
+            Some((p, a)) if !Path::new(&arg).exists() => (PathBuf::from(p), Some(a.to_string())),
+            _ => (PathBuf::from(&arg), None),
+        };
+        if !path.is_file() {
+            bail!("model file {} does not exist", path.display());
+        }
+        let stem = path
+            .file_stem()
+            .map_or_else(|| arg.clone(), |s| s.to_string_lossy().into_owned());
+        let name = alias
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| stem.clone());
+        if specs.iter().any(|s| s.name == name || s.stem == name) {
+            bail!("two models are named {name:?}; give one an alias with -m FILE=NAME");
+        }
+        specs.push(ModelSpec { path, name, stem });
+    }
+    Ok(specs)
+}
+
+fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
+    if let Some(key) = &args.api_key {
+        if key.trim().is_empty() {
+            bail!("--api-key is empty");
+        }
+        return Ok(vec![key.trim().to_string()]);
+    }
+    let Some(file) = &args.api_key_file else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the API key file {}", file.display()))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    if keys.is_empty() {
+        bail!("the API key file {} has no keys", file.display());
+    }
+    Ok(keys)
+}
+
+/// Loads one model and starts its engine.
+fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
+    let file = ModelFile::open(&spec.path)?;
+    let model = file.load_model()?;
+    let (template, note) = file.chat_template()?;
+    if let Some(note) = note {
+        eprintln!("note: {}: {note}", spec.name);
+    }
+    let mut config = EngineConfig::for_model(&model);
+    if let Some(t) = args.threads {
+        config.threads = t;
+    }
+    if let Some(c) = args.ctx {
+        config.context = c;
+        config.kv_tokens = config.kv_tokens.max(4 * c);
+    }
+    if let Some(n) = args.max_seqs {
+        config.max_seqs = n;
+    }
+    if let Some(n) = args.kv_tokens {
+        config.kv_tokens = n;
+    }
+    if let Some(n) = args.max_batch_tokens {
+        config.max_batch_tokens = n;
+    }
+    if let Some(n) = args.max_queue {
+        config.max_queue = n;
+    }
+    let tokenizer = Arc::new(file.tokenizer);
+    let engine = Engine::start(model, Arc::clone(&tokenizer), config);
+    let info = engine.info();
+    eprintln!(
+        "loaded {} ({}): context {}, {} sequences, {} KV blocks, {} threads",
+        spec.name,
+        spec.path.display(),
+        info.context,
+        info.max_seqs,
+        info.kv_blocks,
+        info.threads
+    );
+    Ok(ServedModel::new(
+        spec.name.clone(),
+        spec.stem.clone(),
+        engine,
+        tokenizer,
+        template,
+    ))
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let specs = model_specs(&args)?;
+    if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
+        bail!("--grace-period must be a non-negative number of seconds");
+    }
+    let config = ServerConfig {
+        model_names: specs.iter().map(|s| s.name.clone()).collect(),
+        api_keys: api_keys(&args)?,
+        body_limit: args.body_limit,
+        grace_period: Duration::from_secs_f64(args.grace_period),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(args, specs, config))
+}
+
+async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> anyhow::Result<()> {
+    let addr = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local: SocketAddr = listener.local_addr()?;
+    eprintln!(
+        "kaiyuan listening on http://{local} (loading {} model(s))",
+        specs.len()
+    );
+    let server = Server::new(config);
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("kaiyuan-loader".into())
+            .spawn(move || {
+                let loaded: anyhow::Result<Vec<ServedModel>> =
+                    specs.iter().map(|s| load(s, &args)).collect();
+                match loaded {
+                    Ok(models) => {
+                        server.set_models(models);
+                        eprintln!("ready: http://{local}/v1 (GET /health answers 200)");
+                    }
+                    Err(e) => {
+                        let _ = failed_tx.send(e);
+                    }
+                }
+            })
+            .context("cannot start the loader thread")?;
+    }
+    let (load_error_tx, load_error_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let shutdown = async move {
+        tokio::select! {
+            () = signal() => {}
+            Ok(e) = failed_rx => { let _ = load_error_tx.send(e); }
+        }
+    };
+    server
+        .run(listener, shutdown)
+        .await
+        .context("the server failed")?;
+    if let Ok(e) = load_error_rx.await {
+        return Err(e.context("cannot serve the models"));
+    }
+    eprintln!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("warning: cannot listen for SIGTERM: {e}");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}

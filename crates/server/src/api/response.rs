@@ -1,0 +1,175 @@
+//! The OpenAI response bodies Kaiyuan sends: chat completions and their stream chunks,
+//! text completions, usage, log-probabilities, the model list. Shapes follow the OpenAI API
+//! reference field for field; `Option` fields serialize as `null` where OpenAI sends
+//! `null`, and are skipped only where OpenAI omits them.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// `usage` of a response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct UsageBody {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+    pub prompt_tokens_details: PromptTokensDetails,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct PromptTokensDetails {
+    pub cached_tokens: usize,
+}
+
+impl UsageBody {
+    pub fn new(prompt_tokens: usize, completion_tokens: usize, cached_tokens: usize) -> UsageBody {
+        UsageBody {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens },
+        }
+    }
+}
+
+/// What every response and chunk starts with.
+#[derive(Clone, Debug, Serialize)]
+pub struct Header {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub model: String,
+    pub system_fingerprint: &'static str,
+}
+
+/// `chat.completion`.
+#[derive(Debug, Serialize)]
+pub struct ChatCompletion {
+    #[serde(flatten)]
+    pub header: Header,
+    pub choices: Vec<ChatChoice>,
+    pub usage: UsageBody,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChatChoice {
+    pub index: usize,
+    pub message: AssistantMessage,
+    pub logprobs: Option<ChatLogprobs>,
+    pub finish_reason: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AssistantMessage {
+    pub role: &'static str,
+    pub content: String,
+    pub refusal: Option<String>,
+}
+
+/// A choice's `logprobs` in chat: one entry per generated token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ChatLogprobs {
+    pub content: Vec<TokenLogprob>,
+    pub refusal: Option<Vec<TokenLogprob>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TopLogprob {
+    pub token: String,
+    pub logprob: f32,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+pub struct ChatChunk {
+    #[serde(flatten)]
+    pub header: Header,
+    pub choices: Vec<ChunkChoice>,
+    /// Present (as `null` until the last chunk) only with `stream_options.include_usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<UsageBody>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChunkChoice {
+    pub index: usize,
+    pub delta: Delta,
+    pub logprobs: Option<ChatLogprobs>,
+    pub finish_reason: Option<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// `text_completion`, whole or as a stream chunk (same object name in both).
+#[derive(Debug, Serialize)]
+pub struct Completion {
+    #[serde(flatten)]
+    pub header: Header,
+    pub choices: Vec<CompletionChoice>,
+    /// Always present in a whole response; in a stream only with `include_usage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<UsageBody>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice {
+    pub index: usize,
+    pub text: String,
+    pub logprobs: Option<CompletionLogprobs>,
+    pub finish_reason: Option<&'static str>,
+}
+
+/// A completion choice's `logprobs` (the legacy shape): parallel arrays per token.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CompletionLogprobs {
+    pub tokens: Vec<String>,
+    pub token_logprobs: Vec<f32>,
+    /// Alternative token text → logprob, most likely first.
+    pub top_logprobs: Vec<Map<String, Value>>,
+    /// Character offset of each token in the choice's text (with `echo`, after the prompt).
+    pub text_offset: Vec<usize>,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelCard {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+}
+
+/// The error object a stream sends (as a `data:` line of its own) when it ends abnormally.
+#[derive(Debug, Serialize)]
+pub struct StreamError {
+    pub error: StreamErrorObject,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StreamErrorObject {
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub param: Option<String>,
+    pub code: &'static str,
+}

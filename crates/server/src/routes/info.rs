@@ -1,0 +1,59 @@
+//! The endpoints that only report: `GET /health`, `GET /v1/models`, `GET /metrics`.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::response::{ModelCard, ModelList};
+use crate::metrics::{self, ModelMetrics};
+use crate::state::AppState;
+
+/// 200 `{"status": "ok"}` once every model is loaded; 503 `{"status": "loading"}` before,
+/// and 503 `{"status": "shutting_down"}` after a shutdown signal.
+pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let (status, text) = if state.is_shutting_down() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
+    } else if state.models().is_none() {
+        (StatusCode::SERVICE_UNAVAILABLE, "loading")
+    } else {
+        (StatusCode::OK, "ok")
+    };
+    (status, axum::Json(json!({ "status": text }))).into_response()
+}
+
+/// The served models (known before they finish loading).
+pub async fn models(State(state): State<Arc<AppState>>) -> Response {
+    let data = state
+        .config
+        .model_names
+        .iter()
+        .map(|name| ModelCard {
+            id: name.clone(),
+            object: "model",
+            created: state.started,
+            owned_by: "kaiyuan",
+        })
+        .collect();
+    axum::Json(ModelList {
+        object: "list",
+        data,
+    })
+    .into_response()
+}
+
+/// Prometheus text; empty of series while the models load.
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let models = state.models().unwrap_or_default();
+    let read: Vec<ModelMetrics<'_>> = models.iter().map(|m| ModelMetrics::read(m)).collect();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&read),
+    )
+        .into_response()
+}

@@ -1,0 +1,171 @@
+//! Server-sent events for streamed completions: each JSON chunk as `data: {json}` plus a
+//! blank line, nothing else (no comments, no `event:` lines), ending with `data: [DONE]`.
+//! The endpoint supplies the chunk shapes ([`ChunkFormat`]); this module drives the merged
+//! engine events, the usage chunk, the error line of a stream that failed, and `[DONE]`.
+//! Dropping the response body (the client hung up) drops the engine receivers and so
+//! cancels the requests.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt};
+use kaiyuan_engine::{Event, EventReceiver, TokenEvent, Usage};
+use serde::Serialize;
+
+use crate::api::response::{StreamError, StreamErrorObject, UsageBody};
+use crate::error::ApiError;
+use crate::generate::{self, Job};
+use crate::log::RequestLog;
+
+/// The chunks of one endpoint's stream, as serialized JSON.
+pub trait ChunkFormat: Send + 'static {
+    /// Chunks sent before any engine event (chat: each choice's role).
+    fn opening(&mut self) -> Vec<String>;
+    /// The chunk for one generated token, if it carries anything (text or logprobs).
+    fn token(&mut self, index: usize, token: &TokenEvent) -> Option<String>;
+    /// The last chunk of a choice: remaining text and its finish reason.
+    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> String;
+    /// The usage chunk (`choices: []`).
+    fn usage(&mut self, usage: UsageBody) -> String;
+}
+
+/// `data: {json}\n\n`.
+pub fn frame(json: &str) -> Bytes {
+    let mut out = String::with_capacity(json.len() + 8);
+    out.push_str("data: ");
+    out.push_str(json);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+pub fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("invariant: response chunks serialize")
+}
+
+struct Driver<F> {
+    format: F,
+    events: generate::Merged,
+    jobs: Vec<Job>,
+    usages: Vec<(usize, Usage)>,
+    failure: Option<ApiError>,
+    include_usage: bool,
+    pending: VecDeque<Bytes>,
+    done: bool,
+    log: RequestLog,
+}
+
+impl<F: ChunkFormat> Driver<F> {
+    fn on_event(&mut self, index: usize, event: Event) {
+        match event {
+            Event::Scheduled { .. } => {}
+            Event::Token(t) => {
+                if let Some(json) = self.format.token(index, &t) {
+                    self.pending.push_back(frame(&json));
+                }
+            }
+            Event::Finished(f) => {
+                let reason = generate::finish_reason(&f.reason);
+                self.log.finish(f.reason.as_str());
+                self.log.first_token(f.time_to_first_token);
+                if self.failure.is_none() {
+                    self.failure = generate::failure(&f.reason);
+                }
+                self.usages.push((index, f.usage));
+                let json = self.format.finish(index, &f.text, reason);
+                self.pending.push_back(frame(&json));
+            }
+        }
+    }
+
+    fn on_end(&mut self) {
+        let usage = generate::total_usage(&self.jobs, &self.usages);
+        self.log.usage(usage);
+        if self.include_usage {
+            let body = UsageBody::new(
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+            );
+            let json = self.format.usage(body);
+            self.pending.push_back(frame(&json));
+        }
+        match self.failure.take() {
+            None => self.log.status("200"),
+            Some(e) => {
+                self.log
+                    .status(format!("200 stream_{}", e.code().unwrap_or("error")));
+                let error = StreamError {
+                    error: StreamErrorObject {
+                        message: e.to_string(),
+                        kind: e.error_type(),
+                        param: None,
+                        code: e.code().unwrap_or("error"),
+                    },
+                };
+                self.pending.push_back(frame(&to_json(&error)));
+            }
+        }
+        self.pending.push_back(frame("[DONE]"));
+        self.done = true;
+    }
+}
+
+/// The streamed response for `receivers` (already submitted).
+pub fn respond<F: ChunkFormat>(
+    mut format: F,
+    receivers: Vec<(usize, EventReceiver)>,
+    jobs: Vec<Job>,
+    include_usage: bool,
+    log: RequestLog,
+) -> Response {
+    let pending: VecDeque<Bytes> = format.opening().iter().map(|j| frame(j)).collect();
+    let driver = Driver {
+        format,
+        events: generate::merge(receivers),
+        jobs,
+        usages: Vec::new(),
+        failure: None,
+        include_usage,
+        pending,
+        done: false,
+        log,
+    };
+    let body = stream::unfold(driver, |mut d| async move {
+        loop {
+            if let Some(bytes) = d.pending.pop_front() {
+                return Some((Ok::<Bytes, Infallible>(bytes), d));
+            }
+            if d.done {
+                return None;
+            }
+            match d.events.next().await {
+                Some((index, event)) => d.on_event(index, event),
+                None => d.on_end(),
+            }
+        }
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_data_lines_with_a_blank_line() {
+        assert_eq!(&frame("{\"a\":1}")[..], b"data: {\"a\":1}\n\n");
+        assert_eq!(&frame("[DONE]")[..], b"data: [DONE]\n\n");
+    }
+}

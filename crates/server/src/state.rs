@@ -1,0 +1,168 @@
+//! What every handler shares: the served models (set once loading ends), the server's
+//! settings, and the counters the engines do not keep (requests refused before reaching
+//! an engine).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kaiyuan_chat::ChatTemplate;
+use kaiyuan_engine::EngineHandle;
+use kaiyuan_tokenizer::Tokenizer;
+
+use crate::error::ApiError;
+
+/// One loaded model with its engine.
+pub struct ServedModel {
+    /// The name clients use: the alias given on the command line, else the file stem.
+    pub name: String,
+    /// The file stem (also accepted as `model`).
+    pub stem: String,
+    pub engine: EngineHandle,
+    pub tokenizer: Arc<Tokenizer>,
+    pub template: ChatTemplate,
+    /// Requests refused for this model before or at the engine's door.
+    pub counters: RefusalCounters,
+}
+
+impl ServedModel {
+    pub fn new(
+        name: String,
+        stem: String,
+        engine: EngineHandle,
+        tokenizer: Arc<Tokenizer>,
+        template: ChatTemplate,
+    ) -> ServedModel {
+        ServedModel {
+            name,
+            stem,
+            engine,
+            tokenizer,
+            template,
+            counters: RefusalCounters::default(),
+        }
+    }
+
+    fn answers_to(&self, requested: &str) -> bool {
+        requested == self.name || requested == self.stem
+    }
+}
+
+/// Requests that never ran, by why.
+#[derive(Default)]
+pub struct RefusalCounters {
+    pub queue_full: AtomicU64,
+    pub invalid: AtomicU64,
+    pub shutting_down: AtomicU64,
+}
+
+impl RefusalCounters {
+    /// Counts `e` under its kind (errors that are not refusals are not counted).
+    pub fn count(&self, e: &ApiError) {
+        let counter = match e {
+            ApiError::QueueFull { .. } => &self.queue_full,
+            ApiError::ShuttingDown => &self.shutting_down,
+            ApiError::Invalid { .. } | ApiError::Unsupported { .. } => &self.invalid,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The server's settings.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The names of the models being served, in command-line order (known before loading).
+    pub model_names: Vec<String>,
+    /// Accepted bearer keys; empty: no authentication.
+    pub api_keys: Vec<String>,
+    /// Largest request body in bytes.
+    pub body_limit: usize,
+    /// How long running requests may take to finish after a shutdown signal.
+    pub grace_period: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            model_names: Vec::new(),
+            api_keys: Vec::new(),
+            body_limit: 4 * 1024 * 1024,
+            grace_period: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shared by all handlers.
+pub struct AppState {
+    pub config: ServerConfig,
+    models: OnceLock<Vec<Arc<ServedModel>>>,
+    shutting_down: AtomicBool,
+    /// Unix seconds when the server started (`created` of the model list).
+    pub started: u64,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig) -> AppState {
+        AppState {
+            config,
+            models: OnceLock::new(),
+            shutting_down: AtomicBool::new(false),
+            started: unix_now(),
+        }
+    }
+
+    /// Installs the loaded models; `false` if they were already set. Models that arrive
+    /// after a shutdown began are shut down at once.
+    pub fn set_models(&self, models: Vec<ServedModel>) -> bool {
+        let set = self
+            .models
+            .set(models.into_iter().map(Arc::new).collect())
+            .is_ok();
+        if self.is_shutting_down() {
+            self.begin_shutdown(Duration::ZERO);
+        }
+        set
+    }
+
+    /// The loaded models, or `None` while loading.
+    pub fn models(&self) -> Option<&[Arc<ServedModel>]> {
+        self.models.get().map(Vec::as_slice)
+    }
+
+    /// Picks the model a request names. With one model served, any name (or none) picks
+    /// it, as llama-server does; with several, the name must match one (alias or file
+    /// stem), or be absent for the first.
+    pub fn resolve(&self, requested: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
+        if self.is_shutting_down() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let models = self.models().ok_or(ApiError::Loading)?;
+        let found = match (models, requested) {
+            ([only], _) => Some(only),
+            (all, None) => all.first(),
+            (all, Some(name)) => all.iter().find(|m| m.answers_to(name)),
+        };
+        found
+            .cloned()
+            .ok_or_else(|| ApiError::ModelNotFound(requested.unwrap_or_default().to_string()))
+    }
+
+    /// Stops every engine (running requests get `grace` to finish); new requests get 503.
+    pub fn begin_shutdown(&self, grace: Duration) {
+        self.shutting_down.store(true, Ordering::Release);
+        for model in self.models().unwrap_or_default() {
+            model.engine.shutdown(grace);
+        }
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
