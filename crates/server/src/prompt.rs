@@ -35,13 +35,18 @@ impl PromptTokens {
 /// a BOS first if the model wants one — unless the template's markup already begins with
 /// it (templates that write `{{ bos_token }}` would otherwise give two).
 pub fn encode_rendered(tok: &Tokenizer, rendered: &RenderedPrompt) -> PromptTokens {
+    // Segments are parts of one text: a SentencePiece leading space goes only where the
+    // whole text would have one (at the start or after a special token).
+    let mut after_special = true;
     let segments: Vec<(SegmentKind, Vec<u32>)> = rendered
         .segments
         .iter()
         .filter(|seg| !seg.text.is_empty())
         .map(|seg| {
             let markup = seg.kind == SegmentKind::Markup;
-            (seg.kind, tok.encode(&seg.text, markup))
+            let mut ids = Vec::new();
+            after_special = tok.encode_continuation(&seg.text, markup, after_special, &mut ids);
+            (seg.kind, ids)
         })
         .collect();
     let first = segments.iter().find_map(|(_, ids)| ids.first().copied());

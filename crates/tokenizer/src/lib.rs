@@ -176,13 +176,29 @@ impl Tokenizer {
     }
 
     fn encode_into(&self, text: &str, allow_special: bool, out: &mut Vec<u32>) {
+        self.encode_continuation(text, allow_special, true, out);
+    }
+
+    /// Encodes `text` as the continuation of a longer text that was encoded in parts (a chat
+    /// prompt whose markup and message text allow special tokens differently): the result
+    /// equals encoding the whole text at once wherever the parts meet at a pre-token
+    /// boundary. `after_special` says whether the text so far ended with a special token
+    /// (or is empty): only then does SentencePiece's `add_space_prefix` put a space before
+    /// `text`, as it would in the whole text. Returns the same flag for the next part.
+    pub fn encode_continuation(
+        &self,
+        text: &str,
+        allow_special: bool,
+        after_special: bool,
+        out: &mut Vec<u32>,
+    ) -> bool {
         let mut fragments = Vec::new();
         self.specials.partition(text, allow_special, &mut fragments);
         SCRATCH.with(|cell| {
             let mut guard = cell.borrow_mut();
             let (bpe_s, spm_s) = &mut *guard;
             // SentencePiece prefixes a space to text at the start and after each special token.
-            let mut after_special = true;
+            let mut after_special = after_special;
             for f in fragments {
                 match f {
                     Fragment::Token(id) => {
@@ -200,7 +216,8 @@ impl Tokenizer {
                     }
                 }
             }
-        });
+            after_special
+        })
     }
 
     /// Decodes ids to text. Control tokens are rendered as their text only with

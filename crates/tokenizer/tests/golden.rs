@@ -220,3 +220,42 @@ fn shared_between_threads_and_tokenizers() {
         }
     });
 }
+
+/// A text encoded in parts (as a chat prompt is: markup with special tokens, message text
+/// without) gives the ids of the whole text when the parts meet at a pre-token boundary,
+/// including SentencePiece's leading space, which belongs only at the start and after a
+/// special token, not at every part.
+#[test]
+fn encoding_in_parts_equals_encoding_the_whole_text() {
+    let mut v = read_vocab(GEMMA3);
+    v.add_space_prefix = Some(true);
+    let tok = Tokenizer::from_vocab(&v).expect("build tokenizer");
+    let cases: [&[(&str, bool)]; 4] = [
+        &[
+            ("<start_of_turn>user\n", true),
+            ("Hello there", false),
+            ("<end_of_turn>\n", true),
+        ],
+        &[
+            ("<start_of_turn>", true),
+            ("Hi", false),
+            ("<end_of_turn>", true),
+        ],
+        &[
+            ("Question:\n", true),
+            ("What is 2 + 2?", false),
+            ("\nAnswer:", true),
+        ],
+        &[("<bos>", true), ("plain", false)],
+    ];
+    for parts in cases {
+        let whole: String = parts.iter().map(|(t, _)| *t).collect();
+        let want = tok.encode(&whole, true);
+        let mut got = Vec::new();
+        let mut after_special = true;
+        for (text, special) in parts {
+            after_special = tok.encode_continuation(text, *special, after_special, &mut got);
+        }
+        assert_eq!(got, want, "{whole:?}");
+    }
+}
