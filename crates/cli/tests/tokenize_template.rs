@@ -2,33 +2,22 @@
 //! from the tokenizer goldens (Hugging Face `tokenizers`, see testdata/golden/tokenizer);
 //! expected prompts are written out by hand from SmolLM2's own template text.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::repo_root;
 use serde_json::Value as Json;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn model(name: &str) -> String {
-    let p = repo_root().join("models").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/fetch-models",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
+    common::model(name)
 }
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
 
 fn kaiyuan(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kaiyuan"))
-        .args(args)
-        .output()
-        .expect("run kaiyuan");
+    let out = common::kaiyuan(args);
     assert!(
         out.status.success(),
         "kaiyuan {args:?} failed: {}",

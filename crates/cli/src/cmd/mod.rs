@@ -4,5 +4,6 @@ pub mod inspect;
 mod model_file;
 pub mod perplexity;
 pub mod run;
+mod sampling_args;
 pub mod template;
 pub mod tokenize;
