@@ -30,6 +30,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Perplexity of a text file, by llama.cpp's method.
     Perplexity(cmd::perplexity::PerplexityArgs),
+    /// Chat with a model interactively, through its chat template.
+    Chat(cmd::chat::ChatArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Template(args) => cmd::template::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
+        Command::Chat(args) => cmd::chat::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
