@@ -1,5 +1,6 @@
 //! The subcommands of the `kaiyuan` binary, one module each.
 
+pub mod bench;
 pub mod chat;
 pub mod inspect;
 mod model_file;
