@@ -168,6 +168,9 @@ fn gemma_chat_uses_its_template() {
         "{}",
         shown[0].text
     );
+    // BOS once: the template writes it, so the tokenizer must not add another
+    // (<bos> <start_of_turn> user \n Hello <end_of_turn> \n <start_of_turn> model \n).
+    assert_eq!(shown[0].tokens, 10, "{err}");
 }
 
 #[test]

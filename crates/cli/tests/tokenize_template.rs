@@ -115,3 +115,24 @@ fn template_renders_and_keeps_user_markup_as_text() {
     assert_eq!(line.split(' ').filter(|id| *id == "2").count(), 2, "{line}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn template_tokens_have_one_bos_when_the_template_writes_it() {
+    // Gemma's template writes <bos> and its tokenizer asks for one too: the prompt must start
+    // with a single BOS (id 2), as llama.cpp and `kaiyuan chat` feed it.
+    let dir = std::env::temp_dir().join(format!("kaiyuan-bos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let req = dir.join("chat.json");
+    std::fs::write(
+        &req,
+        r#"{"messages": [{"role": "user", "content": "Hello"}]}"#,
+    )
+    .unwrap();
+    let m = model(GEMMA3);
+    let out = kaiyuan(&["template", "-m", &m, req.to_str().unwrap(), "--tokens"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().last().expect("the token line");
+    assert!(line.starts_with("2 105 "), "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 tokens"));
+    std::fs::remove_dir_all(&dir).ok();
+}

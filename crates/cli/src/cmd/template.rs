@@ -47,9 +47,6 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<()> {
     if args.tokens {
         let tok = &model.tokenizer;
         let mut ids = Vec::new();
-        if tok.add_bos() {
-            ids.extend(tok.bos_id());
-        }
         println!("\n--- tokens (markup with control tokens; [content] as plain text) ---");
         let mut line = Vec::new();
         for seg in &rendered.segments {
@@ -63,8 +60,11 @@ pub fn run(args: &TemplateArgs) -> anyhow::Result<()> {
             }
             ids.extend(seg_ids);
         }
-        if tok.add_bos() {
-            if let Some(bos) = tok.bos_id() {
+        // BOS as `kaiyuan chat` feeds it: added only when the template did not write it
+        // (as llama.cpp does; Gemma's template writes it and its tokenizer also asks for one).
+        if let (true, Some(bos)) = (tok.add_bos(), tok.bos_id()) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
                 line.insert(0, bos.to_string());
             }
         }
