@@ -7,6 +7,7 @@
 //! - [`Message`], [`Content`], [`RenderOptions`]: the inputs, as an OpenAI-style chat request has them.
 //! - [`RenderedPrompt`]: the output as [`Segment`]s of kind [`SegmentKind::Markup`] or
 //!   [`SegmentKind::Content`]; see `segments.rs` for how the two are told apart.
+//! - [`ReasoningSplitter`]: separates streamed reasoning (`<think>`…`</think>`) from the answer.
 //! - [`ChatRequest`]: the JSON form of a render request (messages, tools, `chat_template_kwargs`).
 //! - [`builtin`], [`pick_builtin`]: fallback templates (chatml, llama3, gemma) for models without one.
 //!
@@ -20,6 +21,7 @@ mod builtin;
 mod environment;
 mod message;
 mod pyjson;
+mod reasoning;
 mod request;
 mod segments;
 mod strftime;
@@ -28,6 +30,9 @@ mod token_aware;
 
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
 pub use message::{Content, Message};
+pub use reasoning::{
+    ends_inside_reasoning, ReasoningSplitter, SplitDelta, THINK_CLOSE, THINK_OPEN,
+};
 pub use request::ChatRequest;
 pub use segments::{RenderedPrompt, Segment, SegmentKind, Separation};
 pub use template::{ChatTemplate, RenderOptions};

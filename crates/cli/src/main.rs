@@ -32,6 +32,10 @@ enum Command {
     Perplexity(cmd::perplexity::PerplexityArgs),
     /// Serve models over an OpenAI-compatible HTTP API.
     Serve(cmd::serve::ServeArgs),
+    /// Chat with a model interactively, through its chat template.
+    Chat(cmd::chat::ChatArgs),
+    /// Prompt and generation speed (tokens/s), by llama-bench's method.
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +47,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Chat(args) => cmd::chat::run(&args),
+        Command::Bench(args) => cmd::bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

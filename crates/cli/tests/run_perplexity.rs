@@ -2,29 +2,9 @@
 //! reproducible, impossible lengths are refused with both numbers, and the perplexity
 //! command agrees with llama.cpp's (testdata/golden/llamacpp, within 1%).
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn smollm2() -> String {
-    let p = repo_root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/fetch-models",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
-}
-
-fn kaiyuan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaiyuan"))
-        .args(args)
-        .output()
-        .expect("run kaiyuan")
-}
+use common::{kaiyuan, repo_root, smollm2};
 
 #[test]
 fn seeded_runs_are_reproducible_across_thread_counts() {

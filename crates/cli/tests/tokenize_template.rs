@@ -2,33 +2,22 @@
 //! from the tokenizer goldens (Hugging Face `tokenizers`, see testdata/golden/tokenizer);
 //! expected prompts are written out by hand from SmolLM2's own template text.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::repo_root;
 use serde_json::Value as Json;
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn model(name: &str) -> String {
-    let p = repo_root().join("models").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/fetch-models",
-        p.display()
-    );
-    p.to_string_lossy().into_owned()
+    common::model(name)
 }
 
 const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
 
 fn kaiyuan(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_kaiyuan"))
-        .args(args)
-        .output()
-        .expect("run kaiyuan");
+    let out = common::kaiyuan(args);
     assert!(
         out.status.success(),
         "kaiyuan {args:?} failed: {}",
@@ -124,5 +113,26 @@ fn template_renders_and_keeps_user_markup_as_text() {
         );
     }
     assert_eq!(line.split(' ').filter(|id| *id == "2").count(), 2, "{line}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn template_tokens_have_one_bos_when_the_template_writes_it() {
+    // Gemma's template writes <bos> and its tokenizer asks for one too: the prompt must start
+    // with a single BOS (id 2), as llama.cpp and `kaiyuan chat` feed it.
+    let dir = std::env::temp_dir().join(format!("kaiyuan-bos-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let req = dir.join("chat.json");
+    std::fs::write(
+        &req,
+        r#"{"messages": [{"role": "user", "content": "Hello"}]}"#,
+    )
+    .unwrap();
+    let m = model(GEMMA3);
+    let out = kaiyuan(&["template", "-m", &m, req.to_str().unwrap(), "--tokens"]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let line = stdout.lines().last().expect("the token line");
+    assert!(line.starts_with("2 105 "), "{line}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("10 tokens"));
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -7,14 +7,16 @@
 //! bandwidth of reading a cache-resident buffer of the same size; large ones (4096×4096)
 //! are rotated through enough copies (≥ 512 MiB) that every call reads DRAM, and are
 //! compared with the DRAM read bandwidth. Both bandwidths are measured by the same
-//! multi-threaded read loop over the same worker pool.
+//! multi-threaded read loop over the same worker pool (`kaiyuan_kernels::probe`, also behind
+//! `kaiyuan bench --bandwidth`).
 
 use kaiyuan_kernels::ops::{matvec, WeightMatrix};
+use kaiyuan_kernels::probe::{best_time, probe_buffer, read_bandwidth};
 use kaiyuan_kernels::quant::testing::{random_blocks, Rng};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_kernels::{simd_level, DType};
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const DRAM_BYTES: usize = 512 << 20;
 
@@ -74,44 +76,12 @@ fn parse_args() -> Args {
     args
 }
 
-/// Runs `f` repeatedly for about `budget`, returns the best per-call time.
-fn best_time(budget: Duration, mut f: impl FnMut()) -> Duration {
-    f(); // warm-up
-    let start = Instant::now();
-    let mut best = Duration::MAX;
-    while start.elapsed() < budget {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed());
-    }
-    best
-}
-
-/// Read bandwidth in GB/s over `buf`, split across the pool's threads.
-fn read_bandwidth(pool: &ThreadPool, buf: &[u64], budget: Duration) -> f64 {
-    let t = best_time(budget, || {
-        pool.run(|i, n| {
-            let chunk = buf.len().div_ceil(n);
-            let part = &buf[(i * chunk).min(buf.len())..((i + 1) * chunk).min(buf.len())];
-            // Four independent accumulators so the loop is load-bound, not add-bound.
-            let mut acc = [0u64; 4];
-            for c in part.chunks_exact(4) {
-                for k in 0..4 {
-                    acc[k] = acc[k].wrapping_add(c[k]);
-                }
-            }
-            black_box(acc);
-        })
-    });
-    (buf.len() * 8) as f64 / t.as_secs_f64() / 1e9
-}
-
 fn main() {
     let args = parse_args();
     let budget = Duration::from_millis(if args.quick { 300 } else { 1500 });
     let mut rng = Rng::new(7);
     println!("SIMD level: {}", simd_level().name());
-    let dram: Vec<u64> = (0..DRAM_BYTES / 8).map(|i| i as u64).collect();
+    let dram = probe_buffer(DRAM_BYTES);
 
     println!("| format | matrix | threads | GB/s | bandwidth GB/s (where the data lives) | % of bandwidth |");
     println!("|---|---|---|---|---|---|");
@@ -151,7 +121,7 @@ fn main() {
                 let bw = if large {
                     dram_bw
                 } else {
-                    let cached: Vec<u64> = (0..bytes / 8).map(|i| i as u64).collect();
+                    let cached = probe_buffer(bytes);
                     read_bandwidth(&pool, &cached, budget)
                 };
                 println!(

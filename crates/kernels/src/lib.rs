@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod dtype;
 pub mod half;
 pub mod ops;
+pub mod probe;
 pub mod quant;
 pub mod threads;
 

@@ -1,9 +1,12 @@
 //! The subcommands of the `kaiyuan` binary, one module each.
 
+pub mod bench;
+pub mod chat;
 pub mod inspect;
 mod model_file;
 pub mod perplexity;
 pub mod run;
+mod sampling_args;
 pub mod serve;
 pub mod template;
 pub mod tokenize;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kaiyuan_chat::{pick_builtin, ChatTemplate};
+use kaiyuan_chat::{builtin, pick_builtin, ChatTemplate, BUILTIN_NAMES};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
 
@@ -42,8 +42,6 @@ impl ModelFile {
     /// The file's chat template, or a built-in one chosen from its metadata; the second
     /// value says which built-in was chosen and why (`None` when the file has its own).
     pub fn chat_template(&self) -> anyhow::Result<(ChatTemplate, Option<String>)> {
-        let bos = self.token_text(self.tokenizer.bos_id());
-        let eos = self.token_text(self.tokenizer.eos_id());
         let own = self
             .gguf
             .get_str("tokenizer.chat_template")
@@ -60,10 +58,59 @@ impl ModelFile {
                 (choice.source.to_string(), Some(note))
             }
         };
-        let template = ChatTemplate::new(&source, bos.as_deref(), eos.as_deref())
+        Ok((self.compile_template(&source)?, note))
+    }
+
+    /// The built-in template called `name` (`chatml`, `llama3`, `gemma`), for this model's
+    /// BOS/EOS and control tokens.
+    pub fn builtin_template(&self, name: &str) -> anyhow::Result<ChatTemplate> {
+        let Some(source) = builtin(name) else {
+            anyhow::bail!(
+                "no built-in chat template is called {name:?} (there are: {})",
+                BUILTIN_NAMES.join(", ")
+            );
+        };
+        self.compile_template(source)
+    }
+
+    fn compile_template(&self, source: &str) -> anyhow::Result<ChatTemplate> {
+        let bos = self.token_text(self.tokenizer.bos_id());
+        let eos = self.token_text(self.tokenizer.eos_id());
+        Ok(ChatTemplate::new(source, bos.as_deref(), eos.as_deref())
             .context("cannot compile the chat template")?
-            .with_control_tokens(self.control_token_texts());
-        Ok((template, note))
+            .with_control_tokens(self.control_token_texts()))
+    }
+
+    /// Tokens that end a reply: EOS, EOT, and the control tokens chat formats end a turn
+    /// with (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`...) that this vocabulary has.
+    pub fn end_of_turn_ids(&self) -> Vec<u32> {
+        const END_OF_TURN: [&str; 12] = [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|eom_id|>",
+            "<|end_of_text|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|end|>",
+            "<|return|>",
+            "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+            "</s>",
+            "<eos>",
+            "<EOT>",
+        ];
+        let tok = &self.tokenizer;
+        let mut ids: Vec<u32> = [tok.eos_id(), tok.eot_id()].into_iter().flatten().collect();
+        for id in 0..tok.vocab_size() as u32 {
+            let control = matches!(tok.token_type(id), Some(TokenType::Control));
+            if control && !ids.contains(&id) {
+                if let Some(text) = self.token_text(Some(id)) {
+                    if END_OF_TURN.contains(&text.as_str()) {
+                        ids.push(id);
+                    }
+                }
+            }
+        }
+        ids
     }
 
     /// Texts of control and user-defined tokens (the template's markup vocabulary).

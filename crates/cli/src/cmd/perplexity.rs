@@ -8,7 +8,7 @@ use anyhow::Context;
 use kaiyuan_kernels::threads::ThreadPool;
 
 use super::model_file::ModelFile;
-use super::run::threads;
+use super::sampling_args::threads;
 
 #[derive(clap::Args)]
 pub struct PerplexityArgs {
@@ -38,7 +38,7 @@ pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
     let tok = &file.tokenizer;
     let tokens = tok.encode_with_bos_eos(&text, false);
     let bos = if tok.add_bos() { tok.bos_id() } else { None };
-    let pool = ThreadPool::new(threads(args.threads));
+    let pool = ThreadPool::new(threads(args.threads)?);
     let start = Instant::now();
     let result = kaiyuan_model::perplexity(&model, &pool, &tokens, args.ctx, bos)?;
     for (i, nll) in result.window_mean_nll.iter().enumerate() {

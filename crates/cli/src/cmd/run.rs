@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
-use kaiyuan_engine::sampling::{Sampler, SamplingParams, TokenHistory};
+use kaiyuan_engine::sampling::{Sampler, TokenHistory};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
 use super::model_file::ModelFile;
+use super::sampling_args::{threads, SamplingArgs};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -23,21 +24,8 @@ pub struct RunArgs {
     /// Tokens to generate at most.
     #[arg(short = 'n', long, default_value_t = 128)]
     pub n_predict: usize,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long = "temp", default_value_t = 0.8)]
-    pub temperature: f32,
-    /// Keep only the K most likely tokens (0: off).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Nucleus sampling threshold (1: off).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than this fraction of the most likely one (0: off).
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Seed for sampling (default: random, printed to stderr).
-    #[arg(long)]
-    pub seed: Option<u64>,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Threads (default: all cores).
     #[arg(short, long)]
     pub threads: Option<usize>,
@@ -47,10 +35,6 @@ pub struct RunArgs {
     /// Recognise control tokens written in the prompt (e.g. `<|im_start|>`).
     #[arg(long)]
     pub special: bool,
-}
-
-pub fn threads(requested: Option<usize>) -> usize {
-    requested.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -70,16 +54,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.n_predict
         );
     }
-    let params = SamplingParams {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        min_p: args.min_p,
-        seed: args.seed,
-        ..SamplingParams::default()
-    };
+    let params = args.sampling.params();
     let mut sampler = Sampler::new(params, model.config().vocab_size)?;
-    let n_threads = threads(args.threads);
+    let n_threads = threads(args.threads)?;
     let pool = ThreadPool::new(n_threads);
     let mut session = Session::new(&model, ctx);
     let mut history = TokenHistory::new();

@@ -1,0 +1,73 @@
+//! Memory read-bandwidth probe: how fast the worker pool can stream a buffer, the ceiling a
+//! memory-bound kernel (decode's mat-vecs) is compared against. Used by the mat-vec benchmark
+//! and `kaiyuan bench --bandwidth`.
+//!
+//! Method: each thread sums its contiguous share of a `u64` buffer with four independent
+//! accumulators (so the loop is bound by loads, not by the add chain); the best time of
+//! repeated passes over the whole buffer gives bytes ÷ seconds. A buffer much larger than the
+//! last-level cache measures DRAM; one that fits measures that cache level.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use crate::threads::ThreadPool;
+
+/// Runs `f` once to warm up, then repeatedly for about `budget`; returns the best time of one
+/// call.
+pub fn best_time(budget: Duration, mut f: impl FnMut()) -> Duration {
+    f();
+    let start = Instant::now();
+    let mut best = Duration::MAX;
+    while start.elapsed() < budget || best == Duration::MAX {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed());
+    }
+    best
+}
+
+/// Read bandwidth in GB/s (10⁹ bytes per second) over `buf`, split across the pool's threads;
+/// the best of the passes made in about `budget`.
+pub fn read_bandwidth(pool: &ThreadPool, buf: &[u64], budget: Duration) -> f64 {
+    let t = best_time(budget, || {
+        pool.run(|i, n| {
+            let chunk = buf.len().div_ceil(n);
+            let part = &buf[(i * chunk).min(buf.len())..((i + 1) * chunk).min(buf.len())];
+            let mut acc = [0u64; 4];
+            for c in part.chunks_exact(4) {
+                for k in 0..4 {
+                    acc[k] = acc[k].wrapping_add(c[k]);
+                }
+            }
+            black_box(acc);
+        })
+    });
+    (buf.len() * 8) as f64 / t.as_secs_f64().max(1e-12) / 1e9
+}
+
+/// A buffer of `bytes` (rounded down to whole `u64`s, at least one) with every page written,
+/// so that timing does not include first-touch page faults.
+pub fn probe_buffer(bytes: usize) -> Vec<u64> {
+    (0..(bytes / 8).max(1)).map(|i| i as u64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidth_is_positive_and_finite() {
+        let pool = ThreadPool::new(2);
+        let buf = probe_buffer(1 << 20);
+        let gbs = read_bandwidth(&pool, &buf, Duration::from_millis(20));
+        assert!(gbs.is_finite() && gbs > 0.0, "{gbs}");
+    }
+
+    #[test]
+    fn tiny_buffers_and_zero_budget_work() {
+        let pool = ThreadPool::new(3);
+        let buf = probe_buffer(0);
+        assert_eq!(buf.len(), 1);
+        assert!(read_bandwidth(&pool, &buf, Duration::ZERO) > 0.0);
+    }
+}
