@@ -7,6 +7,7 @@
 //! the AVX2 versions do, and every f16 value converts exactly, so the SIMD versions differ
 //! from them only by FMA rounding.
 
+#[cfg(target_arch = "x86_64")]
 use crate::dispatch::{simd_level, SimdLevel};
 use crate::half::f16_to_f32;
 

@@ -154,6 +154,9 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
 /// bit-identical per row to that level's single-row kernel. The caller
 /// ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
+    // Only x86-64 has four-row kernels so far.
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dtype;
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => match dtype {
