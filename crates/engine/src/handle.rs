@@ -143,14 +143,15 @@ impl Engine {
         metrics
             .kv_blocks_total
             .store(kv_blocks as u64, Ordering::Relaxed);
-        let eog = worker::end_of_generation_ids(&tokenizer);
+        let eog = tokenizer.end_of_generation_ids();
         let config_max_queue = config.max_queue;
         let (tx, rx) = mpsc::channel();
         let thread = {
             let metrics = Arc::clone(&metrics);
+            let eog = eog.clone();
             std::thread::Builder::new()
                 .name("kaiyuan-engine".into())
-                .spawn(move || worker::run(model, tokenizer, config, rx, metrics))
+                .spawn(move || worker::run(model, tokenizer, config, eog, rx, metrics))
                 .expect("invariant: the OS can start one more thread at start-up")
         };
         EngineHandle {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{BatchSeq, KvCache, LogitsWanted, Model, Scratch};
-use kaiyuan_tokenizer::{TokenType, Tokenizer};
+use kaiyuan_tokenizer::Tokenizer;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::handle::{Command, EngineConfig, Submission};
@@ -19,36 +19,6 @@ use crate::output::Output;
 use crate::request::{Event, FinishReason, Finished, RequestId, TokenEvent, Usage};
 use crate::sampling::{Sampler, TokenHistory};
 use crate::scheduler::{Chunk, Scheduler, SeqState};
-
-/// Control-token texts that end a turn in the chat formats we know, besides the ids the
-/// GGUF names (EOS, EOT): a chat model often marks its turn end with one of these while
-/// its EOS is another token.
-const END_OF_TURN_TEXTS: &[&str] = &[
-    "<|im_end|>",
-    "<|endoftext|>",
-    "<|eot_id|>",
-    "<|end_of_text|>",
-    "<end_of_turn>",
-    "<|end|>",
-    "<｜end▁of▁sentence｜>",
-    "</s>",
-];
-
-/// The ids that end generation: EOS, EOT and control tokens spelled like a turn end.
-pub(crate) fn end_of_generation_ids(tok: &Tokenizer) -> Vec<u32> {
-    let mut ids: Vec<u32> = [tok.eos_id(), tok.eot_id()].into_iter().flatten().collect();
-    for id in 0..tok.vocab_size() as u32 {
-        if tok.token_type(id) != Some(TokenType::Control) || ids.contains(&id) {
-            continue;
-        }
-        if let Ok(bytes) = tok.piece_bytes(id, true) {
-            if END_OF_TURN_TEXTS.iter().any(|t| t.as_bytes() == bytes) {
-                ids.push(id);
-            }
-        }
-    }
-    ids
-}
 
 /// A request the engine is working on, apart from its scheduler state.
 struct Active<'t> {
@@ -84,6 +54,7 @@ pub(crate) fn run(
     model: Model,
     tok: Arc<Tokenizer>,
     config: EngineConfig,
+    eog: Vec<u32>,
     rx: mpsc::Receiver<Command>,
     metrics: Arc<EngineMetrics>,
 ) {
@@ -91,7 +62,7 @@ pub(crate) fn run(
     let mut w = Worker {
         model: &model,
         tok: &tok,
-        eog: end_of_generation_ids(&tok),
+        eog,
         pool: ThreadPool::new(config.threads),
         kv: KvCache::new(model.config(), num_blocks),
         scratch: Scratch::new(),

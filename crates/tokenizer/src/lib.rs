@@ -264,6 +264,39 @@ impl Tokenizer {
         StreamDecoder::new(self, render_special)
     }
 
+    /// The ids that end generation: EOS, EOT, and the control tokens chat formats end a turn
+    /// with (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, ...) that this vocabulary has — a
+    /// chat model often ends its turn with one of these while its EOS is another token.
+    /// Scans the vocabulary: call once per model.
+    pub fn end_of_generation_ids(&self) -> Vec<u32> {
+        const END_OF_TURN: [&str; 12] = [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|eom_id|>",
+            "<|end_of_text|>",
+            "<end_of_turn>",
+            "<|endoftext|>",
+            "<|end|>",
+            "<|return|>",
+            "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+            "</s>",
+            "<eos>",
+            "<EOT>",
+        ];
+        let mut ids: Vec<u32> = [self.eos, self.eot].into_iter().flatten().collect();
+        for id in 0..self.vocab_size() as u32 {
+            if self.token_type(id) != Some(TokenType::Control) || ids.contains(&id) {
+                continue;
+            }
+            if let Ok(bytes) = self.piece_bytes(id, true) {
+                if END_OF_TURN.iter().any(|t| t.as_bytes() == bytes) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
     pub fn vocab_size(&self) -> usize {
         self.pieces.len()
     }

@@ -81,38 +81,6 @@ impl ModelFile {
             .with_control_tokens(self.control_token_texts()))
     }
 
-    /// Tokens that end a reply: EOS, EOT, and the control tokens chat formats end a turn
-    /// with (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`...) that this vocabulary has.
-    pub fn end_of_turn_ids(&self) -> Vec<u32> {
-        const END_OF_TURN: [&str; 12] = [
-            "<|im_end|>",
-            "<|eot_id|>",
-            "<|eom_id|>",
-            "<|end_of_text|>",
-            "<end_of_turn>",
-            "<|endoftext|>",
-            "<|end|>",
-            "<|return|>",
-            "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
-            "</s>",
-            "<eos>",
-            "<EOT>",
-        ];
-        let tok = &self.tokenizer;
-        let mut ids: Vec<u32> = [tok.eos_id(), tok.eot_id()].into_iter().flatten().collect();
-        for id in 0..tok.vocab_size() as u32 {
-            let control = matches!(tok.token_type(id), Some(TokenType::Control));
-            if control && !ids.contains(&id) {
-                if let Some(text) = self.token_text(Some(id)) {
-                    if END_OF_TURN.contains(&text.as_str()) {
-                        ids.push(id);
-                    }
-                }
-            }
-        }
-        ids
-    }
-
     /// Texts of control and user-defined tokens (the template's markup vocabulary).
     pub fn control_token_texts(&self) -> Vec<String> {
         (0..self.tokenizer.vocab_size() as u32)

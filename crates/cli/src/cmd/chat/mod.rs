@@ -80,7 +80,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let seed = sampler.seed();
     let limits = Limits {
         max_reply_tokens: args.n_predict,
-        stop_tokens: file.end_of_turn_ids(),
+        stop_tokens: file.tokenizer.end_of_generation_ids(),
     };
     let mut conversation = Conversation::new(
         &file.tokenizer,
