@@ -21,6 +21,7 @@ use crate::extract::ApiJson;
 use crate::generate::{self, Job};
 use crate::log::RequestLog;
 use crate::prompt::encode_rendered;
+use crate::routes::common::{into_response, resolve_model};
 use crate::sse::{self, to_json, ChunkFormat};
 use crate::state::{unix_now, AppState, ServedModel};
 
@@ -33,11 +34,12 @@ pub async fn handle(
     let result = async {
         let ApiJson(body) = body?;
         let params = validate::chat(&body)?;
-        // The name asked for until one is resolved (a 404 shows what was asked).
-        log.model(params.model.as_deref().unwrap_or("-"));
-        let model = state.resolve(params.model.as_deref())?;
-        log.model(&model.name);
-        log.user(params.gen.user.as_deref());
+        let model = resolve_model(
+            &state,
+            params.model.as_deref(),
+            params.gen.user.as_deref(),
+            &mut log,
+        )?;
         let result = run(&model, params, id, &mut log).await;
         if let Err(e) = &result {
             model.counters.count(e);
@@ -45,10 +47,7 @@ pub async fn handle(
         result
     }
     .await;
-    result.unwrap_or_else(|e| {
-        log.status(e.log_status());
-        e.into_response()
-    })
+    into_response(result, &mut log)
 }
 
 async fn run(

@@ -5,20 +5,45 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::api::validate::{sampling_error, GenParams};
 use crate::error::ApiError;
+use axum::response::{IntoResponse, Response};
 use kaiyuan_engine::Usage;
 
 use crate::generate::{self, ChoiceOutcome, Job};
 use crate::log::RequestLog;
-use crate::state::ServedModel;
+use crate::state::{AppState, ServedModel};
 
 /// `system_fingerprint` of every response: the server version (the weights are in `model`).
 pub const SYSTEM_FINGERPRINT: &str = concat!("fp_kaiyuan_", env!("CARGO_PKG_VERSION"));
 
 /// A fresh response id: `prefix-` and 24 hex digits.
+/// The served model a request names, logging the name asked for until one is resolved (so
+/// a 404 shows what was asked), then the one served, and the request's `user`.
+pub fn resolve_model(
+    state: &AppState,
+    asked: Option<&str>,
+    user: Option<&str>,
+    log: &mut RequestLog,
+) -> Result<Arc<ServedModel>, ApiError> {
+    log.model(asked.unwrap_or("-"));
+    let model = state.resolve(asked)?;
+    log.model(&model.name);
+    log.user(user);
+    Ok(model)
+}
+
+/// The HTTP response of a generation endpoint's result, logging the status of an error.
+pub fn into_response(result: Result<Response, ApiError>, log: &mut RequestLog) -> Response {
+    result.unwrap_or_else(|e| {
+        log.status(e.log_status());
+        e.into_response()
+    })
+}
+
 pub fn new_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();

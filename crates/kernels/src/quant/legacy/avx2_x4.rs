@@ -60,6 +60,21 @@ fn sum_blocks_x4(
     out
 }
 
+/// The activation side shared by every weight type with Q8_0 activations (signed quants):
+/// `(d_w·d_a, i32 sums, 0)` for block `i` of the activation row at `a`.
+///
+/// # Safety
+/// Block `i` lies inside the row at `a`; the CPU has AVX2/FMA/F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_act(a: *const u8, wb: WeightBlock, i: usize) -> (f32, __m256i, f32) {
+    // SAFETY: the caller guarantees block i of the row at `a` is readable.
+    unsafe {
+        let ba = a.add(i * Q8_0_SIZE);
+        (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+    }
+}
+
 /// # Safety
 /// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -79,14 +94,8 @@ unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
                 }
             }
         },
-        |wb, i, r| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
-            unsafe {
-                let ba = a[r].add(i * Q8_0_SIZE);
-                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
-            }
-        },
+        // SAFETY: block i < nb lies inside every activation row (caller contract).
+        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
     )
 }
 
@@ -110,14 +119,8 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
                 }
             }
         },
-        |wb, i, r| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
-            unsafe {
-                let ba = a[r].add(i * Q8_0_SIZE);
-                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
-            }
-        },
+        // SAFETY: block i < nb lies inside every activation row (caller contract).
+        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
     )
 }
 
@@ -140,14 +143,8 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
                 }
             }
         },
-        |wb, i, r| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
-            unsafe {
-                let ba = a[r].add(i * Q8_0_SIZE);
-                (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
-            }
-        },
+        // SAFETY: block i < nb lies inside every activation row (caller contract).
+        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
     )
 }
 
