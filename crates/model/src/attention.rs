@@ -3,17 +3,27 @@
 //! `h / (num_heads / num_kv_heads)`), optional sliding window (a query at position `p`
 //! sees keys `p - window + 1 ..= p`) and optional score soft-capping `s·tanh(x/s)`.
 //!
-//! Method: every (query row, head) pair is one work item, run in parallel and each
-//! independently (so results do not depend on batching or thread count): scores by dot
-//! products against the f16 keys read in place from the sequence's KV blocks, softmax,
-//! then the weighted sum of the f16 values. Nothing is copied out of the cache, so the
-//! cost per token grows only with the keys actually attended.
+//! Method: a work item is one query row, one KV head (with all the query heads that share
+//! it, so each key and value is read and converted once per group), and one chunk of
+//! [`KEY_CHUNK`] key positions. An item scores its keys (f16, read in place from the
+//! sequence's KV blocks), takes the exponentials against its own maximum and sums the
+//! weighted values, leaving `(max, sum of weights, weighted sum)` per head. The partial
+//! results of a row's chunks are then merged in chunk order, rescaling each to the common
+//! maximum (the split-softmax identity of Milakov & Gimelshein, "Online normalizer
+//! calculation for softmax", 2018, used by flash-decoding). Chunks are cut at multiples
+//! of [`KEY_CHUNK`] of the absolute position, so where a row is cut depends only on the
+//! row itself: results do not depend on batching or on the thread count, while a long
+//! context still gives every thread work.
 
 use crate::decoder::BatchSeq;
-use crate::kv::{KvCache, BLOCK_TOKENS};
-use kaiyuan_kernels::ops::{axpy_f16, dot_f16, softmax};
+use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
+use kaiyuan_kernels::ops::{axpy_heads_f16, dot_heads_f16};
 use kaiyuan_kernels::threads::ThreadPool;
 use std::cell::Cell;
+
+/// Key positions per work item (a multiple of [`BLOCK_TOKENS`]): long enough that the
+/// merge costs little, short enough that 1024 keys make eight items per KV head.
+pub(crate) const KEY_CHUNK: usize = 8 * BLOCK_TOKENS;
 
 /// Where one query row comes from.
 #[derive(Clone, Copy, Debug)]
@@ -33,18 +43,58 @@ pub(crate) struct AttnShape {
     pub window: Option<usize>,
 }
 
+impl AttnShape {
+    /// Query heads per KV head.
+    fn group(&self) -> usize {
+        self.num_heads / self.num_kv_heads
+    }
+
+    /// Floats of one item's partial result: per head its maximum, its sum of weights and
+    /// its `head_dim` weighted sum.
+    fn partial_len(&self) -> usize {
+        self.group() * (self.head_dim + 2)
+    }
+
+    /// The keys a query at `pos` attends to.
+    fn keys_of(&self, pos: usize) -> (usize, usize) {
+        let first = match self.window {
+            Some(w) => (pos + 1).saturating_sub(w),
+            None => 0,
+        };
+        (first, pos)
+    }
+}
+
+/// One work item: keys `first..=last` of KV head `kv_head` for query row `row`.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    row: usize,
+    kv_head: usize,
+    first: usize,
+    last: usize,
+}
+
+/// Buffers reused across calls (owned by the decoder's scratch).
+#[derive(Default)]
+pub(crate) struct AttnScratch {
+    items: Vec<Item>,
+    /// `group_start[g]..group_start[g + 1]` are the items of (row, KV head) group `g`.
+    group_start: Vec<usize>,
+    partials: Vec<f32>,
+}
+
 thread_local! {
-    /// Attention scores of one query head, reused across calls on this thread.
+    /// Scores of one item (`group × KEY_CHUNK`), reused across calls on this thread.
     static SCORES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// Calls `f(block, first_slot, n, offset)` for each run of positions `first..=last` that
 /// lies in one KV block; `offset` counts positions from `first`.
 fn for_each_block_run(
-    table: &[crate::kv::BlockId],
+    table: &[BlockId],
     first: usize,
     last: usize,
-    mut f: impl FnMut(crate::kv::BlockId, usize, usize, usize),
+    mut f: impl FnMut(BlockId, usize, usize, usize),
 ) {
     let mut p = first;
     while p <= last {
@@ -68,49 +118,143 @@ pub(crate) fn attend(
     seqs: &[BatchSeq],
     q: &[f32],
     out: &mut [f32],
+    scratch: &mut AttnScratch,
 ) {
-    let d = shape.head_dim;
-    let heads = shape.num_heads;
-    let q_dim = heads * d;
-    let group = heads / shape.num_kv_heads;
-    pool.run_split_mut(out, d, |first_item, part| {
-        let mut scores = SCORES.with(Cell::take);
-        for (i, oh) in part.chunks_exact_mut(d).enumerate() {
-            let item = first_item + i;
-            let (r, h) = (item / heads, item % heads);
-            let RowInfo { seq, pos } = rows[r];
-            let table = seqs[seq].block_table;
-            let kv_head = h / group;
-            let first_key = match shape.window {
-                Some(w) => (pos + 1).saturating_sub(w),
-                None => 0,
-            };
-            let n_keys = pos + 1 - first_key;
-            if scores.len() < n_keys {
-                scores.resize(n_keys, 0.0);
+    let AttnScratch {
+        items,
+        group_start,
+        partials,
+    } = scratch;
+    items.clear();
+    group_start.clear();
+    for (row, info) in rows.iter().enumerate() {
+        let (first, last) = shape.keys_of(info.pos);
+        for kv_head in 0..shape.num_kv_heads {
+            group_start.push(items.len());
+            let mut from = first;
+            while from <= last {
+                let to = ((from / KEY_CHUNK + 1) * KEY_CHUNK - 1).min(last);
+                items.push(Item {
+                    row,
+                    kv_head,
+                    first: from,
+                    last: to,
+                });
+                from = to + 1;
             }
-            let scores = &mut scores[..n_keys];
-            let qh = &q[r * q_dim + h * d..r * q_dim + (h + 1) * d];
-            for_each_block_run(table, first_key, pos, |block, slot, n, at| {
-                let keys = kv.key_head(layer, block, kv_head);
-                for (j, s) in scores[at..at + n].iter_mut().enumerate() {
-                    let k = &keys[(slot + j) * d..(slot + j + 1) * d];
-                    let mut x = dot_f16(qh, k) * shape.scale;
-                    if let Some(cap) = shape.softcap {
-                        x = cap * (x / cap).tanh();
-                    }
-                    *s = x;
-                }
-            });
-            softmax(scores);
-            oh.fill(0.0);
-            for_each_block_run(table, first_key, pos, |block, slot, n, at| {
-                let values = kv.value_head(layer, block, kv_head);
-                for (j, &p) in scores[at..at + n].iter().enumerate() {
-                    axpy_f16(oh, p, &values[(slot + j) * d..(slot + j + 1) * d]);
-                }
-            });
+        }
+    }
+    group_start.push(items.len());
+
+    let plen = shape.partial_len();
+    if partials.len() < items.len() * plen {
+        partials.resize(items.len() * plen, 0.0);
+    }
+    let partials = &mut partials[..items.len() * plen];
+    let items: &[Item] = items;
+    pool.run_split_mut(partials, plen, |first_item, part| {
+        let mut scores = SCORES.with(Cell::take);
+        for (i, partial) in part.chunks_exact_mut(plen).enumerate() {
+            let item = &items[first_item + i];
+            let table = seqs[rows[item.row].seq].block_table;
+            attend_chunk(shape, item, table, kv, layer, q, &mut scores, partial);
         }
         SCORES.with(|c| c.set(scores));
     });
+
+    // The merge is a few multiply-adds per head and chunk: run it here unless there is
+    // enough of it to be worth waking the pool (long prompts).
+    let partials: &[f32] = partials;
+    let group_len = shape.group() * shape.head_dim;
+    let merge = |first_group: usize, part: &mut [f32]| {
+        for (i, o) in part.chunks_exact_mut(group_len).enumerate() {
+            let g = first_group + i;
+            let chunks = &partials[group_start[g] * plen..group_start[g + 1] * plen];
+            merge_chunks(shape, chunks, o);
+        }
+    };
+    if items.len() * plen < 1 << 16 {
+        merge(0, out);
+    } else {
+        pool.run_split_mut(out, group_len, merge);
+    }
+}
+
+/// Computes one item's partial result into `partial` (see [`AttnShape::partial_len`]).
+#[allow(clippy::too_many_arguments)]
+fn attend_chunk(
+    shape: &AttnShape,
+    item: &Item,
+    table: &[BlockId],
+    kv: &KvCache,
+    layer: usize,
+    q: &[f32],
+    scores: &mut Vec<f32>,
+    partial: &mut [f32],
+) {
+    let (d, group) = (shape.head_dim, shape.group());
+    let n = item.last + 1 - item.first;
+    if scores.len() < group * n {
+        scores.resize(group * n, 0.0);
+    }
+    let scores = &mut scores[..group * n];
+    let q_dim = shape.num_heads * d;
+    let q_group = &q[item.row * q_dim + item.kv_head * group * d..][..group * d];
+    for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
+        let keys = &kv.key_head(layer, block, item.kv_head)[slot * d..(slot + len) * d];
+        dot_heads_f16(q_group, group, keys, &mut scores[at..], n);
+    });
+
+    let (stats, sums) = partial.split_at_mut(2 * group);
+    for (h, s) in scores.chunks_exact_mut(n).enumerate() {
+        let mut max = f32::NEG_INFINITY;
+        for x in s.iter_mut() {
+            *x *= shape.scale;
+            if let Some(cap) = shape.softcap {
+                *x = cap * (*x / cap).tanh();
+            }
+            max = max.max(*x);
+        }
+        let mut total = 0f32;
+        for x in s.iter_mut() {
+            *x = (*x - max).exp();
+            total += *x;
+        }
+        stats[2 * h] = max;
+        stats[2 * h + 1] = total;
+    }
+    sums.fill(0.0);
+    for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
+        let values = &kv.value_head(layer, block, item.kv_head)[slot * d..(slot + len) * d];
+        axpy_heads_f16(&scores[at..], n, group, values, sums);
+    });
+}
+
+/// Combines the partial results of one (row, KV head) group's chunks, in order, into the
+/// attention output of its query heads (`out` is `[group, head_dim]`).
+fn merge_chunks(shape: &AttnShape, chunks: &[f32], out: &mut [f32]) {
+    let (d, group, plen) = (shape.head_dim, shape.group(), shape.partial_len());
+    for (h, oh) in out.chunks_exact_mut(d).enumerate() {
+        let stat = |c: &[f32]| (c[2 * h], c[2 * h + 1]);
+        let max = chunks
+            .chunks_exact(plen)
+            .map(|c| stat(c).0)
+            .fold(f32::NEG_INFINITY, f32::max);
+        oh.fill(0.0);
+        let mut total = 0f32;
+        for c in chunks.chunks_exact(plen) {
+            let (m, l) = stat(c);
+            let w = (m - max).exp();
+            total += w * l;
+            let sums = &c[2 * group + h * d..2 * group + (h + 1) * d];
+            for (o, s) in oh.iter_mut().zip(sums) {
+                *o += w * s;
+            }
+        }
+        // total >= 1: the chunk holding the maximum contributes exp(0)·(≥ 1).
+        let inv = 1.0 / total;
+        for o in oh.iter_mut() {
+            *o *= inv;
+        }
+    }
 }

@@ -18,7 +18,7 @@
 //! (see `arch/`), never from the architecture's name.
 
 use crate::arch::{self, Activation};
-use crate::attention::{attend, AttnShape, RowInfo};
+use crate::attention::{attend, AttnScratch, AttnShape, RowInfo};
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::ModelError;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
@@ -115,6 +115,7 @@ pub struct Scratch {
     /// Batch rows whose logits are wanted.
     picked: Vec<usize>,
     act: Vec<u8>,
+    attn: AttnScratch,
 }
 
 impl Scratch {
@@ -274,7 +275,7 @@ impl Model {
                 );
             }
             let att = sized(&mut s.att, n_rows * q_dim);
-            attend(pool, &shape, &s.rows, kv, l, seqs, q, att);
+            attend(pool, &shape, &s.rows, kv, l, seqs, q, att, &mut s.attn);
             let proj = sized(&mut s.proj, n_rows * hidden);
             self.project(pool, &lw.wo, att, proj, &mut s.act);
             let x = &mut s.x[..n_rows * hidden];

@@ -18,7 +18,7 @@ use std::fmt;
 
 pub use activation::{geglu, gelu, gelu_erf, silu, swiglu};
 pub use elementwise::{add, add_scaled, mul, scale};
-pub use f16kv::{axpy_f16, axpy_f16_scalar, dot_f16, dot_f16_scalar};
+pub use f16kv::{axpy_heads_f16, axpy_heads_f16_scalar, dot_heads_f16, dot_heads_f16_scalar};
 pub use matmul::{
     matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix, ACT_TILE_BYTES,
 };
