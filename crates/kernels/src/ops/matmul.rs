@@ -5,8 +5,8 @@
 //! format, then every output element is one `vec_dot` of a weight row against an
 //! activation row, so results do not depend on the thread count.
 //!
-//! Tiling of [`matmul`] (`m` activation rows): each thread owns a contiguous chunk of
-//! weight rows. It takes the quantized activations in tiles of at most
+//! Tiling of [`matmul`] (`m` activation rows): the weight rows are cut into contiguous
+//! chunks, a few per thread, which the pool's threads claim as tasks. A task takes the quantized activations in tiles of at most
 //! [`ACT_TILE_BYTES`] (so a tile stays in L2), and for each weight row of its chunk dots
 //! that row against every activation row of the tile while the weight row is hot in L1.
 //! The weight matrix is therefore streamed from memory once per activation tile (once in
@@ -16,7 +16,7 @@
 use super::OpsError;
 use crate::dtype::DType;
 use crate::quant::{row_bytes, weight_kernels, WeightKernels};
-use crate::threads::{split_range, ThreadPool};
+use crate::threads::{split_range, ThreadPool, TASKS_PER_THREAD};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -219,12 +219,13 @@ pub fn matmul_with_scratch(
     let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
     let vec_dot_x4 = w.kernels.vec_dot_x4;
-    // Each thread writes a column block of `y` (all `m` rows, its weight rows), which is
+    // Each task writes a column block of `y` (all `m` rows, its weight rows), which is
     // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
     // nothing (they compile to plain stores), and `run` orders them before our return.
     let out = as_atomic_f32(y);
-    pool.run(|idx, n| {
-        let my_rows = split_range(rows, n, idx);
+    let n_tasks = rows.min(pool.n_threads() * TASKS_PER_THREAD);
+    pool.run_tasks(n_tasks, |task| {
+        let my_rows = split_range(rows, n_tasks, task);
         if my_rows.is_empty() {
             return;
         }

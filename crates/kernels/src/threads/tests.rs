@@ -1,8 +1,9 @@
-//! Tests of the worker pool: every thread runs every job exactly once, results are
+//! Tests of the worker pool: every share of a job runs exactly once, results are
 //! visible to the caller, panics propagate, nesting and concurrent callers work, and
 //! idle pools drop cleanly.
 
 use super::*;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::AtomicU32;
 
 #[test]
@@ -90,8 +91,74 @@ fn split_respects_units() {
     });
     let mut seen = seen.into_inner().unwrap();
     seen.sort_unstable();
-    assert_eq!(seen, vec![(0, 3), (3, 2), (5, 2)]);
+    // Seven units, at most TASKS_PER_THREAD parts per thread: one unit each.
+    assert_eq!(seen, (0..7).map(|u| (u, 1)).collect::<Vec<_>>());
     assert!(data.iter().enumerate().all(|(k, v)| *v as usize == k));
+
+    // More units than parts: 3 threads × TASKS_PER_THREAD contiguous, balanced parts.
+    let mut data = vec![0u32; 100 * 2];
+    let seen = Mutex::new(Vec::new());
+    pool.run_split_mut(&mut data, 2, |first_unit, part| {
+        seen.lock().unwrap().push((first_unit, part.len() / 2));
+    });
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen.len(), 3 * TASKS_PER_THREAD);
+    let mut next = 0;
+    for (first, len) in seen {
+        assert_eq!(first, next);
+        assert!(len == 100 / (3 * TASKS_PER_THREAD) || len == 100 / (3 * TASKS_PER_THREAD) + 1);
+        next += len;
+    }
+    assert_eq!(next, 100);
+}
+
+#[test]
+fn run_tasks_runs_each_task_once_even_with_a_stalled_worker() {
+    let pool = ThreadPool::new(3);
+    for n_tasks in [0usize, 1, 2, 5, 64] {
+        let hits: Vec<AtomicUsize> = (0..n_tasks).map(|_| AtomicUsize::new(0)).collect();
+        pool.run_tasks(n_tasks, |t| {
+            hits[t].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(
+            hits.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+            "{n_tasks} tasks"
+        );
+    }
+    // One task blocks until every other task has run: only possible if the others are
+    // not stuck behind it, i.e. other threads (or the caller) claim them.
+    let done = AtomicUsize::new(0);
+    pool.run_tasks(40, |t| {
+        if t == 0 {
+            let start = Instant::now();
+            while done.load(Ordering::Acquire) < 39 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "tasks were not claimed"
+                );
+                std::thread::yield_now();
+            }
+        } else {
+            done.fetch_add(1, Ordering::Release);
+        }
+    });
+    assert_eq!(done.into_inner(), 39);
+}
+
+#[test]
+fn caller_does_not_wait_for_workers_that_never_joined() {
+    // Workers asleep on the condition variable: the caller may finish every task before
+    // any wakes; results must be complete either way, many times over.
+    let pool = ThreadPool::new(4);
+    for _ in 0..50 {
+        std::thread::sleep(SPIN_TIME * 3);
+        let sum = AtomicUsize::new(0);
+        pool.run_tasks(8, |t| {
+            sum.fetch_add(t, Ordering::Relaxed);
+        });
+        assert_eq!(sum.into_inner(), 28);
+    }
 }
 
 #[test]
