@@ -153,16 +153,8 @@ pub fn matvec_with_scratch(
         y.len(),
         w.rows
     );
-    let act_bytes = w.act_row_bytes();
-    let act = grow(scratch, act_bytes);
-    (w.kernels.quantize_act)(x, act);
-    let act: &[u8] = act;
-    let (vec_dot, cols) = (w.kernels.vec_dot, w.cols);
-    pool.run_split_mut(y, 1, |first_row, ys| {
-        for (k, yi) in ys.iter_mut().enumerate() {
-            *yi = vec_dot(cols, w.row(first_row + k), act);
-        }
-    });
+    // One activation row: the mat-mat path with m = 1 (same kernels, same bits).
+    matmul_with_scratch(pool, w, x, y, scratch);
 }
 
 /// `y = x·Wᵀ` for `m` activation rows: `x` is `[m, cols]` and `y` is `[m, rows]`, both
@@ -219,6 +211,7 @@ pub fn matmul_with_scratch(
     let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
     let vec_dot_x4 = w.kernels.vec_dot_x4;
+    let vec_dot_rows4 = w.kernels.vec_dot_rows4;
     // Each task writes a column block of `y` (all `m` rows, its weight rows), which is
     // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
     // nothing (they compile to plain stores), and `run` orders them before our return.
@@ -232,7 +225,22 @@ pub fn matmul_with_scratch(
         for tile_start in (0..m).step_by(tile_rows) {
             let tile = tile_start..(tile_start + tile_rows).min(m);
             let act = |j: usize| &acts[j * act_bytes..(j + 1) * act_bytes];
-            for r in my_rows.clone() {
+            let mut r = my_rows.start;
+            // Fewer than four activation rows (decoding): four weight rows per pass where
+            // a kernel exists, each activation block loaded once for the four.
+            if let (Some(rows4), true) = (vec_dot_rows4, tile.len() < 4) {
+                while r + 4 <= my_rows.end {
+                    let w4 = [w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)];
+                    for j in tile.clone() {
+                        let v = rows4(cols, w4, act(j));
+                        for (k, v) in v.into_iter().enumerate() {
+                            out[j * rows + r + k].store(v.to_bits(), Ordering::Relaxed);
+                        }
+                    }
+                    r += 4;
+                }
+            }
+            for r in r..my_rows.end {
                 let w_row = w.row(r);
                 let mut j = tile.start;
                 // Four activation rows per weight-row pass where a kernel exists: the

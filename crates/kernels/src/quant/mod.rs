@@ -36,6 +36,9 @@ pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 /// One weight row against four activation rows: `[dot(w, a[0]), …, dot(w, a[3])]`, each
 /// bit-identical to the [`VecDotFn`] of the same type and level.
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+/// Four weight rows against one activation row: `[dot(w[0], a), …, dot(w[3], a)]`, each
+/// bit-identical to the [`VecDotFn`] of the same type and level.
+pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8]) -> [f32; 4];
 
 /// The activation type a weight type's dot product consumes, or `None` if the weight
 /// type cannot be used in dot products.
@@ -100,6 +103,16 @@ pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     legacy::vec_dot_x4_fn(dtype, level)
 }
 
+/// The four-weight-row dot product for weight type `dtype` at exactly `level`, if there
+/// is one and this CPU runs it.
+pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
+    // As in `vec_dot_fn`: this check makes handing out target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    legacy::vec_dot_rows4_fn(dtype, level)
+}
+
 /// The kernels for one weight type, resolved once for this process's [`simd_level`].
 #[derive(Clone, Copy, Debug)]
 pub struct WeightKernels {
@@ -113,6 +126,9 @@ pub struct WeightKernels {
     /// Four activation rows at once, bit-identical per row to `vec_dot` (present only
     /// where it exists at the same level as `vec_dot`).
     pub vec_dot_x4: Option<VecDotX4Fn>,
+    /// Four weight rows at once, bit-identical per row to `vec_dot` (present only where
+    /// it exists at the same level as `vec_dot`).
+    pub vec_dot_rows4: Option<VecDotRows4Fn>,
 }
 
 /// Levels to try, best first, when running at `level`.
@@ -138,6 +154,7 @@ fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
         quantize_act: levels.iter().find_map(|&l| quantize_fn(act, l))?,
         vec_dot,
         vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
+        vec_dot_rows4: vec_dot_rows4_fn(dtype, dot_level),
     })
 }
 
@@ -193,6 +210,39 @@ mod tests {
                         assert_eq!(
                             got[r].to_bits(),
                             dot(n, &w, &acts[r]).to_bits(),
+                            "{t} {} nb={nb} row {r}",
+                            level.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn four_weight_row_dots_are_bit_identical_to_single_row_dots() {
+        use crate::quant::testing::{random_blocks, Rng};
+        let mut rng = Rng::new(12);
+        for level in SimdLevel::available() {
+            for t in DType::all() {
+                let Some(rows4) = vec_dot_rows4_fn(t, level) else {
+                    continue;
+                };
+                let dot = vec_dot_fn(t, level).expect("rows4 implies a single-row kernel");
+                let act = activation_type(t).unwrap();
+                for nb in [1usize, 2, 3, 7, 20] {
+                    let n = nb * t.block_size();
+                    let w: Vec<Vec<u8>> = (0..4)
+                        .map(|_| random_blocks(t, nb, &mut rng).unwrap())
+                        .collect();
+                    let x = rng.vec_f32(n, 3.0);
+                    let mut a = vec![0u8; nb * act.type_size()];
+                    quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, &mut a);
+                    let got = rows4(n, [&w[0], &w[1], &w[2], &w[3]], &a);
+                    for r in 0..4 {
+                        assert_eq!(
+                            got[r].to_bits(),
+                            dot(n, &w[r], &a).to_bits(),
                             "{t} {} nb={nb} row {r}",
                             level.name()
                         );

@@ -36,7 +36,7 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotX4Fn};
+use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn};
 
 /// Bytes per block of each format (the table above).
 pub(super) const Q4_0_SIZE: usize = 18;
@@ -77,6 +77,8 @@ macro_rules! safe_vec_dots {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_rows4;
 #[cfg(target_arch = "x86_64")]
 mod avx2_x4;
 #[cfg(target_arch = "x86_64")]
@@ -164,6 +166,25 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
             DType::Q4_1 => Some(avx2_x4::vec_dot_x4_q4_1_q8_1 as VecDotX4Fn),
             DType::Q5_0 => Some(avx2_x4::vec_dot_x4_q5_0_q8_0 as VecDotX4Fn),
             DType::Q8_0 => Some(avx2_x4::vec_dot_x4_q8_0_q8_0 as VecDotX4Fn),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The four-weight-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
+/// bit-identical per row to that level's single-row kernel. The caller
+/// ([`crate::quant::vec_dot_rows4_fn`]) has already checked that the CPU supports `level`.
+pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dtype;
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => match dtype {
+            DType::Q4_0 => Some(avx2_rows4::vec_dot_rows4_q4_0_q8_0 as VecDotRows4Fn),
+            DType::Q4_1 => Some(avx2_rows4::vec_dot_rows4_q4_1_q8_1 as VecDotRows4Fn),
+            DType::Q5_0 => Some(avx2_rows4::vec_dot_rows4_q5_0_q8_0 as VecDotRows4Fn),
+            DType::Q8_0 => Some(avx2_rows4::vec_dot_rows4_q8_0_q8_0 as VecDotRows4Fn),
             _ => None,
         },
         _ => None,

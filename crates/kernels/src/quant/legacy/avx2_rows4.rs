@@ -1,0 +1,205 @@
+//! AVX2 dot products of four weight rows with one activation row, for the mat-vec of
+//! decoding: each activation block is loaded (and its scale converted) once for the four
+//! rows, four independent weight streams keep more cache-line fills in flight, and the
+//! per-row call and loop overhead is paid once per four rows.
+//!
+//! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
+//! pair of rows: per weight row the same values are formed and accumulated in the same
+//! order (two accumulators for even/odd blocks, the same final sum), so decoding through
+//! this kernel or through the single-row one gives the same bits.
+
+use super::avx2::{dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, fma_block, load32, nibbles};
+use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
+use crate::quant::x86::{hsum_ps, prefetch_ahead};
+use std::arch::x86_64::*;
+
+/// An activation block as the four weight rows need it.
+#[derive(Clone, Copy)]
+struct ActBlock {
+    /// 32 signed quants.
+    q: __m256i,
+    /// Scale, and (Q8_1) the scaled sum of the quants.
+    d: f32,
+    s: f32,
+}
+
+/// [`super::avx2`]'s `sum_blocks` for four weight rows: `act(i)` loads activation block
+/// `i`, `weight(a, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for weight row `r`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sum_blocks_rows4(
+    nb: usize,
+    act: impl Fn(usize) -> ActBlock,
+    weight: impl Fn(ActBlock, usize, usize) -> (f32, __m256i, f32),
+) -> [f32; 4] {
+    let mut acc0 = [_mm256_setzero_ps(); 4];
+    let mut acc1 = [_mm256_setzero_ps(); 4];
+    let mut summs = [0f32; 4];
+    let mut i = 0;
+    while i + 2 <= nb {
+        let (a0, a1) = (act(i), act(i + 1));
+        for r in 0..4 {
+            let (d0, s0, m0) = weight(a0, i, r);
+            let (d1, s1, m1) = weight(a1, i + 1, r);
+            acc0[r] = fma_block(acc0[r], d0, s0);
+            acc1[r] = fma_block(acc1[r], d1, s1);
+            summs[r] += m0 + m1;
+        }
+        i += 2;
+    }
+    if i < nb {
+        let a0 = act(i);
+        for r in 0..4 {
+            let (d0, s0, m0) = weight(a0, i, r);
+            acc0[r] = fma_block(acc0[r], d0, s0);
+            summs[r] += m0;
+        }
+    }
+    let mut out = [0f32; 4];
+    for r in 0..4 {
+        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
+    }
+    out
+}
+
+/// Block `i` of the Q8_0 activation row at `a`.
+///
+/// # Safety
+/// Block `i` lies inside the row at `a`; the CPU has AVX2/FMA/F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_act(a: *const u8, i: usize) -> ActBlock {
+    // SAFETY: the caller guarantees block i of the row at `a` is readable.
+    unsafe {
+        let ba = a.add(i * Q8_0_SIZE);
+        ActBlock {
+            q: load32(ba.add(2)),
+            d: f16_at(ba),
+            s: 0.0,
+        }
+    }
+}
+
+/// Block `i` of weight row `w`, `size` bytes per block, prefetching ahead in that row.
+///
+/// # Safety
+/// Block `i` lies inside the row at `w`.
+#[inline(always)]
+unsafe fn weight_block(w: *const u8, i: usize, size: usize) -> *const u8 {
+    // SAFETY: the caller guarantees block i of the row is in bounds.
+    let bw = unsafe { w.add(i * size) };
+    prefetch_ahead(bw, 1);
+    bw
+}
+
+/// # Safety
+/// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    sum_blocks_rows4(
+        nb,
+        // SAFETY: block i < nb lies inside the activation row (caller contract).
+        |i| unsafe { q8_0_act(a, i) },
+        |ab, i, r| {
+            // SAFETY: block i < nb lies inside every weight row (caller contract).
+            unsafe {
+                let bw = weight_block(w[r], i, Q4_0_SIZE);
+                let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
+                (f16_at(bw) * ab.d, dot_i8_i8(x, ab.q), 0.0)
+            }
+        },
+    )
+}
+
+/// # Safety
+/// As [`q4_0_q8_0`], for Q5_0 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    sum_blocks_rows4(
+        nb,
+        // SAFETY: block i < nb lies inside the activation row (caller contract).
+        |i| unsafe { q8_0_act(a, i) },
+        |ab, i, r| {
+            // SAFETY: block i < nb lies inside every weight row (caller contract).
+            unsafe {
+                let bw = weight_block(w[r], i, Q5_0_SIZE);
+                let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
+                let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+                (f16_at(bw) * ab.d, dot_i8_i8(x, ab.q), 0.0)
+            }
+        },
+    )
+}
+
+/// # Safety
+/// As [`q4_0_q8_0`], for Q8_0 weights.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    sum_blocks_rows4(
+        nb,
+        // SAFETY: block i < nb lies inside the activation row (caller contract).
+        |i| unsafe { q8_0_act(a, i) },
+        |ab, i, r| {
+            // SAFETY: block i < nb lies inside every weight row (caller contract).
+            unsafe {
+                let bw = weight_block(w[r], i, Q8_0_SIZE);
+                let isum = dot_i8_i8(load32(bw.add(2)), ab.q);
+                (f16_at(bw) * ab.d, isum, 0.0)
+            }
+        },
+    )
+}
+
+/// # Safety
+/// Each of `w` holds `nb` Q4_1 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    sum_blocks_rows4(
+        nb,
+        |i| {
+            // SAFETY: block i < nb lies inside the activation row (caller contract).
+            unsafe {
+                let ba = a.add(i * Q8_1_SIZE);
+                ActBlock {
+                    q: load32(ba.add(8)),
+                    d: f32_at(ba),
+                    s: f32_at(ba.add(4)),
+                }
+            }
+        },
+        |ab, i, r| {
+            // SAFETY: block i < nb lies inside every weight row (caller contract).
+            unsafe {
+                let bw = weight_block(w[r], i, Q4_1_SIZE);
+                (
+                    f16_at(bw) * ab.d,
+                    dot_u8_i8(nibbles(bw.add(4)), ab.q),
+                    f16_at(bw.add(2)) * ab.s,
+                )
+            }
+        },
+    )
+}
+
+macro_rules! safe_rows4 {
+    ($($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
+        pub(super) fn $name(n: usize, w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
+            let mut nb = 0;
+            for row in w {
+                nb = check_dot_args(n, row, $w, a, $a);
+            }
+            // SAFETY: check_dot_args asserted that every weight row and `a` hold `nb`
+            // blocks, all the kernel reads. This fn is only handed out by
+            // `legacy::vec_dot_rows4_fn` for `SimdLevel::Avx2` after
+            // `quant::vec_dot_rows4_fn` checked that the CPU supports it.
+            unsafe { $kernel(nb, w.map(|r| r.as_ptr()), a.as_ptr()) }
+        }
+    )*};
+}
+
+safe_rows4! {
+    vec_dot_rows4_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
+    vec_dot_rows4_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
+    vec_dot_rows4_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_rows4_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+}
