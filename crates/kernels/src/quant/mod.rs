@@ -100,7 +100,7 @@ pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     if !level.is_supported() {
         return None;
     }
-    legacy::vec_dot_x4_fn(dtype, level)
+    legacy::vec_dot_x4_fn(dtype, level).or_else(|| kquants::vec_dot_x4_fn(dtype, level))
 }
 
 /// The four-weight-row dot product for weight type `dtype` at exactly `level`, if there
@@ -187,6 +187,17 @@ mod tests {
     fn four_row_dots_are_bit_identical_to_single_row_dots() {
         use crate::quant::testing::{random_blocks, Rng};
         let mut rng = Rng::new(11);
+        // The types with four-row kernels must stay covered by the loop below.
+        #[cfg(target_arch = "x86_64")]
+        if SimdLevel::Avx2.is_supported() {
+            use DType::*;
+            for t in [Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K] {
+                assert!(
+                    vec_dot_x4_fn(t, SimdLevel::Avx2).is_some(),
+                    "{t}: no AVX2 x4"
+                );
+            }
+        }
         for level in SimdLevel::available() {
             for t in DType::all() {
                 let Some(x4) = vec_dot_x4_fn(t, level) else {

@@ -9,6 +9,9 @@
 //! accumulated with `d_a * d_w` (and `-d_a * dmin_w` for the mins) by FMA, so only the
 //! float summation order differs from the scalar spec.
 //!
+//! The per-super-block steps of Q4_K, Q5_K and Q6_K are `pub(super)` helpers that
+//! [`super::avx2_x4`]'s four-row kernels share, which keeps those bit-identical to these.
+//!
 //! Every `vec_dot_*` here is handed out by `kquants::vec_dot_fn` only for a level whose
 //! CPU support `quant::vec_dot_fn` has checked (AVX2 + FMA + F16C).
 
@@ -92,17 +95,35 @@ pub(super) unsafe fn load16(p: &[u8], off: usize) -> __m128i {
     unsafe { _mm_loadu_si128(p.as_ptr().add(off) as *const __m128i) }
 }
 
+/// The two scale vectors of Q4_K/Q5_K elements `64c..64c + 64` (`c < 4`): sub-block
+/// `2c`'s scale and sub-block `2c+1`'s, each broadcast to every i16 lane, from the eight
+/// scales `scd` as from [`scales_u8_both_lanes`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn chunk_scales(scd: __m256i, c: usize) -> [__m256i; 2] {
+    [
+        _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16)),
+        _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1)),
+    ]
+}
+
 /// For Q4_K/Q5_K elements `64c..64c + 64` (`c < 4`): eight i32 lanes summing to
 /// `sc[2c] · Σ lo·a + sc[2c+1] · Σ hi·a`, where `lo` holds sub-block `2c`'s 32 unsigned
 /// quants, `hi` sub-block `2c+1`'s, `a` the matching activation quants of Q8_K block `ab`,
-/// and `scd` the eight scales as from [`scales_u8_both_lanes`].
+/// and `s` the two scales as from [`chunk_scales`].
 ///
 /// # Safety
 /// `c < 4` and `ab` is a whole Q8_K block (so both loads end by byte 260 of 292); the CPU
 /// has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn scaled_pair_sum(lo: __m256i, hi: __m256i, ab: &[u8], c: usize, scd: __m256i) -> __m256i {
+pub(super) unsafe fn scaled_pair_sum(
+    lo: __m256i,
+    hi: __m256i,
+    ab: &[u8],
+    c: usize,
+    s: [__m256i; 2],
+) -> __m256i {
     // SAFETY: Q8K_QS + 64c + 64 <= 260 <= ab.len() (caller contract).
     let (a_lo, a_hi) = unsafe {
         (
@@ -112,9 +133,188 @@ unsafe fn scaled_pair_sum(lo: __m256i, hi: __m256i, ab: &[u8], c: usize, scd: __
     };
     let p0 = _mm256_maddubs_epi16(lo, a_lo);
     let p1 = _mm256_maddubs_epi16(hi, a_hi);
-    let s0 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16));
-    let s1 = _mm256_shuffle_epi8(scd, word_broadcast(2 * c as i16 + 1));
-    _mm256_add_epi32(_mm256_madd_epi16(p0, s0), _mm256_madd_epi16(p1, s1))
+    _mm256_add_epi32(_mm256_madd_epi16(p0, s[0]), _mm256_madd_epi16(p1, s[1]))
+}
+
+// Q4_K and Q5_K share their header (d, dmin, packed scales) and its offsets.
+const _: () = assert!(Q4K_D == Q5K_D && Q4K_DMIN == Q5K_DMIN && Q4K_SCALES == Q5K_SCALES);
+
+/// What a Q4_K/Q5_K super-block's eight sub-blocks share, unpacked once.
+#[derive(Clone, Copy)]
+pub(super) struct Q45kHeader {
+    /// The weight's `d` and `dmin` (not yet multiplied by the activation's `d`).
+    pub(super) d: f32,
+    pub(super) dmin: f32,
+    /// The eight scales as from [`scales_u8_both_lanes`].
+    pub(super) scd: __m256i,
+    /// The eight mins as from [`dup_pairs_u8`], against the sixteen Q8_K bsums.
+    pub(super) mins: __m256i,
+}
+
+/// Unpacks the header of Q4_K/Q5_K super-block `wb`. Panics if `wb` is shorter than the
+/// header (16 bytes).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn q45k_header(wb: &[u8]) -> Q45kHeader {
+    let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
+    Q45kHeader {
+        d: f16_at_hw(wb, Q4K_D),
+        dmin: f16_at_hw(wb, Q4K_DMIN),
+        scd: scales_u8_both_lanes(sc),
+        mins: dup_pairs_u8(mn),
+    }
+}
+
+/// Eight i32 lanes summing to `Σ min · bsum` over Q8_K block `ab`'s sixteen bsums, with
+/// the mins as in [`Q45kHeader::mins`].
+///
+/// # Safety
+/// `ab` is a whole Q8_K block; the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn bsum_mins(ab: &[u8], mins: __m256i) -> __m256i {
+    // SAFETY: bsums are bytes 260..292 of the 292-byte block (caller contract).
+    _mm256_madd_epi16(unsafe { load32(ab, Q8K_BSUMS) }, mins)
+}
+
+/// The 64 unsigned 4-bit quants of Q4_K elements `64c..64c + 64` (`c < 4`): sub-block
+/// `2c` (low nibbles) and `2c+1` (high nibbles).
+///
+/// # Safety
+/// `c < 4` and `wb` is a whole Q4_K block (the load ends by byte 144); the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4k_chunk(wb: &[u8], c: usize) -> (__m256i, __m256i) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    // SAFETY: Q4K_QS + 32c + 32 <= 144 (caller contract).
+    let x = unsafe { load32(wb, Q4K_QS + 32 * c) };
+    (
+        _mm256_and_si256(x, m4),
+        _mm256_and_si256(_mm256_srli_epi16::<4>(x), m4),
+    )
+}
+
+/// The 64 unsigned 5-bit quants of Q5_K elements `64c..64c + 64` (`c < 4`): the nibbles
+/// as in [`q4k_chunk`], plus bits `2c` and `2c+1` of each `qh` byte as bit 4.
+///
+/// # Safety
+/// `c < 4` and `wb` is a whole Q5_K block (the loads end by byte 176); the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q5k_chunk(wb: &[u8], c: usize) -> (__m256i, __m256i) {
+    let m4 = _mm256_set1_epi8(0x0f);
+    // SAFETY: Q5K_QH + 32 <= 48 and Q5K_QS + 32c + 32 <= 176 (caller contract).
+    let (qh, x) = unsafe { (load32(wb, Q5K_QH), load32(wb, Q5K_QS + 32 * c)) };
+    // Bit `sub` of each qh byte is bit 4 of sub-block `sub`'s quant; shifting the 16-bit
+    // words right by 2c brings bits 2c and 2c+1 of every byte to bits 0 and 1.
+    let hcur = _mm256_srl_epi16(qh, _mm_cvtsi32_si128(2 * c as i32));
+    let h0 = _mm256_slli_epi16::<4>(_mm256_and_si256(hcur, _mm256_set1_epi8(1)));
+    let h1 = _mm256_slli_epi16::<3>(_mm256_and_si256(hcur, _mm256_set1_epi8(2)));
+    (
+        _mm256_or_si256(_mm256_and_si256(x, m4), h0),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(x), m4), h1),
+    )
+}
+
+/// Adds one super-block to the accumulator: `acc + d·sumi - dm·mins`, in that order (two
+/// FMAs), with `d` and `dm` the products of the activation's and the weight's scales.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn fold_super_block(
+    acc: __m256,
+    d: f32,
+    sumi: __m256i,
+    dm: f32,
+    mins: __m256i,
+) -> __m256 {
+    let acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc)
+}
+
+/// The Q6_K scales of super-block `wb`: the sixteen widened to i16, and as from
+/// [`pair_scales`].
+///
+/// # Safety
+/// `wb` is a whole Q6_K block (the load ends by byte 208 of 210); the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_scale_vectors(wb: &[u8]) -> (__m256i, [__m256i; 8]) {
+    // SAFETY: scales are bytes 192..208 of the block (caller contract).
+    let sc16 = _mm256_cvtepi8_epi16(unsafe { load16(wb, Q6K_SCALES) });
+    (sc16, pair_scales(sc16))
+}
+
+/// Q6_K's quants are stored +32 (unsigned 0..63): the starting integer sum for Q8_K block
+/// `ab`, `-32·Σ scale·bsum`, with `sc16` as from [`q6k_scale_vectors`].
+///
+/// # Safety
+/// `ab` is a whole Q8_K block; the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_offset(ab: &[u8], sc16: __m256i) -> __m256i {
+    // SAFETY: bsums are bytes 260..292 of the 292-byte block (caller contract).
+    let bsums = unsafe { load32(ab, Q8K_BSUMS) };
+    let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, sc16));
+    _mm256_sub_epi32(_mm256_setzero_si256(), offset)
+}
+
+/// The 128 unsigned (+32) quants of Q6_K elements `128h..128h + 128` (`h < 2`), 32 per
+/// vector in element order.
+///
+/// # Safety
+/// `h < 2` and `wb` is a whole Q6_K block (ql 0..128, qh 128..192); the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_half(wb: &[u8], h: usize) -> [__m256i; 4] {
+    let m4 = _mm256_set1_epi8(0x0f);
+    let m30 = _mm256_set1_epi8(0x30);
+    // SAFETY: Q6K_QL + 64h + 64 <= 128 and Q6K_QH + 32h + 32 <= 192 (caller contract).
+    let (ql0, ql1, qh) = unsafe {
+        (
+            load32(wb, Q6K_QL + 64 * h),
+            load32(wb, Q6K_QL + 64 * h + 32),
+            load32(wb, Q6K_QH + 32 * h),
+        )
+    };
+    [
+        _mm256_or_si256(
+            _mm256_and_si256(ql0, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(ql1, m4),
+            _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
+            _mm256_and_si256(qh, m30),
+        ),
+        _mm256_or_si256(
+            _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
+            _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
+        ),
+    ]
+}
+
+/// Eight i32 lanes summing to `Σ scale · q·a` over Q6_K elements `128h + 32s..+ 32`
+/// (`h < 2`, `s < 4`; sub-blocks `8h + 2s` and `8h + 2s + 1`): `q` their quants as from
+/// [`q6k_half`], `sc` their scale vector (`[4h + s]` of [`q6k_scale_vectors`]) and `a` the
+/// matching quants of Q8_K block `ab`.
+///
+/// # Safety
+/// `h < 2`, `s < 4` and `ab` is a whole Q8_K block; the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q6k_scaled_sum(
+    q: __m256i,
+    ab: &[u8],
+    h: usize,
+    s: usize,
+    sc: __m256i,
+) -> __m256i {
+    // SAFETY: Q8K_QS + 128h + 32s + 32 <= 260 (caller contract).
+    let act = unsafe { load32(ab, Q8K_QS + 128 * h + 32 * s) };
+    _mm256_madd_epi16(_mm256_maddubs_epi16(q, act), sc)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -195,116 +395,66 @@ fn dot_q3_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     hsum_ps(acc)
 }
 
+/// Q4_K and Q5_K: `chunk(wb, c)` gives the quants of elements `64c..64c + 64` of
+/// super-block `wb` as [`q4k_chunk`] or [`q5k_chunk`] does; it is only called with whole
+/// `w_bytes`-byte blocks and `c < 4`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
+fn dot_q45k(
+    nb: usize,
+    w: &[u8],
+    w_bytes: usize,
+    a: &[u8],
+    chunk: impl Fn(&[u8], usize) -> (__m256i, __m256i),
+) -> f32 {
     let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in super_blocks(w, Q4K_BYTES, a, nb) {
-        prefetch_ahead(wb.as_ptr(), Q4K_BYTES);
+    for (wb, ab) in super_blocks(w, w_bytes, a, nb) {
+        prefetch_ahead(wb.as_ptr(), w_bytes);
+        let hd = q45k_header(wb);
         let d_a = f32_at(ab, Q8K_D);
-        let d = d_a * f16_at_hw(wb, Q4K_D);
-        let dm = d_a * f16_at_hw(wb, Q4K_DMIN);
-        let (sc, mn) = unpack_q4k_scales(&wb[Q4K_SCALES..Q4K_SCALES + 12]);
-        // SAFETY: every load offset + width lies inside the 144-byte weight block
-        // (qs 16..144) or the 292-byte activation block (qs 4..260, bsums 260..292).
+        // SAFETY: `ab` is a whole Q8_K block (super_blocks) and c < 4, as
+        // `scaled_pair_sum` and `bsum_mins` need.
         let (sumi, mins) = unsafe {
-            let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
-            let scd = scales_u8_both_lanes(sc);
             let mut sumi = _mm256_setzero_si256();
             for c in 0..4 {
-                let x = load32(wb, Q4K_QS + 32 * c);
-                let lo = _mm256_and_si256(x, m4);
-                let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(x), m4);
-                sumi = _mm256_add_epi32(sumi, scaled_pair_sum(lo, hi, ab, c, scd));
+                let (lo, hi) = chunk(wb, c);
+                let p = scaled_pair_sum(lo, hi, ab, c, chunk_scales(hd.scd, c));
+                sumi = _mm256_add_epi32(sumi, p);
             }
-            (sumi, mins)
+            (sumi, bsum_mins(ab, hd.mins))
         };
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc);
+        acc = fold_super_block(acc, d_a * hd.d, sumi, d_a * hd.dmin, mins);
     }
     hsum_ps(acc)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_q4_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+    // SAFETY: dot_q45k passes whole Q4_K blocks and c < 4.
+    dot_q45k(nb, w, Q4K_BYTES, a, |wb, c| unsafe { q4k_chunk(wb, c) })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q5_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let ones = _mm256_set1_epi8(1);
-    let mut acc = _mm256_setzero_ps();
-    for (wb, ab) in super_blocks(w, Q5K_BYTES, a, nb) {
-        prefetch_ahead(wb.as_ptr(), Q5K_BYTES);
-        let d_a = f32_at(ab, Q8K_D);
-        let d = d_a * f16_at_hw(wb, Q5K_D);
-        let dm = d_a * f16_at_hw(wb, Q5K_DMIN);
-        let (sc, mn) = unpack_q4k_scales(&wb[Q5K_SCALES..Q5K_SCALES + 12]);
-        // SAFETY: every load offset + width lies inside the 176-byte weight block
-        // (qh 16..48, qs 48..176) or the 292-byte activation block (qs 4..260, bsums
-        // 260..292).
-        let (sumi, mins) = unsafe {
-            let mins = _mm256_madd_epi16(load32(ab, Q8K_BSUMS), dup_pairs_u8(mn));
-            let scd = scales_u8_both_lanes(sc);
-            let mut hcur = load32(wb, Q5K_QH);
-            let mut sumi = _mm256_setzero_si256();
-            for c in 0..4 {
-                let x = load32(wb, Q5K_QS + 32 * c);
-                // Bit `sub` of each qh byte is bit 4 of sub-block `sub`'s quant.
-                let h0 = _mm256_slli_epi16::<4>(_mm256_and_si256(hcur, ones));
-                let h1 = _mm256_slli_epi16::<3>(_mm256_and_si256(hcur, _mm256_set1_epi8(2)));
-                hcur = _mm256_srli_epi16::<2>(hcur);
-                let lo = _mm256_or_si256(_mm256_and_si256(x, m4), h0);
-                let hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(x), m4), h1);
-                sumi = _mm256_add_epi32(sumi, scaled_pair_sum(lo, hi, ab, c, scd));
-            }
-            (sumi, mins)
-        };
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dm), _mm256_cvtepi32_ps(mins), acc);
-    }
-    hsum_ps(acc)
+    // SAFETY: dot_q45k passes whole Q5_K blocks and c < 4.
+    dot_q45k(nb, w, Q5K_BYTES, a, |wb, c| unsafe { q5k_chunk(wb, c) })
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_q6_k(nb: usize, w: &[u8], a: &[u8]) -> f32 {
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m30 = _mm256_set1_epi8(0x30);
     let mut acc = _mm256_setzero_ps();
     for (wb, ab) in super_blocks(w, Q6K_BYTES, a, nb) {
         prefetch_ahead(wb.as_ptr(), Q6K_BYTES);
         let d = f32_at(ab, Q8K_D) * f16_at_hw(wb, Q6K_D);
-        // SAFETY: every load offset + width lies inside the 210-byte weight block (ql
-        // 0..128, qh 128..192, scales 192..208) or the 292-byte activation block (qs
-        // 4..260, bsums 260..292).
+        // SAFETY: `wb` is a whole Q6_K block and `ab` a whole Q8_K block (super_blocks),
+        // h < 2 and s < 4, as the helpers need.
         let sumi = unsafe {
-            let sc16 = _mm256_cvtepi8_epi16(load16(wb, Q6K_SCALES));
-            let scp = pair_scales(sc16);
-            // The quants are stored +32 (unsigned 0..63): subtract 32·Σ scale·bsum.
-            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(load32(ab, Q8K_BSUMS), sc16));
-            let mut sumi = _mm256_sub_epi32(_mm256_setzero_si256(), offset);
+            let (sc16, scp) = q6k_scale_vectors(wb);
+            let mut sumi = q6k_offset(ab, sc16);
             for h in 0..2 {
-                let ql0 = load32(wb, Q6K_QL + 64 * h);
-                let ql1 = load32(wb, Q6K_QL + 64 * h + 32);
-                let qh = load32(wb, Q6K_QH + 32 * h);
-                let quants = [
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql0, m4),
-                        _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(ql1, m4),
-                        _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
-                        _mm256_and_si256(qh, m30),
-                    ),
-                    _mm256_or_si256(
-                        _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
-                        _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
-                    ),
-                ];
-                for (s, q) in quants.into_iter().enumerate() {
-                    let act = load32(ab, Q8K_QS + 128 * h + 32 * s);
-                    let p = _mm256_maddubs_epi16(q, act);
-                    sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scp[4 * h + s]));
+                for (s, q) in q6k_half(wb, h).into_iter().enumerate() {
+                    let p = q6k_scaled_sum(q, ab, h, s, scp[4 * h + s]);
+                    sumi = _mm256_add_epi32(sumi, p);
                 }
             }
             sumi

@@ -192,6 +192,23 @@ pub(super) fn super_blocks<'a>(
         .take(nb)
 }
 
+/// The first `nb` super-blocks of a weight row of `w_bytes`-byte blocks, each with the
+/// matching Q8_K blocks of four activation rows (each must hold `nb` blocks; panics
+/// otherwise).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub(super) fn super_blocks_x4<'a>(
+    w: &'a [u8],
+    w_bytes: usize,
+    a: [&'a [u8]; 4],
+    nb: usize,
+) -> impl Iterator<Item = (&'a [u8], [&'a [u8]; 4])> {
+    w.chunks_exact(w_bytes)
+        .take(nb)
+        .enumerate()
+        .map(move |(i, wb)| (wb, a.map(|r| &r[i * Q8K_BYTES..(i + 1) * Q8K_BYTES])))
+}
+
 /// Checks a dot product's inputs and returns the number of super-blocks.
 #[inline]
 pub(super) fn check_dot_args(n: usize, w: &[u8], w_bytes: usize, a: &[u8]) -> usize {

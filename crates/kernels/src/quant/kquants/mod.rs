@@ -8,7 +8,7 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn};
+use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotX4Fn};
 
 /// Defines a SIMD module's safe [`VecDotFn`]s: `$name` checks the lengths
 /// ([`layout::check_dot_args`]) and calls the module's `#[target_feature]` kernel
@@ -30,6 +30,8 @@ macro_rules! safe_vec_dots {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_x4;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod dot_scalar;
@@ -102,6 +104,25 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         (DType::Q5_K, SimdLevel::Neon) => Some(neon::vec_dot_q5_k),
         #[cfg(target_arch = "aarch64")]
         (DType::Q6_K, SimdLevel::Neon) => Some(neon::vec_dot_q6_k),
+        _ => None,
+    }
+}
+
+/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 Q4_K, Q5_K
+/// and Q6_K so far), bit-identical per row to that level's single-row kernel. The caller
+/// ([`crate::quant::vec_dot_x4_fn`]) has checked that this CPU supports `level`.
+pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
+    // Only x86-64 has four-row kernels so far.
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dtype;
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => match dtype {
+            DType::Q4_K => Some(avx2_x4::vec_dot_x4_q4_k_q8_k as VecDotX4Fn),
+            DType::Q5_K => Some(avx2_x4::vec_dot_x4_q5_k_q8_k as VecDotX4Fn),
+            DType::Q6_K => Some(avx2_x4::vec_dot_x4_q6_k_q8_k as VecDotX4Fn),
+            _ => None,
+        },
         _ => None,
     }
 }
