@@ -1,7 +1,8 @@
 //! Mat-vec throughput per weight format, in GB/s of weights read, beside the memory
 //! bandwidth this machine measures for data of the same size.
 //!
-//! `cargo bench -p kaiyuan-kernels --bench matvec [-- --threads 1,2 --quick --formats Q4_0,Q4_K]`
+//! `cargo bench -p kaiyuan-kernels --bench matvec [-- --threads 1,2 --quick --formats Q4_0,Q4_K
+//! --shapes 576x1536,262144x640]`
 //!
 //! Small matrices (576×1536) stay in cache between calls, so they are compared with the
 //! bandwidth of reading a cache-resident buffer of the same size; large ones (4096×4096)
@@ -24,6 +25,8 @@ struct Args {
     threads: Vec<usize>,
     quick: bool,
     formats: Vec<DType>,
+    /// Matrix shapes, rows × columns.
+    shapes: Vec<(usize, usize)>,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +49,7 @@ fn parse_args() -> Args {
             DType::F32,
         ]
         .to_vec(),
+        shapes: vec![(576, 1536), (4096, 4096)],
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -66,6 +70,18 @@ fn parse_args() -> Args {
                         DType::all()
                             .find(|t| t.name().eq_ignore_ascii_case(s))
                             .unwrap_or_else(|| panic!("unknown format {s}"))
+                    })
+                    .collect();
+            }
+            "--shapes" => {
+                let v = it
+                    .next()
+                    .expect("--shapes needs a list, e.g. 576x1536,262144x640");
+                args.shapes = v
+                    .split(',')
+                    .map(|s| {
+                        let (r, c) = s.split_once('x').expect("shape ROWSxCOLS");
+                        (r.parse().expect("rows"), c.parse().expect("columns"))
                     })
                     .collect();
             }
@@ -93,7 +109,7 @@ fn main() {
             DRAM_BYTES >> 20
         );
         for &dtype in &args.formats {
-            for (rows, cols) in [(576usize, 1536usize), (4096, 4096)] {
+            for &(rows, cols) in &args.shapes {
                 let row_blocks = cols / dtype.block_size();
                 let bytes = rows * row_blocks * dtype.type_size();
                 let large = bytes * 4 > 32 << 20 || rows >= 4096;

@@ -17,7 +17,7 @@
 
 use crate::decoder::BatchSeq;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
-use kaiyuan_kernels::ops::{axpy_heads_f16, dot_heads_f16};
+use kaiyuan_kernels::ops::{axpy_heads_f16, dot_heads_f16, exp_shifted, prefetch_f16, scale_max};
 use kaiyuan_kernels::threads::ThreadPool;
 use std::cell::Cell;
 
@@ -200,34 +200,52 @@ fn attend_chunk(
     let scores = &mut scores[..group * n];
     let q_dim = shape.num_heads * d;
     let q_group = &q[item.row * q_dim + item.kv_head * group * d..][..group * d];
+    // Each run's keys (then values) are prefetched one run ahead: the blocks of a paged
+    // cache are scattered, so the hardware prefetchers cannot run ahead across them.
+    let run_keys = |block: BlockId, slot: usize, len: usize| {
+        &kv.key_head(layer, block, item.kv_head)[slot * d..(slot + len) * d]
+    };
+    let run_values = |block: BlockId, slot: usize, len: usize| {
+        &kv.value_head(layer, block, item.kv_head)[slot * d..(slot + len) * d]
+    };
     for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
-        let keys = &kv.key_head(layer, block, item.kv_head)[slot * d..(slot + len) * d];
-        dot_heads_f16(q_group, group, keys, &mut scores[at..], n);
+        if let Some((next, nslot, nlen)) = next_run(table, item, at + len) {
+            prefetch_f16(run_keys(next, nslot, nlen));
+        } else if let Some((first, fslot, flen)) = next_run(table, item, 0) {
+            prefetch_f16(run_values(first, fslot, flen));
+        }
+        dot_heads_f16(
+            q_group,
+            group,
+            run_keys(block, slot, len),
+            &mut scores[at..],
+            n,
+        );
     });
 
     let (stats, sums) = partial.split_at_mut(2 * group);
     for (h, s) in scores.chunks_exact_mut(n).enumerate() {
-        let mut max = f32::NEG_INFINITY;
-        for x in s.iter_mut() {
-            *x *= shape.scale;
-            if let Some(cap) = shape.softcap {
-                *x = cap * (*x / cap).tanh();
-            }
-            max = max.max(*x);
-        }
-        let mut total = 0f32;
-        for x in s.iter_mut() {
-            *x = (*x - max).exp();
-            total += *x;
-        }
+        let max = scale_max(s, shape.scale, shape.softcap);
         stats[2 * h] = max;
-        stats[2 * h + 1] = total;
+        stats[2 * h + 1] = exp_shifted(s, max);
     }
     sums.fill(0.0);
     for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
-        let values = &kv.value_head(layer, block, item.kv_head)[slot * d..(slot + len) * d];
-        axpy_heads_f16(&scores[at..], n, group, values, sums);
+        if let Some((next, nslot, nlen)) = next_run(table, item, at + len) {
+            prefetch_f16(run_values(next, nslot, nlen));
+        }
+        axpy_heads_f16(&scores[at..], n, group, run_values(block, slot, len), sums);
     });
+}
+
+/// The block run of `item` that starts `offset` keys after its first key, if any.
+fn next_run(table: &[BlockId], item: &Item, offset: usize) -> Option<(BlockId, usize, usize)> {
+    let p = item.first + offset;
+    (p <= item.last).then(|| {
+        let slot = p % BLOCK_TOKENS;
+        let len = (BLOCK_TOKENS - slot).min(item.last + 1 - p);
+        (table[p / BLOCK_TOKENS], slot, len)
+    })
 }
 
 /// Combines the partial results of one (row, KV head) group's chunks, in order, into the
