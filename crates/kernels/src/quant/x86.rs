@@ -32,3 +32,11 @@ pub(crate) fn prefetch_ahead(p: *const u8, bytes: usize) {
         off += 64;
     }
 }
+
+/// Prefetches the cache line at `p + offset` into L1. Only a hint: the address may lie
+/// past the end of the data (nothing is read).
+#[inline(always)]
+pub(crate) fn prefetch_at(p: *const u8, offset: usize) {
+    // SAFETY: as in `prefetch_ahead`: a prefetch never faults and reads nothing.
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset) as *const i8) };
+}

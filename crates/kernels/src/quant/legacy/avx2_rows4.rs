@@ -10,7 +10,7 @@
 
 use super::avx2::{dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, fma_block, load32, nibbles};
 use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
-use crate::quant::x86::{hsum_ps, prefetch_ahead};
+use crate::quant::x86::{hsum_ps, prefetch_at, PREFETCH_AHEAD};
 use std::arch::x86_64::*;
 
 /// An activation block as the four weight rows need it.
@@ -80,15 +80,33 @@ unsafe fn q8_0_act(a: *const u8, i: usize) -> ActBlock {
     }
 }
 
-/// Block `i` of weight row `w`, `size` bytes per block, prefetching ahead in that row.
+/// How far ahead of each weight row's current block to prefetch, for rows of `row_bytes`.
+///
+/// A mat-vec walks the matrix four contiguous rows at a time, so four streams advance
+/// together. For rows of at least [`PREFETCH_AHEAD`] bytes each row prefetches that far
+/// ahead within itself, as the single-row kernel does. Shorter rows would prefetch into
+/// the rows beside them, which are being read at the same time, and the last row of the
+/// next group would never be fetched early (perf showed half the kernel's time stalled on
+/// that row's loads for Gemma 3's 680-byte output rows). So each row instead prefetches
+/// the same block in the rows one or more groups later: whole groups, together at least
+/// [`PREFETCH_AHEAD`] bytes.
+fn prefetch_distance(row_bytes: usize) -> usize {
+    if row_bytes >= PREFETCH_AHEAD || row_bytes == 0 {
+        PREFETCH_AHEAD
+    } else {
+        4 * row_bytes * PREFETCH_AHEAD.div_ceil(4 * row_bytes)
+    }
+}
+
+/// Block `i` of weight row `w`, `size` bytes per block, prefetching `ahead` bytes further.
 ///
 /// # Safety
 /// Block `i` lies inside the row at `w`.
 #[inline(always)]
-unsafe fn weight_block(w: *const u8, i: usize, size: usize) -> *const u8 {
+unsafe fn weight_block(w: *const u8, i: usize, size: usize, ahead: usize) -> *const u8 {
     // SAFETY: the caller guarantees block i of the row is in bounds.
     let bw = unsafe { w.add(i * size) };
-    prefetch_ahead(bw, 1);
+    prefetch_at(bw, ahead);
     bw
 }
 
@@ -96,6 +114,7 @@ unsafe fn weight_block(w: *const u8, i: usize, size: usize) -> *const u8 {
 /// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    let ahead = prefetch_distance(nb * Q4_0_SIZE);
     sum_blocks_rows4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -103,7 +122,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q4_0_SIZE);
+                let bw = weight_block(w[r], i, Q4_0_SIZE, ahead);
                 let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
                 (f16_at(bw) * ab.d, dot_i8_i8(x, ab.q), 0.0)
             }
@@ -115,6 +134,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// As [`q4_0_q8_0`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    let ahead = prefetch_distance(nb * Q5_0_SIZE);
     sum_blocks_rows4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -122,7 +142,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q5_0_SIZE);
+                let bw = weight_block(w[r], i, Q5_0_SIZE, ahead);
                 let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
                 let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
                 (f16_at(bw) * ab.d, dot_i8_i8(x, ab.q), 0.0)
@@ -135,6 +155,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// As [`q4_0_q8_0`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    let ahead = prefetch_distance(nb * Q8_0_SIZE);
     sum_blocks_rows4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -142,7 +163,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q8_0_SIZE);
+                let bw = weight_block(w[r], i, Q8_0_SIZE, ahead);
                 let isum = dot_i8_i8(load32(bw.add(2)), ab.q);
                 (f16_at(bw) * ab.d, isum, 0.0)
             }
@@ -154,6 +175,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// Each of `w` holds `nb` Q4_1 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+    let ahead = prefetch_distance(nb * Q4_1_SIZE);
     sum_blocks_rows4(
         nb,
         |i| {
@@ -170,7 +192,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q4_1_SIZE);
+                let bw = weight_block(w[r], i, Q4_1_SIZE, ahead);
                 (
                     f16_at(bw) * ab.d,
                     dot_u8_i8(nibbles(bw.add(4)), ab.q),
