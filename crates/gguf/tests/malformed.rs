@@ -195,6 +195,29 @@ fn open_reads_from_disk_and_reports_missing_files() {
 }
 
 #[test]
+fn open_resident_holds_the_same_file_as_open() {
+    let path = concat!(env!("CARGO_TARGET_TMPDIR"), "/open_resident_test.gguf");
+    base_writer().write(path).unwrap();
+    let mapped = GgufFile::open(path).unwrap();
+    let resident = GgufFile::open_resident(path).unwrap();
+    assert_eq!(mapped.tensors(), resident.tensors());
+    for t in mapped.tensors() {
+        assert_eq!(mapped.tensor_data(t), resident.tensor_data(t), "{}", t.name);
+        // The copy starts on a 2 MiB boundary, so tensor data keeps the file's alignment.
+        let offset = resident.tensor_data(t).as_ptr() as usize % 32;
+        assert_eq!(offset, 0, "{} misaligned", t.name);
+    }
+    let err = GgufFile::open_resident("/nonexistent/model.gguf").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
+    let empty = concat!(env!("CARGO_TARGET_TMPDIR"), "/empty_resident.gguf");
+    std::fs::write(empty, b"").unwrap();
+    assert!(matches!(
+        GgufFile::open_resident(empty),
+        Err(GgufError::Truncated { .. })
+    ));
+}
+
+#[test]
 fn truncation_at_every_offset_is_an_error() {
     let (bytes, _) = base();
     for len in 0..bytes.len() {

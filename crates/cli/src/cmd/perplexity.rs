@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use kaiyuan_kernels::threads::ThreadPool;
 
-use super::model_file::ModelFile;
+use super::model_file::{LoadArgs, ModelFile};
 use super::sampling_args::threads;
 
 #[derive(clap::Args)]
@@ -24,10 +24,12 @@ pub struct PerplexityArgs {
     /// Threads (default: all cores).
     #[arg(short, long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 pub fn run(args: &PerplexityArgs) -> anyhow::Result<()> {
-    let file = ModelFile::open(&args.model)?;
+    let file = ModelFile::open_for_inference(&args.model, args.load)?;
     let model = file.load_model()?;
     let mut text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("cannot read {}", args.file.display()))?;

@@ -10,7 +10,7 @@ use kaiyuan_engine::sampling::{Sampler, TokenHistory};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
-use super::model_file::ModelFile;
+use super::model_file::{LoadArgs, ModelFile};
 use super::sampling_args::{threads, SamplingArgs};
 
 #[derive(clap::Args)]
@@ -35,10 +35,12 @@ pub struct RunArgs {
     /// Recognise control tokens written in the prompt (e.g. `<|im_start|>`).
     #[arg(long)]
     pub special: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let file = ModelFile::open(&args.model)?;
+    let file = ModelFile::open_for_inference(&args.model, args.load)?;
     let model = file.load_model()?;
     let tok = &file.tokenizer;
     let prompt = tok.encode_with_bos_eos(&args.prompt, args.special);

@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use kaiyuan_engine::{Engine, EngineConfig};
 use kaiyuan_server::{ServedModel, Server, ServerConfig};
 
-use super::model_file::ModelFile;
+use super::model_file::{LoadArgs, ModelFile};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -64,6 +64,8 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 /// One `-m` argument.
@@ -138,7 +140,7 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
 
 /// Loads one model and starts its engine.
 fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
-    let file = ModelFile::open(&spec.path)?;
+    let file = ModelFile::open_for_inference(&spec.path, args.load)?;
     let model = file.load_model()?;
     let (template, note) = file.chat_template()?;
     if let Some(note) = note {

@@ -26,7 +26,7 @@ use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{Model, Session};
 use kaiyuan_tokenizer::TokenType;
 
-use super::model_file::ModelFile;
+use super::model_file::{LoadArgs, ModelFile};
 use super::sampling_args::threads;
 use report::{BandwidthRecord, ModelInfo, Record, TestKind};
 
@@ -77,6 +77,8 @@ pub struct BenchArgs {
     /// Size of the bandwidth probe's buffer, in MiB (far above the last-level cache: DRAM).
     #[arg(long, default_value_t = 512, value_name = "MIB")]
     pub probe_mib: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -95,7 +97,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let Some(path) = &args.model else {
         bail!("-m MODEL is required (or --bandwidth)");
     };
-    let file = ModelFile::open(path)?;
+    let file = ModelFile::open_for_inference(path, args.load)?;
     let model = file.load_model()?;
     let info = ModelInfo::new(path, &model);
     let ids: Vec<u32> = (0..file.tokenizer.vocab_size() as u32)

@@ -15,7 +15,7 @@ use kaiyuan_engine::sampling::Sampler;
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
-use super::model_file::ModelFile;
+use super::model_file::{LoadArgs, ModelFile};
 use super::sampling_args::{threads, SamplingArgs};
 use conversation::{Conversation, Limits, StopReason, Turn};
 use display::ReplyWriter;
@@ -48,13 +48,15 @@ pub struct ChatArgs {
     /// cache, evaluated) to stderr; after it, the speed.
     #[arg(long)]
     pub show_prompt: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
 }
 
 pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     if args.n_predict == 0 {
         bail!("-n 0: a reply needs at least one token");
     }
-    let file = ModelFile::open(&args.model)?;
+    let file = ModelFile::open_for_inference(&args.model, args.load)?;
     let model = file.load_model()?;
     let template = match &args.chat_template {
         Some(name) => {
