@@ -5,7 +5,8 @@
 //! Method: each thread sums its contiguous share of a `u64` buffer with four independent
 //! accumulators (so the loop is bound by loads, not by the add chain); the best time of
 //! repeated passes over the whole buffer gives bytes ÷ seconds. A buffer much larger than the
-//! last-level cache measures DRAM; one that fits measures that cache level.
+//! last-level cache measures DRAM; one that fits measures that cache level. The buffer sits
+//! in huge pages where the OS offers them, like the weights the kernels stream.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -45,10 +46,52 @@ pub fn read_bandwidth(pool: &ThreadPool, buf: &[u64], budget: Duration) -> f64 {
     (buf.len() * 8) as f64 / t.as_secs_f64().max(1e-12) / 1e9
 }
 
+/// Transparent huge pages are 2 MiB on x86-64 and on most aarch64 kernels.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// A probe buffer: `u64`s in an anonymous mapping aligned to 2 MiB and, on Linux, advised
+/// to use transparent huge pages, as the model loader keeps weights
+/// (`GgufFile::open_resident`), so the probe measures the same kind of memory the kernels
+/// read.
+pub struct ProbeBuffer {
+    map: memmap2::MmapMut,
+    start: usize,
+    words: usize,
+}
+
+impl std::ops::Deref for ProbeBuffer {
+    type Target = [u64];
+    fn deref(&self) -> &[u64] {
+        // SAFETY: `start` is a multiple of 2 MiB from a page-aligned mapping, so the pointer
+        // is aligned for u64; `start + 8·words` bytes lie inside the mapping (checked when
+        // it was made), every word was written by `probe_buffer`, and the slice borrows
+        // `self`, which owns the mapping.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr().add(self.start) as *const u64, self.words)
+        }
+    }
+}
+
 /// A buffer of `bytes` (rounded down to whole `u64`s, at least one) with every page written,
-/// so that timing does not include first-touch page faults.
-pub fn probe_buffer(bytes: usize) -> Vec<u64> {
-    (0..(bytes / 8).max(1)).map(|i| i as u64).collect()
+/// so that timing does not include first-touch page faults. Panics if the OS refuses the
+/// memory.
+pub fn probe_buffer(bytes: usize) -> ProbeBuffer {
+    let words = (bytes / 8).max(1);
+    let mut map = memmap2::MmapMut::map_anon(words * 8 + HUGE_PAGE)
+        .unwrap_or_else(|e| panic!("probe buffer of {bytes} bytes: {e}"));
+    let start = (HUGE_PAGE - map.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
+    #[cfg(target_os = "linux")]
+    {
+        // Only advice: without transparent huge pages the probe still runs.
+        let _ = map.advise_range(memmap2::Advice::HugePage, start, words * 8);
+    }
+    for (i, w) in map[start..start + words * 8]
+        .chunks_exact_mut(8)
+        .enumerate()
+    {
+        w.copy_from_slice(&(i as u64).to_ne_bytes());
+    }
+    ProbeBuffer { map, start, words }
 }
 
 #[cfg(test)]
