@@ -130,6 +130,48 @@ fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
     hsum_ps(_mm256_add_ps(acc0, acc1)) + summs
 }
 
+/// `sum_blocks` for four row pairs that share one side: `shared(i)` loads block `i` of
+/// the shared row once (a weight row for four activation rows, or an activation row for
+/// four weight rows), `pair(s, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for row `r` of
+/// the other side. Per row the values are accumulated exactly as `sum_blocks` does, so
+/// every result is bit-identical to the one-row kernel's.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn sum_blocks_4<S: Copy>(
+    nb: usize,
+    shared: impl Fn(usize) -> S,
+    pair: impl Fn(S, usize, usize) -> (f32, __m256i, f32),
+) -> [f32; 4] {
+    let mut acc0 = [_mm256_setzero_ps(); 4];
+    let mut acc1 = [_mm256_setzero_ps(); 4];
+    let mut summs = [0f32; 4];
+    let mut i = 0;
+    while i + 2 <= nb {
+        let (s0, s1) = (shared(i), shared(i + 1));
+        for r in 0..4 {
+            let (d0, q0, m0) = pair(s0, i, r);
+            let (d1, q1, m1) = pair(s1, i + 1, r);
+            acc0[r] = fma_block(acc0[r], d0, q0);
+            acc1[r] = fma_block(acc1[r], d1, q1);
+            summs[r] += m0 + m1;
+        }
+        i += 2;
+    }
+    if i < nb {
+        let s0 = shared(i);
+        for r in 0..4 {
+            let (d0, q0, m0) = pair(s0, i, r);
+            acc0[r] = fma_block(acc0[r], d0, q0);
+            summs[r] += m0;
+        }
+    }
+    let mut out = [0f32; 4];
+    for r in 0..4 {
+        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
+    }
+    out
+}
+
 /// # Safety
 /// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -8,9 +8,11 @@
 //! order (two accumulators for even/odd blocks, the same final sum), so decoding through
 //! this kernel or through the single-row one gives the same bits.
 
-use super::avx2::{dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, fma_block, load32, nibbles};
+use super::avx2::{
+    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_4,
+};
 use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
-use crate::quant::x86::{hsum_ps, prefetch_at, PREFETCH_AHEAD};
+use crate::quant::x86::{prefetch_at, PREFETCH_AHEAD};
 use std::arch::x86_64::*;
 
 /// An activation block as the four weight rows need it.
@@ -21,45 +23,6 @@ struct ActBlock {
     /// Scale, and (Q8_1) the scaled sum of the quants.
     d: f32,
     s: f32,
-}
-
-/// [`super::avx2`]'s `sum_blocks` for four weight rows: `act(i)` loads activation block
-/// `i`, `weight(a, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for weight row `r`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn sum_blocks_rows4(
-    nb: usize,
-    act: impl Fn(usize) -> ActBlock,
-    weight: impl Fn(ActBlock, usize, usize) -> (f32, __m256i, f32),
-) -> [f32; 4] {
-    let mut acc0 = [_mm256_setzero_ps(); 4];
-    let mut acc1 = [_mm256_setzero_ps(); 4];
-    let mut summs = [0f32; 4];
-    let mut i = 0;
-    while i + 2 <= nb {
-        let (a0, a1) = (act(i), act(i + 1));
-        for r in 0..4 {
-            let (d0, s0, m0) = weight(a0, i, r);
-            let (d1, s1, m1) = weight(a1, i + 1, r);
-            acc0[r] = fma_block(acc0[r], d0, s0);
-            acc1[r] = fma_block(acc1[r], d1, s1);
-            summs[r] += m0 + m1;
-        }
-        i += 2;
-    }
-    if i < nb {
-        let a0 = act(i);
-        for r in 0..4 {
-            let (d0, s0, m0) = weight(a0, i, r);
-            acc0[r] = fma_block(acc0[r], d0, s0);
-            summs[r] += m0;
-        }
-    }
-    let mut out = [0f32; 4];
-    for r in 0..4 {
-        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
-    }
-    out
 }
 
 /// Block `i` of the Q8_0 activation row at `a`.
@@ -115,7 +78,7 @@ unsafe fn weight_block(w: *const u8, i: usize, size: usize, ahead: usize) -> *co
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q4_0_SIZE);
-    sum_blocks_rows4(
+    sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_0_act(a, i) },
@@ -135,7 +98,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q5_0_SIZE);
-    sum_blocks_rows4(
+    sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_0_act(a, i) },
@@ -156,7 +119,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q8_0_SIZE);
-    sum_blocks_rows4(
+    sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_0_act(a, i) },
@@ -176,7 +139,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q4_1_SIZE);
-    sum_blocks_rows4(
+    sum_blocks_4(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the activation row (caller contract).

@@ -7,9 +7,11 @@
 //! same order (two accumulators for even/odd blocks, the same final sum). Batched and
 //! unbatched forward passes therefore agree exactly.
 
-use super::avx2::{dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, fma_block, load32, nibbles};
+use super::avx2::{
+    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_4,
+};
 use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
-use crate::quant::x86::{hsum_ps, prefetch_ahead};
+use crate::quant::x86::prefetch_ahead;
 use std::arch::x86_64::*;
 
 /// A weight block as the four activation rows need it.
@@ -19,45 +21,6 @@ struct WeightBlock {
     q: __m256i,
     d: f32,
     m: f32,
-}
-
-/// [`super::avx2`]'s `sum_blocks` for four activation rows: `weight(i)` unpacks block
-/// `i`, `act(w, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for activation row `r`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn sum_blocks_x4(
-    nb: usize,
-    weight: impl Fn(usize) -> WeightBlock,
-    act: impl Fn(WeightBlock, usize, usize) -> (f32, __m256i, f32),
-) -> [f32; 4] {
-    let mut acc0 = [_mm256_setzero_ps(); 4];
-    let mut acc1 = [_mm256_setzero_ps(); 4];
-    let mut summs = [0f32; 4];
-    let mut i = 0;
-    while i + 2 <= nb {
-        let (w0, w1) = (weight(i), weight(i + 1));
-        for r in 0..4 {
-            let (d0, s0, m0) = act(w0, i, r);
-            let (d1, s1, m1) = act(w1, i + 1, r);
-            acc0[r] = fma_block(acc0[r], d0, s0);
-            acc1[r] = fma_block(acc1[r], d1, s1);
-            summs[r] += m0 + m1;
-        }
-        i += 2;
-    }
-    if i < nb {
-        let w0 = weight(i);
-        for r in 0..4 {
-            let (d0, s0, m0) = act(w0, i, r);
-            acc0[r] = fma_block(acc0[r], d0, s0);
-            summs[r] += m0;
-        }
-    }
-    let mut out = [0f32; 4];
-    for r in 0..4 {
-        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
-    }
-    out
 }
 
 /// The activation side shared by every weight type with Q8_0 activations (signed quants):
@@ -79,7 +42,7 @@ unsafe fn q8_0_act(a: *const u8, wb: WeightBlock, i: usize) -> (f32, __m256i, f3
 /// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_x4(
+    sum_blocks_4(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row and every activation
@@ -103,7 +66,7 @@ unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// As [`q4_0_q8_0`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_x4(
+    sum_blocks_4(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row and every activation
@@ -128,7 +91,7 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// As [`q4_0_q8_0`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_x4(
+    sum_blocks_4(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row and every activation
@@ -152,7 +115,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// `w` holds `nb` Q4_1 blocks and each of `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_x4(
+    sum_blocks_4(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row and every activation
