@@ -54,6 +54,8 @@ pub fn dot_heads_f16(q: &[f32], heads: usize, keys: &[u16], out: &mut [f32], out
         out.len() >= (heads - 1) * out_stride + n,
         "dot_heads_f16: output too short"
     );
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = d;
     #[cfg(target_arch = "x86_64")]
     if simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon {
         // SAFETY: the level check guarantees AVX2, FMA and F16C; the shapes were checked
@@ -76,6 +78,8 @@ pub fn axpy_heads_f16(p: &[f32], p_stride: usize, heads: usize, values: &[u16], 
         p.len() >= (heads - 1) * p_stride + n,
         "axpy_heads_f16: weights too short"
     );
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = d;
     #[cfg(target_arch = "x86_64")]
     if simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon {
         // SAFETY: the level check guarantees AVX2, FMA and F16C; the shapes were checked
