@@ -24,18 +24,56 @@ pub struct LoadArgs {
     pub mmap: bool,
 }
 
+/// Whether a copy of the file at `path` fits in the memory the OS reports available (with
+/// a quarter to spare for the KV cache and everything else). A resident copy cannot be
+/// paged back to the file the way a mapping can, so when it does not fit the model is
+/// mapped instead (slower decoding rather than an out-of-memory kill), and this says so.
+/// Where the OS does not report it (not Linux), the copy is made.
+fn fits_in_free_memory(path: &Path) -> bool {
+    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+        return true; // opening reports the error
+    };
+    let available = available_memory();
+    let fits = copy_fits(len, available);
+    if let (false, Some(available)) = (fits, available) {
+        eprintln!(
+            "note: {} ({} MiB) is mapped, not copied into memory: only {} MiB is available",
+            path.display(),
+            len >> 20,
+            available >> 20
+        );
+    }
+    fits
+}
+
+/// The rule of [`fits_in_free_memory`]: a file of `len` bytes plus a quarter fits in
+/// `available` bytes; unknown availability counts as fitting.
+fn copy_fits(len: u64, available: Option<u64>) -> bool {
+    available.is_none_or(|a| len.saturating_add(len / 4) <= a)
+}
+
+/// `MemAvailable` of `/proc/meminfo`, in bytes (Linux only).
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 impl ModelFile {
     /// Opens `path` by mapping it (for commands that only need the tokenizer or template).
     pub fn open(path: &Path) -> anyhow::Result<ModelFile> {
         ModelFile::open_for_inference(path, LoadArgs { mmap: true })
     }
 
-    /// Opens `path` to run it: copied into huge-page memory unless `load.mmap`.
+    /// Opens `path` to run it: copied into huge-page memory unless `load.mmap` or the copy
+    /// would not fit in available memory.
     pub fn open_for_inference(path: &Path, load: LoadArgs) -> anyhow::Result<ModelFile> {
-        let gguf = if load.mmap {
-            GgufFile::open(path)
-        } else {
+        let resident = !load.mmap && fits_in_free_memory(path);
+        let gguf = if resident {
             GgufFile::open_resident(path)
+        } else {
+            GgufFile::open(path)
         }
         .with_context(|| format!("cannot load {}", path.display()))?;
         let vocab = Vocab::from_gguf(&gguf)
@@ -112,5 +150,24 @@ impl ModelFile {
             })
             .filter_map(|id| self.token_text(Some(id)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_needs_the_file_plus_a_quarter() {
+        assert!(copy_fits(800, Some(1000)));
+        assert!(!copy_fits(801, Some(1000)));
+        assert!(copy_fits(u64::MAX, None));
+        assert!(!copy_fits(u64::MAX, Some(u64::MAX - 1)));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn linux_reports_available_memory() {
+        assert!(available_memory().is_some_and(|b| b > 0));
     }
 }
