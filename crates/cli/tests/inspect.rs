@@ -2,24 +2,16 @@
 //! real models (expected values from the gguf-py listings in testdata/golden), and on a
 //! corrupt file.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::{kaiyuan, model, repo_root};
 
 use kaiyuan_gguf::writer::GgufWriter;
 use kaiyuan_gguf::{Array, Value};
 use kaiyuan_kernels::DType;
 use serde_json::Value as Json;
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn kaiyuan(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaiyuan"))
-        .args(args)
-        .output()
-        .expect("run kaiyuan")
-}
 
 fn inspect_json(path: &Path) -> Json {
     let out = kaiyuan(&["inspect", "--json", path.to_str().unwrap()]);
@@ -135,19 +127,6 @@ fn inspect_small_file_json() {
     assert_eq!(j["other_metadata"][0]["key"], "custom.key");
 }
 
-fn model_path(file: &str) -> PathBuf {
-    let dir = std::env::var_os("KAIYUAN_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models"));
-    let path = dir.join(file);
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/fetch-models",
-        path.display()
-    );
-    path
-}
-
 /// Checks `inspect --json` of a real model against its gguf-py listing.
 fn check_real_model(stem: &str, arch: &str, file_type: &str) -> Json {
     let golden: Json = serde_json::from_str(
@@ -155,7 +134,7 @@ fn check_real_model(stem: &str, arch: &str, file_type: &str) -> Json {
             .unwrap(),
     )
     .unwrap();
-    let j = inspect_json(&model_path(&format!("{stem}.gguf")));
+    let j = inspect_json(Path::new(&model(&format!("{stem}.gguf"))));
     assert_eq!(j["architecture"], arch);
     assert_eq!(j["file_type"]["name"], file_type);
     assert_eq!(golden["file_type_name"], file_type);

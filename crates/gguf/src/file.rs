@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
+use kaiyuan_kernels::hugepage::HugePageBuffer;
 use kaiyuan_kernels::DType;
 
 use crate::error::GgufError;
@@ -36,12 +37,8 @@ impl TensorInfo {
 enum Storage {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
-    /// A private anonymous mapping holding a copy of the file at `start..start + len`.
-    Resident {
-        map: memmap2::MmapMut,
-        start: usize,
-        len: usize,
-    },
+    /// A copy of the file in huge-page memory.
+    Resident(HugePageBuffer),
 }
 
 impl Storage {
@@ -49,13 +46,10 @@ impl Storage {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
-            Storage::Resident { map, start, len } => &map[*start..*start + *len],
+            Storage::Resident(b) => b.as_slice(),
         }
     }
 }
-
-/// Transparent huge pages are 2 MiB on x86-64 and on most aarch64 kernels.
-const HUGE_PAGE: usize = 2 << 20;
 
 /// A validated GGUF file. All tensor ranges lie inside the file.
 ///
@@ -134,23 +128,9 @@ impl GgufFile {
         if len == 0 {
             return GgufFile::from_bytes(Vec::new());
         }
-        let oom = || {
-            io_err(std::io::Error::new(
-                std::io::ErrorKind::OutOfMemory,
-                "file size overflows",
-            ))
-        };
-        let map_len = len.checked_add(HUGE_PAGE).ok_or_else(oom)?;
-        let mut map = memmap2::MmapMut::map_anon(map_len).map_err(io_err)?;
-        let start = (HUGE_PAGE - map.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
-        #[cfg(target_os = "linux")]
-        {
-            // Only advice: without transparent huge pages the copy still works.
-            let _ = map.advise_range(memmap2::Advice::HugePage, start, len);
-        }
-        file.read_exact(&mut map[start..start + len])
-            .map_err(io_err)?;
-        GgufFile::from_storage(Storage::Resident { map, start, len })
+        let mut buf = HugePageBuffer::zeroed(len).map_err(io_err)?;
+        file.read_exact(buf.as_mut_slice()).map_err(io_err)?;
+        GgufFile::from_storage(Storage::Resident(buf))
     }
 
     /// Parses a GGUF file held in memory (tests, fuzzing, embedded fixtures).

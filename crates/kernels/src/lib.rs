@@ -6,6 +6,7 @@
 pub mod dispatch;
 pub mod dtype;
 pub mod half;
+pub mod hugepage;
 pub mod ops;
 pub mod probe;
 pub mod quant;

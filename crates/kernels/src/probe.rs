@@ -11,6 +11,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use crate::hugepage::HugePageBuffer;
 use crate::threads::ThreadPool;
 
 /// Runs `f` once to warm up, then repeatedly for about `budget`; returns the best time of one
@@ -46,29 +47,18 @@ pub fn read_bandwidth(pool: &ThreadPool, buf: &[u64], budget: Duration) -> f64 {
     (buf.len() * 8) as f64 / t.as_secs_f64().max(1e-12) / 1e9
 }
 
-/// Transparent huge pages are 2 MiB on x86-64 and on most aarch64 kernels.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// A probe buffer: `u64`s in an anonymous mapping aligned to 2 MiB and, on Linux, advised
-/// to use transparent huge pages, as the model loader keeps weights
-/// (`GgufFile::open_resident`), so the probe measures the same kind of memory the kernels
-/// read.
-pub struct ProbeBuffer {
-    map: memmap2::MmapMut,
-    start: usize,
-    words: usize,
-}
+/// A probe buffer: `u64`s in a [`HugePageBuffer`], the kind of memory the model loader keeps
+/// weights in (`GgufFile::open_resident`), so the probe measures what the kernels read.
+pub struct ProbeBuffer(HugePageBuffer);
 
 impl std::ops::Deref for ProbeBuffer {
     type Target = [u64];
     fn deref(&self) -> &[u64] {
-        // SAFETY: `start` is a multiple of 2 MiB from a page-aligned mapping, so the pointer
-        // is aligned for u64; `start + 8·words` bytes lie inside the mapping (checked when
-        // it was made), every word was written by `probe_buffer`, and the slice borrows
-        // `self`, which owns the mapping.
-        unsafe {
-            std::slice::from_raw_parts(self.map.as_ptr().add(self.start) as *const u64, self.words)
-        }
+        let bytes = self.0.as_slice();
+        // SAFETY: the buffer starts on a 2 MiB boundary, so the pointer is aligned for u64;
+        // its length is a whole number of u64s (made so by `probe_buffer`); any bit pattern
+        // is a valid u64; the slice borrows `self`, which owns the memory.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const u64, bytes.len() / 8) }
     }
 }
 
@@ -77,21 +67,12 @@ impl std::ops::Deref for ProbeBuffer {
 /// memory.
 pub fn probe_buffer(bytes: usize) -> ProbeBuffer {
     let words = (bytes / 8).max(1);
-    let mut map = memmap2::MmapMut::map_anon(words * 8 + HUGE_PAGE)
+    let mut buf = HugePageBuffer::zeroed(words * 8)
         .unwrap_or_else(|e| panic!("probe buffer of {bytes} bytes: {e}"));
-    let start = (HUGE_PAGE - map.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
-    #[cfg(target_os = "linux")]
-    {
-        // Only advice: without transparent huge pages the probe still runs.
-        let _ = map.advise_range(memmap2::Advice::HugePage, start, words * 8);
-    }
-    for (i, w) in map[start..start + words * 8]
-        .chunks_exact_mut(8)
-        .enumerate()
-    {
+    for (i, w) in buf.as_mut_slice().chunks_exact_mut(8).enumerate() {
         w.copy_from_slice(&(i as u64).to_ne_bytes());
     }
-    ProbeBuffer { map, start, words }
+    ProbeBuffer(buf)
 }
 
 #[cfg(test)]

@@ -95,14 +95,8 @@ pub fn axpy_heads_f16(p: &[f32], p_stride: usize, heads: usize, values: &[u16], 
 /// not run ahead across them. Only a hint; a no-op where there is no prefetch instruction.
 pub fn prefetch_f16(data: &[u16]) {
     #[cfg(target_arch = "x86_64")]
-    for line in data.chunks(32) {
-        // SAFETY: a prefetch reads nothing architecturally and never faults; the address
-        // is inside `data`. SSE is part of x86-64.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                line.as_ptr() as *const i8
-            )
-        };
+    for line in (0..std::mem::size_of_val(data)).step_by(64) {
+        crate::quant::x86::prefetch_at(data.as_ptr() as *const u8, line);
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = data;

@@ -25,10 +25,7 @@ pub(crate) const PREFETCH_AHEAD: usize = 2048;
 pub(crate) fn prefetch_ahead(p: *const u8, bytes: usize) {
     let mut off = 0;
     while off < bytes {
-        // SAFETY: a prefetch never faults and reads nothing architecturally; the address
-        // is computed with wrapping arithmetic, so no out-of-bounds pointer is formed by
-        // `add`.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_AHEAD + off) as *const i8) };
+        prefetch_at(p, PREFETCH_AHEAD + off);
         off += 64;
     }
 }
@@ -37,6 +34,8 @@ pub(crate) fn prefetch_ahead(p: *const u8, bytes: usize) {
 /// past the end of the data (nothing is read).
 #[inline(always)]
 pub(crate) fn prefetch_at(p: *const u8, offset: usize) {
-    // SAFETY: as in `prefetch_ahead`: a prefetch never faults and reads nothing.
+    // SAFETY: a prefetch never faults and reads nothing architecturally; the address is
+    // computed with wrapping arithmetic, so no out-of-bounds pointer is formed by `add`.
+    // SSE is part of x86-64.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(offset) as *const i8) };
 }
