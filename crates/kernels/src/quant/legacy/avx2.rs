@@ -6,8 +6,8 @@
 //! from `qh` by a byte shuffle and a bit-mask compare), multiplied with the activation's
 //! 32 i8 quants into eight exact i32 partial sums (`vpmaddubsw` + `vpmaddwd`, with the
 //! sign trick for signed weights), converted to f32 and accumulated with one FMA by
-//! `d_w * d_a`. Two blocks per iteration into two accumulators; an odd last block goes
-//! into the first. The `m_w * s_a` terms of the `_1` formats are summed in a scalar.
+//! `d_w * d_a`, block by block into one accumulator per row pair (see [`sum_blocks`]).
+//! The `m_w * s_a` terms of the `_1` formats are summed in a scalar.
 //! Float results therefore differ from the scalar reference only by reassociation.
 //!
 //! The loop is kept off the shuffle port where it can be: nibbles come from a broadcasting
@@ -38,17 +38,32 @@ pub(super) fn dot_i8_i8(x: __m256i, y: __m256i) -> __m256i {
     dot_u8_i8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x))
 }
 
-/// The f16 at `p` (unaligned) widened to f32, exactly. Reads 8 bytes (so that the load
-/// folds into `vcvtph2ps`, keeping it off the shuffle port).
+/// The f16 at `p` (unaligned) widened to f32, exactly. Reads 8 bytes.
+///
+/// Written as one `vcvtph2ps` from memory, which writes its whole destination register.
+/// Left to itself LLVM loads the half with a 16-bit insert (`vpinsrw`), which merges into
+/// whatever register it picks; it picked the one every scale product had just been
+/// written to, chaining all blocks' scale conversions into one serial dependency (perf:
+/// the four-row Q5_0 and Q8_0 mat-mat kernels ran at about half speed).
 ///
 /// # Safety
 /// Eight bytes at `p` are readable (scales sit at the start of blocks of >= 18 bytes).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: the caller guarantees eight readable bytes at `p`.
-    let v = unsafe { _mm_loadl_epi64(p as *const __m128i) };
-    _mm_cvtss_f32(_mm_cvtph_ps(v))
+    let wide: __m128;
+    // SAFETY: the caller guarantees eight readable bytes at `p`; the instruction reads
+    // exactly those, writes only `wide`, and needs F16C, which this fn's target features
+    // (checked by whoever hands out the kernels) include.
+    unsafe {
+        std::arch::asm!(
+            "vcvtph2ps {wide}, qword ptr [{p}]",
+            p = in(reg) p,
+            wide = out(xmm_reg) wide,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    _mm_cvtss_f32(wide)
 }
 
 #[inline]
@@ -105,29 +120,26 @@ pub(super) fn fma_block(acc: __m256, d: f32, isum: __m256i) -> __m256 {
     _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc)
 }
 
-/// Runs `block(i)` (returning `(d_w * d_a, i32 sums, m_w * s_a)`) for every block,
-/// two per iteration, and adds everything up.
+/// Runs `block(i)` (returning `(d_w * d_a, i32 sums, m_w * s_a)`) for every block in
+/// order, and adds everything up: one vector accumulator, one scalar for the `m·s` terms.
+///
+/// One accumulator, not two for even and odd blocks: the kernels that share a side
+/// ([`sum_blocks_4`]) must accumulate each pair exactly this way, and with two
+/// accumulators per pair their four pairs need eight registers, which with the constants
+/// spilled to the stack on every block. Their four independent chains hide the FMA
+/// latency that a lone chain here exposes; the single-row kernel only runs for the few
+/// rows left over from four-row passes (and for Q5_1, which has no four-row kernels).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
-    let mut acc0 = _mm256_setzero_ps();
-    let mut acc1 = _mm256_setzero_ps();
+    let mut acc = _mm256_setzero_ps();
     let mut summs = 0.0f32;
-    let mut i = 0;
-    while i + 2 <= nb {
-        let (d0, s0, m0) = block(i);
-        let (d1, s1, m1) = block(i + 1);
-        acc0 = fma_block(acc0, d0, s0);
-        acc1 = fma_block(acc1, d1, s1);
-        summs += m0 + m1;
-        i += 2;
+    for i in 0..nb {
+        let (d, s, m) = block(i);
+        acc = fma_block(acc, d, s);
+        summs += m;
     }
-    if i < nb {
-        let (d0, s0, m0) = block(i);
-        acc0 = fma_block(acc0, d0, s0);
-        summs += m0;
-    }
-    hsum_ps(_mm256_add_ps(acc0, acc1)) + summs
+    hsum_ps(acc) + summs
 }
 
 /// `sum_blocks` for four row pairs that share one side: `shared(i)` loads block `i` of
@@ -142,32 +154,19 @@ pub(super) fn sum_blocks_4<S: Copy>(
     shared: impl Fn(usize) -> S,
     pair: impl Fn(S, usize, usize) -> (f32, __m256i, f32),
 ) -> [f32; 4] {
-    let mut acc0 = [_mm256_setzero_ps(); 4];
-    let mut acc1 = [_mm256_setzero_ps(); 4];
+    let mut acc = [_mm256_setzero_ps(); 4];
     let mut summs = [0f32; 4];
-    let mut i = 0;
-    while i + 2 <= nb {
-        let (s0, s1) = (shared(i), shared(i + 1));
+    for i in 0..nb {
+        let s = shared(i);
         for r in 0..4 {
-            let (d0, q0, m0) = pair(s0, i, r);
-            let (d1, q1, m1) = pair(s1, i + 1, r);
-            acc0[r] = fma_block(acc0[r], d0, q0);
-            acc1[r] = fma_block(acc1[r], d1, q1);
-            summs[r] += m0 + m1;
-        }
-        i += 2;
-    }
-    if i < nb {
-        let s0 = shared(i);
-        for r in 0..4 {
-            let (d0, q0, m0) = pair(s0, i, r);
-            acc0[r] = fma_block(acc0[r], d0, q0);
-            summs[r] += m0;
+            let (d, q, m) = pair(s, i, r);
+            acc[r] = fma_block(acc[r], d, q);
+            summs[r] += m;
         }
     }
     let mut out = [0f32; 4];
     for r in 0..4 {
-        out[r] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r])) + summs[r];
+        out[r] = hsum_ps(acc[r]) + summs[r];
     }
     out
 }

@@ -5,7 +5,7 @@
 //!
 //! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
 //! pair of rows: per weight row the same values are formed and accumulated in the same
-//! order (two accumulators for even/odd blocks, the same final sum), so decoding through
+//! order (one accumulator, block by block, the same final sum), so decoding through
 //! this kernel or through the single-row one gives the same bits.
 
 use super::avx2::{

@@ -4,7 +4,7 @@
 //!
 //! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
 //! pair of rows: per activation row the same values are formed and accumulated in the
-//! same order (two accumulators for even/odd blocks, the same final sum). Batched and
+//! same order (one accumulator, block by block, the same final sum). Batched and
 //! unbatched forward passes therefore agree exactly.
 
 use super::avx2::{
