@@ -10,7 +10,7 @@ use kaiyuan_model::{Model, Session};
 
 /// F32 weights: the only differences are f32 summation order and the f16 KV cache.
 const F32_TOLERANCE: f32 = 1e-3;
-/// Q8_0 weights and Q8_0-quantized activations (8-bit, ~0.4% relative step each).
+/// Q8_0 weights and 8-bit quantized (Q8_1) activations (~0.4% relative step each).
 const Q8_TOLERANCE: f32 = 3e-2;
 
 fn check(arch: &str, weights: &str, tolerance: f32) {

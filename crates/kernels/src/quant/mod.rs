@@ -45,8 +45,10 @@ pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8]) -> [f32; 4];
 pub fn activation_type(weight: DType) -> Option<DType> {
     match weight {
         DType::F32 | DType::F16 | DType::BF16 => Some(DType::F32),
-        DType::Q4_0 | DType::Q5_0 | DType::Q8_0 => Some(DType::Q8_0),
-        DType::Q4_1 | DType::Q5_1 => Some(DType::Q8_1),
+        // Q8_1 rather than Q8_0 even for the `_0` weights: its f32 scale needs no
+        // conversion per block pair, and its `s = d·Σq` lets SIMD kernels take the `_0`
+        // offsets as a per-block correction (see `legacy`).
+        DType::Q4_0 | DType::Q4_1 | DType::Q5_0 | DType::Q5_1 | DType::Q8_0 => Some(DType::Q8_1),
         DType::Q2_K | DType::Q3_K | DType::Q4_K | DType::Q5_K | DType::Q6_K => Some(DType::Q8_K),
         _ => None,
     }

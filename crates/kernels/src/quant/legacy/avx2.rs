@@ -171,56 +171,72 @@ pub(super) fn sum_blocks_4<S: Copy>(
     out
 }
 
+/// The `_0` formats' offset as a per-block correction: the weights are dotted as the
+/// unsigned quants `q` they are stored as, and `Σ (q − o)·y = Σ q·y − o·Σ y` is completed
+/// by adding `(−o·d_w)·s_a` (`s_a = d_a·Σ y`, from the Q8_1 block), the same way the `_1`
+/// formats add `m_w·s_a`. That needs neither the subtraction nor the two sign operations
+/// of the signed form, which dominate the weight side when one activation block serves
+/// four weight rows. The integer sums are no longer the reference's, so results differ
+/// from it by float rounding of the two terms, as for the `_1` formats.
+///
+/// `−offset` is a power of two, so `−offset·d_w` and `−offset·s_a` are exact and
+/// `(−offset·d_w)·s_a`, `d_w·(−offset·s_a)` round the same exact product: the four-row
+/// kernels precompute whichever factor their shared side owns and stay bit-identical.
+#[inline]
+pub(super) fn offset_term(offset: f32, d_w: f32, s_a: f32) -> f32 {
+    (-offset * d_w) * s_a
+}
+
 /// # Safety
-/// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q4_0 and Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
-            let (bw, ba) = (w.add(i * 18), a.add(i * 34));
+            let (bw, ba) = (w.add(i * Q4_0_SIZE), a.add(i * Q8_1_SIZE));
             prefetch_ahead(bw, 1);
-            let x = _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8));
+            let d_w = f16_at(bw);
             (
-                f16_at(bw) * f16_at(ba),
-                dot_i8_i8(x, load32(ba.add(2))),
-                0.0,
+                d_w * f32_at(ba),
+                dot_u8_i8(nibbles(bw.add(2)), load32(ba.add(8))),
+                offset_term(8.0, d_w, f32_at(ba.add(4))),
             )
         }
     })
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q5_0 and Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
-            let (bw, ba) = (w.add(i * 22), a.add(i * 34));
+            let (bw, ba) = (w.add(i * Q5_0_SIZE), a.add(i * Q8_1_SIZE));
             prefetch_ahead(bw, 1);
+            let d_w = f16_at(bw);
             let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
-            let x = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
             (
-                f16_at(bw) * f16_at(ba),
-                dot_i8_i8(x, load32(ba.add(2))),
-                0.0,
+                d_w * f32_at(ba),
+                dot_u8_i8(q, load32(ba.add(8))),
+                offset_term(16.0, d_w, f32_at(ba.add(4))),
             )
         }
     })
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has AVX2/FMA/F16C.
+/// `w` and `a` hold `nb` Q8_0 and Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
-            let (bw, ba) = (w.add(i * 34), a.add(i * 34));
+            let (bw, ba) = (w.add(i * Q8_0_SIZE), a.add(i * Q8_1_SIZE));
             prefetch_ahead(bw, 1);
-            let isum = dot_i8_i8(load32(bw.add(2)), load32(ba.add(2)));
-            (f16_at(bw) * f16_at(ba), isum, 0.0)
+            let isum = dot_i8_i8(load32(bw.add(2)), load32(ba.add(8)));
+            (f16_at(bw) * f32_at(ba), isum, 0.0)
         }
     })
 }
@@ -232,7 +248,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
-            let (bw, ba) = (w.add(i * 20), a.add(i * 40));
+            let (bw, ba) = (w.add(i * Q4_1_SIZE), a.add(i * Q8_1_SIZE));
             prefetch_ahead(bw, 1);
             let isum = dot_u8_i8(nibbles(bw.add(4)), load32(ba.add(8)));
             (
@@ -251,7 +267,7 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     sum_blocks(nb, |i| {
         // SAFETY: block i < nb lies inside both rows (caller contract).
         unsafe {
-            let (bw, ba) = (w.add(i * 24), a.add(i * 40));
+            let (bw, ba) = (w.add(i * Q5_1_SIZE), a.add(i * Q8_1_SIZE));
             prefetch_ahead(bw, 1);
             let q = _mm256_or_si256(nibbles(bw.add(8)), fifth_bits(bw.add(4)));
             let isum = dot_u8_i8(q, load32(ba.add(8)));
@@ -266,9 +282,9 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
 
 safe_vec_dots! {
     pointers:
-    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
-    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
-    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
     vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
     vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }

@@ -15,30 +15,30 @@ use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZ
 use crate::quant::x86::{prefetch_at, PREFETCH_AHEAD};
 use std::arch::x86_64::*;
 
-/// An activation block as the four weight rows need it.
+/// A Q8_1 activation block as the four weight rows need it.
 #[derive(Clone, Copy)]
 struct ActBlock {
     /// 32 signed quants.
     q: __m256i,
-    /// Scale, and (Q8_1) the scaled sum of the quants.
+    /// Scale, and the scaled sum of the quants.
     d: f32,
     s: f32,
 }
 
-/// Block `i` of the Q8_0 activation row at `a`.
+/// Block `i` of the Q8_1 activation row at `a`.
 ///
 /// # Safety
 /// Block `i` lies inside the row at `a`; the CPU has AVX2/FMA/F16C.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_act(a: *const u8, i: usize) -> ActBlock {
+unsafe fn q8_1_act(a: *const u8, i: usize) -> ActBlock {
     // SAFETY: the caller guarantees block i of the row at `a` is readable.
     unsafe {
-        let ba = a.add(i * Q8_0_SIZE);
+        let ba = a.add(i * Q8_1_SIZE);
         ActBlock {
-            q: load32(ba.add(2)),
-            d: f16_at(ba),
-            s: 0.0,
+            q: load32(ba.add(8)),
+            d: f32_at(ba),
+            s: f32_at(ba.add(4)),
         }
     }
 }
@@ -61,34 +61,6 @@ fn prefetch_distance(row_bytes: usize) -> usize {
     }
 }
 
-/// Block `i` of the Q8_0 activation row at `a`, with `offset · (y[2k] + y[2k+1])` for each
-/// pair of quants (sixteen i16) in `s_pairs`, for weights stored as unsigned quants that
-/// stand for `q − offset` (Q4_0: 8, Q5_0: 16).
-///
-/// # Safety
-/// As [`q8_0_act`].
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_act_offset(a: *const u8, i: usize, offset: i8) -> (ActBlock, __m256i) {
-    // SAFETY: the caller guarantees block i of the row at `a` is readable.
-    let ab = unsafe { q8_0_act(a, i) };
-    (ab, _mm256_maddubs_epi16(_mm256_set1_epi8(offset), ab.q))
-}
-
-/// `Σ (q[k] − offset)·y[k]` in eight i32 lanes of four products each, with `q` unsigned
-/// (≤ 31) and `s_pairs` from [`q8_0_act_offset`]. The same integers, lane by lane, as
-/// `dot_i8_i8(q − offset, y)`: each i16 pair `q0·y0 + q1·y1 − offset·(y0 + y1)` equals
-/// `(q0 − offset)·y0 + (q1 − offset)·y1` exactly (no term nears the i16 limit), but this
-/// needs neither the subtraction nor the two sign operations of the signed form, which
-/// take most of the weight side's instructions when one activation block serves four
-/// weight rows.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn dot_offset_u8_i8(q: __m256i, y: __m256i, s_pairs: __m256i) -> __m256i {
-    let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q, y), s_pairs);
-    _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
-}
-
 /// Block `i` of weight row `w`, `size` bytes per block, prefetching `ahead` bytes further.
 ///
 /// # Safety
@@ -101,56 +73,81 @@ unsafe fn weight_block(w: *const u8, i: usize, size: usize, ahead: usize) -> *co
     bw
 }
 
+/// `(d_w·d_a, i32 sums, offset correction)` for a `_0`-format weight block at `bw` whose
+/// unsigned quants are `q`, with `ms = −offset·s_a` formed once per activation block for
+/// the four rows: `d_w·ms` has the same bits as [`super::avx2::offset_term`]'s `(−offset·d_w)·s_a`,
+/// since multiplying by the power of two `−offset` is exact either way round.
+///
 /// # Safety
-/// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+/// Eight bytes at `bw` are readable; the CPU has AVX2/FMA/F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+unsafe fn offset_pair(bw: *const u8, q: __m256i, (ab, ms): (ActBlock, f32)) -> (f32, __m256i, f32) {
+    // SAFETY: the caller guarantees the scale's bytes are readable.
+    let d_w = unsafe { f16_at(bw) };
+    (d_w * ab.d, dot_u8_i8(q, ab.q), d_w * ms)
+}
+
+/// Block `i` of the Q8_1 activation row at `a` with its `−offset·s` for [`offset_pair`].
+///
+/// # Safety
+/// As [`q8_1_act`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_1_act_offset(a: *const u8, i: usize, offset: f32) -> (ActBlock, f32) {
+    // SAFETY: forwarded caller contract.
+    let ab = unsafe { q8_1_act(a, i) };
+    (ab, -offset * ab.s)
+}
+
+/// # Safety
+/// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q4_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
-        |i| unsafe { q8_0_act_offset(a, i, 8) },
-        |(ab, s_pairs), i, r| {
+        |i| unsafe { q8_1_act_offset(a, i, 8.0) },
+        |act, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
                 let bw = weight_block(w[r], i, Q4_0_SIZE, ahead);
-                let isum = dot_offset_u8_i8(nibbles(bw.add(2)), ab.q, s_pairs);
-                (f16_at(bw) * ab.d, isum, 0.0)
+                offset_pair(bw, nibbles(bw.add(2)), act)
             }
         },
     )
 }
 
 /// # Safety
-/// As [`q4_0_q8_0`], for Q5_0 weights.
+/// As [`q4_0_q8_1`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q5_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
-        |i| unsafe { q8_0_act_offset(a, i, 16) },
-        |(ab, s_pairs), i, r| {
+        |i| unsafe { q8_1_act_offset(a, i, 16.0) },
+        |act, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
                 let bw = weight_block(w[r], i, Q5_0_SIZE, ahead);
                 let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
-                let isum = dot_offset_u8_i8(q, ab.q, s_pairs);
-                (f16_at(bw) * ab.d, isum, 0.0)
+                offset_pair(bw, q, act)
             }
         },
     )
 }
 
 /// # Safety
-/// As [`q4_0_q8_0`], for Q8_0 weights.
+/// As [`q4_0_q8_1`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_0(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
+unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q8_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
-        |i| unsafe { q8_0_act(a, i) },
+        |i| unsafe { q8_1_act(a, i) },
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
@@ -169,17 +166,8 @@ unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     let ahead = prefetch_distance(nb * Q4_1_SIZE);
     sum_blocks_4(
         nb,
-        |i| {
-            // SAFETY: block i < nb lies inside the activation row (caller contract).
-            unsafe {
-                let ba = a.add(i * Q8_1_SIZE);
-                ActBlock {
-                    q: load32(ba.add(8)),
-                    d: f32_at(ba),
-                    s: f32_at(ba.add(4)),
-                }
-            }
-        },
+        // SAFETY: block i < nb lies inside the activation row (caller contract).
+        |i| unsafe { q8_1_act(a, i) },
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
@@ -211,8 +199,8 @@ macro_rules! safe_rows4 {
 }
 
 safe_rows4! {
-    vec_dot_rows4_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
-    vec_dot_rows4_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
-    vec_dot_rows4_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_rows4_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_rows4_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_rows4_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
     vec_dot_rows4_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
 }

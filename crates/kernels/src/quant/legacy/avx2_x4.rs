@@ -17,85 +17,97 @@ use std::arch::x86_64::*;
 /// A weight block as the four activation rows need it.
 #[derive(Clone, Copy)]
 struct WeightBlock {
-    /// 32 quants, one byte each (signed or unsigned by format).
+    /// 32 quants, one byte each (signed for Q8_0, unsigned for the 4- and 5-bit formats).
     q: __m256i,
     d: f32,
+    /// What multiplies the activation block's `s`: the `_1` formats' min, or the `_0`
+    /// formats' offset correction (see [`super::avx2::offset_term`]).
     m: f32,
 }
 
-/// The activation side shared by every weight type with Q8_0 activations (signed quants):
-/// `(d_w·d_a, i32 sums, 0)` for block `i` of the activation row at `a`.
+/// `(d_w·d_a, i32 sums, m_w·s_a)` for weight block `wb` (unsigned quants) and block `i`
+/// of the Q8_1 activation row at `a`.
 ///
 /// # Safety
 /// Block `i` lies inside the row at `a`; the CPU has AVX2/FMA/F16C.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_act(a: *const u8, wb: WeightBlock, i: usize) -> (f32, __m256i, f32) {
+unsafe fn unsigned_pair(a: *const u8, wb: WeightBlock, i: usize) -> (f32, __m256i, f32) {
     // SAFETY: the caller guarantees block i of the row at `a` is readable.
     unsafe {
-        let ba = a.add(i * Q8_0_SIZE);
-        (wb.d * f16_at(ba), dot_i8_i8(wb.q, load32(ba.add(2))), 0.0)
+        let ba = a.add(i * Q8_1_SIZE);
+        (
+            wb.d * f32_at(ba),
+            dot_u8_i8(wb.q, load32(ba.add(8))),
+            wb.m * f32_at(ba.add(4)),
+        )
+    }
+}
+
+/// Block `i` of a `_0`-format weight row: `q` from the unpacker, the scale and the
+/// offset correction's factor (the product [`super::avx2::offset_term`] forms, same bits).
+///
+/// # Safety
+/// Eight bytes at `bw` are readable; the CPU has AVX2/FMA/F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn offset_block(bw: *const u8, q: __m256i, offset: f32) -> WeightBlock {
+    // SAFETY: the caller guarantees the scale's bytes are readable.
+    let d = unsafe { f16_at(bw) };
+    WeightBlock {
+        q,
+        d,
+        m: -offset * d,
     }
 }
 
 /// # Safety
-/// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_0 blocks; the CPU has AVX2/FMA/F16C.
+/// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_4(
         nb,
         |i| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
+            // SAFETY: block i < nb lies inside the weight row (caller contract).
             unsafe {
                 let bw = w.add(i * Q4_0_SIZE);
                 prefetch_ahead(bw, 1);
-                WeightBlock {
-                    q: _mm256_sub_epi8(nibbles(bw.add(2)), _mm256_set1_epi8(8)),
-                    d: f16_at(bw),
-                    m: 0.0,
-                }
+                offset_block(bw, nibbles(bw.add(2)), 8.0)
             }
         },
         // SAFETY: block i < nb lies inside every activation row (caller contract).
-        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
+        |wb, i, r| unsafe { unsigned_pair(a[r], wb, i) },
     )
 }
 
 /// # Safety
-/// As [`q4_0_q8_0`], for Q5_0 weights.
+/// As [`q4_0_q8_1`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_4(
         nb,
         |i| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
+            // SAFETY: block i < nb lies inside the weight row (caller contract).
             unsafe {
                 let bw = w.add(i * Q5_0_SIZE);
                 prefetch_ahead(bw, 1);
                 let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
-                WeightBlock {
-                    q: _mm256_sub_epi8(q, _mm256_set1_epi8(16)),
-                    d: f16_at(bw),
-                    m: 0.0,
-                }
+                offset_block(bw, q, 16.0)
             }
         },
         // SAFETY: block i < nb lies inside every activation row (caller contract).
-        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
+        |wb, i, r| unsafe { unsigned_pair(a[r], wb, i) },
     )
 }
 
 /// # Safety
-/// As [`q4_0_q8_0`], for Q8_0 weights.
+/// As [`q4_0_q8_1`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
+unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_4(
         nb,
         |i| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
+            // SAFETY: block i < nb lies inside the weight row (caller contract).
             unsafe {
                 let bw = w.add(i * Q8_0_SIZE);
                 prefetch_ahead(bw, 1);
@@ -106,8 +118,13 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
                 }
             }
         },
-        // SAFETY: block i < nb lies inside every activation row (caller contract).
-        |wb, i, r| unsafe { q8_0_act(a[r], wb, i) },
+        |wb, i, r| {
+            // SAFETY: block i < nb lies inside every activation row (caller contract).
+            unsafe {
+                let ba = a[r].add(i * Q8_1_SIZE);
+                (wb.d * f32_at(ba), dot_i8_i8(wb.q, load32(ba.add(8))), 0.0)
+            }
+        },
     )
 }
 
@@ -118,8 +135,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
     sum_blocks_4(
         nb,
         |i| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
+            // SAFETY: block i < nb lies inside the weight row (caller contract).
             unsafe {
                 let bw = w.add(i * Q4_1_SIZE);
                 prefetch_ahead(bw, 1);
@@ -130,18 +146,8 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
                 }
             }
         },
-        |wb, i, r| {
-            // SAFETY: block i < nb lies inside the weight row and every activation
-            // row (caller contract).
-            unsafe {
-                let ba = a[r].add(i * Q8_1_SIZE);
-                (
-                    wb.d * f32_at(ba),
-                    dot_u8_i8(wb.q, load32(ba.add(8))),
-                    wb.m * f32_at(ba.add(4)),
-                )
-            }
-        },
+        // SAFETY: block i < nb lies inside every activation row (caller contract).
+        |wb, i, r| unsafe { unsigned_pair(a[r], wb, i) },
     )
 }
 
@@ -162,8 +168,8 @@ macro_rules! safe_x4 {
 }
 
 safe_x4! {
-    vec_dot_x4_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
-    vec_dot_x4_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
-    vec_dot_x4_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_x4_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_x4_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_x4_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
     vec_dot_x4_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
 }

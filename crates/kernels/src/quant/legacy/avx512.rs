@@ -188,32 +188,32 @@ unsafe fn sum_blocks(
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q4_0 and Q8_0 blocks; the CPU has this module's features.
+/// `w` and `a` hold `nb` Q4_0 and Q8_1 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q4_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let fmt = Scales {
         w_size: 18,
-        a_size: 34,
-        act_f32: false,
+        a_size: 40,
+        act_f32: true,
         has_min: false,
     };
     // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
     unsafe {
         sum_blocks(nb, w, a, fmt, |i, j| {
             let q = nibbles_pair(w.add(i * 18 + 2), w.add(j * 18 + 2));
-            dot_offset(q, 8, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+            dot_offset(q, 8, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
         })
     }
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q5_0 and Q8_0 blocks; the CPU has this module's features.
+/// `w` and `a` hold `nb` Q5_0 and Q8_1 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let fmt = Scales {
         w_size: 22,
-        a_size: 34,
-        act_f32: false,
+        a_size: 40,
+        act_f32: true,
         has_min: false,
     };
     // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
@@ -222,19 +222,19 @@ unsafe fn q5_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
             let (w0, w1) = (w.add(i * 22), w.add(j * 22));
             let hb = fifth_bits_pair(u32_at(w0.add(2)), u32_at(w1.add(2)));
             let q = _mm512_or_si512(nibbles_pair(w0.add(6), w1.add(6)), hb);
-            dot_offset(q, 16, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+            dot_offset(q, 16, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
         })
     }
 }
 
 /// # Safety
-/// `w` and `a` hold `nb` Q8_0 blocks each; the CPU has this module's features.
+/// `w` and `a` hold `nb` Q8_0 and Q8_1 blocks; the CPU has this module's features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
+unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
     let fmt = Scales {
         w_size: 34,
-        a_size: 34,
-        act_f32: false,
+        a_size: 40,
+        act_f32: true,
         has_min: false,
     };
     // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
@@ -243,7 +243,7 @@ unsafe fn q8_0_q8_0(nb: usize, w: *const u8, a: *const u8) -> f32 {
             // x ^ 0x80 is x + 128 read as unsigned.
             let x = load_pair(w.add(i * 34 + 2), w.add(j * 34 + 2));
             let q = _mm512_xor_si512(x, _mm512_set1_epi8(-128));
-            dot_offset(q, 128, load_pair(a.add(i * 34 + 2), a.add(j * 34 + 2)))
+            dot_offset(q, 128, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
         })
     }
 }
@@ -290,9 +290,9 @@ unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
 
 safe_vec_dots! {
     pointers:
-    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
-    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
-    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
     vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
     vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }

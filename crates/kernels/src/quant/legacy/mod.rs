@@ -21,13 +21,18 @@
 //! Q8_1 is Kaiyuan's own layout for the 40-byte size the `gguf` package reports (GGML's
 //! current in-memory Q8_1 uses f16 d and s; Q8_1 never appears in model files). `s` is
 //! `d * sum(qs)`, so the Q4_1/Q5_1 dot products can add `m * s` once per block for the
-//! `m` part of the weight.
+//! `m` part of the weight. Every weight format of this family takes Q8_1 activations:
+//! the f32 scale costs nothing to convert in the inner loop (Q8_0's f16 scale cost a
+//! conversion per block pair), and the AVX2 kernels treat the `_0` offsets the same way as
+//! the `_1` mins, as `(-offset * d) * s` per block (`avx2::offset_term`).
 //!
 //! Files: `scalar.rs` is the specification (dequantizers, the Q4_0/Q8_0/Q8_1 quantizers
 //! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
-//! per SIMD level, which compute the same exact per-block integer sums and differ only in
-//! float summation order; `quantize_avx2.rs` quantizes activations bit-identically to
-//! scalar; `golden_tests.rs` checks the scalar code against the `gguf` package.
+//! per SIMD level, which (except AVX2's offset correction) compute the same exact
+//! per-block integer sums and differ only in float summation order; `avx2_x4.rs` and
+//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row;
+//! `quantize_avx2.rs` quantizes activations bit-identically to scalar; `golden_tests.rs`
+//! checks the scalar code against the `gguf` package.
 //!
 //! Activation quants are in [-127, 127] (our quantizers clamp; `sanitize_random_blocks`
 //! keeps random Q8_0/Q8_1 blocks so). The AVX2 dot products rely on that (sign trick); the
@@ -126,11 +131,11 @@ pub(in crate::quant) fn quantize_fn(dtype: DType, level: SimdLevel) -> Option<Qu
 macro_rules! dot_table {
     ($m:ident, $dtype:expr) => {
         match $dtype {
-            DType::Q4_0 => Some($m::vec_dot_q4_0_q8_0 as VecDotFn),
+            DType::Q4_0 => Some($m::vec_dot_q4_0_q8_1 as VecDotFn),
             DType::Q4_1 => Some($m::vec_dot_q4_1_q8_1 as VecDotFn),
-            DType::Q5_0 => Some($m::vec_dot_q5_0_q8_0 as VecDotFn),
+            DType::Q5_0 => Some($m::vec_dot_q5_0_q8_1 as VecDotFn),
             DType::Q5_1 => Some($m::vec_dot_q5_1_q8_1 as VecDotFn),
-            DType::Q8_0 => Some($m::vec_dot_q8_0_q8_0 as VecDotFn),
+            DType::Q8_0 => Some($m::vec_dot_q8_0_q8_1 as VecDotFn),
             _ => None,
         }
     };
@@ -162,10 +167,10 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => match dtype {
-            DType::Q4_0 => Some(avx2_x4::vec_dot_x4_q4_0_q8_0 as VecDotX4Fn),
+            DType::Q4_0 => Some(avx2_x4::vec_dot_x4_q4_0_q8_1 as VecDotX4Fn),
             DType::Q4_1 => Some(avx2_x4::vec_dot_x4_q4_1_q8_1 as VecDotX4Fn),
-            DType::Q5_0 => Some(avx2_x4::vec_dot_x4_q5_0_q8_0 as VecDotX4Fn),
-            DType::Q8_0 => Some(avx2_x4::vec_dot_x4_q8_0_q8_0 as VecDotX4Fn),
+            DType::Q5_0 => Some(avx2_x4::vec_dot_x4_q5_0_q8_1 as VecDotX4Fn),
+            DType::Q8_0 => Some(avx2_x4::vec_dot_x4_q8_0_q8_1 as VecDotX4Fn),
             _ => None,
         },
         _ => None,
@@ -181,10 +186,10 @@ pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Opti
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => match dtype {
-            DType::Q4_0 => Some(avx2_rows4::vec_dot_rows4_q4_0_q8_0 as VecDotRows4Fn),
+            DType::Q4_0 => Some(avx2_rows4::vec_dot_rows4_q4_0_q8_1 as VecDotRows4Fn),
             DType::Q4_1 => Some(avx2_rows4::vec_dot_rows4_q4_1_q8_1 as VecDotRows4Fn),
-            DType::Q5_0 => Some(avx2_rows4::vec_dot_rows4_q5_0_q8_0 as VecDotRows4Fn),
-            DType::Q8_0 => Some(avx2_rows4::vec_dot_rows4_q8_0_q8_0 as VecDotRows4Fn),
+            DType::Q5_0 => Some(avx2_rows4::vec_dot_rows4_q5_0_q8_1 as VecDotRows4Fn),
+            DType::Q8_0 => Some(avx2_rows4::vec_dot_rows4_q8_0_q8_1 as VecDotRows4Fn),
             _ => None,
         },
         _ => None,

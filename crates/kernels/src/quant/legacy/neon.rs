@@ -105,40 +105,40 @@ fn or2(a: [uint8x16_t; 2], b: [uint8x16_t; 2]) -> [uint8x16_t; 2] {
 }
 
 #[target_feature(enable = "neon")]
-fn q4_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+fn q4_0_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     sum_blocks(nb, |i| {
-        let (bw, ba) = (&w[i * 18..i * 18 + 18], &a[i * 34..i * 34 + 34]);
+        let (bw, ba) = (&w[i * 18..i * 18 + 18], &a[i * 40..i * 40 + 40]);
         Block {
             x: offset(nibbles(&bw[2..]), 8),
-            y: i8s(&ba[2..]),
-            d: f16_at(bw, 0) * f16_at(ba, 0),
+            y: i8s(&ba[8..]),
+            d: f16_at(bw, 0) * f32_at(ba, 0),
             ms: 0.0,
         }
     })
 }
 
 #[target_feature(enable = "neon")]
-fn q5_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+fn q5_0_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     sum_blocks(nb, |i| {
-        let (bw, ba) = (&w[i * 22..i * 22 + 22], &a[i * 34..i * 34 + 34]);
+        let (bw, ba) = (&w[i * 22..i * 22 + 22], &a[i * 40..i * 40 + 40]);
         let qh = u32_at(bw, 2);
         Block {
             x: offset(or2(nibbles(&bw[6..]), fifth_bits(qh)), 16),
-            y: i8s(&ba[2..]),
-            d: f16_at(bw, 0) * f16_at(ba, 0),
+            y: i8s(&ba[8..]),
+            d: f16_at(bw, 0) * f32_at(ba, 0),
             ms: 0.0,
         }
     })
 }
 
 #[target_feature(enable = "neon")]
-fn q8_0_q8_0(nb: usize, w: &[u8], a: &[u8]) -> f32 {
+fn q8_0_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
     sum_blocks(nb, |i| {
-        let (bw, ba) = (&w[i * 34..i * 34 + 34], &a[i * 34..i * 34 + 34]);
+        let (bw, ba) = (&w[i * 34..i * 34 + 34], &a[i * 40..i * 40 + 40]);
         Block {
             x: i8s(&bw[2..]),
-            y: i8s(&ba[2..]),
-            d: f16_at(bw, 0) * f16_at(ba, 0),
+            y: i8s(&ba[8..]),
+            d: f16_at(bw, 0) * f32_at(ba, 0),
             ms: 0.0,
         }
     })
@@ -173,9 +173,9 @@ fn q5_1_q8_1(nb: usize, w: &[u8], a: &[u8]) -> f32 {
 
 safe_vec_dots! {
     slices:
-    vec_dot_q4_0_q8_0 => q4_0_q8_0, Q4_0_SIZE, Q8_0_SIZE;
-    vec_dot_q5_0_q8_0 => q5_0_q8_0, Q5_0_SIZE, Q8_0_SIZE;
-    vec_dot_q8_0_q8_0 => q8_0_q8_0, Q8_0_SIZE, Q8_0_SIZE;
+    vec_dot_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
     vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
     vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }

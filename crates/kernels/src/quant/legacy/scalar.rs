@@ -221,28 +221,28 @@ fn dot_blocks(
     sumf
 }
 
-pub(super) fn vec_dot_q4_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_blocks(n, w, Q4_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
-        let isum = isum_unsigned(&nibbles(&bw[2..18]), 8, &ba[2..34]);
-        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+pub(super) fn vec_dot_q4_0_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot_blocks(n, w, Q4_0_SIZE, a, Q8_1_SIZE, |bw, ba| {
+        let isum = isum_unsigned(&nibbles(&bw[2..18]), 8, &ba[8..40]);
+        (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32
     })
 }
 
-pub(super) fn vec_dot_q5_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_blocks(n, w, Q5_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
-        let isum = isum_unsigned(&five_bit(u32_at(bw, 2), &bw[6..22]), 16, &ba[2..34]);
-        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+pub(super) fn vec_dot_q5_0_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot_blocks(n, w, Q5_0_SIZE, a, Q8_1_SIZE, |bw, ba| {
+        let isum = isum_unsigned(&five_bit(u32_at(bw, 2), &bw[6..22]), 16, &ba[8..40]);
+        (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32
     })
 }
 
-pub(super) fn vec_dot_q8_0_q8_0(n: usize, w: &[u8], a: &[u8]) -> f32 {
-    dot_blocks(n, w, Q8_0_SIZE, a, Q8_0_SIZE, |bw, ba| {
+pub(super) fn vec_dot_q8_0_q8_1(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    dot_blocks(n, w, Q8_0_SIZE, a, Q8_1_SIZE, |bw, ba| {
         let isum: i32 = bw[2..34]
             .iter()
-            .zip(&ba[2..34])
+            .zip(&ba[8..40])
             .map(|(&x, &y)| x as i8 as i32 * y as i8 as i32)
             .sum();
-        (f16_at(bw, 0) * f16_at(ba, 0)) * isum as f32
+        (f16_at(bw, 0) * f32_at(ba, 0)) * isum as f32
     })
 }
 
