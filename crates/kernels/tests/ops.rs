@@ -3,8 +3,8 @@
 //! RoPE also against hand-computed values and its geometric properties.
 
 use kaiyuan_kernels::ops::{
-    add, add_scaled, geglu, gelu, gelu_erf, mul, rms_norm, rms_norm_in_place, rope, scale, silu,
-    softmax, swiglu, RopeParams, RopeStyle,
+    add, add_scaled, geglu, gelu, gelu_erf, mul, rms_norm, rms_norm_in_place, rope, rope_qk, scale,
+    silu, softmax, swiglu, RopeParams, RopeStyle,
 };
 use kaiyuan_kernels::quant::testing::Rng;
 
@@ -294,6 +294,51 @@ struct RefParams {
     base: f64,
     freq_scale: f64,
     factors: Option<Vec<f64>>,
+}
+
+/// `rope_qk` shares each angle between the query and key heads and caches the inverse
+/// frequencies per thread; it must give exactly what two `rope` calls give, also when the
+/// base and rotary width change from call to call (Gemma 3 alternates two bases), which
+/// would expose a stale cache. `rope` itself is checked against the f64 reference.
+#[test]
+fn rope_qk_is_rope_of_q_and_of_k() {
+    let mut rng = Rng::new(31);
+    let head_dim = 16;
+    let settings = [
+        (10000.0f32, 16),
+        (1e6, 16),
+        (10000.0, 8),
+        (1e6, 16),
+        (10000.0, 16),
+    ];
+    for (call, &(base, n_rot)) in settings.iter().enumerate() {
+        for style in [RopeStyle::Normal, RopeStyle::Neox] {
+            let p = RopeParams::new(style, n_rot, base);
+            let pos = 37 * call + 5;
+            let (q0, k0) = (
+                rng.vec_f32(4 * head_dim, 1.0),
+                rng.vec_f32(2 * head_dim, 1.0),
+            );
+            let q_orig = q0.clone();
+            let (mut q1, mut k1) = (q0.clone(), k0.clone());
+            rope_qk(&mut q1, 4, &mut k1, 2, head_dim, pos, &p);
+            let (mut q2, mut k2) = (q0, k0);
+            rope(&mut q2, 4, head_dim, pos, &p);
+            rope(&mut k2, 2, head_dim, pos, &p);
+            assert_eq!(q1, q2, "q, base {base}, n_rot {n_rot}, {style:?}");
+            assert_eq!(k1, k2, "k, base {base}, n_rot {n_rot}, {style:?}");
+            // Against the f64 reference too: a stale cache would fool both sides above.
+            let refp = RefParams {
+                base: f64::from(base),
+                freq_scale: 1.0,
+                factors: None,
+            };
+            for (got, orig) in q1.chunks(head_dim).zip(q_orig.chunks(head_dim)) {
+                let want = rope_ref(orig, pos as f64, style, n_rot, &refp);
+                assert_close(got, &want, 1e-5, 1e-5, "rope_qk against the reference");
+            }
+        }
+    }
 }
 
 #[test]

@@ -249,14 +249,9 @@ impl Model {
                 freq_factors: rope.factors.as_deref(),
             };
             for (r, info) in s.rows.iter().enumerate() {
-                ops::rope(
+                ops::rope_qk(
                     &mut q[r * q_dim..(r + 1) * q_dim],
                     c.num_heads,
-                    c.head_dim,
-                    info.pos,
-                    &params,
-                );
-                ops::rope(
                     &mut k[r * kv_dim..(r + 1) * kv_dim],
                     c.num_kv_heads,
                     c.head_dim,

@@ -27,7 +27,7 @@ pub use matmul::{
     matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix, ACT_TILE_BYTES,
 };
 pub use norm::{rms_norm, rms_norm_in_place};
-pub use rope::{rope, RopeParams, RopeStyle};
+pub use rope::{rope, rope_qk, RopeParams, RopeStyle};
 pub use softmax::softmax;
 
 /// Why a tensor cannot be used by an operation.
