@@ -190,6 +190,26 @@ fn gelu_erf_matches_formula() {
     check_unary(gelu_erf, gelu_erf_ref, "gelu_erf", 5);
 }
 
+/// The activations over their whole range, where the (AVX2) exponential's argument is
+/// capped or its result leaves the normal range, and NaN.
+#[test]
+fn activations_hold_at_the_extremes() {
+    let xs: Vec<f32> = (-2400..=2400).map(|i| i as f32 * 0.05).collect();
+    let want_silu: Vec<f64> = xs.iter().map(|&v| silu_ref(f64::from(v))).collect();
+    let want_gelu: Vec<f64> = xs.iter().map(|&v| gelu_tanh_ref(f64::from(v))).collect();
+    let (mut s, mut g) = (xs.clone(), xs.clone());
+    silu(&mut s);
+    gelu(&mut g);
+    assert_close(&s, &want_silu, 2e-6, 1e-7, "silu on [-120, 120]");
+    assert_close(&g, &want_gelu, 2e-6, 1e-7, "gelu on [-120, 120]");
+    let mut nan = [f32::NAN; 9];
+    silu(&mut nan);
+    assert!(nan.iter().all(|v| v.is_nan()), "silu(NaN) = {nan:?}");
+    let mut nan = [f32::NAN; 9];
+    geglu(&mut nan, &[1.0; 9]);
+    assert!(nan.iter().all(|v| v.is_nan()), "geglu(NaN) = {nan:?}");
+}
+
 #[test]
 fn gelu_variants_differ() {
     // The tanh approximation is not the exact GELU (they differ by ~4.4e-4 at x = 2.5):

@@ -55,7 +55,7 @@ pub fn scale_max(x: &mut [f32], scale: f32, softcap: Option<f32>) -> f32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(super) mod avx2 {
     use crate::quant::x86::hsum_ps;
     use std::arch::x86_64::*;
 
@@ -70,7 +70,7 @@ mod avx2 {
     /// `e^x` on eight lanes (`x ≤ 88`).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn exp8(x: __m256) -> __m256 {
+    pub(in crate::ops) fn exp8(x: __m256) -> __m256 {
         let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
             _mm256_mul_ps(x, _mm256_set1_ps(LOG2_E)),
         );
