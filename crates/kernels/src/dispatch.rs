@@ -98,6 +98,15 @@ fn has_neon() -> bool {
     false
 }
 
+/// Whether this process runs x86 AVX2 (+ FMA + F16C) code: the level is AVX2 or AVX-512.
+/// For the kernels that have an AVX2 version and no AVX-512 one (attention, exponentials,
+/// activations); the level check is what makes calling their `#[target_feature]` code
+/// sound.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn runs_avx2() -> bool {
+    matches!(simd_level(), SimdLevel::Avx2 | SimdLevel::Avx512)
+}
+
 /// The level kernels run at in this process: the best supported one, capped by
 /// `KAIYUAN_SIMD` when set. Read once; later changes to the environment have no effect.
 pub fn simd_level() -> SimdLevel {

@@ -15,7 +15,7 @@
 //! gives −0.
 
 #[cfg(target_arch = "x86_64")]
-use crate::dispatch::{simd_level, SimdLevel};
+use crate::dispatch::runs_avx2;
 
 /// √(2/π)
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -61,17 +61,11 @@ fn gelu_erf_one(x: f32) -> f32 {
     x * phi
 }
 
-/// Whether this process runs the AVX2 versions.
-#[cfg(target_arch = "x86_64")]
-fn use_avx2() -> bool {
-    simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon
-}
-
 /// `x = silu(x) = x / (1 + exp(-x))`.
 pub fn silu(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if use_avx2() {
-        // SAFETY: `use_avx2` checked that the CPU has AVX2, FMA and F16C.
+    if runs_avx2() {
+        // SAFETY: `runs_avx2` checked that the CPU has AVX2, FMA and F16C.
         return unsafe { avx2::map(x, None, avx2::Act::Silu) };
     }
     for v in x.iter_mut() {
@@ -82,7 +76,7 @@ pub fn silu(x: &mut [f32]) {
 /// `x = gelu(x)`, tanh approximation (GGML's and Gemma's GELU).
 pub fn gelu(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if use_avx2() {
+    if runs_avx2() {
         // SAFETY: as in `silu`.
         return unsafe { avx2::map(x, None, avx2::Act::GeluTanh) };
     }
@@ -112,7 +106,7 @@ fn check_len(op: &str, gate: &[f32], up: &[f32]) {
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     check_len("swiglu", gate, up);
     #[cfg(target_arch = "x86_64")]
-    if use_avx2() {
+    if runs_avx2() {
         // SAFETY: as in `silu`; the lengths are equal (checked above).
         return unsafe { avx2::map(gate, Some(up), avx2::Act::Silu) };
     }
@@ -125,7 +119,7 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
 pub fn geglu(gate: &mut [f32], up: &[f32]) {
     check_len("geglu", gate, up);
     #[cfg(target_arch = "x86_64")]
-    if use_avx2() {
+    if runs_avx2() {
         // SAFETY: as in `swiglu`.
         return unsafe { avx2::map(gate, Some(up), avx2::Act::GeluTanh) };
     }

@@ -12,13 +12,13 @@
 //! The SIMD sum adds in eight lanes, so it differs from the reference by reassociation.
 
 #[cfg(target_arch = "x86_64")]
-use crate::dispatch::{simd_level, SimdLevel};
+use crate::dispatch::runs_avx2;
 
 /// `x[i] = exp(x[i] − shift)` for every element; returns `Σ x[i]` after the update.
 /// Meant for `shift ≥ max x` (softmax), so no result overflows.
 pub fn exp_shifted(x: &mut [f32], shift: f32) -> f32 {
     #[cfg(target_arch = "x86_64")]
-    if simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon {
+    if runs_avx2() {
         // SAFETY: the level check guarantees AVX2, FMA and F16C.
         return unsafe { avx2::exp_shifted(x, shift) };
     }

@@ -12,7 +12,7 @@
 //! order of the final eight-lane sum.
 
 #[cfg(target_arch = "x86_64")]
-use crate::dispatch::{simd_level, SimdLevel};
+use crate::dispatch::runs_avx2;
 use crate::half::f16_to_f32;
 
 /// Checks the shapes shared by both kernels; returns `(head_dim, keys)`.
@@ -57,7 +57,7 @@ pub fn dot_heads_f16(q: &[f32], heads: usize, keys: &[u16], out: &mut [f32], out
     #[cfg(not(target_arch = "x86_64"))]
     let _ = d;
     #[cfg(target_arch = "x86_64")]
-    if simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon {
+    if runs_avx2() {
         // SAFETY: the level check guarantees AVX2, FMA and F16C; the shapes were checked
         // above (`q` is heads × d, `keys` n × d, `out` holds every (h, t) slot).
         unsafe { avx2::dot_heads(q, heads, d, keys, n, out, out_stride) };
@@ -81,7 +81,7 @@ pub fn axpy_heads_f16(p: &[f32], p_stride: usize, heads: usize, values: &[u16], 
     #[cfg(not(target_arch = "x86_64"))]
     let _ = d;
     #[cfg(target_arch = "x86_64")]
-    if simd_level() >= SimdLevel::Avx2 && simd_level() != SimdLevel::Neon {
+    if runs_avx2() {
         // SAFETY: the level check guarantees AVX2, FMA and F16C; the shapes were checked
         // above (`values` n × d, `out` heads × d, `p` holds every (h, t) weight).
         unsafe { avx2::axpy_heads(p, p_stride, heads, d, values, n, out) };
