@@ -3,9 +3,11 @@
 //! `h / (num_heads / num_kv_heads)`), optional sliding window (a query at position `p`
 //! sees keys `p - window + 1 ..= p`) and optional score soft-capping `s·tanh(x/s)`.
 //!
-//! Method: a work item is one query row, one KV head (with all the query heads that share
-//! it, so each key and value is read and converted once per group), and one chunk of
-//! [`KEY_CHUNK`] key positions. An item scores its keys (f16, read in place from the
+//! Method: a work item is one query row and one chunk of [`KEY_CHUNK`] key positions, for
+//! every head. An item walks its KV blocks in order and, within each block, every KV head
+//! with all the query heads that share it, so each key and value is read and converted
+//! once per group and a block's heads (contiguous in the cache) are read as one stream
+//! that the hardware prefetchers follow. It scores its keys (f16, read in place from the
 //! sequence's KV blocks), takes the exponentials against its own maximum and sums the
 //! weighted values, leaving `(max, sum of weights, weighted sum)` per head. The partial
 //! results of a row's chunks are then merged in chunk order, rescaling each to the common
@@ -17,7 +19,7 @@
 
 use crate::decoder::BatchSeq;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
-use kaiyuan_kernels::ops::{axpy_heads_f16, dot_heads_f16, exp_shifted, prefetch_f16, scale_max};
+use kaiyuan_kernels::ops::{axpy_heads_f16, dot_heads_f16, exp_shifted, scale_max};
 use kaiyuan_kernels::threads::ThreadPool;
 use std::cell::Cell;
 
@@ -52,7 +54,7 @@ impl AttnShape {
     /// Floats of one item's partial result: per head its maximum, its sum of weights and
     /// its `head_dim` weighted sum.
     fn partial_len(&self) -> usize {
-        self.group() * (self.head_dim + 2)
+        self.num_heads * (self.head_dim + 2)
     }
 
     /// The keys a query at `pos` attends to.
@@ -65,11 +67,10 @@ impl AttnShape {
     }
 }
 
-/// One work item: keys `first..=last` of KV head `kv_head` for query row `row`.
+/// One work item: keys `first..=last` of every head for query row `row`.
 #[derive(Clone, Copy, Debug)]
 struct Item {
     row: usize,
-    kv_head: usize,
     first: usize,
     last: usize,
 }
@@ -78,13 +79,13 @@ struct Item {
 #[derive(Default)]
 pub(crate) struct AttnScratch {
     items: Vec<Item>,
-    /// `group_start[g]..group_start[g + 1]` are the items of (row, KV head) group `g`.
-    group_start: Vec<usize>,
+    /// `row_start[r]..row_start[r + 1]` are the items of query row `r`.
+    row_start: Vec<usize>,
     partials: Vec<f32>,
 }
 
 thread_local! {
-    /// Scores of one item (`group × KEY_CHUNK`), reused across calls on this thread.
+    /// Scores of one item (`num_heads × KEY_CHUNK`), reused across calls on this thread.
     static SCORES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
@@ -122,29 +123,26 @@ pub(crate) fn attend(
 ) {
     let AttnScratch {
         items,
-        group_start,
+        row_start,
         partials,
     } = scratch;
     items.clear();
-    group_start.clear();
+    row_start.clear();
     for (row, info) in rows.iter().enumerate() {
         let (first, last) = shape.keys_of(info.pos);
-        for kv_head in 0..shape.num_kv_heads {
-            group_start.push(items.len());
-            let mut from = first;
-            while from <= last {
-                let to = ((from / KEY_CHUNK + 1) * KEY_CHUNK - 1).min(last);
-                items.push(Item {
-                    row,
-                    kv_head,
-                    first: from,
-                    last: to,
-                });
-                from = to + 1;
-            }
+        row_start.push(items.len());
+        let mut from = first;
+        while from <= last {
+            let to = ((from / KEY_CHUNK + 1) * KEY_CHUNK - 1).min(last);
+            items.push(Item {
+                row,
+                first: from,
+                last: to,
+            });
+            from = to + 1;
         }
     }
-    group_start.push(items.len());
+    row_start.push(items.len());
 
     let plen = shape.partial_len();
     if partials.len() < items.len() * plen {
@@ -165,18 +163,18 @@ pub(crate) fn attend(
     // The merge is a few multiply-adds per head and chunk: run it here unless there is
     // enough of it to be worth waking the pool (long prompts).
     let partials: &[f32] = partials;
-    let group_len = shape.group() * shape.head_dim;
-    let merge = |first_group: usize, part: &mut [f32]| {
-        for (i, o) in part.chunks_exact_mut(group_len).enumerate() {
-            let g = first_group + i;
-            let chunks = &partials[group_start[g] * plen..group_start[g + 1] * plen];
+    let row_len = shape.num_heads * shape.head_dim;
+    let merge = |first_row: usize, part: &mut [f32]| {
+        for (i, o) in part.chunks_exact_mut(row_len).enumerate() {
+            let r = first_row + i;
+            let chunks = &partials[row_start[r] * plen..row_start[r + 1] * plen];
             merge_chunks(shape, chunks, o);
         }
     };
     if items.len() * plen < 1 << 16 {
         merge(0, out);
     } else {
-        pool.run_split_mut(out, group_len, merge);
+        pool.run_split_mut(out, row_len, merge);
     }
 }
 
@@ -192,38 +190,29 @@ fn attend_chunk(
     scores: &mut Vec<f32>,
     partial: &mut [f32],
 ) {
-    let (d, group) = (shape.head_dim, shape.group());
+    let (d, group, heads) = (shape.head_dim, shape.group(), shape.num_heads);
     let n = item.last + 1 - item.first;
-    if scores.len() < group * n {
-        scores.resize(group * n, 0.0);
+    if scores.len() < heads * n {
+        scores.resize(heads * n, 0.0);
     }
-    let scores = &mut scores[..group * n];
-    let q_dim = shape.num_heads * d;
-    let q_group = &q[item.row * q_dim + item.kv_head * group * d..][..group * d];
-    // Each run's keys (then values) are prefetched one run ahead: the blocks of a paged
-    // cache are scattered, so the hardware prefetchers cannot run ahead across them.
-    let run_keys = |block: BlockId, slot: usize, len: usize| {
-        &kv.key_head(layer, block, item.kv_head)[slot * d..(slot + len) * d]
-    };
-    let run_values = |block: BlockId, slot: usize, len: usize| {
-        &kv.value_head(layer, block, item.kv_head)[slot * d..(slot + len) * d]
-    };
+    let scores = &mut scores[..heads * n];
+    let q_row = &q[item.row * heads * d..][..heads * d];
+    let span = |slot: usize, len: usize| slot * d..(slot + len) * d;
     for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
-        if let Some((next, nslot, nlen)) = next_run(table, item, at + len) {
-            prefetch_f16(run_keys(next, nslot, nlen));
-        } else if let Some((first, fslot, flen)) = next_run(table, item, 0) {
-            prefetch_f16(run_values(first, fslot, flen));
+        for kv_head in 0..shape.num_kv_heads {
+            let keys = &kv.key_head(layer, block, kv_head)[span(slot, len)];
+            let first_head = kv_head * group;
+            dot_heads_f16(
+                &q_row[first_head * d..(first_head + group) * d],
+                group,
+                keys,
+                &mut scores[first_head * n + at..],
+                n,
+            );
         }
-        dot_heads_f16(
-            q_group,
-            group,
-            run_keys(block, slot, len),
-            &mut scores[at..],
-            n,
-        );
     });
 
-    let (stats, sums) = partial.split_at_mut(2 * group);
+    let (stats, sums) = partial.split_at_mut(2 * heads);
     for (h, s) in scores.chunks_exact_mut(n).enumerate() {
         let max = scale_max(s, shape.scale, shape.softcap);
         stats[2 * h] = max;
@@ -231,27 +220,24 @@ fn attend_chunk(
     }
     sums.fill(0.0);
     for_each_block_run(table, item.first, item.last, |block, slot, len, at| {
-        if let Some((next, nslot, nlen)) = next_run(table, item, at + len) {
-            prefetch_f16(run_values(next, nslot, nlen));
+        for kv_head in 0..shape.num_kv_heads {
+            let values = &kv.value_head(layer, block, kv_head)[span(slot, len)];
+            let first_head = kv_head * group;
+            axpy_heads_f16(
+                &scores[first_head * n + at..],
+                n,
+                group,
+                values,
+                &mut sums[first_head * d..(first_head + group) * d],
+            );
         }
-        axpy_heads_f16(&scores[at..], n, group, run_values(block, slot, len), sums);
     });
 }
 
-/// The block run of `item` that starts `offset` keys after its first key, if any.
-fn next_run(table: &[BlockId], item: &Item, offset: usize) -> Option<(BlockId, usize, usize)> {
-    let p = item.first + offset;
-    (p <= item.last).then(|| {
-        let slot = p % BLOCK_TOKENS;
-        let len = (BLOCK_TOKENS - slot).min(item.last + 1 - p);
-        (table[p / BLOCK_TOKENS], slot, len)
-    })
-}
-
-/// Combines the partial results of one (row, KV head) group's chunks, in order, into the
-/// attention output of its query heads (`out` is `[group, head_dim]`).
+/// Combines the partial results of one row's chunks, in order, into the attention output
+/// of its query heads (`out` is `[num_heads, head_dim]`).
 fn merge_chunks(shape: &AttnShape, chunks: &[f32], out: &mut [f32]) {
-    let (d, group, plen) = (shape.head_dim, shape.group(), shape.partial_len());
+    let (d, heads, plen) = (shape.head_dim, shape.num_heads, shape.partial_len());
     for (h, oh) in out.chunks_exact_mut(d).enumerate() {
         let stat = |c: &[f32]| (c[2 * h], c[2 * h + 1]);
         let max = chunks
@@ -264,7 +250,7 @@ fn merge_chunks(shape: &AttnShape, chunks: &[f32], out: &mut [f32]) {
             let (m, l) = stat(c);
             let w = (m - max).exp();
             total += w * l;
-            let sums = &c[2 * group + h * d..2 * group + (h + 1) * d];
+            let sums = &c[2 * heads + h * d..2 * heads + (h + 1) * d];
             for (o, s) in oh.iter_mut().zip(sums) {
                 *o += w * s;
             }
