@@ -6,10 +6,14 @@
 //! Serving with PagedAttention" (vLLM, 2023).
 //!
 //! Layout per layer: `[block][kv_head][slot][head_dim]`, so one head's keys of one block
-//! are contiguous (`BLOCK_TOKENS × head_dim` values).
+//! are contiguous (`BLOCK_TOKENS × head_dim` values), and so are all the heads of a block.
+//! Keys and values each sit in one buffer of 2 MiB huge pages: attention streams a
+//! sequence's keys and values from memory at every step, and through 4 KiB pages the
+//! prefetchers stop at every page boundary.
 
 use crate::config::ModelConfig;
 use kaiyuan_kernels::half::f32_to_f16;
+use kaiyuan_kernels::hugepage::HugePageBuffer;
 
 /// Positions per KV block.
 pub const BLOCK_TOKENS: usize = 16;
@@ -30,22 +34,36 @@ pub struct KvCache {
     num_layers: usize,
     num_kv_heads: usize,
     head_dim: usize,
-    /// Per layer, `[block][kv_head][slot][head_dim]` f16 bits.
-    keys: Vec<Vec<u16>>,
-    values: Vec<Vec<u16>>,
+    /// Values of one layer (`num_blocks · num_kv_heads · BLOCK_TOKENS · head_dim`).
+    per_layer: usize,
+    /// `[layer][block][kv_head][slot][head_dim]` f16 bits.
+    keys: HugePageBuffer,
+    values: HugePageBuffer,
 }
 
 impl KvCache {
-    /// A pool of `num_blocks` blocks for `config`'s geometry (zero-filled).
+    /// A pool of `num_blocks` blocks for `config`'s geometry (zero-filled; pages are
+    /// committed as they are first written).
+    ///
+    /// # Panics
+    /// If the OS refuses the memory, as a `Vec` of that size would abort.
     pub fn new(config: &ModelConfig, num_blocks: usize) -> KvCache {
         let per_layer = num_blocks * config.num_kv_heads * BLOCK_TOKENS * config.head_dim;
+        let bytes = per_layer
+            .checked_mul(2 * config.num_layers)
+            .expect("KV cache size overflows");
+        let buffer = || {
+            HugePageBuffer::zeroed(bytes)
+                .unwrap_or_else(|e| panic!("cannot map a KV cache buffer of {bytes} bytes: {e}"))
+        };
         KvCache {
             num_blocks,
             num_layers: config.num_layers,
             num_kv_heads: config.num_kv_heads,
             head_dim: config.head_dim,
-            keys: (0..config.num_layers).map(|_| vec![0; per_layer]).collect(),
-            values: (0..config.num_layers).map(|_| vec![0; per_layer]).collect(),
+            per_layer,
+            keys: buffer(),
+            values: buffer(),
         }
     }
 
@@ -60,7 +78,7 @@ impl KvCache {
 
     /// Bytes of KV storage held.
     pub fn bytes(&self) -> usize {
-        2 * self.num_layers * self.keys.first().map_or(0, |k| k.len() * 2)
+        2 * self.num_layers * self.per_layer * 2
     }
 
     pub(crate) fn matches(&self, config: &ModelConfig) -> bool {
@@ -69,8 +87,9 @@ impl KvCache {
             && self.head_dim == config.head_dim
     }
 
-    fn head_offset(&self, block: BlockId, head: usize) -> usize {
-        (block.index() * self.num_kv_heads + head) * BLOCK_TOKENS * self.head_dim
+    fn head_offset(&self, layer: usize, block: BlockId, head: usize) -> usize {
+        layer * self.per_layer
+            + (block.index() * self.num_kv_heads + head) * BLOCK_TOKENS * self.head_dim
     }
 
     /// Stores position `slot` of `block` for `layer`: `k` and `v` are `[kv_heads, head_dim]`.
@@ -84,12 +103,14 @@ impl KvCache {
     ) {
         let d = self.head_dim;
         for head in 0..self.num_kv_heads {
-            let at = self.head_offset(block, head) + slot * d;
+            let at = self.head_offset(layer, block, head) + slot * d;
             let src = head * d..(head + 1) * d;
-            for (dst, &x) in self.keys[layer][at..at + d].iter_mut().zip(&k[src.clone()]) {
+            let keys = &mut self.keys.as_mut_u16_slice()[at..at + d];
+            for (dst, &x) in keys.iter_mut().zip(&k[src.clone()]) {
                 *dst = f32_to_f16(x);
             }
-            for (dst, &x) in self.values[layer][at..at + d].iter_mut().zip(&v[src]) {
+            let values = &mut self.values.as_mut_u16_slice()[at..at + d];
+            for (dst, &x) in values.iter_mut().zip(&v[src]) {
                 *dst = f32_to_f16(x);
             }
         }
@@ -98,13 +119,13 @@ impl KvCache {
     /// Keys of `block` for `layer`, KV head `head`: `BLOCK_TOKENS × head_dim` f16 bits,
     /// slot-major.
     pub(crate) fn key_head(&self, layer: usize, block: BlockId, head: usize) -> &[u16] {
-        let at = self.head_offset(block, head);
-        &self.keys[layer][at..at + BLOCK_TOKENS * self.head_dim]
+        let at = self.head_offset(layer, block, head);
+        &self.keys.as_u16_slice()[at..at + BLOCK_TOKENS * self.head_dim]
     }
 
     /// Values of `block` for `layer`, KV head `head`, laid out as in [`Self::key_head`].
     pub(crate) fn value_head(&self, layer: usize, block: BlockId, head: usize) -> &[u16] {
-        let at = self.head_offset(block, head);
-        &self.values[layer][at..at + BLOCK_TOKENS * self.head_dim]
+        let at = self.head_offset(layer, block, head);
+        &self.values.as_u16_slice()[at..at + BLOCK_TOKENS * self.head_dim]
     }
 }
