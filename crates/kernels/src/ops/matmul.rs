@@ -227,18 +227,24 @@ pub fn matmul_with_scratch(
             let act = |j: usize| &acts[j * act_bytes..(j + 1) * act_bytes];
             let mut r = my_rows.start;
             // Fewer than four activation rows (decoding): four weight rows per pass where
-            // a kernel exists, each activation block loaded once for the four.
+            // a kernel exists, each activation block loaded once for the four. The four
+            // rows are a quarter of the range apart, i.e. four sequential streams through
+            // distant parts of the matrix: one core then keeps about twice as many cache
+            // lines in flight as when it reads four neighbouring rows, which form a single
+            // stream (Q8_0 mat-vec of 262144×640 from DRAM, 1 thread: 7.5 → 14.8 GMAC/s).
             if let (Some(rows4), true) = (vec_dot_rows4, tile.len() < 4) {
-                while r + 4 <= my_rows.end {
-                    let w4 = [w.row(r), w.row(r + 1), w.row(r + 2), w.row(r + 3)];
+                let quarter = my_rows.len() / 4;
+                for i in 0..quarter {
+                    let rs: [usize; 4] = std::array::from_fn(|k| r + k * quarter + i);
+                    let w4 = rs.map(|r| w.row(r));
                     for j in tile.clone() {
                         let v = rows4(cols, w4, act(j));
-                        for (k, v) in v.into_iter().enumerate() {
-                            out[j * rows + r + k].store(v.to_bits(), Ordering::Relaxed);
+                        for (&r, v) in rs.iter().zip(v) {
+                            out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
                         }
                     }
-                    r += 4;
                 }
+                r += 4 * quarter;
             }
             for r in r..my_rows.end {
                 let w_row = w.row(r);

@@ -1,7 +1,9 @@
 //! AVX2 dot products of four weight rows with one activation row, for the mat-vec of
 //! decoding: each activation block is loaded (and its scale converted) once for the four
 //! rows, four independent weight streams keep more cache-line fills in flight, and the
-//! per-row call and loop overhead is paid once per four rows.
+//! per-row call and loop overhead is paid once per four rows. The rows need not be
+//! neighbours: the mat-vec driver passes rows a quarter of its range apart, so that the
+//! four streams are far apart in memory too.
 //!
 //! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
 //! pair of rows: per weight row the same values are formed and accumulated in the same
@@ -43,33 +45,18 @@ unsafe fn q8_1_act(a: *const u8, i: usize) -> ActBlock {
     }
 }
 
-/// How far ahead of each weight row's current block to prefetch, for rows of `row_bytes`.
-///
-/// A mat-vec walks the matrix four contiguous rows at a time, so four streams advance
-/// together. For rows of at least [`PREFETCH_AHEAD`] bytes each row prefetches that far
-/// ahead within itself, as the single-row kernel does. Shorter rows would prefetch into
-/// the rows beside them, which are being read at the same time, and the last row of the
-/// next group would never be fetched early (perf showed half the kernel's time stalled on
-/// that row's loads for Gemma 3's 680-byte output rows). So each row instead prefetches
-/// the same block in the rows one or more groups later: whole groups, together at least
-/// [`PREFETCH_AHEAD`] bytes.
-fn prefetch_distance(row_bytes: usize) -> usize {
-    if row_bytes >= PREFETCH_AHEAD || row_bytes == 0 {
-        PREFETCH_AHEAD
-    } else {
-        4 * row_bytes * PREFETCH_AHEAD.div_ceil(4 * row_bytes)
-    }
-}
-
-/// Block `i` of weight row `w`, `size` bytes per block, prefetching `ahead` bytes further.
+/// Block `i` of weight row `w`, `size` bytes per block, prefetching [`PREFETCH_AHEAD`]
+/// bytes further: past the row's end that is the start of the row after it, which the
+/// mat-vec driver hands this kernel next in the same position (each of the four rows is
+/// its own stream through the matrix; see `ops::matmul`).
 ///
 /// # Safety
 /// Block `i` lies inside the row at `w`.
 #[inline(always)]
-unsafe fn weight_block(w: *const u8, i: usize, size: usize, ahead: usize) -> *const u8 {
+unsafe fn weight_block(w: *const u8, i: usize, size: usize) -> *const u8 {
     // SAFETY: the caller guarantees block i of the row is in bounds.
     let bw = unsafe { w.add(i * size) };
-    prefetch_at(bw, ahead);
+    prefetch_at(bw, PREFETCH_AHEAD);
     bw
 }
 
@@ -104,7 +91,6 @@ unsafe fn q8_1_act_offset(a: *const u8, i: usize, offset: f32) -> (ActBlock, f32
 /// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    let ahead = prefetch_distance(nb * Q4_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -112,7 +98,7 @@ unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |act, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q4_0_SIZE, ahead);
+                let bw = weight_block(w[r], i, Q4_0_SIZE);
                 offset_pair(bw, nibbles(bw.add(2)), act)
             }
         },
@@ -123,7 +109,6 @@ unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// As [`q4_0_q8_1`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    let ahead = prefetch_distance(nb * Q5_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -131,7 +116,7 @@ unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |act, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q5_0_SIZE, ahead);
+                let bw = weight_block(w[r], i, Q5_0_SIZE);
                 let q = _mm256_or_si256(nibbles(bw.add(6)), fifth_bits(bw.add(2)));
                 offset_pair(bw, q, act)
             }
@@ -143,7 +128,6 @@ unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// As [`q4_0_q8_1`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    let ahead = prefetch_distance(nb * Q8_0_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -151,7 +135,7 @@ unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q8_0_SIZE, ahead);
+                let bw = weight_block(w[r], i, Q8_0_SIZE);
                 let isum = dot_i8_i8(load32(bw.add(2)), ab.q);
                 (f16_at(bw) * ab.d, isum, 0.0)
             }
@@ -163,7 +147,6 @@ unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 /// Each of `w` holds `nb` Q4_1 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    let ahead = prefetch_distance(nb * Q4_1_SIZE);
     sum_blocks_4(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
@@ -171,7 +154,7 @@ unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
         |ab, i, r| {
             // SAFETY: block i < nb lies inside every weight row (caller contract).
             unsafe {
-                let bw = weight_block(w[r], i, Q4_1_SIZE, ahead);
+                let bw = weight_block(w[r], i, Q4_1_SIZE);
                 (
                     f16_at(bw) * ab.d,
                     dot_u8_i8(nibbles(bw.add(4)), ab.q),
