@@ -24,6 +24,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// row in one sweep; sized to sit in a typical 1–2 MiB L2 alongside the weight rows.
 pub const ACT_TILE_BYTES: usize = 256 * 1024;
 
+/// Weight bytes one call of a four-row mat-vec kernel covers (four streams of rows), so
+/// that the call's checks cost little per row and, with two or three activation rows, the
+/// rows are still in L2 for the second and third.
+const ROWS4_CALL_BYTES: usize = 64 * 1024;
+/// Most rows per stream in one four-row call (sizes the results buffer on the stack).
+const ROWS4_CALL_MAX: usize = 64;
+
 /// A row-major weight matrix in GGUF layout: `rows` rows of `cols` elements, each row
 /// `cols / block_size` blocks of its type.
 #[derive(Clone, Copy, Debug)]
@@ -103,6 +110,17 @@ impl<'a> WeightMatrix<'a> {
     pub fn row(&self, i: usize) -> &'a [u8] {
         assert!(i < self.rows, "row {i} of a {}-row matrix", self.rows);
         &self.data[i * self.row_bytes..(i + 1) * self.row_bytes]
+    }
+
+    /// Weight rows `first..first + count`, back to back as raw blocks. Panics if they do
+    /// not all exist.
+    pub fn row_span(&self, first: usize, count: usize) -> &'a [u8] {
+        assert!(
+            first <= self.rows && count <= self.rows - first,
+            "rows {first}..{first}+{count} of a {}-row matrix",
+            self.rows
+        );
+        &self.data[first * self.row_bytes..(first + count) * self.row_bytes]
     }
 
     /// Bytes of one activation row in this matrix's activation format.
@@ -234,13 +252,21 @@ pub fn matmul_with_scratch(
             // stream (Q8_0 mat-vec of 262144×640 from DRAM, 1 thread: 7.5 → 14.8 GMAC/s).
             if let (Some(rows4), true) = (vec_dot_rows4, tile.len() < 4) {
                 let quarter = my_rows.len() / 4;
-                for i in 0..quarter {
-                    let rs: [usize; 4] = std::array::from_fn(|k| r + k * quarter + i);
-                    let w4 = rs.map(|r| w.row(r));
+                let group_rows = (ROWS4_CALL_BYTES / (4 * w.row_bytes)).clamp(1, ROWS4_CALL_MAX);
+                let mut results = [0f32; 4 * ROWS4_CALL_MAX];
+                for first in (0..quarter).step_by(group_rows) {
+                    let g = group_rows.min(quarter - first);
+                    let stream_start = |k: usize| r + k * quarter + first;
+                    let streams: [&[u8]; 4] =
+                        std::array::from_fn(|k| w.row_span(stream_start(k), g));
+                    let results = &mut results[..4 * g];
                     for j in tile.clone() {
-                        let v = rows4(cols, w4, act(j));
-                        for (&r, v) in rs.iter().zip(v) {
-                            out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                        rows4(cols, streams, act(j), results);
+                        for (i, group) in results.chunks_exact(4).enumerate() {
+                            for (k, v) in group.iter().enumerate() {
+                                let at = j * rows + stream_start(k) + i;
+                                out[at].store(v.to_bits(), Ordering::Relaxed);
+                            }
                         }
                     }
                 }

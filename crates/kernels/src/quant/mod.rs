@@ -36,9 +36,12 @@ pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 /// One weight row against four activation rows: `[dot(w, a[0]), …, dot(w, a[3])]`, each
 /// bit-identical to the [`VecDotFn`] of the same type and level.
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
-/// Four weight rows against one activation row: `[dot(w[0], a), …, dot(w[3], a)]`, each
-/// bit-identical to the [`VecDotFn`] of the same type and level.
-pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8]) -> [f32; 4];
+/// Four streams of weight rows against one activation row: each `w[k]` holds `g` whole
+/// rows of `n` elements, back to back, `out` holds `4·g` floats, and
+/// `out[4·i + k] = dot(row i of w[k], a)`, each bit-identical to the [`VecDotFn`] of the
+/// same type and level. One call covers many rows, so its checks and call cost are paid
+/// once per `4·g` rows rather than per row. Panics if the lengths do not fit.
+pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8], out: &mut [f32]);
 
 /// The activation type a weight type's dot product consumes, or `None` if the weight
 /// type cannot be used in dot products.
@@ -243,22 +246,27 @@ mod tests {
                 };
                 let dot = vec_dot_fn(t, level).expect("rows4 implies a single-row kernel");
                 let act = activation_type(t).unwrap();
-                for nb in [1usize, 2, 3, 7, 20] {
+                for (nb, g) in [(1usize, 1usize), (2, 3), (3, 1), (7, 2), (20, 5)] {
                     let n = nb * t.block_size();
+                    let row_bytes = nb * t.type_size();
                     let w: Vec<Vec<u8>> = (0..4)
-                        .map(|_| random_blocks(t, nb, &mut rng).unwrap())
+                        .map(|_| random_blocks(t, g * nb, &mut rng).unwrap())
                         .collect();
                     let x = rng.vec_f32(n, 3.0);
                     let mut a = vec![0u8; nb * act.type_size()];
                     quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, &mut a);
-                    let got = rows4(n, [&w[0], &w[1], &w[2], &w[3]], &a);
-                    for r in 0..4 {
-                        assert_eq!(
-                            got[r].to_bits(),
-                            dot(n, &w[r], &a).to_bits(),
-                            "{t} {} nb={nb} row {r}",
-                            level.name()
-                        );
+                    let mut got = vec![f32::NAN; 4 * g];
+                    rows4(n, [&w[0], &w[1], &w[2], &w[3]], &a, &mut got);
+                    for i in 0..g {
+                        for k in 0..4 {
+                            let row = &w[k][i * row_bytes..(i + 1) * row_bytes];
+                            assert_eq!(
+                                got[4 * i + k].to_bits(),
+                                dot(n, row, &a).to_bits(),
+                                "{t} {} nb={nb} stream {k} row {i}",
+                                level.name()
+                            );
+                        }
                     }
                 }
             }

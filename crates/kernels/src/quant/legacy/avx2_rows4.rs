@@ -89,6 +89,7 @@ unsafe fn q8_1_act_offset(a: *const u8, i: usize, offset: f32) -> (ActBlock, f32
 
 /// # Safety
 /// Each of `w` holds `nb` Q4_0 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     sum_blocks_4(
@@ -107,6 +108,7 @@ unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 
 /// # Safety
 /// As [`q4_0_q8_1`], for Q5_0 weights.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     sum_blocks_4(
@@ -126,6 +128,7 @@ unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 
 /// # Safety
 /// As [`q4_0_q8_1`], for Q8_0 weights.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     sum_blocks_4(
@@ -145,6 +148,7 @@ unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 
 /// # Safety
 /// Each of `w` holds `nb` Q4_1 blocks and `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     sum_blocks_4(
@@ -165,18 +169,56 @@ unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
     )
 }
 
+/// Runs `kernel` on group after group of four rows, one from each stream (`w[k]` plus
+/// `i · row_bytes`), writing group `i`'s results to `out[4·i..4·i + 4]`.
+///
+/// # Safety
+/// Each of `w` holds `out.len() / 4` rows of `row_bytes` bytes; `kernel` may read those
+/// rows; the CPU has AVX2/FMA/F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn each_group(
+    row_bytes: usize,
+    w: [*const u8; 4],
+    out: &mut [f32],
+    kernel: impl Fn([*const u8; 4]) -> [f32; 4],
+) {
+    for (i, o) in out.chunks_exact_mut(4).enumerate() {
+        // SAFETY: row i < out.len() / 4 of every stream is in bounds (caller contract).
+        let rows = unsafe {
+            let off = i * row_bytes;
+            [w[0].add(off), w[1].add(off), w[2].add(off), w[3].add(off)]
+        };
+        o.copy_from_slice(&kernel(rows));
+    }
+}
+
 macro_rules! safe_rows4 {
     ($($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
-        pub(super) fn $name(n: usize, w: [&[u8]; 4], a: &[u8]) -> [f32; 4] {
-            let mut nb = 0;
-            for row in w {
-                nb = check_dot_args(n, row, $w, a, $a);
+        pub(super) fn $name(n: usize, w: [&[u8]; 4], a: &[u8], out: &mut [f32]) {
+            assert!(
+                out.len().is_multiple_of(4),
+                "rows4 dot: {} outputs are not whole groups of four",
+                out.len()
+            );
+            let groups = out.len() / 4;
+            let nb = check_dot_args(n, &[], 0, a, $a);
+            let row_bytes = nb * $w;
+            for stream in w {
+                assert!(
+                    stream.len() >= groups * row_bytes,
+                    "rows4 dot: a stream of {} bytes holds fewer than {groups} rows of {row_bytes}",
+                    stream.len()
+                );
             }
-            // SAFETY: check_dot_args asserted that every weight row and `a` hold `nb`
-            // blocks, all the kernel reads. This fn is only handed out by
+            let a = a.as_ptr();
+            // SAFETY: every stream holds `groups` rows of `nb` blocks and `a` holds `nb`
+            // blocks (checked above), all the kernel reads. This fn is only handed out by
             // `legacy::vec_dot_rows4_fn` for `SimdLevel::Avx2` after
             // `quant::vec_dot_rows4_fn` checked that the CPU supports it.
-            unsafe { $kernel(nb, w.map(|r| r.as_ptr()), a.as_ptr()) }
+            unsafe {
+                each_group(row_bytes, w.map(|r| r.as_ptr()), out, |rows| $kernel(nb, rows, a))
+            }
         }
     )*};
 }
