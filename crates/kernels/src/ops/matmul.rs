@@ -18,6 +18,7 @@ use crate::dtype::DType;
 use crate::quant::{row_bytes, weight_kernels, WeightKernels};
 use crate::threads::{split_range, ThreadPool, TASKS_PER_THREAD};
 use std::cell::Cell;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Largest activation tile (bytes of quantized activations) dotted against each weight
@@ -272,7 +273,10 @@ pub fn matmul_with_scratch(
                 }
                 r += 4 * quarter;
             }
-            for r in r..my_rows.end {
+            // Decoding without a four-row kernel: still visit the rows as four streams
+            // (see above), which the one-row kernels' prefetch then runs ahead in.
+            let streams = if tile.len() < 4 { 4 } else { 1 };
+            for r in stream_order(r..my_rows.end, streams) {
                 let w_row = w.row(r);
                 let mut j = tile.start;
                 // Four activation rows per weight-row pass where a kernel exists: the
@@ -314,4 +318,34 @@ fn as_atomic_f32(y: &mut [f32]) -> &[AtomicU32] {
     // is a valid f32 and u32. The exclusive borrow of `y` is held by the returned slice,
     // so nothing else accesses the memory non-atomically while it lives.
     unsafe { &*(y as *mut [f32] as *const [AtomicU32]) }
+}
+
+/// The indices of `range` as `streams` interleaved sequential runs: with `q = len / streams`,
+/// `start + i, start + q + i, …` for each `i < q`, then the last `len % streams` in order.
+fn stream_order(range: Range<usize>, streams: usize) -> impl Iterator<Item = usize> {
+    let q = range.len() / streams;
+    let tail = range.start + streams * q..range.end;
+    (0..q)
+        .flat_map(move |i| (0..streams).map(move |k| range.start + k * q + i))
+        .chain(tail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stream_order;
+
+    #[test]
+    fn stream_order_visits_every_row_once_in_interleaved_runs() {
+        let got: Vec<usize> = stream_order(10..21, 4).collect();
+        assert_eq!(got, [10, 12, 14, 16, 11, 13, 15, 17, 18, 19, 20]);
+        for (len, streams) in [(0, 4), (3, 4), (37, 4), (64, 1), (5, 1)] {
+            let mut got: Vec<usize> = stream_order(7..7 + len, streams).collect();
+            got.sort();
+            assert_eq!(
+                got,
+                (7..7 + len).collect::<Vec<_>>(),
+                "{len} rows, {streams}"
+            );
+        }
+    }
 }
