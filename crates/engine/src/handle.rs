@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kaiyuan_model::{KvCache, Model};
+use kaiyuan_model::{KvCache, Model, ModelError};
 use kaiyuan_tokenizer::Tokenizer;
 use tokio::sync::mpsc as async_mpsc;
 
@@ -123,8 +123,12 @@ pub struct Engine;
 impl Engine {
     /// Starts the engine thread for `model`. The tokenizer is shared with callers (it is
     /// immutable); the engine uses it for end-of-generation tokens, detokenization and stop
-    /// strings.
-    pub fn start(model: Model, tokenizer: Arc<Tokenizer>, config: EngineConfig) -> EngineHandle {
+    /// strings. Fails (before any thread starts) if the KV block pool cannot be allocated.
+    pub fn start(
+        model: Model,
+        tokenizer: Arc<Tokenizer>,
+        config: EngineConfig,
+    ) -> Result<EngineHandle, ModelError> {
         let mut config = config;
         config.threads = config.threads.max(1);
         config.context = config.context.max(1);
@@ -132,6 +136,7 @@ impl Engine {
         config.max_batch_tokens = config.max_batch_tokens.max(1);
         config.kv_tokens = config.kv_tokens.max(config.context);
         let kv_blocks = KvCache::blocks_for(config.kv_tokens);
+        let kv = KvCache::try_new(model.config(), kv_blocks)?;
         let info = EngineInfo {
             context: config.context,
             vocab_size: model.config().vocab_size,
@@ -151,10 +156,10 @@ impl Engine {
             let eog = eog.clone();
             std::thread::Builder::new()
                 .name("kaiyuan-engine".into())
-                .spawn(move || worker::run(model, tokenizer, config, eog, rx, metrics))
+                .spawn(move || worker::run(model, kv, tokenizer, config, eog, rx, metrics))
                 .expect("invariant: the OS can start one more thread at start-up")
         };
-        EngineHandle {
+        Ok(EngineHandle {
             inner: Arc::new(Inner {
                 commands: tx,
                 metrics,
@@ -165,7 +170,7 @@ impl Engine {
                 shutting_down: AtomicBool::new(false),
                 thread: Mutex::new(Some(thread)),
             }),
-        }
+        })
     }
 }
 

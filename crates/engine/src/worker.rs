@@ -52,19 +52,20 @@ struct Worker<'a> {
 
 pub(crate) fn run(
     model: Model,
+    kv: KvCache,
     tok: Arc<Tokenizer>,
     config: EngineConfig,
     eog: Vec<u32>,
     rx: mpsc::Receiver<Command>,
     metrics: Arc<EngineMetrics>,
 ) {
-    let num_blocks = KvCache::blocks_for(config.kv_tokens);
+    let num_blocks = kv.num_blocks();
     let mut w = Worker {
         model: &model,
         tok: &tok,
         eog,
         pool: ThreadPool::new(config.threads),
-        kv: KvCache::new(model.config(), num_blocks),
+        kv,
         scratch: Scratch::new(),
         sched: Scheduler::new(num_blocks, config.max_seqs, config.max_batch_tokens),
         active: HashMap::new(),

@@ -48,7 +48,10 @@ fn config(model: &Model) -> EngineConfig {
 fn start(config: impl FnOnce(&Model) -> EngineConfig) -> (EngineHandle, Arc<Tokenizer>) {
     let (model, tok) = load();
     let c = config(&model);
-    (Engine::start(model, Arc::clone(&tok), c), tok)
+    (
+        Engine::start(model, Arc::clone(&tok), c).expect("engine starts"),
+        tok,
+    )
 }
 
 const PROMPTS: [&str; 8] = [
@@ -160,7 +163,7 @@ fn concurrent_greedy_requests_equal_the_single_sequence_reference() {
         max_batch_tokens: 7,
         ..config(&model)
     };
-    let engine = Engine::start(model, Arc::clone(&tok), c);
+    let engine = Engine::start(model, Arc::clone(&tok), c).expect("engine starts");
     let rxs: Vec<_> = PROMPTS
         .iter()
         .map(|p| engine.submit(greedy(&tok, p, 24)).expect("accepted"))
@@ -218,7 +221,7 @@ fn preemption_under_a_small_kv_pool_keeps_outputs_exact() {
         kv_tokens: 96,
         ..config(&model)
     };
-    let engine = Engine::start(model, Arc::clone(&tok), c);
+    let engine = Engine::start(model, Arc::clone(&tok), c).expect("engine starts");
     let rxs: Vec<_> = PROMPTS[..4]
         .iter()
         .map(|p| engine.submit(greedy(&tok, p, 40)).unwrap())
@@ -373,4 +376,18 @@ fn same_seed_same_text_and_logprobs_are_reported() {
         }
     }
     assert_eq!(seen, 20);
+}
+
+#[test]
+fn an_impossible_kv_pool_is_an_error_not_a_panic() {
+    let (model, tok) = load();
+    let c = EngineConfig {
+        kv_tokens: usize::MAX / 2,
+        ..config(&model)
+    };
+    let err = match Engine::start(model, tok, c) {
+        Ok(_) => panic!("a KV pool of usize::MAX / 2 positions started"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("cannot allocate a KV cache"), "{err}");
 }

@@ -67,6 +67,13 @@ pub enum ModelError {
     #[error("the KV cache was made for a different model geometry")]
     KvCacheMismatch,
 
+    #[error("cannot allocate a KV cache of {blocks} blocks ({positions} positions): {reason}")]
+    KvCacheAlloc {
+        blocks: usize,
+        positions: usize,
+        reason: String,
+    },
+
     #[error("text too short: perplexity needs at least one window of {n_ctx} tokens (n_ctx ≥ 4), the text has {tokens}")]
     TextTooShort { n_ctx: usize, tokens: usize },
 }

@@ -12,6 +12,7 @@
 //! prefetchers stop at every page boundary.
 
 use crate::config::ModelConfig;
+use crate::error::ModelError;
 use kaiyuan_kernels::half::f32_to_f16;
 use kaiyuan_kernels::hugepage::HugePageBuffer;
 
@@ -46,25 +47,38 @@ impl KvCache {
     /// committed as they are first written).
     ///
     /// # Panics
-    /// If the OS refuses the memory, as a `Vec` of that size would abort.
+    /// If the OS refuses the memory, as a `Vec` of that size would abort; see
+    /// [`Self::try_new`] for sizes that come from a user.
     pub fn new(config: &ModelConfig, num_blocks: usize) -> KvCache {
-        let per_layer = num_blocks * config.num_kv_heads * BLOCK_TOKENS * config.head_dim;
-        let bytes = per_layer
-            .checked_mul(2 * config.num_layers)
-            .expect("KV cache size overflows");
-        let buffer = || {
-            HugePageBuffer::zeroed(bytes)
-                .unwrap_or_else(|e| panic!("cannot map a KV cache buffer of {bytes} bytes: {e}"))
+        Self::try_new(config, num_blocks).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::new`], or an error naming the pool's size if its byte count overflows or the
+    /// OS refuses the memory.
+    pub fn try_new(config: &ModelConfig, num_blocks: usize) -> Result<KvCache, ModelError> {
+        let fail = |reason: String| ModelError::KvCacheAlloc {
+            blocks: num_blocks,
+            positions: num_blocks.saturating_mul(BLOCK_TOKENS),
+            reason,
         };
-        KvCache {
+        let per_layer = [config.num_kv_heads, BLOCK_TOKENS, config.head_dim]
+            .into_iter()
+            .try_fold(num_blocks, usize::checked_mul);
+        let bytes = per_layer.and_then(|n| n.checked_mul(2 * config.num_layers));
+        let (Some(per_layer), Some(bytes)) = (per_layer, bytes) else {
+            return Err(fail("its size in bytes overflows".into()));
+        };
+        let buffer =
+            || HugePageBuffer::zeroed(bytes).map_err(|e| fail(format!("2 × {bytes} bytes: {e}")));
+        Ok(KvCache {
             num_blocks,
             num_layers: config.num_layers,
             num_kv_heads: config.num_kv_heads,
             head_dim: config.head_dim,
             per_layer,
-            keys: buffer(),
-            values: buffer(),
-        }
+            keys: buffer()?,
+            values: buffer()?,
+        })
     }
 
     /// Blocks needed to hold `positions` positions.

@@ -37,7 +37,7 @@ pub fn perplexity(
         });
     }
     let vocab = model.config().vocab_size;
-    let mut session = Session::new(model, n_ctx);
+    let mut session = Session::try_new(model, n_ctx)?;
     let first = n_ctx / 2;
     let per_window = n_ctx - 1 - first;
     let mut window_mean_nll = Vec::new();

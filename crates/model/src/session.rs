@@ -17,16 +17,25 @@ pub struct Session<'m> {
 
 impl<'m> Session<'m> {
     /// A session holding at most `max_ctx` positions.
+    ///
+    /// # Panics
+    /// If its KV cache cannot be allocated; [`Self::try_new`] returns that as an error.
     pub fn new(model: &'m Model, max_ctx: usize) -> Session<'m> {
+        Self::try_new(model, max_ctx).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A session holding at most `max_ctx` positions, or an error if its KV cache cannot
+    /// be allocated (a context too large for memory).
+    pub fn try_new(model: &'m Model, max_ctx: usize) -> Result<Session<'m>, ModelError> {
         let blocks = KvCache::blocks_for(max_ctx);
-        Session {
+        Ok(Session {
             model,
-            kv: KvCache::new(model.config(), blocks),
+            kv: KvCache::try_new(model.config(), blocks)?,
             table: (0..blocks as u32).map(BlockId).collect(),
             scratch: Scratch::new(),
             position: 0,
             max_ctx,
-        }
+        })
     }
 
     /// Appends `tokens` and returns logits: `[tokens.len(), vocab]` if `all_logits`,

@@ -50,7 +50,7 @@ fn served(name: &str) -> ServedModel {
     config.threads = 1;
     config.context = 256;
     config.kv_tokens = 512;
-    let engine = Engine::start(model, Arc::clone(&tokenizer), config);
+    let engine = Engine::start(model, Arc::clone(&tokenizer), config).expect("engine starts");
     ServedModel::new(
         name.into(),
         "SmolLM2-135M-Instruct.Q4_1".into(),

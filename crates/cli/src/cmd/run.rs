@@ -60,7 +60,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut sampler = Sampler::new(params, model.config().vocab_size)?;
     let n_threads = threads(args.threads)?;
     let pool = ThreadPool::new(n_threads);
-    let mut session = Session::new(&model, ctx);
+    let mut session = Session::try_new(&model, ctx)?;
     let mut history = TokenHistory::new();
     history.push_prompt(&prompt);
     let mut decoder = tok.stream_decoder(false);

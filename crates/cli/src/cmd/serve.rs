@@ -167,7 +167,8 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
         config.max_queue = n;
     }
     let tokenizer = Arc::new(file.tokenizer);
-    let engine = Engine::start(model, Arc::clone(&tokenizer), config);
+    let engine = Engine::start(model, Arc::clone(&tokenizer), config)
+        .context("cannot start the engine (a smaller --kv-tokens needs less memory)")?;
     let info = engine.info();
     eprintln!(
         "loaded {} ({}): context {}, {} sequences, {} KV blocks, {} threads",

@@ -192,7 +192,7 @@ fn time_test(
             positions
         );
     }
-    let mut session = Session::new(model, positions);
+    let mut session = Session::try_new(model, positions)?;
     let context = random_tokens(depth);
     for chunk in context.chunks(512) {
         session

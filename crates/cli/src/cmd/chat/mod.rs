@@ -87,7 +87,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let mut conversation = Conversation::new(
         &file.tokenizer,
         &template,
-        Session::new(&model, ctx),
+        Session::try_new(&model, ctx)?,
         sampler,
         limits,
         args.system.clone(),
