@@ -43,22 +43,6 @@ impl HugePageBuffer {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.map[self.start..self.start + self.len]
     }
-
-    /// The buffer as 16-bit values (f16 bits, say); an odd last byte is left out.
-    pub fn as_u16_slice(&self) -> &[u16] {
-        let bytes = self.as_slice();
-        // SAFETY: the start is 2 MiB-aligned (so 2-aligned), `len / 2` values lie within
-        // the mapping, every bit pattern is a valid u16, and the borrow of `self` keeps
-        // the mapping alive and unaliased by writers for the slice's lifetime.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr() as *const u16, bytes.len() / 2) }
-    }
-
-    /// Mutable form of [`Self::as_u16_slice`].
-    pub fn as_mut_u16_slice(&mut self) -> &mut [u16] {
-        let bytes = self.as_mut_slice();
-        // SAFETY: as in `as_u16_slice`; the exclusive borrow makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(bytes.as_mut_ptr() as *mut u16, bytes.len() / 2) }
-    }
 }
 
 #[cfg(test)]
@@ -74,9 +58,6 @@ mod tests {
             assert!(b.as_slice().iter().all(|&x| x == 0));
             b.as_mut_slice().fill(7);
             assert!(b.as_slice().iter().all(|&x| x == 7));
-            assert_eq!(b.as_u16_slice().len(), len / 2);
-            b.as_mut_u16_slice().fill(0x0102);
-            assert!(b.as_u16_slice().iter().all(|&x| x == 0x0102));
         }
         assert!(HugePageBuffer::zeroed(usize::MAX).is_err());
     }
