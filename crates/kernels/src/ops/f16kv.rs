@@ -90,18 +90,6 @@ pub fn axpy_heads_f16(p: &[f32], p_stride: usize, heads: usize, values: &[u16], 
     axpy_heads_f16_scalar(p, p_stride, heads, values, out)
 }
 
-/// Asks the CPU to start loading `data` (f16 keys or values about to be used) into its
-/// caches: the blocks of a paged KV cache are scattered, so the hardware prefetchers do
-/// not run ahead across them. Only a hint; a no-op where there is no prefetch instruction.
-pub fn prefetch_f16(data: &[u16]) {
-    #[cfg(target_arch = "x86_64")]
-    for line in (0..std::mem::size_of_val(data)).step_by(64) {
-        crate::quant::x86::prefetch_at(data.as_ptr() as *const u8, line);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = data;
-}
-
 /// Eight-lane dot product of `a` with the f16 row `b` (the reference's per-pair order).
 fn dot_one(a: &[f32], b: &[u16]) -> f32 {
     const LANES: usize = 8;

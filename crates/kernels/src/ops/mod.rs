@@ -20,9 +20,7 @@ use std::fmt;
 pub use activation::{geglu, gelu, gelu_erf, silu, swiglu};
 pub use elementwise::{add, add_scaled, mul, scale};
 pub use exp::{exp_shifted, exp_shifted_scalar, scale_max};
-pub use f16kv::{
-    axpy_heads_f16, axpy_heads_f16_scalar, dot_heads_f16, dot_heads_f16_scalar, prefetch_f16,
-};
+pub use f16kv::{axpy_heads_f16, axpy_heads_f16_scalar, dot_heads_f16, dot_heads_f16_scalar};
 pub use matmul::{
     matmul, matmul_with_scratch, matvec, matvec_with_scratch, WeightMatrix, ACT_TILE_BYTES,
 };

@@ -202,6 +202,7 @@ macro_rules! safe_rows4 {
                 out.len()
             );
             let groups = out.len() / 4;
+            // Checks `n` and the activation row; the streams are checked below.
             let nb = check_dot_args(n, &[], 0, a, $a);
             let row_bytes = nb * $w;
             for stream in w {
