@@ -6,12 +6,16 @@
 //! activation row, so results do not depend on the thread count.
 //!
 //! Tiling of [`matmul`] (`m` activation rows): the weight rows are cut into contiguous
-//! chunks, a few per thread, which the pool's threads claim as tasks. A task takes the quantized activations in tiles of at most
-//! [`ACT_TILE_BYTES`] (so a tile stays in L2), and for each weight row of its chunk dots
-//! that row against every activation row of the tile while the weight row is hot in L1.
-//! The weight matrix is therefore streamed from memory once per activation tile (once in
-//! all when the activations fit one tile, the usual case for decoding and short
-//! prompts), not once per activation row as `m` separate mat-vecs would.
+//! chunks, a few per thread, which the pool's threads claim as tasks. A task takes the
+//! quantized activations in tiles of at most [`ACT_TILE_BYTES`] (so a tile stays in L2),
+//! cuts its chunk into blocks of weight rows that fit L1 ([`WEIGHT_BLOCK_BYTES`]), and
+//! dots each block against every group of four activation rows of the tile in turn. The
+//! weight matrix is therefore streamed from memory once per activation tile (once in all
+//! when the activations fit one tile, the usual case for decoding and short prompts), not
+//! once per activation row as `m` separate mat-vecs would; the tile passes through L1 once
+//! per weight block rather than once per weight row; and each activation row's outputs
+//! for a block are written as one contiguous run. Decoding (fewer than four activation
+//! rows) reads each weight row once, as four distant streams (see the task body).
 
 use super::OpsError;
 use crate::dtype::DType;
@@ -24,6 +28,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Largest activation tile (bytes of quantized activations) dotted against each weight
 /// row in one sweep; sized to sit in a typical 1–2 MiB L2 alongside the weight rows.
 pub const ACT_TILE_BYTES: usize = 256 * 1024;
+
+/// Weight rows (in bytes) that the many-activation-row path dots against each group of
+/// four activation rows before moving on: half a typical 32 KiB L1, leaving room for the
+/// group's activations.
+const WEIGHT_BLOCK_BYTES: usize = 16 * 1024;
 
 /// Weight bytes one call of a four-row mat-vec kernel covers (four streams of rows), so
 /// that the call's checks cost little per row and, with two or three activation rows, the
@@ -273,26 +282,46 @@ pub fn matmul_with_scratch(
                 }
                 r += 4 * quarter;
             }
-            // Decoding without a four-row kernel: still visit the rows as four streams
-            // (see above), which the one-row kernels' prefetch then runs ahead in.
-            let streams = if tile.len() < 4 { 4 } else { 1 };
-            for r in stream_order(r..my_rows.end, streams) {
-                let w_row = w.row(r);
+            if tile.len() < 4 {
+                // Decoding without a four-row kernel: still visit the rows as four streams
+                // (see above), which the one-row kernels' prefetch then runs ahead in.
+                for r in stream_order(r..my_rows.end, 4) {
+                    for j in tile.clone() {
+                        let v = vec_dot(cols, w.row(r), act(j));
+                        out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
+            // Many activation rows: a block of weight rows that fits L1 is dotted against
+            // each group of four activation rows in turn. The group stays in L1 across the
+            // block (instead of the whole tile streaming through for every weight row), and
+            // each activation row's outputs for the block are one contiguous run of `y`
+            // (instead of one element per row of `y`, whose lines a 3 MiB `y` evicted
+            // before their next element came).
+            let block_rows = (WEIGHT_BLOCK_BYTES / w.row_bytes).max(1);
+            for block_start in (r..my_rows.end).step_by(block_rows) {
+                let block = block_start..(block_start + block_rows).min(my_rows.end);
                 let mut j = tile.start;
                 // Four activation rows per weight-row pass where a kernel exists: the
                 // weight blocks are unpacked once for all four (same bits as one by one).
                 if let Some(x4) = vec_dot_x4 {
                     while j + 4 <= tile.end {
-                        let v = x4(cols, w_row, [act(j), act(j + 1), act(j + 2), act(j + 3)]);
-                        for (k, v) in v.into_iter().enumerate() {
-                            out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                        let four = [act(j), act(j + 1), act(j + 2), act(j + 3)];
+                        for r in block.clone() {
+                            let v = x4(cols, w.row(r), four);
+                            for (k, v) in v.into_iter().enumerate() {
+                                out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                            }
                         }
                         j += 4;
                     }
                 }
                 for j in j..tile.end {
-                    let v = vec_dot(cols, w_row, act(j));
-                    out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                    for r in block.clone() {
+                        let v = vec_dot(cols, w.row(r), act(j));
+                        out[j * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                    }
                 }
             }
         }
