@@ -9,7 +9,8 @@
 //! chunks, a few per thread, which the pool's threads claim as tasks. A task takes the
 //! quantized activations in tiles of at most [`ACT_TILE_BYTES`] (so a tile stays in L2),
 //! cuts its chunk into blocks of weight rows that fit L1 ([`WEIGHT_BLOCK_BYTES`]), and
-//! dots each block against every group of four activation rows of the tile in turn. The
+//! dots each block against every group of eight (or four) activation rows of the tile in
+//! turn. The
 //! weight matrix is therefore streamed from memory once per activation tile (once in all
 //! when the activations fit one tile, the usual case for decoding and short prompts), not
 //! once per activation row as `m` separate mat-vecs would; the tile passes through L1 once
@@ -239,6 +240,7 @@ pub fn matmul_with_scratch(
     let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
     let vec_dot_x4 = w.kernels.vec_dot_x4;
+    let vec_dot_x8 = w.kernels.vec_dot_x8;
     let vec_dot_rows4 = w.kernels.vec_dot_rows4;
     // Each task writes a column block of `y` (all `m` rows, its weight rows), which is
     // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
@@ -303,8 +305,21 @@ pub fn matmul_with_scratch(
             for block_start in (r..my_rows.end).step_by(block_rows) {
                 let block = block_start..(block_start + block_rows).min(my_rows.end);
                 let mut j = tile.start;
-                // Four activation rows per weight-row pass where a kernel exists: the
-                // weight blocks are unpacked once for all four (same bits as one by one).
+                // Eight, then four activation rows per weight-row pass where kernels
+                // exist: the weight blocks are unpacked once for all of them (same bits as
+                // one by one).
+                if let Some(x8) = vec_dot_x8 {
+                    while j + 8 <= tile.end {
+                        let eight: [&[u8]; 8] = std::array::from_fn(|k| act(j + k));
+                        for r in block.clone() {
+                            let v = x8(cols, w.row(r), eight);
+                            for (k, v) in v.into_iter().enumerate() {
+                                out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
+                            }
+                        }
+                        j += 8;
+                    }
+                }
                 if let Some(x4) = vec_dot_x4 {
                     while j + 4 <= tile.end {
                         let four = [act(j), act(j + 1), act(j + 2), act(j + 3)];

@@ -36,6 +36,8 @@ pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
 /// One weight row against four activation rows: `[dot(w, a[0]), …, dot(w, a[3])]`, each
 /// bit-identical to the [`VecDotFn`] of the same type and level.
 pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
+/// [`VecDotX4Fn`] for eight activation rows.
+pub type VecDotX8Fn = fn(n: usize, w: &[u8], a: [&[u8]; 8]) -> [f32; 8];
 /// Four streams of weight rows against one activation row: each `w[k]` holds `g` whole
 /// rows of `n` elements, back to back, `out` holds `4·g` floats, and
 /// `out[4·i + k] = dot(row i of w[k], a)`, each bit-identical to the [`VecDotFn`] of the
@@ -108,6 +110,16 @@ pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     legacy::vec_dot_x4_fn(dtype, level).or_else(|| kquants::vec_dot_x4_fn(dtype, level))
 }
 
+/// The eight-row dot product for weight type `dtype` at exactly `level`, if there is one
+/// and this CPU runs it.
+pub fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX8Fn> {
+    // As in `vec_dot_fn`: this check makes handing out target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    legacy::vec_dot_x8_fn(dtype, level)
+}
+
 /// The four-weight-row dot product for weight type `dtype` at exactly `level`, if there
 /// is one and this CPU runs it.
 pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
@@ -131,6 +143,9 @@ pub struct WeightKernels {
     /// Four activation rows at once, bit-identical per row to `vec_dot` (present only
     /// where it exists at the same level as `vec_dot`).
     pub vec_dot_x4: Option<VecDotX4Fn>,
+    /// Eight activation rows at once, the same way (present only where it exists at the
+    /// same level as `vec_dot`).
+    pub vec_dot_x8: Option<VecDotX8Fn>,
     /// Four weight rows at once, bit-identical per row to `vec_dot` (present only where
     /// it exists at the same level as `vec_dot`).
     pub vec_dot_rows4: Option<VecDotRows4Fn>,
@@ -159,6 +174,7 @@ fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
         quantize_act: levels.iter().find_map(|&l| quantize_fn(act, l))?,
         vec_dot,
         vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
+        vec_dot_x8: vec_dot_x8_fn(dtype, dot_level),
         vec_dot_rows4: vec_dot_rows4_fn(dtype, dot_level),
     })
 }
@@ -189,10 +205,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn four_row_dots_are_bit_identical_to_single_row_dots() {
+    fn four_and_eight_row_dots_are_bit_identical_to_single_row_dots() {
         use crate::quant::testing::{random_blocks, Rng};
         let mut rng = Rng::new(11);
-        // The types with four-row kernels must stay covered by the loop below.
+        // The types with four- and eight-row kernels must stay covered by the loop below.
         #[cfg(target_arch = "x86_64")]
         if SimdLevel::Avx2.is_supported() {
             use DType::*;
@@ -202,18 +218,26 @@ mod tests {
                     "{t}: no AVX2 x4"
                 );
             }
+            for t in [Q4_0, Q4_1, Q5_0, Q8_0] {
+                assert!(
+                    vec_dot_x8_fn(t, SimdLevel::Avx2).is_some(),
+                    "{t}: no AVX2 x8"
+                );
+            }
         }
         for level in SimdLevel::available() {
             for t in DType::all() {
-                let Some(x4) = vec_dot_x4_fn(t, level) else {
+                let x4 = vec_dot_x4_fn(t, level);
+                let x8 = vec_dot_x8_fn(t, level);
+                if x4.is_none() && x8.is_none() {
                     continue;
-                };
-                let dot = vec_dot_fn(t, level).expect("x4 implies a single-row kernel");
+                }
+                let dot = vec_dot_fn(t, level).expect("x4/x8 imply a single-row kernel");
                 let act = activation_type(t).unwrap();
                 for nb in [1usize, 2, 3, 7, 18] {
                     let n = nb * t.block_size();
                     let w = random_blocks(t, nb, &mut rng).unwrap();
-                    let acts: Vec<Vec<u8>> = (0..4)
+                    let acts: Vec<Vec<u8>> = (0..8)
                         .map(|_| {
                             let x = rng.vec_f32(n, 3.0);
                             let mut a = vec![0u8; nb * act.type_size()];
@@ -221,14 +245,23 @@ mod tests {
                             a
                         })
                         .collect();
-                    let got = x4(n, &w, [&acts[0], &acts[1], &acts[2], &acts[3]]);
-                    for r in 0..4 {
-                        assert_eq!(
-                            got[r].to_bits(),
-                            dot(n, &w, &acts[r]).to_bits(),
-                            "{t} {} nb={nb} row {r}",
-                            level.name()
-                        );
+                    let mut got = Vec::new();
+                    if let Some(x4) = x4 {
+                        got.push(x4(n, &w, std::array::from_fn(|r| &acts[r][..])).to_vec());
+                    }
+                    if let Some(x8) = x8 {
+                        got.push(x8(n, &w, std::array::from_fn(|r| &acts[r][..])).to_vec());
+                    }
+                    for rows in got {
+                        for (r, v) in rows.iter().enumerate() {
+                            assert_eq!(
+                                v.to_bits(),
+                                dot(n, &w, &acts[r]).to_bits(),
+                                "{t} {} nb={nb} {} rows: row {r}",
+                                level.name(),
+                                rows.len()
+                            );
+                        }
                     }
                 }
             }

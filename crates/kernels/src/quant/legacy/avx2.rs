@@ -124,7 +124,7 @@ pub(super) fn fma_block(acc: __m256, d: f32, isum: __m256i) -> __m256 {
 /// order, and adds everything up: one vector accumulator, one scalar for the `m·s` terms.
 ///
 /// One accumulator, not two for even and odd blocks: the kernels that share a side
-/// ([`sum_blocks_4`]) must accumulate each pair exactly this way, and with two
+/// ([`sum_blocks_n`]) must accumulate each pair exactly this way, and with two
 /// accumulators per pair their four pairs need eight registers, which with the constants
 /// spilled to the stack on every block. Their four independent chains hide the FMA
 /// latency that a lone chain here exposes; the single-row kernel only runs for the few
@@ -142,30 +142,30 @@ fn sum_blocks(nb: usize, block: impl Fn(usize) -> (f32, __m256i, f32)) -> f32 {
     hsum_ps(acc) + summs
 }
 
-/// `sum_blocks` for four row pairs that share one side: `shared(i)` loads block `i` of
-/// the shared row once (a weight row for four activation rows, or an activation row for
-/// four weight rows), `pair(s, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for row `r` of
+/// `sum_blocks` for `N` row pairs that share one side: `shared(i)` loads block `i` of
+/// the shared row once (a weight row for four or eight activation rows, or an activation
+/// row for four weight rows), `pair(s, i, r)` gives `(d_w·d_a, i32 sums, m_w·s_a)` for row `r` of
 /// the other side. Per row the values are accumulated exactly as `sum_blocks` does, so
 /// every result is bit-identical to the one-row kernel's.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn sum_blocks_4<S: Copy>(
+pub(super) fn sum_blocks_n<S: Copy, const N: usize>(
     nb: usize,
     shared: impl Fn(usize) -> S,
     pair: impl Fn(S, usize, usize) -> (f32, __m256i, f32),
-) -> [f32; 4] {
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut summs = [0f32; 4];
+) -> [f32; N] {
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut summs = [0f32; N];
     for i in 0..nb {
         let s = shared(i);
-        for r in 0..4 {
+        for r in 0..N {
             let (d, q, m) = pair(s, i, r);
             acc[r] = fma_block(acc[r], d, q);
             summs[r] += m;
         }
     }
-    let mut out = [0f32; 4];
-    for r in 0..4 {
+    let mut out = [0f32; N];
+    for r in 0..N {
         out[r] = hsum_ps(acc[r]) + summs[r];
     }
     out

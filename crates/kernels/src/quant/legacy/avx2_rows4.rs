@@ -11,7 +11,7 @@
 //! this kernel or through the single-row one gives the same bits.
 
 use super::avx2::{
-    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_4,
+    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_n,
 };
 use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::x86::{prefetch_at, PREFETCH_AHEAD};
@@ -92,7 +92,7 @@ unsafe fn q8_1_act_offset(a: *const u8, i: usize, offset: f32) -> (ActBlock, f32
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    sum_blocks_4(
+    sum_blocks_n(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_1_act_offset(a, i, 8.0) },
@@ -111,7 +111,7 @@ unsafe fn q4_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    sum_blocks_4(
+    sum_blocks_n(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_1_act_offset(a, i, 16.0) },
@@ -131,7 +131,7 @@ unsafe fn q5_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    sum_blocks_4(
+    sum_blocks_n(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_1_act(a, i) },
@@ -151,7 +151,7 @@ unsafe fn q8_0_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, w: [*const u8; 4], a: *const u8) -> [f32; 4] {
-    sum_blocks_4(
+    sum_blocks_n(
         nb,
         // SAFETY: block i < nb lies inside the activation row (caller contract).
         |i| unsafe { q8_1_act(a, i) },

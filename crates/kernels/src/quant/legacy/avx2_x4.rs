@@ -1,6 +1,6 @@
-//! AVX2 dot products of one weight row with four activation rows at once, for the
-//! mat-mat of prefill and batched decode: each weight block is loaded and unpacked once
-//! and used four times.
+//! AVX2 dot products of one weight row with four or eight activation rows at once, for
+//! the mat-mat of prefill and batched decode: each weight block is loaded and unpacked
+//! once and used four or eight times.
 //!
 //! Every result is bit-identical to the single-row kernel of [`super::avx2`] on the same
 //! pair of rows: per activation row the same values are formed and accumulated in the
@@ -8,7 +8,7 @@
 //! unbatched forward passes therefore agree exactly.
 
 use super::avx2::{
-    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_4,
+    dot_i8_i8, dot_u8_i8, f16_at, f32_at, fifth_bits, load32, nibbles, sum_blocks_n,
 };
 use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q8_0_SIZE, Q8_1_SIZE};
 use crate::quant::x86::prefetch_ahead;
@@ -64,8 +64,8 @@ unsafe fn offset_block(bw: *const u8, q: __m256i, offset: f32) -> WeightBlock {
 /// # Safety
 /// `w` holds `nb` Q4_0 blocks and each of `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_4(
+unsafe fn q4_0_q8_1<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N]) -> [f32; N] {
+    sum_blocks_n(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row (caller contract).
@@ -83,8 +83,8 @@ unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// # Safety
 /// As [`q4_0_q8_1`], for Q5_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_4(
+unsafe fn q5_0_q8_1<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N]) -> [f32; N] {
+    sum_blocks_n(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row (caller contract).
@@ -103,8 +103,8 @@ unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// # Safety
 /// As [`q4_0_q8_1`], for Q8_0 weights.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_4(
+unsafe fn q8_0_q8_1<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N]) -> [f32; N] {
+    sum_blocks_n(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row (caller contract).
@@ -131,8 +131,8 @@ unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 /// # Safety
 /// `w` holds `nb` Q4_1 blocks and each of `a` `nb` Q8_1 blocks; the CPU has AVX2/FMA/F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
-    sum_blocks_4(
+unsafe fn q4_1_q8_1<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N]) -> [f32; N] {
+    sum_blocks_n(
         nb,
         |i| {
             // SAFETY: block i < nb lies inside the weight row (caller contract).
@@ -153,23 +153,24 @@ unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: [*const u8; 4]) -> [f32; 4] {
 
 macro_rules! safe_x4 {
     ($($name:ident => $kernel:ident, $w:expr, $a:expr;)*) => {$(
-        pub(super) fn $name(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4] {
+        /// `N` (four or eight) activation rows against one weight row.
+        pub(super) fn $name<const N: usize>(n: usize, w: &[u8], a: [&[u8]; N]) -> [f32; N] {
             let mut nb = 0;
             for row in a {
                 nb = check_dot_args(n, w, $w, row, $a);
             }
             // SAFETY: check_dot_args asserted that `w` and every activation row hold `nb`
-            // blocks, all the kernel reads. This fn is only handed out by
-            // `legacy::vec_dot_x4_fn` for `SimdLevel::Avx2` after `quant::vec_dot_x4_fn`
-            // checked that the CPU supports it.
+            // blocks, all the kernel reads (with no rows, it reads nothing). This fn is only
+            // handed out by `legacy::vec_dot_x4_fn`/`vec_dot_x8_fn` for `SimdLevel::Avx2`
+            // after `quant::vec_dot_x4_fn`/`vec_dot_x8_fn` checked that the CPU supports it.
             unsafe { $kernel(nb, w.as_ptr(), a.map(|r| r.as_ptr())) }
         }
     )*};
 }
 
 safe_x4! {
-    vec_dot_x4_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
-    vec_dot_x4_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
-    vec_dot_x4_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
-    vec_dot_x4_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
+    vec_dot_xn_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
+    vec_dot_xn_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
+    vec_dot_xn_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
+    vec_dot_xn_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
 }

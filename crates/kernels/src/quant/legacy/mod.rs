@@ -41,7 +41,7 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn};
+use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn, VecDotX8Fn};
 
 /// Bytes per block of each format (the table above).
 pub(super) const Q4_0_SIZE: usize = 18;
@@ -167,10 +167,30 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => match dtype {
-            DType::Q4_0 => Some(avx2_x4::vec_dot_x4_q4_0_q8_1 as VecDotX4Fn),
-            DType::Q4_1 => Some(avx2_x4::vec_dot_x4_q4_1_q8_1 as VecDotX4Fn),
-            DType::Q5_0 => Some(avx2_x4::vec_dot_x4_q5_0_q8_1 as VecDotX4Fn),
-            DType::Q8_0 => Some(avx2_x4::vec_dot_x4_q8_0_q8_1 as VecDotX4Fn),
+            DType::Q4_0 => Some(avx2_x4::vec_dot_xn_q4_0_q8_1::<4> as VecDotX4Fn),
+            DType::Q4_1 => Some(avx2_x4::vec_dot_xn_q4_1_q8_1::<4> as VecDotX4Fn),
+            DType::Q5_0 => Some(avx2_x4::vec_dot_xn_q5_0_q8_1::<4> as VecDotX4Fn),
+            DType::Q8_0 => Some(avx2_x4::vec_dot_xn_q8_0_q8_1::<4> as VecDotX4Fn),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so
+/// far), bit-identical per row to that level's single-row kernel: the four-row kernels'
+/// arithmetic with the weight block's unpacking shared by twice as many rows. The caller
+/// ([`crate::quant::vec_dot_x8_fn`]) has already checked that the CPU supports `level`.
+pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX8Fn> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dtype;
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx2 => match dtype {
+            DType::Q4_0 => Some(avx2_x4::vec_dot_xn_q4_0_q8_1::<8> as VecDotX8Fn),
+            DType::Q4_1 => Some(avx2_x4::vec_dot_xn_q4_1_q8_1::<8> as VecDotX8Fn),
+            DType::Q5_0 => Some(avx2_x4::vec_dot_xn_q5_0_q8_1::<8> as VecDotX8Fn),
+            DType::Q8_0 => Some(avx2_x4::vec_dot_xn_q8_0_q8_1::<8> as VecDotX8Fn),
             _ => None,
         },
         _ => None,
