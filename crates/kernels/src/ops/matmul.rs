@@ -10,17 +10,16 @@
 //! quantized activations in tiles of at most [`ACT_TILE_BYTES`] (so a tile stays in L2),
 //! cuts its chunk into blocks of weight rows that fit L1 ([`WEIGHT_BLOCK_BYTES`]), and
 //! dots each block against every group of eight (or four) activation rows of the tile in
-//! turn. The
-//! weight matrix is therefore streamed from memory once per activation tile (once in all
-//! when the activations fit one tile, the usual case for decoding and short prompts), not
-//! once per activation row as `m` separate mat-vecs would; the tile passes through L1 once
-//! per weight block rather than once per weight row; and each activation row's outputs
-//! for a block are written as one contiguous run. Decoding (fewer than four activation
+//! turn. The weight matrix is therefore streamed from memory once per activation tile
+//! (once in all when the activations fit one tile, the usual case for decoding and short
+//! prompts), not once per activation row as `m` separate mat-vecs would; the tile passes
+//! through L1 once per weight block rather than once per weight row; and each activation
+//! row's outputs for a block are written as one contiguous run. Decoding (fewer than four activation
 //! rows) reads each weight row once, as four distant streams (see the task body).
 
 use super::OpsError;
 use crate::dtype::DType;
-use crate::quant::{row_bytes, weight_kernels, WeightKernels};
+use crate::quant::{row_bytes, weight_kernels, VecDotXnFn, WeightKernels};
 use crate::threads::{split_range, ThreadPool, TASKS_PER_THREAD};
 use std::cell::Cell;
 use std::ops::Range;
@@ -31,7 +30,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const ACT_TILE_BYTES: usize = 256 * 1024;
 
 /// Weight rows (in bytes) that the many-activation-row path dots against each group of
-/// four activation rows before moving on: half a typical 32 KiB L1, leaving room for the
+/// eight or four activation rows before moving on: half a typical 32 KiB L1, leaving room for the
 /// group's activations.
 const WEIGHT_BLOCK_BYTES: usize = 16 * 1024;
 
@@ -296,7 +295,7 @@ pub fn matmul_with_scratch(
                 continue;
             }
             // Many activation rows: a block of weight rows that fits L1 is dotted against
-            // each group of four activation rows in turn. The group stays in L1 across the
+            // each group of activation rows in turn. The group stays in L1 across the
             // block (instead of the whole tile streaming through for every weight row), and
             // each activation row's outputs for the block are one contiguous run of `y`
             // (instead of one element per row of `y`, whose lines a 3 MiB `y` evicted
@@ -309,28 +308,10 @@ pub fn matmul_with_scratch(
                 // exist: the weight blocks are unpacked once for all of them (same bits as
                 // one by one).
                 if let Some(x8) = vec_dot_x8 {
-                    while j + 8 <= tile.end {
-                        let eight: [&[u8]; 8] = std::array::from_fn(|k| act(j + k));
-                        for r in block.clone() {
-                            let v = x8(cols, w.row(r), eight);
-                            for (k, v) in v.into_iter().enumerate() {
-                                out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
-                            }
-                        }
-                        j += 8;
-                    }
+                    dot_groups(x8, w, block.clone(), &act, &mut j, tile.end, out);
                 }
                 if let Some(x4) = vec_dot_x4 {
-                    while j + 4 <= tile.end {
-                        let four = [act(j), act(j + 1), act(j + 2), act(j + 3)];
-                        for r in block.clone() {
-                            let v = x4(cols, w.row(r), four);
-                            for (k, v) in v.into_iter().enumerate() {
-                                out[(j + k) * rows + r].store(v.to_bits(), Ordering::Relaxed);
-                            }
-                        }
-                        j += 4;
-                    }
+                    dot_groups(x4, w, block.clone(), &act, &mut j, tile.end, out);
                 }
                 for j in j..tile.end {
                     for r in block.clone() {
@@ -341,6 +322,30 @@ pub fn matmul_with_scratch(
             }
         }
     });
+}
+
+/// Dots the weight rows `block` against activation rows `*j..`, `N` at a time with
+/// `kernel`, while `N` of them remain before `end`; stores each result at its place in
+/// `out` (`w.rows` outputs per activation row) and moves `*j` past the rows it took.
+fn dot_groups<'a, const N: usize>(
+    kernel: VecDotXnFn<N>,
+    w: &WeightMatrix,
+    block: Range<usize>,
+    act: &impl Fn(usize) -> &'a [u8],
+    j: &mut usize,
+    end: usize,
+    out: &[AtomicU32],
+) {
+    while *j + N <= end {
+        let group: [&[u8]; N] = std::array::from_fn(|k| act(*j + k));
+        for r in block.clone() {
+            let v = kernel(w.cols, w.row(r), group);
+            for (k, v) in v.into_iter().enumerate() {
+                out[(*j + k) * w.rows + r].store(v.to_bits(), Ordering::Relaxed);
+            }
+        }
+        *j += N;
+    }
 }
 
 /// The first `len` bytes of `buf`, growing it if needed.

@@ -33,11 +33,13 @@ pub type QuantizeFn = fn(src: &[f32], dst: &mut [u8]);
 /// Dot product of `n` elements: `w` in the weight type, `a` in its activation type.
 /// `n` is a multiple of the weight type's block size.
 pub type VecDotFn = fn(n: usize, w: &[u8], a: &[u8]) -> f32;
-/// One weight row against four activation rows: `[dot(w, a[0]), …, dot(w, a[3])]`, each
+/// One weight row against `N` activation rows: `[dot(w, a[0]), …, dot(w, a[N - 1])]`, each
 /// bit-identical to the [`VecDotFn`] of the same type and level.
-pub type VecDotX4Fn = fn(n: usize, w: &[u8], a: [&[u8]; 4]) -> [f32; 4];
-/// [`VecDotX4Fn`] for eight activation rows.
-pub type VecDotX8Fn = fn(n: usize, w: &[u8], a: [&[u8]; 8]) -> [f32; 8];
+pub type VecDotXnFn<const N: usize> = fn(n: usize, w: &[u8], a: [&[u8]; N]) -> [f32; N];
+/// [`VecDotXnFn`] for four activation rows.
+pub type VecDotX4Fn = VecDotXnFn<4>;
+/// [`VecDotXnFn`] for eight activation rows.
+pub type VecDotX8Fn = VecDotXnFn<8>;
 /// Four streams of weight rows against one activation row: each `w[k]` holds `g` whole
 /// rows of `n` elements, back to back, `out` holds `4·g` floats, and
 /// `out[4·i + k] = dot(row i of w[k], a)`, each bit-identical to the [`VecDotFn`] of the

@@ -157,6 +157,21 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
     }
 }
 
+/// The AVX2 kernel of `$dtype` for `$n` activation rows (one const-generic kernel per
+/// format in `avx2_x4`), as a `$ty`, or `None` for a format without one.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx2_xn {
+    ($dtype:expr, $n:literal, $ty:ty) => {
+        match $dtype {
+            DType::Q4_0 => Some(avx2_x4::vec_dot_xn_q4_0_q8_1::<$n> as $ty),
+            DType::Q4_1 => Some(avx2_x4::vec_dot_xn_q4_1_q8_1::<$n> as $ty),
+            DType::Q5_0 => Some(avx2_x4::vec_dot_xn_q5_0_q8_1::<$n> as $ty),
+            DType::Q8_0 => Some(avx2_x4::vec_dot_xn_q8_0_q8_1::<$n> as $ty),
+            _ => None,
+        }
+    };
+}
+
 /// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
 /// bit-identical per row to that level's single-row kernel. The caller
 /// ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
@@ -166,13 +181,7 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     let _ = dtype;
     match level {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => match dtype {
-            DType::Q4_0 => Some(avx2_x4::vec_dot_xn_q4_0_q8_1::<4> as VecDotX4Fn),
-            DType::Q4_1 => Some(avx2_x4::vec_dot_xn_q4_1_q8_1::<4> as VecDotX4Fn),
-            DType::Q5_0 => Some(avx2_x4::vec_dot_xn_q5_0_q8_1::<4> as VecDotX4Fn),
-            DType::Q8_0 => Some(avx2_x4::vec_dot_xn_q8_0_q8_1::<4> as VecDotX4Fn),
-            _ => None,
-        },
+        SimdLevel::Avx2 => avx2_xn!(dtype, 4, VecDotX4Fn),
         _ => None,
     }
 }
@@ -186,13 +195,7 @@ pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<
     let _ = dtype;
     match level {
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx2 => match dtype {
-            DType::Q4_0 => Some(avx2_x4::vec_dot_xn_q4_0_q8_1::<8> as VecDotX8Fn),
-            DType::Q4_1 => Some(avx2_x4::vec_dot_xn_q4_1_q8_1::<8> as VecDotX8Fn),
-            DType::Q5_0 => Some(avx2_x4::vec_dot_xn_q5_0_q8_1::<8> as VecDotX8Fn),
-            DType::Q8_0 => Some(avx2_x4::vec_dot_xn_q8_0_q8_1::<8> as VecDotX8Fn),
-            _ => None,
-        },
+        SimdLevel::Avx2 => avx2_xn!(dtype, 8, VecDotX8Fn),
         _ => None,
     }
 }
