@@ -86,6 +86,14 @@ impl<'t> Output<'t> {
         }
     }
 
+    /// Ends the request after a token that [`Output::push`] let continue (its grammar is
+    /// complete): the text still held back, and the reason (`Stop`).
+    pub fn end_here(&mut self) -> (String, FinishReason) {
+        let text = self.flush();
+        self.stopped_in_flush = false;
+        (text, FinishReason::Stop)
+    }
+
     /// Ends the text: what the decoder and the stop filter still hold.
     fn flush(&mut self) -> String {
         let tail = self.decoder.finish();

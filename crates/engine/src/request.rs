@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use kaiyuan_grammar::Constraint;
+
 use crate::sampling::{ParamError, SamplingParams};
 
 /// Identifies one request inside one engine (unique for the engine's lifetime).
@@ -32,6 +34,11 @@ pub struct GenerateRequest {
     pub stop_token_ids: Vec<u32>,
     /// Keep generating through end-of-generation tokens (until `max_tokens` or a stop).
     pub ignore_eos: bool,
+    /// Structured output: every sampled token is one the grammar allows, and the request
+    /// ends (`Stop`) when the grammar is complete. Compiled by the caller against this
+    /// engine's vocabulary (`kaiyuan_grammar::GrammarVocab`), one per request (fork it for
+    /// several).
+    pub constraint: Option<Constraint>,
 }
 
 /// Why a request ended.

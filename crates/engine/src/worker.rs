@@ -1,13 +1,15 @@
 //! The engine thread: owns the model, the KV cache, the scheduler and every active
 //! request's sampler and output state. Each iteration takes the commands that arrived,
 //! drops requests whose receiver is gone, plans a step, runs one forward pass for the whole
-//! batch, samples, and streams the resulting events.
+//! batch (computing the grammar masks of constrained sequences on a second thread while it
+//! runs), samples, and streams the resulting events.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
+use kaiyuan_grammar::{Constraint, GrammarError, TokenMask};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{BatchSeq, KvCache, LogitsWanted, Model, Scratch};
 use kaiyuan_tokenizer::Tokenizer;
@@ -24,6 +26,9 @@ use crate::scheduler::{Chunk, Scheduler, SeqState};
 struct Active<'t> {
     output: Output<'t>,
     sampler: Sampler,
+    /// Structured output: the grammar state, and the mask of the next sample once computed.
+    constraint: Option<Constraint>,
+    mask: Option<Result<TokenMask, GrammarError>>,
     history: TokenHistory,
     events: UnboundedSender<Event>,
     submitted: Instant,
@@ -130,7 +135,7 @@ impl<'a> Worker<'a> {
     fn accept(&mut self, s: Submission) {
         let Submission {
             id,
-            request,
+            mut request,
             sampler,
             events,
             submitted,
@@ -140,6 +145,8 @@ impl<'a> Worker<'a> {
         let active = Active {
             output: Output::new(self.tok, &request, &self.eog),
             sampler,
+            constraint: request.constraint.take(),
+            mask: None,
             history,
             events,
             submitted,
@@ -229,7 +236,30 @@ impl<'a> Worker<'a> {
             self.unblock();
             return;
         }
-        let result = {
+        // Grammar masks for the rows about to be sampled: they depend only on tokens already
+        // committed, so a second thread computes them while the forward pass runs.
+        let constrained: Vec<(RequestId, Constraint)> = plan
+            .chunks
+            .iter()
+            .filter(|c| c.wants_logits)
+            .filter_map(|c| {
+                let id = self.sched.running()[c.seq].id;
+                let constraint = self.active.get_mut(&id)?.constraint.take()?;
+                Some((id, constraint))
+            })
+            .collect();
+        let (result, masks) = std::thread::scope(|scope| {
+            let masker = (!constrained.is_empty()).then(|| {
+                scope.spawn(move || {
+                    constrained
+                        .into_iter()
+                        .map(|(id, mut c)| {
+                            let mask = c.compute_mask();
+                            (id, c, mask)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            });
             let running = self.sched.running();
             let batch: Vec<BatchSeq> = plan
                 .chunks
@@ -248,9 +278,22 @@ impl<'a> Worker<'a> {
                     }
                 })
                 .collect();
-            self.model
-                .forward(&self.pool, &mut self.kv, &batch, &mut self.scratch)
-        };
+            let result = self
+                .model
+                .forward(&self.pool, &mut self.kv, &batch, &mut self.scratch);
+            // A panic in the mask thread propagates: the matcher catches its own.
+            let masks = masker.map(|h| match h.join() {
+                Ok(masks) => masks,
+                Err(panic) => std::panic::resume_unwind(panic),
+            });
+            (result, masks)
+        });
+        for (id, constraint, mask) in masks.into_iter().flatten() {
+            if let Some(a) = self.active.get_mut(&id) {
+                a.constraint = Some(constraint);
+                a.mask = Some(mask);
+            }
+        }
         self.metrics.steps.fetch_add(1, Relaxed);
         let computed: usize = plan.chunks.iter().map(|c| c.len).sum();
         self.metrics
@@ -300,10 +343,23 @@ impl<'a> Worker<'a> {
         let seq = &mut self.sched.running_mut()[c.seq];
         let id = seq.id;
         let a = self.active.get_mut(&id)?;
-        let sampled = match a.sampler.sample(&mut self.logits, &a.history) {
+        let mask = match a.mask.take() {
+            None => None,
+            Some(Ok(mask)) => Some(mask),
+            Some(Err(e)) => return Some((id, FinishReason::Error(e.to_string()), String::new())),
+        };
+        let sampled = match a
+            .sampler
+            .sample_masked(&mut self.logits, &a.history, mask.as_ref())
+        {
             Ok(s) => s,
             Err(e) => return Some((id, FinishReason::Error(e.to_string()), String::new())),
         };
+        if let Some(constraint) = &mut a.constraint {
+            if let Err(e) = constraint.commit(sampled.token) {
+                return Some((id, FinishReason::Error(e.to_string()), String::new()));
+            }
+        }
         let now = Instant::now();
         match a.last_token {
             None => {
@@ -316,7 +372,13 @@ impl<'a> Worker<'a> {
         self.metrics.generated_tokens.fetch_add(1, Relaxed);
         a.history.push(sampled.token);
         seq.tokens.push(sampled.token);
-        let step = a.output.push(sampled.token);
+        let mut step = a.output.push(sampled.token);
+        if step.finish.is_none() && a.constraint.as_ref().is_some_and(Constraint::is_finished) {
+            // The grammar is complete: nothing may follow.
+            let (rest, reason) = a.output.end_here();
+            step.text.push_str(&rest);
+            step.finish = Some(reason);
+        }
         let mut tail = step.text;
         if step.visible {
             let _ = a.events.send(Event::Token(TokenEvent {

@@ -73,6 +73,7 @@ fn greedy(tok: &Tokenizer, prompt: &str, max_tokens: usize) -> GenerateRequest {
         stop: Vec::new(),
         stop_token_ids: Vec::new(),
         ignore_eos: true,
+        constraint: None,
     }
 }
 

@@ -53,6 +53,7 @@ pub fn submit(
             stop: gen.stop.clone(),
             stop_token_ids: Vec::new(),
             ignore_eos: gen.ignore_eos,
+            constraint: None,
         };
         receivers.push((job.index, engine.submit(request)?));
     }

@@ -3,14 +3,17 @@
 //! [`Sampler::sample`] runs, in this order (each stage documented in its module):
 //! 1. sanitize — NaN logits count as −∞; if any logit is +∞, the +∞ tokens share all the
 //!    probability ([`penalties`]);
-//! 2. logit bias, with −100 = ban and +100 = force ([`penalties::LogitBias`]);
-//! 3. repetition penalty (CTRL / llama.cpp, over the history's window);
-//! 4. presence & frequency penalties (OpenAI formula);
-//! 5. temperature 0 → greedy argmax, ties → lowest token id; otherwise temperature, top-k,
+//! 2. grammar mask, when sampling under a grammar ([`Sampler::sample_masked`], structured
+//!    output) — every token the grammar does not allow gets −∞, so every later stage acts
+//!    on allowed tokens only;
+//! 3. logit bias, with −100 = ban and +100 = force ([`penalties::LogitBias`]);
+//! 4. repetition penalty (CTRL / llama.cpp, over the history's window);
+//! 5. presence & frequency penalties (OpenAI formula);
+//! 6. temperature 0 → greedy argmax, ties → lowest token id; otherwise temperature, top-k,
 //!    top-p, min-p ([`filters`]) and one draw from the request's seeded generator ([`rng`]).
 //!
 //! Log-probabilities (when asked for) are computed from the raw logits (the model's own
-//! distribution, the default) or from the logits after stages 1–4
+//! distribution, the default) or from the logits after stages 1–5
 //! ([`LogprobsMode::Processed`]); never after temperature or truncation.
 //!
 //! Reproducibility contract: the same seed, parameters and logits give the same token on
@@ -36,6 +39,8 @@ pub mod penalties;
 pub mod rng;
 
 use std::fmt;
+
+use kaiyuan_grammar::TokenMask;
 
 pub use history::{TokenHistory, DEFAULT_REPETITION_WINDOW};
 pub use params::{LogprobsMode, ParamError, SamplingParams, LOGIT_BIAS_LIMIT, MAX_TOP_LOGPROBS};
@@ -63,8 +68,8 @@ pub enum SamplingError {
     InvalidParams(ParamError),
     /// The logits slice is not one vocabulary long.
     LogitsLength { expected: usize, got: usize },
-    /// Every token was excluded: all logits NaN or −∞ after bias and penalties (for example
-    /// a model that produced NaN everywhere, or every token banned).
+    /// Every token was excluded: all logits NaN or −∞ after the grammar mask, bias and
+    /// penalties (for example a model that produced NaN everywhere, or every token banned).
     NoCandidate,
 }
 
@@ -78,7 +83,7 @@ impl fmt::Display for SamplingError {
             ),
             SamplingError::NoCandidate => write!(
                 f,
-                "no token can be sampled: every logit is NaN or -inf after logit bias and penalties"
+                "no token can be sampled: every logit is NaN or -inf after the grammar mask, logit bias and penalties"
             ),
         }
     }
@@ -145,12 +150,24 @@ impl Sampler {
     }
 
     /// Picks the next token from one position's `logits` (one per vocabulary entry).
-    /// `logits` is overwritten with the processed logits (after stages 1–4 of the module
+    /// `logits` is overwritten with the processed logits (after stages 1–5 of the module
     /// docs). The caller pushes the returned token into `history` itself.
     pub fn sample(
         &mut self,
         logits: &mut [f32],
         history: &TokenHistory,
+    ) -> Result<Sampled, SamplingError> {
+        self.sample_masked(logits, history, None)
+    }
+
+    /// [`Sampler::sample`] restricted to the tokens `mask` allows (structured output): the
+    /// others get −∞ right after sanitizing, before logit bias. Log-probabilities in the
+    /// default raw mode stay the model's own (unmasked) distribution.
+    pub fn sample_masked(
+        &mut self,
+        logits: &mut [f32],
+        history: &TokenHistory,
+        mask: Option<&TokenMask>,
     ) -> Result<Sampled, SamplingError> {
         if logits.len() != self.vocab_size {
             return Err(SamplingError::LogitsLength {
@@ -164,6 +181,9 @@ impl Sampler {
         if raw_logprobs {
             self.raw_logits.clear();
             self.raw_logits.extend_from_slice(logits);
+        }
+        if let Some(mask) = mask {
+            mask.apply(logits);
         }
         self.bias.apply(logits);
         penalties::apply_repetition_penalty(logits, history, p.repetition_penalty);
