@@ -18,6 +18,8 @@ use kaiyuan_engine::{
     EngineHandle, Event, EventReceiver, FinishReason, Finished, GenerateRequest, TokenEvent, Usage,
 };
 
+use kaiyuan_grammar::Constraint;
+
 use crate::api::validate::GenParams;
 use crate::error::ApiError;
 
@@ -32,12 +34,14 @@ pub struct Job {
     pub max_tokens: usize,
 }
 
-/// Submits every job; if one is refused, the ones already queued are cancelled (their
-/// receivers dropped) and the refusal is returned.
+/// Submits every job (each with its own fork of `constraint`, the compiled grammar); if one
+/// is refused, the ones already queued are cancelled (their receivers dropped) and the
+/// refusal is returned.
 pub fn submit(
     engine: &EngineHandle,
     jobs: &[Job],
     gen: &GenParams,
+    constraint: Option<&Constraint>,
 ) -> Result<Vec<(usize, EventReceiver)>, ApiError> {
     let mut receivers = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -53,7 +57,7 @@ pub fn submit(
             stop: gen.stop.clone(),
             stop_token_ids: Vec::new(),
             ignore_eos: gen.ignore_eos,
-            constraint: None,
+            constraint: constraint.map(Constraint::fork),
         };
         receivers.push((job.index, engine.submit(request)?));
     }

@@ -11,6 +11,7 @@
 
 mod api;
 mod auth;
+mod constrain;
 mod error;
 mod extract;
 mod generate;

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kaiyuan_chat::ChatTemplate;
 use kaiyuan_engine::EngineHandle;
+use kaiyuan_grammar::GrammarVocab;
 use kaiyuan_tokenizer::Tokenizer;
 
 use crate::error::ApiError;
@@ -21,6 +22,8 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: ChatTemplate,
+    /// The vocabulary prepared for structured output (or why it could not be).
+    pub grammar: Result<Arc<GrammarVocab>, String>,
     /// Requests refused for this model before or at the engine's door.
     pub counters: RefusalCounters,
 }
@@ -33,12 +36,16 @@ impl ServedModel {
         tokenizer: Arc<Tokenizer>,
         template: ChatTemplate,
     ) -> ServedModel {
+        let grammar = GrammarVocab::new(Arc::clone(&tokenizer), engine.end_of_generation_ids())
+            .map(Arc::new)
+            .map_err(|e| e.to_string());
         ServedModel {
             name,
             stem,
             engine,
             tokenizer,
             template,
+            grammar,
             counters: RefusalCounters::default(),
         }
     }

@@ -60,6 +60,10 @@ pub struct CommonFields {
     /// Extension (vLLM's name): keep generating through end-of-generation tokens.
     pub ignore_eos: Option<bool>,
     pub response_format: Option<Value>,
+    /// Extension: `{"type": "lark" | "regex", "value": "…"}` constrains the output.
+    pub grammar: Option<Value>,
+    /// Extension (llama-server's): a JSON schema the output must validate against.
+    pub json_schema: Option<Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,11 +15,14 @@
 //! - Message roles: `system`, `developer` (rendered as `system`), `user`, `assistant`.
 //!   Content is a string or a list of `{"type": "text"}` parts (joined with a newline).
 //!   Tools, function calls, images and audio are not supported and are refused by name.
+//! - Structured output: `response_format` (`text`, `json_object`, `json_schema`) or the
+//!   extensions `grammar` and `json_schema`, one of them (see `grammar.rs`).
 
 use kaiyuan_chat::Message;
 use kaiyuan_engine::sampling::{ParamError, SamplingParams, MAX_TOP_LOGPROBS};
 use serde_json::Value;
 
+use super::grammar::{grammar_request, GrammarRequest};
 use super::request::{ChatCompletionRequest, ChatMessage, CommonFields, CompletionRequest};
 use crate::error::ApiError;
 use crate::extract::from_body;
@@ -43,6 +46,8 @@ pub struct GenParams {
     pub ignore_eos: bool,
     /// The caller's end-user id (logged, nothing else).
     pub user: Option<String>,
+    /// Structured output: the grammar every choice's output must follow.
+    pub grammar: Option<GrammarRequest>,
 }
 
 /// A validated chat request.
@@ -177,15 +182,11 @@ fn gen_params(
     logprobs: Option<usize>,
     logprobs_param: &str,
 ) -> Result<GenParams, ApiError> {
-    if let Some(format) = &c.response_format {
-        let kind = format.get("type").and_then(Value::as_str);
-        if !format.is_null() && kind != Some("text") {
-            return Err(ApiError::unsupported(
-                "response_format",
-                "only response_format {\"type\": \"text\"} is supported",
-            ));
-        }
-    }
+    let grammar = grammar_request(
+        c.response_format.as_ref(),
+        c.grammar.as_ref(),
+        c.json_schema.as_ref(),
+    )?;
     let defaults = SamplingParams::default();
     let mut sampling = SamplingParams {
         temperature: c.temperature.map_or(defaults.temperature, |v| v as f32),
@@ -252,6 +253,7 @@ fn gen_params(
             .unwrap_or(false),
         ignore_eos: c.ignore_eos.unwrap_or(false),
         user: c.user.clone(),
+        grammar,
     })
 }
 

@@ -137,8 +137,12 @@ fn chat_rejections_name_the_field() {
             "tools",
         ),
         (
-            json!({"messages": hi(), "response_format": {"type": "json_object"}}),
-            "response_format",
+            json!({"messages": hi(), "response_format": {"type": "yaml"}}),
+            "response_format.type",
+        ),
+        (
+            json!({"messages": hi(), "grammar": {"type": "lark"}}),
+            "grammar.value",
         ),
         (json!({"model": 5, "messages": hi()}), "model"),
         (json!({}), "messages"),

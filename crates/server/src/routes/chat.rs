@@ -16,6 +16,7 @@ use crate::api::response::{
     AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChunkChoice, Delta, Header, UsageBody,
 };
 use crate::api::validate::{self, ChatParams};
+use crate::constrain;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::generate::{self, Job};
@@ -72,7 +73,8 @@ async fn run(
     .map_err(|e| ApiError::invalid("messages", format!("cannot render the conversation: {e}")))?;
     log.prompt_tokens(prompt.len());
     let jobs = plan_jobs(model, &gen, vec![prompt], "messages", "top_logprobs")?;
-    let receivers = generate::submit(&model.engine, &jobs, &gen)?;
+    let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     let header = Header {
         id,
         object: "chat.completion",

@@ -14,6 +14,7 @@ use super::common::{conclude, new_id, plan_jobs, SYSTEM_FINGERPRINT};
 use crate::api::logprobs;
 use crate::api::response::{Completion, CompletionChoice, Header, UsageBody};
 use crate::api::validate::{self, CompletionParams, PromptInput};
+use crate::constrain;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::generate;
@@ -83,7 +84,8 @@ async fn run(
     .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?;
     log.prompt_tokens(ids.iter().map(Vec::len).sum());
     let jobs = plan_jobs(model, &gen, ids, "prompt", "logprobs")?;
-    let receivers = generate::submit(&model.engine, &jobs, &gen)?;
+    let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     // The text each choice starts with: its prompt with `echo`, else nothing.
     let prefixes: Vec<String> = jobs
         .iter()

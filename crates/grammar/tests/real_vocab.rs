@@ -1,0 +1,93 @@
+//! The two real test vocabularies (SmolLM2's 49k byte-level BPE, Gemma 3's 262k
+//! SentencePiece; run scripts/fetch-models first): a forced JSON prefix allows exactly the
+//! tokens whose text starts it, control tokens never count as text, and the end-of-turn
+//! tokens end a complete output.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use kaiyuan_gguf::GgufFile;
+use kaiyuan_grammar::{GrammarSpec, GrammarVocab};
+use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
+use serde_json::json;
+
+fn tokenizer(file: &str) -> Arc<Tokenizer> {
+    let dir = std::env::var_os("KAIYUAN_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
+    let path = dir.join(file);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models",
+        path.display()
+    );
+    let gguf = GgufFile::open(&path).expect("model opens");
+    Arc::new(Tokenizer::from_vocab(&Vocab::from_gguf(&gguf).unwrap()).unwrap())
+}
+
+const MODELS: [&str; 2] = [
+    "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma-3-270m-q4_k_m.gguf",
+];
+
+#[test]
+fn a_forced_prefix_allows_the_tokens_that_start_it() {
+    for file in MODELS {
+        let tok = tokenizer(file);
+        let eog = tok.end_of_generation_ids();
+        let vocab = GrammarVocab::new(Arc::clone(&tok), &eog).unwrap();
+        // One required key: the output must begin with `{"name": "`.
+        let schema = json!({
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+            "required": ["name"],
+            "additionalProperties": false
+        });
+        let mut c = vocab
+            .compile(&GrammarSpec::JsonSchema {
+                schema,
+                strict: true,
+            })
+            .unwrap();
+        let mask = c.compute_mask().unwrap();
+        let forced = b"{\"name\": \"";
+        let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
+            .filter(|&t| mask.allows(t))
+            .collect();
+        assert!(!allowed.is_empty(), "{file}");
+        for &t in &allowed {
+            let text = tok.piece_bytes(t, false).unwrap();
+            assert!(
+                !text.is_empty() && forced.starts_with(text),
+                "{file}: token {t} ({:?}) is allowed",
+                String::from_utf8_lossy(text)
+            );
+            assert_ne!(tok.token_type(t), Some(TokenType::Control));
+        }
+        // The tokenizer's own first token of the forced text is among them.
+        let first = tok.encode(std::str::from_utf8(forced).unwrap(), false)[0];
+        assert!(allowed.contains(&first), "{file}: {first} not allowed");
+    }
+}
+
+#[test]
+fn a_complete_output_allows_only_the_end_of_generation_tokens() {
+    for file in MODELS {
+        let tok = tokenizer(file);
+        let eog = tok.end_of_generation_ids();
+        let vocab = GrammarVocab::new(Arc::clone(&tok), &eog).unwrap();
+        let mut c = vocab.compile(&GrammarSpec::Regex("yes|no".into())).unwrap();
+        for t in tok.encode("yes", false) {
+            let mask = c.compute_mask().unwrap();
+            assert!(mask.allows(t), "{file}: {t}");
+            c.commit(t).unwrap();
+        }
+        let mask = c.compute_mask().unwrap();
+        let allowed: Vec<u32> = (0..tok.vocab_size() as u32)
+            .filter(|&t| mask.allows(t))
+            .collect();
+        let mut expected = eog.clone();
+        expected.sort_unstable();
+        assert_eq!(allowed, expected, "{file}");
+    }
+}

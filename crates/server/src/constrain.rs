@@ -1,0 +1,50 @@
+//! A request's grammar compiled against its model's vocabulary before anything queues: on
+//! the blocking pool (compiling a large schema can take a while and must not stall the
+//! async runtime), under a wall-clock limit, with every failure a 400 naming the field the
+//! grammar came from. The engine then gets one fork of the result per choice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kaiyuan_grammar::Constraint;
+
+use crate::api::grammar::GrammarRequest;
+use crate::error::ApiError;
+use crate::state::ServedModel;
+
+/// The longest a grammar may take to compile (documented in the README). A compilation that
+/// runs past it is abandoned; its work is bounded by the compiler's own fuel limits.
+pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The constraint for `grammar`, or `None` when the request has none.
+pub async fn compile(
+    model: &ServedModel,
+    grammar: Option<&GrammarRequest>,
+) -> Result<Option<Constraint>, ApiError> {
+    let Some(g) = grammar else {
+        return Ok(None);
+    };
+    let vocab = match &model.grammar {
+        Ok(v) => Arc::clone(v),
+        Err(why) => {
+            return Err(ApiError::unsupported(
+                &g.param,
+                format!("structured output is not available for this model: {why}"),
+            ))
+        }
+    };
+    let spec = g.spec.clone();
+    let task = tokio::task::spawn_blocking(move || vocab.compile(&spec));
+    match tokio::time::timeout(COMPILE_TIMEOUT, task).await {
+        Err(_) => Err(ApiError::invalid(
+            &g.param,
+            format!(
+                "the grammar did not compile within {} s; simplify it",
+                COMPILE_TIMEOUT.as_secs()
+            ),
+        )),
+        Ok(Err(e)) => Err(ApiError::Engine(format!("the grammar task failed: {e}"))),
+        Ok(Ok(Err(e))) => Err(ApiError::invalid(&g.param, format!("invalid grammar: {e}"))),
+        Ok(Ok(Ok(c))) => Ok(Some(c)),
+    }
+}
