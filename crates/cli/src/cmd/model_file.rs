@@ -11,7 +11,7 @@ use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
 /// A GGUF file with its tokenizer built.
 pub struct ModelFile {
     pub gguf: Arc<GgufFile>,
-    pub tokenizer: Tokenizer,
+    pub tokenizer: Arc<Tokenizer>,
 }
 
 /// How the commands that run a model hold its weights.
@@ -82,7 +82,7 @@ impl ModelFile {
             .with_context(|| format!("cannot build the tokenizer of {}", path.display()))?;
         Ok(ModelFile {
             gguf: Arc::new(gguf),
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
         })
     }
 

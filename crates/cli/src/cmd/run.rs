@@ -1,12 +1,14 @@
 //! `kaiyuan run -m MODEL -p PROMPT`: continues a prompt with the model and streams the text
-//! to stdout; speed goes to stderr.
+//! to stdout; speed goes to stderr. `--json-schema FILE` / `--grammar FILE` constrain the
+//! output (structured output, as the server's `response_format` does).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use kaiyuan_engine::sampling::{Sampler, TokenHistory};
+use kaiyuan_grammar::{Constraint, GrammarSpec, GrammarVocab};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
@@ -35,6 +37,13 @@ pub struct RunArgs {
     /// Recognise control tokens written in the prompt (e.g. `<|im_start|>`).
     #[arg(long)]
     pub special: bool,
+    /// Constrain the output to JSON that validates against the schema in FILE (keywords
+    /// that cannot be enforced are an error).
+    #[arg(long, value_name = "FILE", conflicts_with = "grammar")]
+    pub json_schema: Option<PathBuf>,
+    /// Constrain the output to the Lark grammar in FILE (llguidance's dialect).
+    #[arg(long, value_name = "FILE")]
+    pub grammar: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -56,6 +65,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.n_predict
         );
     }
+    let mut constraint = constraint(args, &file.tokenizer)?;
     let params = args.sampling.params();
     let mut sampler = Sampler::new(params, model.config().vocab_size)?;
     let n_threads = threads(args.threads)?;
@@ -67,7 +77,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for &id in &prompt {
         decoder.push(id)?;
     }
-    let stop: Vec<u32> = [tok.eos_id(), tok.eot_id()].into_iter().flatten().collect();
+    // The engine's end-of-generation ids (EOS, EOT and end-of-turn markers).
+    let stop = tok.end_of_generation_ids();
 
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;
@@ -77,7 +88,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let prefill = start.elapsed();
     let mut generated = 0usize;
     while generated < args.n_predict {
-        let next = sampler.sample(&mut logits, &history)?.token;
+        let mask = match &mut constraint {
+            Some(c) => Some(c.compute_mask()?),
+            None => None,
+        };
+        let next = sampler
+            .sample_masked(&mut logits, &history, mask.as_ref())?
+            .token;
         generated += 1;
         if stop.contains(&next) {
             break;
@@ -85,6 +102,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         history.push(next);
         write!(out, "{}", decoder.push(next)?)?;
         out.flush()?;
+        if let Some(c) = &mut constraint {
+            c.commit(next)?;
+            if c.is_finished() {
+                break;
+            }
+        }
         if generated == args.n_predict {
             break;
         }
@@ -102,4 +125,35 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         sampler.seed()
     );
     Ok(())
+}
+
+/// The grammar `--json-schema` or `--grammar` asks for, compiled for this vocabulary.
+fn constraint(
+    args: &RunArgs,
+    tok: &std::sync::Arc<kaiyuan_tokenizer::Tokenizer>,
+) -> anyhow::Result<Option<Constraint>> {
+    let (flag, path, spec) = match (&args.json_schema, &args.grammar) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --json-schema {}", path.display()))?;
+            let schema: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("--json-schema {} is not JSON", path.display()))?;
+            let spec = GrammarSpec::JsonSchema {
+                schema,
+                strict: true,
+            };
+            ("--json-schema", path, spec)
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --grammar {}", path.display()))?;
+            ("--grammar", path, GrammarSpec::Lark(text))
+        }
+        (None, None) => return Ok(None),
+    };
+    let vocab = GrammarVocab::new(std::sync::Arc::clone(tok), &tok.end_of_generation_ids())?;
+    let c = vocab
+        .compile(&spec)
+        .with_context(|| format!("invalid {flag} {}", path.display()))?;
+    Ok(Some(c))
 }

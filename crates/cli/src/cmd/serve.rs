@@ -166,7 +166,7 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
     if let Some(n) = args.max_queue {
         config.max_queue = n;
     }
-    let tokenizer = Arc::new(file.tokenizer);
+    let tokenizer = Arc::clone(&file.tokenizer);
     let engine = Engine::start(model, Arc::clone(&tokenizer), config)
         .context("cannot start the engine (a smaller --kv-tokens needs less memory)")?;
     let info = engine.info();
