@@ -4,8 +4,11 @@ prompt of about P tokens and max_tokens T, greedy, with the end-of-generation to
 through logit_bias (so every stream generates all T tokens, on any server).
 
 Prints aggregate generated tokens/s, per-stream decode tokens/s, TTFT p50/p99 and
-inter-token latency p50/p99 (gaps between streamed chunks), as JSON with --json. Standard
-library only. Used by scripts/bench-serve.
+inter-token latency p50/p99 (gaps between streamed chunks), as JSON with --json. With
+--json-schema FILE every request also carries `response_format` json_schema with that schema
+(structured output; pick a schema that cannot complete within T tokens, e.g.
+tools/bench_schema.json, so every stream still generates all T). Standard library only. Used
+by scripts/bench-serve.
 
     tools/bench_serve.py --url http://127.0.0.1:8080 --concurrency 1,4,16 --prompt-words 75 --max-tokens 128
 """
@@ -31,13 +34,16 @@ def percentile(sorted_xs, q):
     return sorted_xs[min(len(sorted_xs) - 1, int(round(q * (len(sorted_xs) - 1))))]
 
 
-def one_stream(url, model, prompt, max_tokens, ban, out):
+def one_stream(url, model, prompt, max_tokens, ban, out, schema=None):
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
-    body = json.dumps({
+    req = {
         "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0,
         "stream": True, "logit_bias": {str(t): -100 for t in ban},
-    })
+    }
+    if schema is not None:
+        req["response_format"] = {"type": "json_schema", "json_schema": {"name": "bench", "schema": schema}}
+    body = json.dumps(req)
     start = time.perf_counter()
     conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
     resp = conn.getresponse()
@@ -64,10 +70,11 @@ def one_stream(url, model, prompt, max_tokens, ban, out):
     out.append({"ttft": (first or end) - start, "total": end - start, "chunks": chunks, "gaps": gaps})
 
 
-def run_level(url, model, n, words, max_tokens, round_no, ban):
+def run_level(url, model, n, words, max_tokens, round_no, ban, schema=None):
     results = []
     threads = [threading.Thread(target=one_stream,
-                                args=(url, model, prompt_of(words, 1000 * round_no + i), max_tokens, ban, results))
+                                args=(url, model, prompt_of(words, 1000 * round_no + i), max_tokens, ban, results,
+                                      schema))
                for i in range(n)]
     start = time.perf_counter()
     for t in threads:
@@ -78,6 +85,10 @@ def run_level(url, model, n, words, max_tokens, round_no, ban):
     errors = [r["error"] for r in results if "error" in r]
     if errors:
         raise SystemExit(f"{len(errors)} requests failed, e.g. {errors[0]}")
+    short = [r["chunks"] for r in results if r["chunks"] < max_tokens * 0.9]
+    if short:
+        raise SystemExit(f"{len(short)} streams ended early ({short[0]} chunks of {max_tokens}): "
+                         "the aggregate would overstate; use a schema that cannot complete")
     ttfts = sorted(r["ttft"] for r in results)
     gaps = sorted(g for r in results for g in r["gaps"]) or [0.0]
     return {
@@ -104,10 +115,15 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--ban", default="", help="comma-separated token ids to ban (end-of-generation)")
     ap.add_argument("--label", default="")
+    ap.add_argument("--json-schema", help="a JSON schema file: constrain every request's output to it")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     ban = [int(t) for t in a.ban.split(",") if t]
-    rows = [run_level(a.url, a.model, int(n), a.prompt_words, a.max_tokens, k, ban)
+    schema = None
+    if a.json_schema:
+        with open(a.json_schema) as f:
+            schema = json.load(f)
+    rows = [run_level(a.url, a.model, int(n), a.prompt_words, a.max_tokens, k, ban, schema)
             for k, n in enumerate(a.concurrency.split(","))]
     for r in rows:
         r["label"] = a.label
