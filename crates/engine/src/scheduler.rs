@@ -134,9 +134,7 @@ impl Scheduler {
             let i = self.waiting.iter().position(|s| s.id == id)?;
             self.waiting.remove(i)?
         };
-        for &b in &seq.blocks {
-            self.pool.release(b);
-        }
+        release_blocks(&mut self.pool, &seq.blocks);
         Some(seq)
     }
 
@@ -229,9 +227,8 @@ impl Scheduler {
             let positions = seq.num_computed + len;
             if !grow_blocks(&mut self.pool, &mut seq, positions) {
                 // Not enough free blocks: undo and wait for running sequences to finish.
-                for b in seq.blocks.drain(..) {
-                    self.pool.release(b);
-                }
+                release_blocks(&mut self.pool, &seq.blocks);
+                seq.blocks.clear();
                 seq.num_computed = 0;
                 seq.hashed_blocks = 0;
                 seq.chain = ChainHash::default();
@@ -279,9 +276,8 @@ impl Scheduler {
 
     fn release_all(&mut self, i: usize) {
         let seq = &mut self.running[i];
-        for b in seq.blocks.drain(..) {
-            self.pool.release(b);
-        }
+        release_blocks(&mut self.pool, &seq.blocks);
+        seq.blocks.clear();
         seq.num_computed = 0;
         seq.hashed_blocks = 0;
         seq.chain = ChainHash::default();
@@ -301,6 +297,16 @@ impl Scheduler {
                 seq.hashed_blocks += 1;
             }
         }
+    }
+}
+
+/// Releases a sequence's block table tail first, as vLLM does: the LRU queue then evicts a
+/// cached chain from its end, so what stays cached is always a reachable prefix. (Head
+/// first, eviction would take block 0 first and strand the rest of the chain: cached, in
+/// memory, and unreachable, since a lookup walks the chain from its start.)
+fn release_blocks(pool: &mut BlockPool, blocks: &[BlockId]) {
+    for &b in blocks.iter().rev() {
+        pool.release(b);
     }
 }
 

@@ -174,3 +174,25 @@ fn removing_everything_frees_every_block() {
     assert_eq!(s.pool().num_used(), 0);
     assert_eq!(s.pool().num_available(), 8);
 }
+
+#[test]
+fn eviction_keeps_the_longest_reachable_prefix() {
+    // 6 blocks. Request 1 leaves four full blocks (a 64-token chain) in the cache.
+    let mut s = Scheduler::new(6, 4, 256);
+    s.add(seq(1, 65, 0));
+    step(&mut s);
+    s.remove(RequestId(1));
+    assert_eq!(s.pool().num_cached_free(), 4);
+    // Request 2 (other tokens) needs four blocks: the two plain free ones and two evicted
+    // cached ones. Evicting the chain's tail keeps its first two blocks reachable.
+    s.add(seq(2, 49, 5000));
+    step(&mut s);
+    s.remove(RequestId(2));
+    s.add(seq(3, 65, 0));
+    let p = step(&mut s);
+    assert_eq!(
+        p.admitted,
+        vec![(RequestId(3), 32)],
+        "the first two blocks of the chain survive"
+    );
+}
