@@ -387,3 +387,42 @@ async fn several_models_are_picked_by_name() {
         assert_eq!(status, StatusCode::OK, "{name}");
     }
 }
+
+#[tokio::test]
+async fn logit_bias_is_capped_at_300_entries() {
+    let s = server(&["small"], &[]);
+    let bias = |n: u32| -> serde_json::Map<String, Value> {
+        (0..n).map(|t| (t.to_string(), json!(1))).collect()
+    };
+    let (status, _, body) = call(
+        &s,
+        post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "hi"}], "logit_bias": bias(301)})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(error_of(&body).1, json!("logit_bias"));
+    // 300 entries pass validation (the models are still loading: 503, not 400).
+    let (status, _, body) = call(
+        &s,
+        post(
+            "/v1/completions",
+            &json!({"prompt": "hi", "logit_bias": bias(300)}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
