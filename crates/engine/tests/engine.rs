@@ -342,6 +342,43 @@ fn a_full_queue_refuses_and_shutdown_ends_everything() {
     engine.join();
     let m = engine.metrics();
     assert_eq!((m.running, m.queued, m.kv_blocks_used), (0, 0, 0));
+    assert_eq!(
+        engine.failure(),
+        None,
+        "a requested shutdown is not a failure"
+    );
+}
+
+#[test]
+fn a_dead_engine_says_why_and_refuses_requests() {
+    let (engine, tok) = start(config);
+    assert_eq!(engine.failure(), None);
+    let mut rx = engine
+        .submit(greedy(&tok, "Once upon a time", 400))
+        .unwrap();
+    engine.inject_panic_for_tests();
+    // The running request's stream ends (its sender went down with the thread).
+    while rx.blocking_recv().is_some() {}
+    let start = Instant::now();
+    let reason = loop {
+        if let Some(r) = engine.failure() {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no failure reported"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(reason.contains("injected engine failure"), "{reason}");
+    assert!(matches!(
+        engine.submit(greedy(&tok, "hi", 4)),
+        Err(SubmitError::ShuttingDown)
+    ));
+    // Shutting down and joining a dead engine is fine, and the failure stays reported.
+    engine.shutdown(Duration::ZERO);
+    engine.join();
+    assert_eq!(engine.failure(), Some(reason));
 }
 
 #[test]
