@@ -255,8 +255,29 @@ fn stop_strings_and_end_tokens_end_with_stop() {
         (o.reason, o.text.as_str(), o.usage.completion_tokens),
         (FinishReason::Stop, "", 1)
     );
-    // The chat model's end of turn ends a chat answer (EOS respected when not ignored).
-    assert!(!engine.end_of_generation_ids().is_empty());
+    // The chat model's end of turn ends a chat answer (EOS respected when not ignored):
+    // run the same chat prompt once through its end-of-turn token (ignore_eos) and once
+    // without, and the second must stop right at that token, not show it.
+    let chat =
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let mut r = greedy(&tok, "", 64);
+    r.prompt = tok.encode_with_bos_eos(chat, true);
+    let through = collect(engine.submit(r.clone()).unwrap());
+    let eog = engine.end_of_generation_ids();
+    let end = through
+        .ids
+        .iter()
+        .position(|id| eog.contains(id))
+        .expect("the greedy answer ends its turn within 64 tokens");
+    r.ignore_eos = false;
+    let o = collect(engine.submit(r).unwrap());
+    assert_eq!(o.reason, FinishReason::Stop);
+    assert_eq!(
+        o.ids,
+        through.ids[..end],
+        "the answer up to its end of turn"
+    );
+    assert_eq!(o.usage.completion_tokens, end + 1, "the end token counts");
 }
 
 #[test]
