@@ -37,7 +37,14 @@ def test_chat_whole_response(client):
     u = r.usage
     assert u.prompt_tokens > 0 and 0 < u.completion_tokens <= 8
     assert u.total_tokens == u.prompt_tokens + u.completion_tokens
-    assert u.prompt_tokens_details.cached_tokens >= 0
+    # Cached tokens are whole 16-token KV blocks and never the last prompt token (its logits
+    # are computed); the same request again finds every such block of its prompt cached.
+    cached = u.prompt_tokens_details.cached_tokens
+    assert cached % 16 == 0 and 0 <= cached < u.prompt_tokens, cached
+    again = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=8, temperature=0
+    )
+    assert again.usage.prompt_tokens_details.cached_tokens == (u.prompt_tokens - 1) // 16 * 16
 
 
 def test_single_model_accepts_any_model_name(client):
@@ -293,7 +300,11 @@ def test_disconnect_mid_stream_frees_the_sequence(server):
 
 
 def test_disconnect_mid_request_frees_the_sequence(server):
-    """A client that hangs up on a whole (non-streamed) request cancels it too."""
+    """A client that hangs up on a whole (non-streamed) request cancels it too: the engine
+    counts it as cancelled, not finished, and stops generating long before max_tokens."""
+    cancelled = server.metric("kaiyuan_requests_total", outcome="cancelled")
+    finished = server.metric("kaiyuan_requests_total", outcome="finished")
+    generated = server.metric("kaiyuan_generated_tokens_total")
     conn = server.connection()
     conn.request(
         "POST",
@@ -305,3 +316,8 @@ def test_disconnect_mid_request_frees_the_sequence(server):
     conn.sock.close()
     conn.close()
     wait_for(lambda: server.metric("kaiyuan_running_sequences") == 0, 120, "running = 0")
+    # Without cancellation the request would run to max_tokens and end as `finished`.
+    assert server.metric("kaiyuan_requests_total", outcome="cancelled") == cancelled + 1
+    assert server.metric("kaiyuan_requests_total", outcome="finished") == finished
+    assert server.metric("kaiyuan_generated_tokens_total") - generated < 2000
+

@@ -5,7 +5,9 @@
 //! chains its tokens to the key of the block before it, so equal keys mean equal token
 //! prefixes and therefore equal KV contents. Blocks stay cached after their last user
 //! releases them, in an LRU queue; allocation takes never-cached free blocks first, then
-//! evicts the least recently released cached block.
+//! evicts the least recently released cached block. The scheduler releases a sequence's
+//! blocks tail first, so a cached chain is evicted from its end and what remains of it is
+//! always a prefix that a lookup can reach.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -3,7 +3,7 @@
 //! [`EventReceiver`]. Dropping a receiver cancels its request.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,8 @@ pub(crate) enum Command {
     Submit(Box<Submission>),
     Cancel(RequestId),
     Shutdown { deadline: Instant },
+    // Test hook: the engine thread panics (`EngineHandle::inject_panic_for_tests`).
+    InjectPanic,
 }
 
 pub(crate) struct Submission {
@@ -115,6 +117,8 @@ struct Inner {
     next_id: AtomicU64,
     shutting_down: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Why the engine thread died, written by the thread itself (see [`crate::failure`]).
+    failure: Arc<OnceLock<String>>,
 }
 
 /// Entry point: [`Engine::start`].
@@ -151,12 +155,18 @@ impl Engine {
         let eog = tokenizer.end_of_generation_ids();
         let config_max_queue = config.max_queue;
         let (tx, rx) = mpsc::channel();
+        let failure = Arc::new(OnceLock::new());
         let thread = {
             let metrics = Arc::clone(&metrics);
             let eog = eog.clone();
+            let failure = Arc::clone(&failure);
             std::thread::Builder::new()
                 .name("kaiyuan-engine".into())
-                .spawn(move || worker::run(model, kv, tokenizer, config, eog, rx, metrics))
+                .spawn(move || {
+                    crate::failure::run_catching(&failure, || {
+                        worker::run(model, kv, tokenizer, config, eog, rx, metrics)
+                    })
+                })
                 .expect("invariant: the OS can start one more thread at start-up")
         };
         Ok(EngineHandle {
@@ -169,6 +179,7 @@ impl Engine {
                 next_id: AtomicU64::new(1),
                 shutting_down: AtomicBool::new(false),
                 thread: Mutex::new(Some(thread)),
+                failure,
             }),
         })
     }
@@ -268,9 +279,28 @@ impl EngineHandle {
         });
     }
 
+    /// Why the engine thread died, if it did: it panicked (the panic message), or it ended
+    /// without [`Self::shutdown`] having been called. `None` while it runs and after a
+    /// requested shutdown. A dead engine refuses every request (`ShuttingDown`).
+    pub fn failure(&self) -> Option<String> {
+        let thread = self.inner.thread.lock().ok();
+        let finished = thread
+            .as_ref()
+            .and_then(|t| t.as_ref())
+            .is_some_and(JoinHandle::is_finished);
+        crate::failure::reason(&self.inner.failure, finished, self.is_shutting_down())
+    }
+
     /// Whether [`Self::shutdown`] was called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Test hook, not API: makes the engine thread panic at its next command, to test what
+    /// callers do when an engine dies.
+    #[doc(hidden)]
+    pub fn inject_panic_for_tests(&self) {
+        let _ = self.inner.commands.send(Command::InjectPanic);
     }
 
     /// Waits for the engine thread to end (after [`Self::shutdown`]).

@@ -8,8 +8,11 @@
 //!   full blocks, LRU eviction).
 //! - `scheduler`: continuous batching under a token budget, chunked prefill, preemption.
 //! - `worker`: the engine thread: forward, sample, detokenize, stop, stream.
+//! - `failure`: the engine thread under `catch_unwind`: a panic is logged and reported
+//!   by [`EngineHandle::failure`].
 
 mod block_pool;
+mod failure;
 mod handle;
 mod metrics;
 mod output;

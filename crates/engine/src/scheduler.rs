@@ -4,9 +4,12 @@
 //! those already computed; each step fills one token budget. Sequences that need a single
 //! token (decoding) go first, so a long prompt never stalls running streams; prompts then
 //! take the rest of the budget in chunks; waiting requests are admitted last, oldest first,
-//! after a prefix-cache lookup. When KV blocks run out, the most recently admitted sequence
-//! is preempted: its blocks are released (full ones stay in the prefix cache) and it waits
-//! again at the front of the queue, to be recomputed.
+//! after a prefix-cache lookup. When a sequence needs KV blocks and none are left, the
+//! newest sequence that arrived after it is preempted (even one already planned for this
+//! step, which gives its chunk back): its blocks are released (full ones stay in the
+//! prefix cache) and it waits again at the front of the queue, to be recomputed. A sequence
+//! never takes blocks from an older one: if no newer one is left, it is preempted itself.
+//! So the oldest sequence always progresses (the pool holds at least one full context).
 
 use std::collections::VecDeque;
 
@@ -30,6 +33,9 @@ pub(crate) struct SeqState {
     chain: ChainHash,
     /// Prompt tokens found in the prefix cache at first admission (`None` until admitted).
     pub cached_tokens: Option<usize>,
+    /// Arrival order (set by [`Scheduler::add`]); kept through preemption. Preemption only
+    /// takes blocks from sequences that arrived later than the one that needs them.
+    arrival: u64,
 }
 
 impl SeqState {
@@ -42,6 +48,7 @@ impl SeqState {
             hashed_blocks: 0,
             chain: ChainHash::default(),
             cached_tokens: None,
+            arrival: 0,
         }
     }
 
@@ -77,6 +84,8 @@ pub(crate) struct Scheduler {
     running: Vec<SeqState>,
     max_seqs: usize,
     max_batch_tokens: usize,
+    /// The next [`SeqState::arrival`].
+    arrivals: u64,
 }
 
 impl Scheduler {
@@ -87,10 +96,14 @@ impl Scheduler {
             running: Vec::new(),
             max_seqs: max_seqs.max(1),
             max_batch_tokens: max_batch_tokens.max(1),
+            arrivals: 0,
         }
     }
 
-    pub fn add(&mut self, seq: SeqState) {
+    /// Queues a new sequence behind every one added before it.
+    pub fn add(&mut self, mut seq: SeqState) {
+        seq.arrival = self.arrivals;
+        self.arrivals += 1;
         self.waiting.push_back(seq);
     }
 
@@ -134,9 +147,7 @@ impl Scheduler {
             let i = self.waiting.iter().position(|s| s.id == id)?;
             self.waiting.remove(i)?
         };
-        for &b in &seq.blocks {
-            self.pool.release(b);
-        }
+        release_blocks(&mut self.pool, &seq.blocks);
         Some(seq)
     }
 
@@ -157,15 +168,19 @@ impl Scheduler {
                 }
                 let len = self.running[i].remaining().min(budget);
                 let positions = self.running[i].num_computed + len;
-                // Make room by preempting the newest unplanned sequences, then this one.
+                // Make room by preempting the newest sequences that arrived after this one
+                // (a planned one gives its chunk back); with none left, this one waits.
                 let fits = loop {
                     if self.grow(i, positions) {
                         break true;
                     }
-                    let victim = (0..self.running.len())
-                        .rev()
-                        .find(|&j| j != i && !planned[j] && !preempted[j])
-                        .unwrap_or(i);
+                    let victim = self.newest_after(i, &preempted).unwrap_or(i);
+                    if planned[victim] {
+                        planned[victim] = false;
+                        if let Some(k) = plan.chunks.iter().position(|c| c.seq == victim) {
+                            budget += plan.chunks.remove(k).len;
+                        }
+                    }
                     self.release_all(victim);
                     preempted[victim] = true;
                     plan.preempted.push(self.running[victim].id);
@@ -229,9 +244,8 @@ impl Scheduler {
             let positions = seq.num_computed + len;
             if !grow_blocks(&mut self.pool, &mut seq, positions) {
                 // Not enough free blocks: undo and wait for running sequences to finish.
-                for b in seq.blocks.drain(..) {
-                    self.pool.release(b);
-                }
+                release_blocks(&mut self.pool, &seq.blocks);
+                seq.blocks.clear();
                 seq.num_computed = 0;
                 seq.hashed_blocks = 0;
                 seq.chain = ChainHash::default();
@@ -273,15 +287,23 @@ impl Scheduler {
         seq.num_computed = seq.blocks.len() * BLOCK_TOKENS;
     }
 
+    /// The running sequence that arrived last, if it arrived after sequence `i`, skipping
+    /// those already preempted.
+    fn newest_after(&self, i: usize, preempted: &[bool]) -> Option<usize> {
+        let arrival = self.running[i].arrival;
+        (0..self.running.len())
+            .filter(|&j| !preempted[j] && self.running[j].arrival > arrival)
+            .max_by_key(|&j| self.running[j].arrival)
+    }
+
     fn grow(&mut self, i: usize, positions: usize) -> bool {
         grow_blocks(&mut self.pool, &mut self.running[i], positions)
     }
 
     fn release_all(&mut self, i: usize) {
         let seq = &mut self.running[i];
-        for b in seq.blocks.drain(..) {
-            self.pool.release(b);
-        }
+        release_blocks(&mut self.pool, &seq.blocks);
+        seq.blocks.clear();
         seq.num_computed = 0;
         seq.hashed_blocks = 0;
         seq.chain = ChainHash::default();
@@ -301,6 +323,16 @@ impl Scheduler {
                 seq.hashed_blocks += 1;
             }
         }
+    }
+}
+
+/// Releases a sequence's block table tail first, as vLLM does: the LRU queue then evicts a
+/// cached chain from its end, so what stays cached is always a reachable prefix. (Head
+/// first, eviction would take block 0 first and strand the rest of the chain: cached, in
+/// memory, and unreachable, since a lookup walks the chain from its start.)
+fn release_blocks(pool: &mut BlockPool, blocks: &[BlockId]) {
+    for &b in blocks.iter().rev() {
+        pool.release(b);
     }
 }
 

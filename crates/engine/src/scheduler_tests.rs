@@ -174,3 +174,117 @@ fn removing_everything_frees_every_block() {
     assert_eq!(s.pool().num_used(), 0);
     assert_eq!(s.pool().num_available(), 8);
 }
+
+#[test]
+fn eviction_keeps_the_longest_reachable_prefix() {
+    // 6 blocks. Request 1 leaves four full blocks (a 64-token chain) in the cache.
+    let mut s = Scheduler::new(6, 4, 256);
+    s.add(seq(1, 65, 0));
+    step(&mut s);
+    s.remove(RequestId(1));
+    assert_eq!(s.pool().num_cached_free(), 4);
+    // Request 2 (other tokens) needs four blocks: the two plain free ones and two evicted
+    // cached ones. Evicting the chain's tail keeps its first two blocks reachable.
+    s.add(seq(2, 49, 5000));
+    step(&mut s);
+    s.remove(RequestId(2));
+    s.add(seq(3, 65, 0));
+    let p = step(&mut s);
+    assert_eq!(
+        p.admitted,
+        vec![(RequestId(3), 32)],
+        "the first two blocks of the chain survive"
+    );
+}
+
+#[test]
+fn preemption_takes_blocks_only_from_newer_sequences() {
+    // 3 blocks. 1 arrived first but is still prefilling; 2 arrived later and is decoding.
+    // (The queue is reordered by hand so that 2 is admitted first: the victim rule must
+    // follow arrival, not positions in the queue or the running batch.)
+    let mut s = Scheduler::new(3, 4, 36);
+    s.add(seq(1, 40, 0));
+    s.add(seq(2, 16, 1000));
+    s.waiting.swap(0, 1);
+    let p = step(&mut s);
+    assert_eq!(lens(&p, &s), vec![(2, 16, true), (1, 20, false)]);
+    assert_eq!(s.pool().num_available(), 0);
+    // 2 needs a second block for its next token and none is free. It must not take 1's
+    // blocks: 2 is preempted, and 1 goes on with its prompt.
+    let p = step(&mut s);
+    assert_eq!(p.preempted, vec![RequestId(2)], "the newer sequence yields");
+    assert_eq!(lens(&p, &s), vec![(1, 20, true)]);
+    assert!(s.is_waiting(RequestId(2)));
+}
+
+#[test]
+fn a_planned_newer_sequence_gives_its_blocks_to_an_older_one() {
+    // 4 blocks, 20-token steps. 2 (newer) is admitted first by hand and decodes; 1 (older)
+    // prefills in chunks. When 1 needs a block and none is free, 2 — already planned for
+    // the step — is preempted and its chunk withdrawn; 1 is never the one that waits.
+    let mut s = Scheduler::new(4, 4, 20);
+    s.add(seq(1, 40, 0));
+    s.add(seq(2, 16, 1000));
+    s.waiting.swap(0, 1);
+    assert_eq!(lens(&step(&mut s), &s), vec![(2, 16, true), (1, 4, false)]);
+    assert_eq!(lens(&step(&mut s), &s), vec![(2, 1, true), (1, 19, false)]);
+    let p = step(&mut s);
+    assert_eq!(p.preempted, vec![RequestId(2)]);
+    assert_eq!(lens(&p, &s), vec![(1, 17, true)]);
+    assert_eq!(s.running().len(), 1);
+}
+
+#[test]
+fn a_long_request_is_not_starved_by_a_stream_of_short_ones() {
+    // The pool holds one long request (100-token prompt + 20 generated = 8 blocks) and
+    // little more; short requests keep arriving, each generating 6 tokens. The long one
+    // arrived first, so it must never be preempted and must finish.
+    let mut s = Scheduler::new(9, 8, 16);
+    s.add(seq(1, 100, 0));
+    let mut generated: std::collections::HashMap<u64, usize> = Default::default();
+    let mut next_id = 2;
+    let mut long_done = false;
+    for round in 0..400 {
+        if round % 2 == 0 {
+            s.add(seq(
+                next_id,
+                6 + (next_id % 7) as usize,
+                1000 * next_id as u32,
+            ));
+            next_id += 1;
+        }
+        let p = step(&mut s);
+        assert!(
+            !p.preempted.contains(&RequestId(1)),
+            "round {round}: the oldest request was preempted"
+        );
+        // Every preempted sequence is newer than every sequence that ran this step.
+        let ran: Vec<u64> = p.chunks.iter().map(|c| s.running()[c.seq].id.0).collect();
+        for v in &p.preempted {
+            assert!(
+                ran.iter().all(|&r| r < v.0),
+                "round {round}: {v} preempted, {ran:?} ran"
+            );
+        }
+        for c in &p.chunks {
+            if c.wants_logits {
+                *generated.entry(s.running()[c.seq].id.0).or_default() += 1;
+            }
+        }
+        let finished: Vec<u64> = generated
+            .iter()
+            .filter(|&(&id, &n)| n >= if id == 1 { 20 } else { 6 })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in finished {
+            generated.remove(&id);
+            s.remove(RequestId(id));
+            long_done |= id == 1;
+        }
+        if long_done {
+            break;
+        }
+    }
+    assert!(long_done, "the long request did not finish in 400 steps");
+    assert!(s.pool().num_used() <= 9);
+}

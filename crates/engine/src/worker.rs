@@ -129,6 +129,7 @@ impl<'a> Worker<'a> {
             Command::Submit(s) => self.accept(*s),
             Command::Cancel(id) => self.end(id, FinishReason::Cancelled, String::new()),
             Command::Shutdown { deadline } => self.deadline = Some(deadline),
+            Command::InjectPanic => panic!("injected engine failure (test hook)"),
         }
     }
 

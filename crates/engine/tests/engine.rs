@@ -256,8 +256,29 @@ fn stop_strings_and_end_tokens_end_with_stop() {
         (o.reason, o.text.as_str(), o.usage.completion_tokens),
         (FinishReason::Stop, "", 1)
     );
-    // The chat model's end of turn ends a chat answer (EOS respected when not ignored).
-    assert!(!engine.end_of_generation_ids().is_empty());
+    // The chat model's end of turn ends a chat answer (EOS respected when not ignored):
+    // run the same chat prompt once through its end-of-turn token (ignore_eos) and once
+    // without, and the second must stop right at that token, not show it.
+    let chat =
+        "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n";
+    let mut r = greedy(&tok, "", 64);
+    r.prompt = tok.encode_with_bos_eos(chat, true);
+    let through = collect(engine.submit(r.clone()).unwrap());
+    let eog = engine.end_of_generation_ids();
+    let end = through
+        .ids
+        .iter()
+        .position(|id| eog.contains(id))
+        .expect("the greedy answer ends its turn within 64 tokens");
+    r.ignore_eos = false;
+    let o = collect(engine.submit(r).unwrap());
+    assert_eq!(o.reason, FinishReason::Stop);
+    assert_eq!(
+        o.ids,
+        through.ids[..end],
+        "the answer up to its end of turn"
+    );
+    assert_eq!(o.usage.completion_tokens, end + 1, "the end token counts");
 }
 
 #[test]
@@ -343,6 +364,43 @@ fn a_full_queue_refuses_and_shutdown_ends_everything() {
     engine.join();
     let m = engine.metrics();
     assert_eq!((m.running, m.queued, m.kv_blocks_used), (0, 0, 0));
+    assert_eq!(
+        engine.failure(),
+        None,
+        "a requested shutdown is not a failure"
+    );
+}
+
+#[test]
+fn a_dead_engine_says_why_and_refuses_requests() {
+    let (engine, tok) = start(config);
+    assert_eq!(engine.failure(), None);
+    let mut rx = engine
+        .submit(greedy(&tok, "Once upon a time", 400))
+        .unwrap();
+    engine.inject_panic_for_tests();
+    // The running request's stream ends (its sender went down with the thread).
+    while rx.blocking_recv().is_some() {}
+    let start = Instant::now();
+    let reason = loop {
+        if let Some(r) = engine.failure() {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no failure reported"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(reason.contains("injected engine failure"), "{reason}");
+    assert!(matches!(
+        engine.submit(greedy(&tok, "hi", 4)),
+        Err(SubmitError::ShuttingDown)
+    ));
+    // Shutting down and joining a dead engine is fine, and the failure stays reported.
+    engine.shutdown(Duration::ZERO);
+    engine.join();
+    assert_eq!(engine.failure(), Some(reason));
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! `tools/xoshiro_reference.py`.
 
 use kaiyuan_engine::sampling::{
-    LogprobsMode, Sampled, Sampler, SamplingError, SamplingParams, TokenHistory,
+    LogitBias, LogprobsMode, Sampled, Sampler, SamplingError, SamplingParams, TokenHistory,
+    MAX_LOGIT_BIAS,
 };
 
 // ---------------------------------------------------------------- test helpers
@@ -160,6 +161,11 @@ fn once(sampler: &mut Sampler, logits: &[f32]) -> Sampled {
     sampler
         .sample(&mut logits.to_vec(), &TokenHistory::new())
         .expect("sample")
+}
+
+/// A valid `logit_bias`.
+fn bias(pairs: &[(u32, f32)]) -> LogitBias {
+    LogitBias::new(pairs.iter().copied()).expect("valid logit_bias")
 }
 
 fn params(temperature: f32, seed: u64) -> SamplingParams {
@@ -412,7 +418,7 @@ fn penalties_apply_after_bias_and_repetition_before_presence() {
     let mut history = TokenHistory::new();
     history.push(0);
     let p = SamplingParams {
-        logit_bias: vec![(0, -3.0)],
+        logit_bias: bias(&[(0, -3.0)]),
         repetition_penalty: 2.0,
         frequency_penalty: 0.5,
         ..SamplingParams::greedy()
@@ -428,7 +434,7 @@ fn logit_bias_minus_100_bans_and_plus_100_forces() {
     let logits = [0.0f32, 25.0, 1.0, -30.0];
     // Ban the overwhelming favourite: greedy takes the runner-up, sampling never picks it.
     let ban = SamplingParams {
-        logit_bias: vec![(1, -100.0)],
+        logit_bias: bias(&[(1, -100.0)]),
         ..params(2.0, 71)
     };
     let counts = sample_counts(ban.clone(), &logits, 2000);
@@ -441,13 +447,13 @@ fn logit_bias_minus_100_bans_and_plus_100_forces() {
     assert_eq!(sample_counts(greedy_ban, &logits, 1)[2], 1);
     // Force the least likely token: it is always chosen.
     let force = SamplingParams {
-        logit_bias: vec![(3, 100.0)],
+        logit_bias: bias(&[(3, 100.0)]),
         ..params(1.0, 72)
     };
     assert_eq!(sample_counts(force, &logits, 500)[3], 500);
     // Two forced tokens share the probability by their own logits.
     let two = SamplingParams {
-        logit_bias: vec![(3, 100.0), (0, 100.0)],
+        logit_bias: bias(&[(3, 100.0), (0, 100.0)]),
         ..params(1.0, 73)
     };
     let counts = sample_counts(two, &logits, 20_000);
@@ -459,7 +465,7 @@ fn logit_bias_minus_100_bans_and_plus_100_forces() {
 fn small_logit_bias_is_additive() {
     let logits = [0.3f32, -0.2, 1.1];
     let p = SamplingParams {
-        logit_bias: vec![(1, 2.5), (2, -0.75)],
+        logit_bias: bias(&[(1, 2.5), (2, -0.75)]),
         ..params(1.0, 81)
     };
     let counts = sample_counts(p, &logits, 20_000);
@@ -578,7 +584,7 @@ fn seeded_truncated_draws_are_pinned_forever() {
 #[test]
 fn validation_errors_name_the_field() {
     type Edit = fn(&mut SamplingParams);
-    let cases: [(&str, Edit); 15] = [
+    let cases: [(&str, Edit); 12] = [
         ("temperature", |p| p.temperature = 2.5),
         ("temperature", |p| p.temperature = -0.1),
         ("temperature", |p| p.temperature = f32::NAN),
@@ -592,9 +598,6 @@ fn validation_errors_name_the_field() {
         }),
         ("presence_penalty", |p| p.presence_penalty = 2.1),
         ("frequency_penalty", |p| p.frequency_penalty = -2.5),
-        ("logit_bias", |p| p.logit_bias = vec![(1, 100.5)]),
-        ("logit_bias", |p| p.logit_bias = vec![(1, f32::NAN)]),
-        ("logit_bias", |p| p.logit_bias = vec![(1, 1.0), (1, 2.0)]),
         ("logprobs", |p| p.logprobs = Some(21)),
     ];
     for (field, edit) in cases {
@@ -608,10 +611,21 @@ fn validation_errors_name_the_field() {
             other => panic!("{field}: expected InvalidParams, got {other:?}"),
         }
     }
+    // logit_bias is checked when it is built, once, and names its field.
+    for bad in [
+        vec![(1, 100.5)],
+        vec![(1, f32::NAN)],
+        vec![(1, 1.0), (1, 2.0)],
+        (0..=MAX_LOGIT_BIAS as u32).map(|t| (t, 1.0)).collect(),
+    ] {
+        let err = LogitBias::new(bad.iter().copied()).expect_err("invalid logit_bias");
+        assert_eq!(err.field, "logit_bias");
+        assert!(err.to_string().contains("logit_bias"), "{err}");
+    }
     let base = SamplingParams::default;
     // Checks that need the vocabulary.
     let out_of_vocab = SamplingParams {
-        logit_bias: vec![(10, 1.0)],
+        logit_bias: bias(&[(10, 1.0)]),
         ..base()
     };
     assert_eq!(out_of_vocab.validate(), Ok(()));
@@ -664,7 +678,7 @@ fn nan_and_infinite_logits_do_not_panic() {
             Err(SamplingError::NoCandidate)
         );
         let ban_all = SamplingParams {
-            logit_bias: vec![(0, -100.0), (1, -100.0), (2, -100.0)],
+            logit_bias: bias(&[(0, -100.0), (1, -100.0), (2, -100.0)]),
             ..p
         };
         let mut s = Sampler::new(ban_all, 3).expect("valid");
@@ -684,7 +698,7 @@ fn nan_and_infinite_logits_do_not_panic() {
 #[test]
 fn logprobs_raw_and_processed() {
     let logits = [1.0f32, 3.0, -2.0, 2.5, 0.0];
-    let bias = vec![(1, -100.0), (4, 1.5)];
+    let bias = bias(&[(1, -100.0), (4, 1.5)]);
     let log_softmax = |v: &[f64]| -> Vec<f64> {
         let m = v.iter().cloned().fold(f64::MIN, f64::max);
         let lse = m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln();

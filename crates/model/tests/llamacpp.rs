@@ -10,7 +10,8 @@
 //! the median, 90th percentile and maximum; greedy tokens must equal llama.cpp's up to the
 //! end, or up to a step where llama.cpp's own top-2 logits are within `margin` and we chose
 //! its runner-up or a token within `margin` of its choice in our logits (a near-tie, where
-//! the check stops); perplexity must be within 1%.
+//! the check stops), and enough steps must be compared (a floor per model, at least one
+//! step per prompt); perplexity must be within 1%.
 
 mod common;
 
@@ -25,17 +26,23 @@ struct Case {
     margin: f32,
     /// Largest centred RMS/std allowed at any single prompt position.
     max_position_rms: f64,
+    /// Fewest greedy steps that must be compared over all prompts (the check stops at the
+    /// first near-tie divergence, so without a floor it could compare almost nothing and
+    /// pass). Measured: SmolLM2 163 (AVX2) / 234 (scalar), Gemma 3 228 / 282, of 11 × 64.
+    min_greedy_steps: usize,
 }
 
 const SMOLLM2: Case = Case {
     file: "SmolLM2-135M-Instruct.Q4_1.gguf",
     margin: 0.5,
     max_position_rms: 0.35,
+    min_greedy_steps: 100,
 };
 const GEMMA3: Case = Case {
     file: "gemma-3-270m-q4_k_m.gguf",
     margin: 1.0,
     max_position_rms: 1.0,
+    min_greedy_steps: 140,
 };
 
 fn load(case: &Case) -> Model {
@@ -159,6 +166,9 @@ fn greedy(case: &Case) {
     let pool = ThreadPool::new(2);
     let g = golden(case, "greedy");
     let mut to_the_end = 0;
+    let mut compared_total = 0;
+    let mut per_prompt = Vec::new();
+    let mut per_prompt_steps = Vec::new();
     let prompts = g["prompts"].as_array().expect("prompts");
     for p in prompts {
         let tokens = ids(&p["prompt_tokens"]);
@@ -167,9 +177,11 @@ fn greedy(case: &Case) {
         let mut s = Session::new(&model, tokens.len() + want.len());
         let mut logits = s.eval(&pool, &tokens, false).expect("prefill");
         let mut matched = true;
+        let mut compared = 0;
         for (step, &expected) in want.iter().enumerate() {
             let row = &logits[..vocab];
             let ours = argmax(row) as u32;
+            compared += 1;
             if ours != expected {
                 let t = top2[step].as_array().expect("row");
                 let ref_gap = (f(&t[1]) - f(&t[3])) as f32;
@@ -196,7 +208,31 @@ fn greedy(case: &Case) {
             logits = s.eval(&pool, &[expected], false).expect("decode");
         }
         to_the_end += usize::from(matched);
+        compared_total += compared;
+        per_prompt_steps.push(compared);
+        per_prompt.push(format!("{} {compared}/{}", p["name"], want.len()));
     }
+    eprintln!("{}: greedy steps compared: {per_prompt:?}", case.file);
+    // Floors, so that the test cannot pass by comparing (almost) nothing: every prompt of
+    // the golden file, each with a non-empty continuation, at least one step each, and
+    // `min_greedy_steps` steps in all.
+    assert!(
+        prompts.len() >= 10,
+        "{}: only {} greedy prompts in the golden file",
+        case.file,
+        prompts.len()
+    );
+    assert!(
+        per_prompt_steps.iter().all(|&n| n >= 1),
+        "{}: a prompt compared no greedy step: {per_prompt:?}",
+        case.file
+    );
+    assert!(
+        compared_total >= case.min_greedy_steps,
+        "{}: only {compared_total} greedy steps compared (at least {} expected): {per_prompt:?}",
+        case.file,
+        case.min_greedy_steps
+    );
     eprintln!(
         "{}: {to_the_end} of {} prompts match llama.cpp to the end",
         case.file,

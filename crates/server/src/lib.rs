@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::ApiError;
-pub use state::{ServedModel, ServerConfig};
+pub use state::{EngineFailure, ServedModel, ServerConfig};
 
 use state::AppState;
 
@@ -56,6 +56,12 @@ impl Server {
     /// Installs the loaded models (once): `/health` turns 200 and requests are served.
     pub fn set_models(&self, models: Vec<ServedModel>) -> bool {
         self.state.set_models(models)
+    }
+
+    /// The first served model whose engine has died, with why (`None` while all run, and
+    /// while loading).
+    pub fn engine_failure(&self) -> Option<EngineFailure> {
+        self.state.engine_failure()
     }
 
     /// Serves on `listener` until `shutdown` completes, then: stops accepting connections,

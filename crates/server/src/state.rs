@@ -166,6 +166,26 @@ impl AppState {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
+
+    /// The first served model whose engine thread has died, with why.
+    pub fn engine_failure(&self) -> Option<EngineFailure> {
+        self.models().unwrap_or_default().iter().find_map(|m| {
+            m.engine.failure().map(|reason| EngineFailure {
+                model: m.name.clone(),
+                reason,
+            })
+        })
+    }
+}
+
+/// A served model whose engine died (it panicked or exited without a shutdown request):
+/// its requests get 503 and `/health` reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineFailure {
+    /// The model's name as clients use it.
+    pub model: String,
+    /// Why, from the engine (the panic message).
+    pub reason: String,
 }
 
 pub fn unix_now() -> u64 {

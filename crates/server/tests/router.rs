@@ -387,3 +387,80 @@ async fn several_models_are_picked_by_name() {
         assert_eq!(status, StatusCode::OK, "{name}");
     }
 }
+
+#[tokio::test]
+async fn logit_bias_is_capped_at_300_entries() {
+    let s = server(&["small"], &[]);
+    let bias = |n: u32| -> serde_json::Map<String, Value> {
+        (0..n).map(|t| (t.to_string(), json!(1))).collect()
+    };
+    let (status, _, body) = call(
+        &s,
+        post(
+            "/v1/chat/completions",
+            &json!({"messages": [{"role": "user", "content": "hi"}], "logit_bias": bias(301)})
+                .to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(error_of(&body).1, json!("logit_bias"));
+    // 300 entries pass validation (the models are still loading: 503, not 400).
+    let (status, _, body) = call(
+        &s,
+        post(
+            "/v1/completions",
+            &json!({"prompt": "hi", "logit_bias": bias(300)}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+#[tokio::test]
+async fn a_dead_engine_makes_health_503_with_the_reason() {
+    let s = server(&["small"], &[]);
+    let model = served("small");
+    let engine = model.engine.clone();
+    s.set_models(vec![model]);
+    assert_eq!(call(&s, get("/health")).await.0, StatusCode::OK);
+    engine.inject_panic_for_tests();
+    // The thread dies at its next command; /health must notice within a few seconds.
+    let mut answer = (StatusCode::OK, Vec::new());
+    for _ in 0..200 {
+        let (status, _, body) = call(&s, get("/health")).await;
+        answer = (status, body);
+        if answer.0 != StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let (status, body) = answer;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/health still 200 after the engine died"
+    );
+    let v = json_of(&body);
+    assert_eq!(v["status"], "engine_failed", "{v}");
+    assert_eq!(v["model"], "small", "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("injected engine failure")),
+        "{v}"
+    );
+    // Requests are refused with 503, not accepted into a dead engine.
+    let (status, _, _) = call(&s, post("/v1/chat/completions", CHAT)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}

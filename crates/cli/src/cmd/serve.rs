@@ -1,6 +1,8 @@
 //! `kaiyuan serve`: binds the address first (so `/health` answers 503 "loading" at once),
 //! loads each model and starts its engine on a background thread, then serves the
 //! OpenAI-compatible API until SIGINT/SIGTERM, when it shuts down gracefully and exits 0.
+//! If an engine thread dies, `/health` reports it and the server shuts down the same way
+//! but exits 1, so that a supervisor restarts it (unless `--keep-running-on-engine-failure`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use kaiyuan_engine::{Engine, EngineConfig};
-use kaiyuan_server::{ServedModel, Server, ServerConfig};
+use kaiyuan_server::{EngineFailure, ServedModel, Server, ServerConfig};
 
 use super::model_file::{LoadArgs, ModelFile};
 
@@ -64,6 +66,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes; larger ones get 413.
     #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
     pub body_limit: usize,
+    /// When a model's engine dies, keep serving (its requests get 503, /health reports
+    /// it) instead of draining and exiting with status 1.
+    #[arg(long)]
+    pub keep_running_on_engine_failure: bool,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -217,6 +223,7 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
         specs.len()
     );
     let server = Server::new(config);
+    let keep_running = args.keep_running_on_engine_failure;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {
         let server = server.clone();
@@ -238,10 +245,13 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
             .context("cannot start the loader thread")?;
     }
     let (load_error_tx, load_error_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let (engine_failed_tx, engine_failed_rx) = tokio::sync::oneshot::channel::<EngineFailure>();
+    let engine_died = engine_failure(server.clone(), keep_running);
     let shutdown = async move {
         tokio::select! {
             () = signal() => {}
             Ok(e) = failed_rx => { let _ = load_error_tx.send(e); }
+            f = engine_died => { let _ = engine_failed_tx.send(f); }
         }
     };
     server
@@ -251,8 +261,37 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
     if let Ok(e) = load_error_rx.await {
         return Err(e.context("cannot serve the models"));
     }
+    if let Ok(f) = engine_failed_rx.await {
+        bail!(
+            "the engine of model {} failed ({}); exiting so that it can be restarted",
+            f.model,
+            f.reason
+        );
+    }
     eprintln!("stopped");
     Ok(())
+}
+
+/// Completes when a served model's engine has died (checked every 200 ms), after logging it;
+/// never, with `keep_running` (the failure is still logged, once).
+async fn engine_failure(server: Server, keep_running: bool) -> EngineFailure {
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let failure = loop {
+        tick.tick().await;
+        if let Some(f) = server.engine_failure() {
+            break f;
+        }
+    };
+    eprintln!(
+        "error: the engine of model {} died: {}",
+        failure.model, failure.reason
+    );
+    if keep_running {
+        eprintln!("--keep-running-on-engine-failure: still serving; /health answers 503");
+        std::future::pending::<()>().await;
+    }
+    eprintln!("shutting down after the engine failure; the exit status will be 1");
+    failure
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -43,11 +43,13 @@ use std::fmt;
 use kaiyuan_grammar::TokenMask;
 
 pub use history::{TokenHistory, DEFAULT_REPETITION_WINDOW};
-pub use params::{LogprobsMode, ParamError, SamplingParams, LOGIT_BIAS_LIMIT, MAX_TOP_LOGPROBS};
+pub use params::{
+    LogitBias, LogprobsMode, ParamError, SamplingParams, LOGIT_BIAS_LIMIT, MAX_LOGIT_BIAS,
+    MAX_TOP_LOGPROBS,
+};
 
 use filters::{Truncation, Workspace};
 use logprobs::LogSoftmax;
-use penalties::LogitBias;
 use rng::Xoshiro256StarStar;
 
 /// One sampled token.
@@ -124,7 +126,7 @@ impl Sampler {
         params.validate_for_vocab(vocab_size)?;
         let seed = params.seed.unwrap_or_else(rng::entropy_seed);
         Ok(Sampler {
-            bias: LogitBias::new(&params.logit_bias),
+            bias: params.logit_bias.clone(),
             params,
             vocab_size,
             seed,

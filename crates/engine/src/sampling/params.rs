@@ -4,11 +4,16 @@
 
 use std::fmt;
 
+pub use super::penalties::LogitBias;
+
 /// Largest `logprobs` (top-N alternatives per token), as in the OpenAI API (`top_logprobs`).
 pub const MAX_TOP_LOGPROBS: usize = 20;
 
 /// Magnitude of a logit bias that bans (−100) or forces (+100) a token outright.
 pub const LOGIT_BIAS_LIMIT: f32 = 100.0;
+
+/// Most entries a `logit_bias` may have (OpenAI's limit).
+pub const MAX_LOGIT_BIAS: usize = 300;
 
 /// Which distribution the reported log-probabilities describe.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,8 +56,9 @@ pub struct SamplingParams {
     pub frequency_penalty: f32,
     /// `(token id, bias)` added to the logit, each in `-100..=100`. Exactly `-100` bans the
     /// token; exactly `+100` restricts the choice to the tokens biased by `+100` (their
-    /// logits, plus 100, still rank them). Each token at most once.
-    pub logit_bias: Vec<(u32, f32)>,
+    /// logits, plus 100, still rank them). Each token at most once, at most
+    /// [`MAX_LOGIT_BIAS`] tokens: checked when the [`LogitBias`] is built.
+    pub logit_bias: LogitBias,
     /// Seed of the request's generator; `None` draws one from OS entropy (see
     /// [`Sampler::seed`](super::Sampler::seed)). Same seed + same params + same logits →
     /// same tokens, on every platform and version.
@@ -74,7 +80,7 @@ impl Default for SamplingParams {
             repetition_penalty: 1.0,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
-            logit_bias: Vec::new(),
+            logit_bias: LogitBias::default(),
             seed: None,
             logprobs: None,
             logprobs_mode: LogprobsMode::Raw,
@@ -97,7 +103,7 @@ impl SamplingParams {
     }
 
     /// Checks every field against its range; the error names the first bad field.
-    /// NaN is outside every range.
+    /// NaN is outside every range. (`logit_bias` was checked when it was built.)
     pub fn validate(&self) -> Result<(), ParamError> {
         check_range("temperature", self.temperature, 0.0, 2.0, "0..=2")?;
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
@@ -129,22 +135,6 @@ impl SamplingParams {
             2.0,
             "-2..=2",
         )?;
-        for (i, &(token, bias)) in self.logit_bias.iter().enumerate() {
-            if !(-LOGIT_BIAS_LIMIT..=LOGIT_BIAS_LIMIT).contains(&bias) {
-                return Err(ParamError::new(
-                    "logit_bias",
-                    format!("{bias} for token {token}"),
-                    "in -100..=100".into(),
-                ));
-            }
-            if self.logit_bias[..i].iter().any(|&(t, _)| t == token) {
-                return Err(ParamError::new(
-                    "logit_bias",
-                    format!("token {token} listed twice"),
-                    "each token at most once".into(),
-                ));
-            }
-        }
         if let Some(n) = self.logprobs {
             if n > MAX_TOP_LOGPROBS {
                 return Err(ParamError::new(
@@ -168,10 +158,10 @@ impl SamplingParams {
             ));
         }
         self.validate()?;
-        if let Some(&(token, _)) = self
+        if let Some(token) = self
             .logit_bias
-            .iter()
-            .find(|&&(t, _)| t as usize >= vocab_size)
+            .max_token()
+            .filter(|&t| t as usize >= vocab_size)
         {
             return Err(ParamError::new(
                 "logit_bias",
@@ -213,7 +203,7 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    fn new(field: &'static str, value: String, expected: String) -> ParamError {
+    pub(crate) fn new(field: &'static str, value: String, expected: String) -> ParamError {
         ParamError {
             field,
             value,
@@ -256,7 +246,7 @@ mod tests {
             min_p: 1.0,
             presence_penalty: -2.0,
             frequency_penalty: 2.0,
-            logit_bias: vec![(0, -100.0), (1, 100.0)],
+            logit_bias: LogitBias::new([(0, -100.0), (1, 100.0)]).unwrap(),
             logprobs: Some(20),
             ..SamplingParams::default()
         };
@@ -266,5 +256,35 @@ mod tests {
             ..SamplingParams::default()
         };
         assert_eq!(zero_top_p.validate().map_err(|e| e.field), Err("top_p"));
+    }
+
+    #[test]
+    fn logit_bias_is_checked_once_when_built() {
+        let field = |r: Result<LogitBias, ParamError>| r.map(|_| ()).map_err(|e| e.field);
+        assert_eq!(field(LogitBias::new([(1, 100.5)])), Err("logit_bias"));
+        assert_eq!(field(LogitBias::new([(1, f32::NAN)])), Err("logit_bias"));
+        assert_eq!(
+            field(LogitBias::new([(1, 1.0), (1, 2.0)])),
+            Err("logit_bias")
+        );
+        // At most 300 entries, refused before any is looked at (the size hint is exact).
+        let ok = LogitBias::new((0..300).map(|t| (t, 1.0))).expect("300 entries");
+        assert_eq!((ok.len(), ok.max_token()), (300, Some(299)));
+        let e = LogitBias::new((0..301).map(|t| (t, 1.0))).unwrap_err();
+        assert_eq!((e.field, e.value.as_str()), ("logit_bias", "301 entries"));
+        // Without a size hint the count is checked while reading.
+        let e = LogitBias::new((0..100_000u32).filter(|_| true).map(|t| (t, 1.0))).unwrap_err();
+        assert_eq!(e.value, "more than 300 entries");
+        // Many distinct entries validate in linear time (a quadratic check of a large list
+        // was the old behaviour); the vocabulary check is one comparison.
+        let p = SamplingParams {
+            logit_bias: LogitBias::new([(5, -1.0), (9, 2.0)]).unwrap(),
+            ..SamplingParams::default()
+        };
+        assert_eq!(p.validate_for_vocab(10), Ok(()));
+        assert_eq!(
+            p.validate_for_vocab(9).map_err(|e| e.field),
+            Err("logit_bias")
+        );
     }
 }

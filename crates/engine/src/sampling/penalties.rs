@@ -2,7 +2,8 @@
 //! 1. [`sanitize`]: NaN → −∞; if any logit is +∞, the +∞ tokens share all probability
 //!    (they become 0, every other token −∞) — the limit of the softmax.
 //! 2. [`LogitBias::apply`]: OpenAI `logit_bias` — add the bias; exactly −100 bans the token
-//!    (−∞), exactly +100 keeps only the +100 tokens (each gets its logit + 100).
+//!    (−∞), exactly +100 keeps only the +100 tokens (each gets its logit + 100). The bias is
+//!    validated once, when the [`LogitBias`] is built.
 //! 3. [`apply_repetition_penalty`]: CTRL (Keskar et al. 2019, §4.1) as in llama.cpp — over
 //!    the distinct tokens of the history's window, divide positive logits by the penalty
 //!    and multiply negative ones by it.
@@ -11,8 +12,10 @@
 //!
 //! Tokens of the history outside the vocabulary are ignored (no panic).
 
+use std::collections::HashSet;
+
 use super::history::TokenHistory;
-use super::params::LOGIT_BIAS_LIMIT;
+use super::params::{ParamError, LOGIT_BIAS_LIMIT, MAX_LOGIT_BIAS};
 
 /// Removes NaN and +∞ as described in the module docs. Returns nothing: a vector with no
 /// finite logit left is detected (and reported) by the stages that pick a token.
@@ -43,46 +46,93 @@ pub fn sanitize(logits: &mut [f32]) {
     }
 }
 
-/// A request's `logit_bias`, split by effect. Built once per request.
-#[derive(Clone, Debug, Default)]
+/// A request's `logit_bias`, validated once when it is built ([`LogitBias::new`]): at most
+/// [`MAX_LOGIT_BIAS`] entries (OpenAI's limit), each token id at most once, each bias in
+/// −100..=100 (NaN refused). Only the vocabulary check is left for later
+/// ([`SamplingParams::validate_for_vocab`](super::SamplingParams::validate_for_vocab), one
+/// comparison against [`LogitBias::max_token`]). Entries keep the order they were given in.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogitBias {
-    additive: Vec<(u32, f32)>,
-    banned: Vec<u32>,
-    /// Sorted ascending.
+    entries: Vec<(u32, f32)>,
+    /// The tokens biased by exactly +100, sorted ascending.
     forced: Vec<u32>,
+    max_token: Option<u32>,
 }
 
 impl LogitBias {
-    /// Splits validated `(token, bias)` pairs (each bias in −100..=100).
-    pub fn new(pairs: &[(u32, f32)]) -> LogitBias {
-        let mut bias = LogitBias::default();
-        for &(token, b) in pairs {
-            if b <= -LOGIT_BIAS_LIMIT {
-                bias.banned.push(token);
-            } else if b >= LOGIT_BIAS_LIMIT {
-                bias.forced.push(token);
-            } else if b != 0.0 {
-                bias.additive.push((token, b));
+    /// Checks `pairs` in one pass (the count cap first, so an oversized list is refused
+    /// before any work); the error names the field `logit_bias`.
+    pub fn new(pairs: impl IntoIterator<Item = (u32, f32)>) -> Result<LogitBias, ParamError> {
+        let pairs = pairs.into_iter();
+        let too_many = |n: String| {
+            ParamError::new("logit_bias", n, format!("at most {MAX_LOGIT_BIAS} entries"))
+        };
+        let (at_least, _) = pairs.size_hint();
+        if at_least > MAX_LOGIT_BIAS {
+            return Err(too_many(format!("{at_least} entries")));
+        }
+        let mut bias = LogitBias {
+            entries: Vec::with_capacity(at_least),
+            ..LogitBias::default()
+        };
+        let mut seen = HashSet::with_capacity(at_least);
+        for (token, b) in pairs {
+            if bias.entries.len() == MAX_LOGIT_BIAS {
+                return Err(too_many(format!("more than {MAX_LOGIT_BIAS} entries")));
             }
+            if !(-LOGIT_BIAS_LIMIT..=LOGIT_BIAS_LIMIT).contains(&b) {
+                return Err(ParamError::new(
+                    "logit_bias",
+                    format!("{b} for token {token}"),
+                    "in -100..=100".into(),
+                ));
+            }
+            if !seen.insert(token) {
+                return Err(ParamError::new(
+                    "logit_bias",
+                    format!("token {token} listed twice"),
+                    "each token at most once".into(),
+                ));
+            }
+            if b >= LOGIT_BIAS_LIMIT {
+                bias.forced.push(token);
+            }
+            bias.max_token = bias.max_token.max(Some(token));
+            bias.entries.push((token, b));
         }
         bias.forced.sort_unstable();
-        bias.forced.dedup();
-        bias
+        Ok(bias)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.additive.is_empty() && self.banned.is_empty() && self.forced.is_empty()
+        self.entries.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The `(token, bias)` entries, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, f32)> + '_ {
+        self.entries.iter().copied()
+    }
+
+    /// The largest biased token id (what the vocabulary check compares).
+    pub fn max_token(&self) -> Option<u32> {
+        self.max_token
+    }
+
+    /// Adds the biases to `logits`: −100 bans a token (−∞), +100 keeps only the +100 tokens
+    /// (each at its logit + 100); tokens beyond `logits` are ignored.
     pub fn apply(&self, logits: &mut [f32]) {
-        for &(token, b) in &self.additive {
-            if let Some(x) = logits.get_mut(token as usize) {
-                *x += b;
-            }
-        }
-        for &token in &self.banned {
-            if let Some(x) = logits.get_mut(token as usize) {
+        for &(token, b) in &self.entries {
+            let Some(x) = logits.get_mut(token as usize) else {
+                continue;
+            };
+            if b <= -LOGIT_BIAS_LIMIT {
                 *x = f32::NEG_INFINITY;
+            } else if b < LOGIT_BIAS_LIMIT {
+                *x += b;
             }
         }
         if !self.forced.is_empty() {
@@ -149,7 +199,7 @@ mod tests {
 
     #[test]
     fn bias_ban_force_add() {
-        let bias = LogitBias::new(&[(0, -100.0), (2, 100.0), (3, 0.5), (9, 1.0)]);
+        let bias = LogitBias::new([(0, -100.0), (2, 100.0), (3, 0.5), (9, 1.0)]).unwrap();
         let mut v = [1.0, 2.0, 3.0, 4.0];
         bias.apply(&mut v);
         // 3 got +0.5 and is then masked because token 2 is forced; 9 is out of vocab.

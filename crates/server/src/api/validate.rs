@@ -19,7 +19,9 @@
 //!   extensions `grammar` and `json_schema`, one of them (see `grammar.rs`).
 
 use kaiyuan_chat::Message;
-use kaiyuan_engine::sampling::{ParamError, SamplingParams, MAX_TOP_LOGPROBS};
+use kaiyuan_engine::sampling::{
+    LogitBias, ParamError, SamplingParams, MAX_LOGIT_BIAS, MAX_TOP_LOGPROBS,
+};
 use serde_json::Value;
 
 use super::grammar::{grammar_request, GrammarRequest};
@@ -202,7 +204,7 @@ fn gen_params(
         frequency_penalty: c
             .frequency_penalty
             .map_or(defaults.frequency_penalty, |v| v as f32),
-        logit_bias: Vec::new(),
+        logit_bias: LogitBias::default(),
         seed: c.seed.map(|s| s as u64),
         logprobs,
         logprobs_mode: defaults.logprobs_mode,
@@ -287,9 +289,20 @@ fn refuse_present(field: &str, value: &Option<Value>, why: &str) -> Result<(), A
     }
 }
 
-/// `{"50256": -100}`: token id (as a string) → bias.
-fn logit_bias(map: &serde_json::Map<String, Value>) -> Result<Vec<(u32, f32)>, ApiError> {
-    map.iter()
+/// `{"50256": -100}`: token id (as a string) → bias; at most 300 entries (OpenAI's limit),
+/// counted before any is parsed, and checked once into the engine's [`LogitBias`].
+fn logit_bias(map: &serde_json::Map<String, Value>) -> Result<LogitBias, ApiError> {
+    if map.len() > MAX_LOGIT_BIAS {
+        return Err(ApiError::invalid(
+            "logit_bias",
+            format!(
+                "logit_bias has {} entries; at most {MAX_LOGIT_BIAS} are allowed",
+                map.len()
+            ),
+        ));
+    }
+    let pairs = map
+        .iter()
         .map(|(key, value)| {
             let param = format!("logit_bias.{key}");
             let token: u32 = key.trim().parse().map_err(|_| {
@@ -306,7 +319,8 @@ fn logit_bias(map: &serde_json::Map<String, Value>) -> Result<Vec<(u32, f32)>, A
             })?;
             Ok((token, bias as f32))
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    LogitBias::new(pairs).map_err(|e| sampling_error(e, "logprobs"))
 }
 
 fn stop(value: Option<&Value>) -> Result<Vec<String>, ApiError> {

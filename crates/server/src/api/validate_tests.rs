@@ -55,7 +55,9 @@ fn chat_fields_reach_the_sampler() {
     assert_eq!(s.top_k, 40);
     assert_eq!(s.min_p, 0.05);
     assert_eq!(s.repetition_penalty, 1.1);
-    assert_eq!(s.logit_bias, vec![(42, -100.0), (7, 5.5)]);
+    let mut bias: Vec<(u32, f32)> = s.logit_bias.iter().collect();
+    bias.sort_by_key(|&(t, _)| t);
+    assert_eq!(bias, vec![(7, 5.5), (42, -100.0)]);
     assert_eq!(s.seed, Some(1234));
     assert_eq!(s.logprobs, Some(2));
     assert_eq!(p.gen.stop, vec!["\n\n".to_string()]);
@@ -120,6 +122,10 @@ fn chat_rejections_name_the_field() {
             "logit_bias",
         ),
         (json!({"messages": hi(), "logit_bias": []}), "logit_bias"),
+        (
+            json!({"messages": hi(), "logit_bias": {"5": 1, " 5": 2}}),
+            "logit_bias",
+        ),
         (json!({"messages": hi(), "top_logprobs": 2}), "top_logprobs"),
         (
             json!({"messages": hi(), "logprobs": true, "top_logprobs": 21}),

@@ -12,8 +12,14 @@ use crate::metrics::{self, ModelMetrics};
 use crate::state::AppState;
 
 /// 200 `{"status": "ok"}` once every model is loaded; 503 `{"status": "loading"}` before,
-/// and 503 `{"status": "shutting_down"}` after a shutdown signal.
+/// and 503 `{"status": "shutting_down"}` after a shutdown signal. An engine that died is
+/// 503 `{"status": "engine_failed", "model": NAME, "reason": WHY}`, first of all (its
+/// requests are refused; `kaiyuan serve` then drains and exits non-zero).
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(f) = state.engine_failure() {
+        let body = json!({ "status": "engine_failed", "model": f.model, "reason": f.reason });
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    }
     let (status, text) = if state.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting_down")
     } else if state.models().is_none() {
