@@ -2,7 +2,7 @@
 //! sampled token is always one the mask allows; the raw log-probabilities stay the model's.
 
 use kaiyuan_engine::sampling::rng::Xoshiro256StarStar;
-use kaiyuan_engine::sampling::{Sampler, SamplingError, SamplingParams, TokenHistory};
+use kaiyuan_engine::sampling::{LogitBias, Sampler, SamplingError, SamplingParams, TokenHistory};
 use kaiyuan_grammar::TokenMask;
 
 const VOCAB: usize = 300;
@@ -35,6 +35,7 @@ fn sampled_tokens_are_always_allowed() {
                 .collect()
         };
         let mask = TokenMask::from_allowed(VOCAB, allowed.iter().copied());
+        let banned = allowed[0].wrapping_add(1) % VOCAB as u32;
         let params = SamplingParams {
             temperature: [0.0, 0.3, 1.0, 2.0][(case % 4) as usize],
             top_k: (rng.next_u64() % 5) as usize,
@@ -45,6 +46,12 @@ fn sampled_tokens_are_always_allowed() {
             frequency_penalty: uniform(&mut rng) * 2.0 - 1.0,
             seed: Some(case),
             logprobs: Some(3),
+            // +100 ("force") on a token the mask may forbid, −100 on one it may allow.
+            logit_bias: LogitBias::new([
+                ((rng.next_u64() % VOCAB as u64) as u32, 100.0),
+                (banned, -100.0),
+            ])
+            .unwrap_or_default(),
             ..SamplingParams::default()
         };
         let mut history = TokenHistory::new();
@@ -60,12 +67,12 @@ fn sampled_tokens_are_always_allowed() {
                     assert!((t as usize) < VOCAB);
                 }
             }
-            // Only when no allowed token has a finite logit.
+            // Only when no allowed token has a finite logit and no ban.
             Err(SamplingError::NoCandidate) => {
                 assert!(
                     allowed
                         .iter()
-                        .all(|&t| !logits[t as usize].is_finite() || logits[t as usize].is_nan()),
+                        .all(|&t| t == banned || !logits[t as usize].is_finite()),
                     "case {case}: refused although an allowed token has a finite logit"
                 );
             }

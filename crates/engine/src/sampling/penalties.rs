@@ -123,7 +123,9 @@ impl LogitBias {
     }
 
     /// Adds the biases to `logits`: −100 bans a token (−∞), +100 keeps only the +100 tokens
-    /// (each at its logit + 100); tokens beyond `logits` are ignored.
+    /// (each at its logit + 100) that can still be sampled — if none can (a grammar mask or a
+    /// NaN logit excluded them all), forcing does nothing; tokens beyond `logits` are
+    /// ignored.
     pub fn apply(&self, logits: &mut [f32]) {
         for &(token, b) in &self.entries {
             let Some(x) = logits.get_mut(token as usize) else {
@@ -135,7 +137,12 @@ impl LogitBias {
                 *x += b;
             }
         }
-        if !self.forced.is_empty() {
+        let can_force = self.forced.iter().any(|&t| {
+            logits
+                .get(t as usize)
+                .is_some_and(|x| *x > f32::NEG_INFINITY)
+        });
+        if can_force {
             // One pass over the vocabulary, walking the sorted forced ids alongside.
             let mut next = self.forced.iter().copied().peekable();
             for (id, x) in logits.iter_mut().enumerate() {
