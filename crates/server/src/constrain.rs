@@ -18,20 +18,23 @@ pub const COMPILE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The constraint for `grammar`, or `None` when the request has none.
 pub async fn compile(
-    model: &ServedModel,
+    model: &Arc<ServedModel>,
     grammar: Option<&GrammarRequest>,
 ) -> Result<Option<Constraint>, ApiError> {
     let Some(g) = grammar else {
         return Ok(None);
     };
-    let vocab = match &model.grammar {
-        Ok(v) => Arc::clone(v),
-        Err(why) => {
+    // Not under the time limit: a vocabulary still being prepared is the server's delay.
+    let m = Arc::clone(model);
+    let vocab = match tokio::task::spawn_blocking(move || m.grammar_vocab()).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(why)) => {
             return Err(ApiError::unsupported(
                 &g.param,
                 format!("structured output is not available for this model: {why}"),
             ))
         }
+        Err(e) => return Err(ApiError::Engine(format!("the grammar task failed: {e}"))),
     };
     let spec = g.spec.clone();
     let task = tokio::task::spawn_blocking(move || vocab.compile(&spec));

@@ -22,8 +22,10 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: ChatTemplate,
-    /// The vocabulary prepared for structured output (or why it could not be).
-    pub grammar: Result<Arc<GrammarVocab>, String>,
+    /// The vocabulary prepared for structured output (or why it could not be): prepared on
+    /// a thread of its own from start-up (Gemma 3's 262k tokens take about a second), so
+    /// that neither loading nor the first constrained request waits for all of it.
+    grammar: Arc<OnceLock<Result<Arc<GrammarVocab>, String>>>,
     /// Requests refused for this model before or at the engine's door.
     pub counters: RefusalCounters,
 }
@@ -36,9 +38,17 @@ impl ServedModel {
         tokenizer: Arc<Tokenizer>,
         template: ChatTemplate,
     ) -> ServedModel {
-        let grammar = GrammarVocab::new(Arc::clone(&tokenizer), engine.end_of_generation_ids())
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+        let grammar = Arc::new(OnceLock::new());
+        {
+            let (grammar, tokenizer) = (Arc::clone(&grammar), Arc::clone(&tokenizer));
+            let eog = engine.end_of_generation_ids().to_vec();
+            // If the thread cannot start, the first constrained request prepares it.
+            let _ = std::thread::Builder::new()
+                .name("kaiyuan-grammar-vocab".into())
+                .spawn(move || {
+                    grammar.get_or_init(|| prepare_grammar(tokenizer, &eog));
+                });
+        }
         ServedModel {
             name,
             stem,
@@ -50,9 +60,28 @@ impl ServedModel {
         }
     }
 
+    /// The vocabulary prepared for structured output; blocks until it is ready (call it
+    /// off the async runtime's threads).
+    pub fn grammar_vocab(&self) -> Result<Arc<GrammarVocab>, String> {
+        self.grammar
+            .get_or_init(|| {
+                prepare_grammar(
+                    Arc::clone(&self.tokenizer),
+                    self.engine.end_of_generation_ids(),
+                )
+            })
+            .clone()
+    }
+
     fn answers_to(&self, requested: &str) -> bool {
         requested == self.name || requested == self.stem
     }
+}
+
+fn prepare_grammar(tokenizer: Arc<Tokenizer>, eog: &[u32]) -> Result<Arc<GrammarVocab>, String> {
+    GrammarVocab::new(tokenizer, eog)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
 }
 
 /// Requests that never ran, by why.
