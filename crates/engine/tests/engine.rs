@@ -3,7 +3,6 @@
 //! loop, whatever the batching, chunking, prefix caching or preemption, and it keeps its
 //! promises on stops, limits, cancellation and shutdown.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,29 +11,13 @@ use kaiyuan_engine::{
     Engine, EngineConfig, EngineHandle, Event, EventReceiver, FinishReason, GenerateRequest,
     SubmitError, Usage,
 };
-use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{Model, Session};
-use kaiyuan_tokenizer::{Tokenizer, Vocab};
+use kaiyuan_tokenizer::Tokenizer;
 
-const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+mod common;
 
-fn load() -> (Model, Arc<Tokenizer>) {
-    let dir = std::env::var_os("KAIYUAN_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    let path = dir.join(SMOLLM2);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-models",
-        path.display()
-    );
-    let file = Arc::new(GgufFile::open(&path).expect("model opens"));
-    let vocab = Vocab::from_gguf(&file).expect("vocab reads");
-    let tok = Tokenizer::from_vocab(&vocab).expect("tokenizer builds");
-    let model = Model::from_gguf(file).expect("model loads");
-    (model, Arc::new(tok))
-}
+use common::load_smollm2 as load;
 
 fn config(model: &Model) -> EngineConfig {
     EngineConfig {

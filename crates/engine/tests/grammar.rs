@@ -4,34 +4,20 @@
 //! requests (whose output the constrained ones must not change), and the request ends with
 //! `Stop` when the grammar is complete.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kaiyuan_engine::sampling::SamplingParams;
 use kaiyuan_engine::{
     Engine, EngineConfig, EngineHandle, Event, EventReceiver, FinishReason, GenerateRequest,
 };
-use kaiyuan_gguf::GgufFile;
 use kaiyuan_grammar::{GrammarSpec, GrammarVocab};
-use kaiyuan_model::Model;
-use kaiyuan_tokenizer::{Tokenizer, Vocab};
+use kaiyuan_tokenizer::Tokenizer;
 use serde_json::{json, Value};
 
-const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+mod common;
 
 fn start() -> (EngineHandle, Arc<Tokenizer>, GrammarVocab) {
-    let dir = std::env::var_os("KAIYUAN_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models"));
-    let path = dir.join(SMOLLM2);
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/fetch-models",
-        path.display()
-    );
-    let file = Arc::new(GgufFile::open(&path).expect("model opens"));
-    let tok = Arc::new(Tokenizer::from_vocab(&Vocab::from_gguf(&file).unwrap()).unwrap());
-    let model = Model::from_gguf(file).expect("model loads");
+    let (model, tok) = common::load_smollm2();
     let config = EngineConfig {
         threads: 1,
         context: 512,
