@@ -53,7 +53,9 @@ def ask(server, messages=QUESTION, **kwargs):
 
 
 def test_reasoning_content_whole_and_streamed(thinking):
-    whole = ask(thinking, extra_body=SHAPED)
+    # Sampled with a seed: the stream must split exactly as the whole response.
+    sampled = {"temperature": 1.0, "seed": 11}
+    whole = ask(thinking, extra_body=SHAPED, **sampled)
     msg = whole.choices[0].message
     assert re.fullmatch(REASONING, extra(msg, "reasoning_content")), msg
     assert re.fullmatch(ANSWER, msg.content), msg
@@ -64,7 +66,7 @@ def test_reasoning_content_whole_and_streamed(thinking):
     assert 0 < reasoning_tokens < u.completion_tokens, u
 
     chunks = list(ask(thinking, extra_body=SHAPED, stream=True,
-                      stream_options={"include_usage": True}))
+                      stream_options={"include_usage": True}, **sampled))
     *body, usage_chunk = chunks
     kinds = []
     reasoning, content = "", ""
