@@ -18,6 +18,9 @@
 //!   before or after its text is added. So the tokens of the open and close tags count, and a
 //!   token that straddles `</think>` (tag end plus the answer's first characters) counts as
 //!   reasoning. Tokens of leading whitespace before `<think>` count once the block opens.
+//!   Attribution follows the text as the engine releases it per token: text held back for a
+//!   possible stop string (or an unfinished UTF-8 character) arrives with a later token, so
+//!   with stop strings a token or two next to `</think>` may be attributed to the other side.
 
 use kaiyuan_chat::{ReasoningSplitter, SplitDelta};
 use serde_json::{Map, Value};

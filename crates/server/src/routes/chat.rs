@@ -314,3 +314,82 @@ impl ChunkFormat for ChatFormat {
         self.chunk(Vec::new(), Some(usage.with_reasoning(reasoning_tokens)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(split: bool, starts_in_reasoning: bool) -> ChatFormat {
+        ChatFormat {
+            header: Header {
+                id: "chatcmpl-x".into(),
+                object: "chat.completion.chunk",
+                created: 0,
+                model: "m".into(),
+                system_fingerprint: SYSTEM_FINGERPRINT,
+            },
+            n: 1,
+            include_usage: true,
+            logprobs: None,
+            trackers: vec![ReasoningTracker::new(starts_in_reasoning)],
+            split,
+        }
+    }
+
+    fn token(text: &str) -> TokenEvent {
+        TokenEvent {
+            id: 0,
+            text: text.into(),
+            logprob: None,
+            top_logprobs: Vec::new(),
+        }
+    }
+
+    /// The deltas of every chunk, as (reasoning_content, content) JSON values.
+    fn deltas(chunks: &[String]) -> Vec<(serde_json::Value, serde_json::Value)> {
+        chunks
+            .iter()
+            .map(|c| {
+                let v: serde_json::Value = serde_json::from_str(c).expect("json");
+                let d = &v["choices"][0]["delta"];
+                (d["reasoning_content"].clone(), d["content"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_token_across_the_close_tag_streams_reasoning_then_content() {
+        let mut f = format(true, true);
+        let mut chunks = f.token(0, &token("Hm"));
+        chunks.extend(f.token(0, &token(".</think>\n\nYes")));
+        chunks.extend(f.finish(0, "!", "stop"));
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            deltas(&chunks),
+            vec![
+                ("Hm".into(), null.clone()),
+                (".".into(), null.clone()),
+                (null.clone(), "Yes".into()),
+                (null.clone(), "!".into()),
+            ]
+        );
+        let usage: serde_json::Value =
+            serde_json::from_str(&f.usage(UsageBody::new(9, 3, 0))).expect("json");
+        assert_eq!(
+            usage["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            2
+        );
+    }
+
+    #[test]
+    fn reasoning_format_none_streams_the_tags_as_content() {
+        let mut f = format(false, true);
+        let mut chunks = f.token(0, &token("Hm</think>"));
+        chunks.extend(f.finish(0, "Yes", "stop"));
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            deltas(&chunks),
+            vec![(null.clone(), "Hm</think>".into()), (null, "Yes".into())]
+        );
+    }
+}
