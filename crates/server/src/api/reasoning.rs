@@ -5,11 +5,14 @@
 //!
 //! Choices (documented in the README):
 //! - Whether a template can think is read from its source: one that mentions `enable_thinking`
-//!   can be switched (Qwen3 style); one that mentions `<think>` thinks (DeepSeek-R1 distills,
-//!   QwQ). `thinking: enabled` on a template that cannot think is accepted and does nothing.
+//!   can be switched with that variable (Qwen3 style); one that tests a bare `thinking`
+//!   variable (`thinking is defined`, `if thinking`: DeepSeek V3.1 style) with that one; one
+//!   that mentions `<think>` thinks (DeepSeek-R1 distills, QwQ). `thinking: enabled` on a
+//!   template that cannot think is accepted and does nothing.
 //! - Which setting wins: `chat_template_kwargs.enable_thinking`, then `thinking.type`, then the
 //!   server's `--thinking` default. A request that sets both to different values is refused.
-//!   `enable_thinking` reaches the template only when its source mentions it. A template that
+//!   The setting reaches the template (as `enable_thinking` or `thinking`) only when its
+//!   source reads that variable, and never over the same key in `chat_template_kwargs`. A template that
 //!   always opens `<think>` (R1 distills) cannot be switched off: its reasoning is still split.
 //! - `reasoning_effort` (`low` | `medium` | `high`) is passed to the template as the variable
 //!   `reasoning_effort` (templates such as gpt-oss's read it); Qwen3- and DeepSeek-style
@@ -166,33 +169,52 @@ pub fn message_reasoning(
 /// What a chat template's source says about reasoning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TemplateReasoning {
-    /// It reads `enable_thinking` (thinking can be switched per request).
-    pub switchable: bool,
-    /// It can think at all (`<think>` or `enable_thinking` appear in it).
+    /// The variable that switches its thinking (`enable_thinking` or `thinking`), if any.
+    pub switch: Option<&'static str>,
+    /// It can think at all (it has a switch or writes `<think>`).
     pub thinks: bool,
 }
 
 impl TemplateReasoning {
     pub fn of_source(source: &str) -> TemplateReasoning {
-        let switchable = source.contains("enable_thinking");
+        let switch = if source.contains("enable_thinking") {
+            Some("enable_thinking")
+        } else if reads_bare_thinking(source) {
+            Some("thinking")
+        } else {
+            None
+        };
         TemplateReasoning {
-            switchable,
-            thinks: switchable || source.contains(kaiyuan_chat::THINK_OPEN),
+            switch,
+            thinks: switch.is_some() || source.contains(kaiyuan_chat::THINK_OPEN),
         }
     }
 }
 
-/// The template variables of a request: its `chat_template_kwargs`, plus `enable_thinking`
-/// (when the template reads it) and `reasoning_effort` unless the kwargs set them.
+/// Whether `source` tests a top-level `thinking` variable (`not thinking is defined`,
+/// `if thinking %}`), as opposed to a message field (`message.thinking`) or a string.
+fn reads_bare_thinking(source: &str) -> bool {
+    source.match_indices("thinking").any(|(at, word)| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + word.len()..].trim_start();
+        matches!(before, Some(c) if c.is_whitespace() || c == '(')
+            && ["is defined", "%}", "-%}", "and ", "or ", ")"]
+                .iter()
+                .any(|next| after.starts_with(next))
+    })
+}
+
+/// The template variables of a request: its `chat_template_kwargs`, plus the template's
+/// thinking switch (`enable_thinking` or `thinking`, when it reads one) and `reasoning_effort` unless the kwargs set them.
 pub fn template_variables(
     req: &ReasoningRequest,
     template: TemplateReasoning,
     server_default: bool,
 ) -> Map<String, Value> {
     let mut vars = req.template_kwargs.clone();
-    if template.switchable && !vars.contains_key("enable_thinking") {
+    if let Some(switch) = template.switch {
         let on = req.thinking.unwrap_or(server_default);
-        vars.insert("enable_thinking".into(), Value::Bool(on));
+        vars.entry(switch).or_insert(Value::Bool(on));
     }
     if let Some(effort) = req.effort {
         vars.entry("reasoning_effort")

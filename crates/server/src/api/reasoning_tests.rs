@@ -80,8 +80,16 @@ fn template_variables_follow_the_template_and_the_default() {
     let qwen = TemplateReasoning::of_source("{% if enable_thinking is defined %}<think>");
     let r1 = TemplateReasoning::of_source("<|Assistant|><think>\n");
     let plain = TemplateReasoning::of_source("{{ messages[0].content }}");
-    assert!(qwen.switchable && qwen.thinks);
-    assert!(!r1.switchable && r1.thinks);
+    // DeepSeek V3.1 style: a bare `thinking` variable; a message field or a string is not one.
+    let v31 = TemplateReasoning::of_source(
+        "{%- if not thinking is defined %}{% set thinking = false %}{% endif %}\
+         {% if thinking %}<think>{% else %}</think>{% endif %}",
+    );
+    let field = TemplateReasoning::of_source("{{ message.thinking }}{{ 'thinking' }} thinking");
+    assert_eq!((qwen.switch, qwen.thinks), (Some("enable_thinking"), true));
+    assert_eq!((r1.switch, r1.thinks), (None, true));
+    assert_eq!((v31.switch, v31.thinks), (Some("thinking"), true));
+    assert_eq!((field.switch, field.thinks), (None, false));
     assert!(!plain.thinks);
 
     let off = ReasoningRequest {
@@ -97,6 +105,18 @@ fn template_variables_follow_the_template_and_the_default() {
     // The server default applies when the request says nothing.
     let vars = template_variables(&ReasoningRequest::default(), qwen, false);
     assert_eq!(vars.get("enable_thinking"), Some(&json!(false)));
+    let vars = template_variables(&off, v31, true);
+    assert_eq!(vars.get("thinking"), Some(&json!(false)));
+    assert!(!vars.contains_key("enable_thinking"));
+    // The kwargs' own value of the switch is never overridden.
+    let mut kwargs = ReasoningRequest::default();
+    kwargs
+        .template_kwargs
+        .insert("thinking".into(), json!(true));
+    assert_eq!(
+        template_variables(&kwargs, v31, false)["thinking"],
+        json!(true)
+    );
 }
 
 /// Pushes each token and returns (reasoning, content, reasoning tokens).
