@@ -26,6 +26,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use api::reasoning::ReasoningFormat;
 pub use error::ApiError;
 pub use state::{EngineFailure, ServedModel, ServerConfig};
 

@@ -25,10 +25,11 @@ use crate::log::RequestLog;
 pub trait ChunkFormat: Send + 'static {
     /// Chunks sent before any engine event (chat: each choice's role).
     fn opening(&mut self) -> Vec<String>;
-    /// The chunk for one generated token, if it carries anything (text or logprobs).
-    fn token(&mut self, index: usize, token: &TokenEvent) -> Option<String>;
-    /// The last chunk of a choice: remaining text and its finish reason.
-    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> String;
+    /// The chunks for one generated token: none if it carries nothing (text or logprobs),
+    /// two when chat splits it into reasoning and answer text.
+    fn token(&mut self, index: usize, token: &TokenEvent) -> Vec<String>;
+    /// The last chunks of a choice: remaining text, the last with its finish reason.
+    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String>;
     /// The usage chunk (`choices: []`).
     fn usage(&mut self, usage: UsageBody) -> String;
 }
@@ -63,7 +64,7 @@ impl<F: ChunkFormat> Driver<F> {
         match event {
             Event::Scheduled { .. } => {}
             Event::Token(t) => {
-                if let Some(json) = self.format.token(index, &t) {
+                for json in self.format.token(index, &t) {
                     self.pending.push_back(frame(&json));
                 }
             }
@@ -75,8 +76,9 @@ impl<F: ChunkFormat> Driver<F> {
                     self.failure = generate::failure(&f.reason);
                 }
                 self.usages.push((index, f.usage));
-                let json = self.format.finish(index, &f.text, reason);
-                self.pending.push_back(frame(&json));
+                for json in self.format.finish(index, &f.text, reason) {
+                    self.pending.push_back(frame(&json));
+                }
             }
         }
     }

@@ -11,6 +11,7 @@ use kaiyuan_engine::EngineHandle;
 use kaiyuan_grammar::GrammarVocab;
 use kaiyuan_tokenizer::Tokenizer;
 
+use crate::api::reasoning::{ReasoningFormat, TemplateReasoning};
 use crate::error::ApiError;
 
 /// One loaded model with its engine.
@@ -22,6 +23,8 @@ pub struct ServedModel {
     pub engine: EngineHandle,
     pub tokenizer: Arc<Tokenizer>,
     pub template: ChatTemplate,
+    /// Whether the template can think, and be switched (read from its source).
+    pub reasoning: TemplateReasoning,
     /// The vocabulary prepared for structured output (or why it could not be): prepared on
     /// a thread of its own from start-up (Gemma 3's 262k tokens take about a second), so
     /// that neither loading nor the first constrained request waits for all of it.
@@ -54,6 +57,7 @@ impl ServedModel {
             stem,
             engine,
             tokenizer,
+            reasoning: TemplateReasoning::of_source(template.source()),
             template,
             grammar,
             counters: RefusalCounters::default(),
@@ -116,6 +120,11 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// How long running requests may take to finish after a shutdown signal.
     pub grace_period: Duration,
+    /// Chat: split reasoning into `reasoning_content`, or leave it in `content`.
+    pub reasoning_format: ReasoningFormat,
+    /// Chat: whether templates that can switch thinking render with it on when a request
+    /// does not say (`--thinking on|off`).
+    pub thinking: bool,
 }
 
 impl Default for ServerConfig {
@@ -125,6 +134,8 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             body_limit: 4 * 1024 * 1024,
             grace_period: Duration::from_secs(10),
+            reasoning_format: ReasoningFormat::Deepseek,
+            thinking: true,
         }
     }
 }

@@ -131,6 +131,12 @@ impl ModelFile {
         self.compile_template(source)
     }
 
+    /// A chat template from its source (`--chat-template-file`), for this model's BOS/EOS and
+    /// control tokens.
+    pub fn template_from_source(&self, source: &str) -> anyhow::Result<ChatTemplate> {
+        self.compile_template(source)
+    }
+
     fn compile_template(&self, source: &str) -> anyhow::Result<ChatTemplate> {
         let bos = self.token_text(self.tokenizer.bos_id());
         let eos = self.token_text(self.tokenizer.eos_id());

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use kaiyuan_engine::{Engine, EngineConfig};
-use kaiyuan_server::{EngineFailure, ServedModel, Server, ServerConfig};
+use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
 use super::model_file::{LoadArgs, ModelFile};
 
@@ -70,6 +70,17 @@ pub struct ServeArgs {
     /// it) instead of draining and exiting with status 1.
     #[arg(long)]
     pub keep_running_on_engine_failure: bool,
+    /// Use this Jinja chat template (a file) for every served model instead of the model's own.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template_file: Option<PathBuf>,
+    /// Chat: `deepseek` splits the `<think>` block into `reasoning_content`; `none` leaves it
+    /// in `content`.
+    #[arg(long, value_name = "FORMAT", default_value = "deepseek", value_parser = ["deepseek", "none"])]
+    pub reasoning_format: String,
+    /// Chat: thinking when a request does not say (`thinking`, `chat_template_kwargs`), for
+    /// templates that read `enable_thinking`.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub thinking: String,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -148,7 +159,14 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
 fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
     let file = ModelFile::open_for_inference(&spec.path, args.load)?;
     let model = file.load_model()?;
-    let (template, note) = file.chat_template()?;
+    let (template, note) = match &args.chat_template_file {
+        None => file.chat_template()?,
+        Some(path) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the chat template {}", path.display()))?;
+            (file.template_from_source(&source)?, None)
+        }
+    };
     if let Some(note) = note {
         eprintln!("note: {}: {note}", spec.name);
     }
@@ -204,6 +222,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         api_keys: api_keys(&args)?,
         body_limit: args.body_limit,
         grace_period: Duration::from_secs_f64(args.grace_period),
+        reasoning_format: match args.reasoning_format.as_str() {
+            "none" => ReasoningFormat::None,
+            _ => ReasoningFormat::Deepseek,
+        },
+        thinking: args.thinking == "on",
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

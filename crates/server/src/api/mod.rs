@@ -3,6 +3,7 @@
 
 pub mod grammar;
 pub mod logprobs;
+pub mod reasoning;
 pub mod request;
 pub mod response;
 pub mod validate;

@@ -20,6 +20,12 @@ pub struct ChatCompletionRequest {
     pub tools: Option<Value>,
     pub tool_choice: Option<Value>,
     pub functions: Option<Value>,
+    /// DeepSeek: `{"type": "enabled" | "disabled"}` (see `reasoning.rs`).
+    pub thinking: Option<Value>,
+    /// `low` | `medium` | `high`, passed to the template as `reasoning_effort`.
+    pub reasoning_effort: Option<Value>,
+    /// vLLM / llama-server: extra template variables (`{"enable_thinking": false}`).
+    pub chat_template_kwargs: Option<Value>,
 }
 
 /// `POST /v1/completions`.
@@ -78,6 +84,8 @@ pub struct ChatMessage {
     pub content: Option<Value>,
     pub name: Option<String>,
     pub tool_calls: Option<Value>,
+    /// Assistant history's reasoning (DeepSeek), given to the template.
+    pub reasoning_content: Option<Value>,
 }
 
 /// `POST /tokenize` (llama-server's shape).

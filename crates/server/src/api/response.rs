@@ -6,13 +6,20 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-/// `usage` of a response.
+/// `usage` of a response: OpenAI's fields plus DeepSeek's `prompt_cache_hit_tokens` /
+/// `prompt_cache_miss_tokens` (hit + miss = `prompt_tokens`; hits are the prefix cache's, the
+/// same number as `prompt_tokens_details.cached_tokens`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct UsageBody {
     pub prompt_tokens: usize,
     pub completion_tokens: usize,
     pub total_tokens: usize,
     pub prompt_tokens_details: PromptTokensDetails,
+    /// Chat only (completions do not split reasoning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+    pub prompt_cache_hit_tokens: usize,
+    pub prompt_cache_miss_tokens: usize,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -20,14 +27,32 @@ pub struct PromptTokensDetails {
     pub cached_tokens: usize,
 }
 
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CompletionTokensDetails {
+    /// Generated tokens of the reasoning block (see `api::reasoning` for tag tokens).
+    pub reasoning_tokens: usize,
+}
+
 impl UsageBody {
     pub fn new(prompt_tokens: usize, completion_tokens: usize, cached_tokens: usize) -> UsageBody {
+        let cached_tokens = cached_tokens.min(prompt_tokens);
         UsageBody {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
             prompt_tokens_details: PromptTokensDetails { cached_tokens },
+            completion_tokens_details: None,
+            prompt_cache_hit_tokens: cached_tokens,
+            prompt_cache_miss_tokens: prompt_tokens - cached_tokens,
         }
+    }
+
+    /// With `completion_tokens_details.reasoning_tokens` (at most `completion_tokens`).
+    pub fn with_reasoning(mut self, reasoning_tokens: usize) -> UsageBody {
+        self.completion_tokens_details = Some(CompletionTokensDetails {
+            reasoning_tokens: reasoning_tokens.min(self.completion_tokens),
+        });
+        self
     }
 }
 
@@ -62,6 +87,9 @@ pub struct ChatChoice {
 pub struct AssistantMessage {
     pub role: &'static str,
     pub content: String,
+    /// The reasoning block's text (DeepSeek's field); absent when the output had none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     pub refusal: Option<String>,
 }
 
@@ -110,6 +138,9 @@ pub struct ChunkChoice {
 pub struct Delta {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
+    /// Reasoning text; streamed before any `content` of the choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
 }
@@ -172,4 +203,30 @@ pub struct StreamErrorObject {
     pub kind: &'static str,
     pub param: Option<String>,
     pub code: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_has_openai_and_deepseek_fields() {
+        let u = serde_json::to_value(UsageBody::new(40, 10, 32).with_reasoning(7)).unwrap();
+        assert_eq!(
+            u,
+            serde_json::json!({
+                "prompt_tokens": 40, "completion_tokens": 10, "total_tokens": 50,
+                "prompt_tokens_details": {"cached_tokens": 32},
+                "completion_tokens_details": {"reasoning_tokens": 7},
+                "prompt_cache_hit_tokens": 32, "prompt_cache_miss_tokens": 8
+            })
+        );
+        // Completions: no completion_tokens_details; hit + miss = prompt tokens always.
+        let u = serde_json::to_value(UsageBody::new(5, 1, 9)).unwrap();
+        assert!(u.get("completion_tokens_details").is_none());
+        assert_eq!(u["prompt_cache_hit_tokens"], 5);
+        assert_eq!(u["prompt_cache_miss_tokens"], 0);
+        let u = UsageBody::new(5, 3, 0).with_reasoning(4);
+        assert_eq!(u.completion_tokens_details.unwrap().reasoning_tokens, 3);
+    }
 }

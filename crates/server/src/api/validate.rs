@@ -15,6 +15,8 @@
 //! - Message roles: `system`, `developer` (rendered as `system`), `user`, `assistant`.
 //!   Content is a string or a list of `{"type": "text"}` parts (joined with a newline).
 //!   Tools, function calls, images and audio are not supported and are refused by name.
+//! - Reasoning: `thinking`, `reasoning_effort`, `chat_template_kwargs` and assistant
+//!   messages' `reasoning_content` (a string) are checked in `reasoning.rs`.
 //! - Structured output: `response_format` (`text`, `json_object`, `json_schema`) or the
 //!   extensions `grammar` and `json_schema`, one of them (see `grammar.rs`).
 
@@ -25,6 +27,7 @@ use kaiyuan_engine::sampling::{
 use serde_json::Value;
 
 use super::grammar::{grammar_request, GrammarRequest};
+use super::reasoning::{self, ReasoningRequest};
 use super::request::{ChatCompletionRequest, ChatMessage, CommonFields, CompletionRequest};
 use crate::error::ApiError;
 use crate::extract::from_body;
@@ -58,6 +61,8 @@ pub struct ChatParams {
     pub model: Option<String>,
     pub messages: Vec<Message>,
     pub gen: GenParams,
+    /// `thinking`, `reasoning_effort`, `chat_template_kwargs`.
+    pub reasoning: ReasoningRequest,
 }
 
 /// One prompt of a completions request.
@@ -120,10 +125,16 @@ pub fn chat(body: &Value) -> Result<ChatParams, ApiError> {
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
     let gen = gen_params(&common, logprobs, "top_logprobs")?;
+    let reasoning = reasoning::request(
+        req.thinking.as_ref(),
+        req.reasoning_effort.as_ref(),
+        req.chat_template_kwargs.as_ref(),
+    )?;
     Ok(ChatParams {
         model: req.model,
         messages,
         gen,
+        reasoning,
     })
 }
 
@@ -465,6 +476,8 @@ fn message(i: usize, m: &ChatMessage) -> Result<Message, ApiError> {
         }
         message.name = Some(name.clone());
     }
+    message.reasoning_content =
+        reasoning::message_reasoning(i, role, m.reasoning_content.as_ref())?;
     Ok(message)
 }
 

@@ -276,3 +276,50 @@ fn negative_seed_is_two_complement() {
     let p = chat_ok(json!({"messages": hi(), "seed": -1}));
     assert_eq!(p.gen.sampling.seed, Some(u64::MAX));
 }
+
+#[test]
+fn reasoning_fields_are_read_and_rejections_name_them() {
+    let p = chat_ok(json!({
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "yo", "reasoning_content": "greet back"},
+            {"role": "user", "content": "and?"}
+        ],
+        "thinking": {"type": "disabled"}, "reasoning_effort": "medium",
+        "chat_template_kwargs": {"enable_thinking": false, "custom": {"a": [1, null]}}
+    }));
+    assert_eq!(
+        p.messages[1].reasoning_content.as_deref(),
+        Some("greet back")
+    );
+    assert_eq!(p.reasoning.thinking, Some(false));
+    assert_eq!(
+        p.reasoning.template_kwargs["custom"],
+        json!({"a": [1, null]})
+    );
+    let bad = [
+        (json!({"thinking": {"type": "on"}}), "thinking.type"),
+        (json!({"thinking": 1}), "thinking"),
+        (json!({"reasoning_effort": "minimal"}), "reasoning_effort"),
+        (json!({"chat_template_kwargs": 5}), "chat_template_kwargs"),
+        (
+            json!({"chat_template_kwargs": {"add_generation_prompt": false}}),
+            "chat_template_kwargs.add_generation_prompt",
+        ),
+        (
+            json!({"messages": [{"role": "assistant", "content": "x", "reasoning_content": ["x"]}]}),
+            "messages[0].reasoning_content",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "x", "reasoning_content": "y"}]}),
+            "messages[0].reasoning_content",
+        ),
+    ];
+    for (fields, param) in bad {
+        let mut body = json!({"messages": hi()});
+        for (k, v) in fields.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        assert_eq!(chat_param(body), param);
+    }
+}

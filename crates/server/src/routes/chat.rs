@@ -1,6 +1,9 @@
 //! `POST /v1/chat/completions`: validate, render the conversation with the model's chat
 //! template and tokenize it (on the blocking pool), submit one engine request per choice,
-//! then answer whole or as a stream of `chat.completion.chunk`s.
+//! then answer whole or as a stream of `chat.completion.chunk`s. With
+//! `--reasoning-format deepseek` (the default) each choice's output goes through a
+//! [`ReasoningTracker`]: the `<think>` block becomes `reasoning_content` (streamed before any
+//! `content`) and its tokens `usage.completion_tokens_details.reasoning_tokens`.
 
 use std::sync::Arc;
 
@@ -12,8 +15,10 @@ use kaiyuan_tokenizer::Tokenizer;
 
 use super::common::{conclude, new_id, plan_jobs, SYSTEM_FINGERPRINT};
 use crate::api::logprobs;
+use crate::api::reasoning::{self, ReasoningFormat, ReasoningTracker};
 use crate::api::response::{
-    AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChunkChoice, Delta, Header, UsageBody,
+    AssistantMessage, ChatChoice, ChatChunk, ChatCompletion, ChatLogprobs, ChunkChoice, Delta,
+    Header, UsageBody,
 };
 use crate::api::validate::{self, ChatParams};
 use crate::constrain;
@@ -24,7 +29,7 @@ use crate::log::RequestLog;
 use crate::prompt::encode_rendered;
 use crate::routes::common::{into_response, resolve_model};
 use crate::sse::{self, to_json, ChunkFormat};
-use crate::state::{unix_now, AppState, ServedModel};
+use crate::state::{unix_now, AppState, ServedModel, ServerConfig};
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -41,7 +46,7 @@ pub async fn handle(
             params.gen.user.as_deref(),
             &mut log,
         )?;
-        let result = run(&model, params, id, &mut log).await;
+        let result = run(&model, &state.config, params, id, &mut log).await;
         if let Err(e) = &result {
             model.counters.count(e);
         }
@@ -53,20 +58,29 @@ pub async fn handle(
 
 async fn run(
     model: &Arc<ServedModel>,
+    config: &ServerConfig,
     params: ChatParams,
     id: String,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
-    let ChatParams { messages, gen, .. } = params;
+    let ChatParams {
+        messages,
+        gen,
+        reasoning,
+        ..
+    } = params;
     let m = Arc::clone(model);
-    let prompt = tokio::task::spawn_blocking(move || {
+    let extra = reasoning::template_variables(&reasoning, model.reasoning, config.thinking);
+    let (prompt, starts_in_reasoning) = tokio::task::spawn_blocking(move || {
         let options = RenderOptions {
             add_generation_prompt: true,
+            extra,
             ..RenderOptions::default()
         };
-        m.template
-            .render(&messages, &options)
-            .map(|rendered| encode_rendered(&m.tokenizer, &rendered).ids())
+        m.template.render(&messages, &options).map(|rendered| {
+            let ids = encode_rendered(&m.tokenizer, &rendered).ids();
+            (ids, rendered.ends_inside_reasoning())
+        })
     })
     .await
     .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?
@@ -83,6 +97,7 @@ async fn run(
         system_fingerprint: SYSTEM_FINGERPRINT,
     };
     let want_logprobs = gen.sampling.logprobs.is_some();
+    let split = config.reasoning_format == ReasoningFormat::Deepseek;
     if gen.stream {
         let format = ChatFormat {
             header: Header {
@@ -92,6 +107,10 @@ async fn run(
             n: jobs.len(),
             include_usage: gen.include_usage,
             logprobs: want_logprobs.then(|| Arc::clone(&model.tokenizer)),
+            trackers: (0..jobs.len())
+                .map(|_| ReasoningTracker::new(starts_in_reasoning))
+                .collect(),
+            split,
         };
         return Ok(sse::respond(
             format,
@@ -102,29 +121,49 @@ async fn run(
         ));
     }
     let outcomes = generate::collect(receivers).await;
-    whole(model, header, &jobs, outcomes, want_logprobs, log)
+    let reasoning = (starts_in_reasoning, split);
+    whole(
+        model,
+        header,
+        &jobs,
+        outcomes,
+        want_logprobs,
+        reasoning,
+        log,
+    )
 }
 
+/// `(starts_in_reasoning, split)`: whether the prompt left `<think>` open, and whether
+/// reasoning is split out of `content` (its tokens are counted either way).
 fn whole(
     model: &ServedModel,
     header: Header,
     jobs: &[Job],
     outcomes: Vec<generate::ChoiceOutcome>,
     want_logprobs: bool,
+    (starts_in_reasoning, split): (bool, bool),
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     let usage = conclude(jobs, &outcomes, log)?;
+    let mut reasoning_tokens = 0;
     let choices = outcomes
         .into_iter()
-        .map(|o| ChatChoice {
-            index: o.index,
-            logprobs: want_logprobs.then(|| logprobs::chat(&model.tokenizer, &o.tokens)),
-            finish_reason: generate::finish_reason(&o.finished.reason),
-            message: AssistantMessage {
-                role: "assistant",
-                content: o.text,
-                refusal: None,
-            },
+        .map(|o| {
+            let tokens = o.tokens.iter().map(|t| t.text.as_str());
+            let (r, c, n) = reasoning::split_whole(starts_in_reasoning, tokens, &o.finished.text);
+            reasoning_tokens += n;
+            let (reasoning_content, content) = if split { (r, c) } else { (None, o.text) };
+            ChatChoice {
+                index: o.index,
+                logprobs: want_logprobs.then(|| logprobs::chat(&model.tokenizer, &o.tokens)),
+                finish_reason: generate::finish_reason(&o.finished.reason),
+                message: AssistantMessage {
+                    role: "assistant",
+                    content,
+                    reasoning_content,
+                    refusal: None,
+                },
+            }
         })
         .collect();
     log.status("200");
@@ -135,7 +174,8 @@ fn whole(
             usage.prompt_tokens,
             usage.completion_tokens,
             usage.cached_tokens,
-        ),
+        )
+        .with_reasoning(reasoning_tokens),
     };
     Ok(axum::Json(body).into_response())
 }
@@ -147,6 +187,10 @@ struct ChatFormat {
     include_usage: bool,
     /// The tokenizer, when the request asked for logprobs.
     logprobs: Option<Arc<Tokenizer>>,
+    /// Per choice: its reasoning splitter (which also counts reasoning tokens).
+    trackers: Vec<ReasoningTracker>,
+    /// Whether reasoning is split out of `content` (`--reasoning-format deepseek`).
+    split: bool,
 }
 
 impl ChatFormat {
@@ -156,6 +200,64 @@ impl ChatFormat {
             choices,
             usage: self.include_usage.then_some(usage),
         })
+    }
+
+    /// `text` as (reasoning, content): split by choice `index`'s tracker, or all content.
+    fn split(&mut self, index: usize, text: &str, is_token: bool, last: bool) -> (String, String) {
+        let split = self.split;
+        let Some(tracker) = self.trackers.get_mut(index) else {
+            return (String::new(), text.to_string());
+        };
+        let mut delta = if is_token {
+            tracker.token(text)
+        } else {
+            tracker.text(text)
+        };
+        if last {
+            let rest = tracker.finish();
+            delta.reasoning.push_str(&rest.reasoning);
+            delta.content.push_str(&rest.content);
+        }
+        if !split {
+            return (String::new(), text.to_string());
+        }
+        delta.into_parts()
+    }
+
+    /// The chunks of one piece of output: reasoning first, then content (the first chunk
+    /// carries `logprobs`); an empty content chunk when there is only logprobs to send.
+    fn deltas(
+        &self,
+        index: usize,
+        (reasoning, content): (String, String),
+        mut logprobs: Option<ChatLogprobs>,
+    ) -> Vec<String> {
+        let content_chunk = !content.is_empty() || (reasoning.is_empty() && logprobs.is_some());
+        let mut chunks = Vec::new();
+        let mut send = |delta: Delta, logprobs: Option<ChatLogprobs>| {
+            let choice = ChunkChoice {
+                index,
+                delta,
+                logprobs,
+                finish_reason: None,
+            };
+            chunks.push(self.chunk(vec![choice], None));
+        };
+        if !reasoning.is_empty() {
+            let delta = Delta {
+                reasoning_content: Some(reasoning),
+                ..Delta::default()
+            };
+            send(delta, logprobs.take());
+        }
+        if content_chunk {
+            let delta = Delta {
+                content: Some(content),
+                ..Delta::default()
+            };
+            send(delta, logprobs.take());
+        }
+        chunks
     }
 }
 
@@ -167,6 +269,7 @@ impl ChunkFormat for ChatFormat {
                     index,
                     delta: Delta {
                         role: Some("assistant"),
+                        reasoning_content: None,
                         content: Some(String::new()),
                     },
                     logprobs: None,
@@ -177,40 +280,116 @@ impl ChunkFormat for ChatFormat {
             .collect()
     }
 
-    fn token(&mut self, index: usize, token: &TokenEvent) -> Option<String> {
+    fn token(&mut self, index: usize, token: &TokenEvent) -> Vec<String> {
         let logprobs = self
             .logprobs
             .as_ref()
             .map(|tok| logprobs::chat(tok, std::slice::from_ref(token)));
-        if token.text.is_empty() && logprobs.is_none() {
-            return None;
-        }
-        let choice = ChunkChoice {
-            index,
-            delta: Delta {
-                role: None,
-                content: Some(token.text.clone()),
-            },
-            logprobs,
-            finish_reason: None,
-        };
-        Some(self.chunk(vec![choice], None))
+        let parts = self.split(index, &token.text, true, false);
+        self.deltas(index, parts, logprobs)
     }
 
-    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> String {
+    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String> {
+        let (reasoning, content) = self.split(index, text, false, true);
+        let mut chunks = self.deltas(index, (reasoning, String::new()), None);
         let choice = ChunkChoice {
             index,
             delta: Delta {
-                role: None,
-                content: (!text.is_empty()).then(|| text.to_string()),
+                content: (!content.is_empty()).then_some(content),
+                ..Delta::default()
             },
             logprobs: None,
             finish_reason: Some(reason),
         };
-        self.chunk(vec![choice], None)
+        chunks.push(self.chunk(vec![choice], None));
+        chunks
     }
 
     fn usage(&mut self, usage: UsageBody) -> String {
-        self.chunk(Vec::new(), Some(usage))
+        let reasoning_tokens = self
+            .trackers
+            .iter()
+            .map(ReasoningTracker::reasoning_tokens)
+            .sum();
+        self.chunk(Vec::new(), Some(usage.with_reasoning(reasoning_tokens)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(split: bool, starts_in_reasoning: bool) -> ChatFormat {
+        ChatFormat {
+            header: Header {
+                id: "chatcmpl-x".into(),
+                object: "chat.completion.chunk",
+                created: 0,
+                model: "m".into(),
+                system_fingerprint: SYSTEM_FINGERPRINT,
+            },
+            n: 1,
+            include_usage: true,
+            logprobs: None,
+            trackers: vec![ReasoningTracker::new(starts_in_reasoning)],
+            split,
+        }
+    }
+
+    fn token(text: &str) -> TokenEvent {
+        TokenEvent {
+            id: 0,
+            text: text.into(),
+            logprob: None,
+            top_logprobs: Vec::new(),
+        }
+    }
+
+    /// The deltas of every chunk, as (reasoning_content, content) JSON values.
+    fn deltas(chunks: &[String]) -> Vec<(serde_json::Value, serde_json::Value)> {
+        chunks
+            .iter()
+            .map(|c| {
+                let v: serde_json::Value = serde_json::from_str(c).expect("json");
+                let d = &v["choices"][0]["delta"];
+                (d["reasoning_content"].clone(), d["content"].clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_token_across_the_close_tag_streams_reasoning_then_content() {
+        let mut f = format(true, true);
+        let mut chunks = f.token(0, &token("Hm"));
+        chunks.extend(f.token(0, &token(".</think>\n\nYes")));
+        chunks.extend(f.finish(0, "!", "stop"));
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            deltas(&chunks),
+            vec![
+                ("Hm".into(), null.clone()),
+                (".".into(), null.clone()),
+                (null.clone(), "Yes".into()),
+                (null.clone(), "!".into()),
+            ]
+        );
+        let usage: serde_json::Value =
+            serde_json::from_str(&f.usage(UsageBody::new(9, 3, 0))).expect("json");
+        assert_eq!(
+            usage["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            2
+        );
+    }
+
+    #[test]
+    fn reasoning_format_none_streams_the_tags_as_content() {
+        let mut f = format(false, true);
+        let mut chunks = f.token(0, &token("Hm</think>"));
+        chunks.extend(f.finish(0, "Yes", "stop"));
+        let null = serde_json::Value::Null;
+        assert_eq!(
+            deltas(&chunks),
+            vec![(null.clone(), "Hm</think>".into()), (null, "Yes".into())]
+        );
     }
 }

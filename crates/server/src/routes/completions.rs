@@ -189,7 +189,7 @@ impl ChunkFormat for CompletionFormat {
             .collect()
     }
 
-    fn token(&mut self, index: usize, token: &TokenEvent) -> Option<String> {
+    fn token(&mut self, index: usize, token: &TokenEvent) -> Vec<String> {
         let logprobs = self.logprobs.as_ref().map(|tok| {
             let (lp, next) =
                 logprobs::completion(tok, std::slice::from_ref(token), self.offsets[index]);
@@ -197,17 +197,17 @@ impl ChunkFormat for CompletionFormat {
             lp
         });
         if token.text.is_empty() && logprobs.is_none() {
-            return None;
+            return Vec::new();
         }
         let mut choice = Self::choice(index, token.text.clone());
         choice.logprobs = logprobs;
-        Some(self.chunk(vec![choice], None))
+        vec![self.chunk(vec![choice], None)]
     }
 
-    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> String {
+    fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String> {
         let mut choice = Self::choice(index, text.to_string());
         choice.finish_reason = Some(reason);
-        self.chunk(vec![choice], None)
+        vec![self.chunk(vec![choice], None)]
     }
 
     fn usage(&mut self, usage: UsageBody) -> String {

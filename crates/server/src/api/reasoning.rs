@@ -1,0 +1,311 @@
+//! Reasoning in the chat API (DeepSeek's and vLLM's shapes): the request fields that switch
+//! thinking on or off (`thinking`, `reasoning_effort`, `chat_template_kwargs`), how they become
+//! template variables, and [`ReasoningTracker`], which splits a choice's output into
+//! `reasoning_content` and `content` and counts its reasoning tokens.
+//!
+//! Choices (documented in the README):
+//! - Whether a template can think is read from its source: one that mentions `enable_thinking`
+//!   can be switched with that variable (Qwen3 style); one that tests a bare `thinking`
+//!   variable (`thinking is defined`, `if thinking`: DeepSeek V3.1 style) with that one; one
+//!   that mentions `<think>` thinks (DeepSeek-R1 distills, QwQ). `thinking: enabled` on a
+//!   template that cannot think is accepted and does nothing.
+//! - Which setting wins: `chat_template_kwargs.enable_thinking`, then `thinking.type`, then the
+//!   server's `--thinking` default. A request that sets both to different values is refused.
+//!   The setting reaches the template (as `enable_thinking` or `thinking`) only when its
+//!   source reads that variable, and never over the same key in `chat_template_kwargs`. A template that
+//!   always opens `<think>` (R1 distills) cannot be switched off: its reasoning is still split.
+//! - `reasoning_effort` (`low` | `medium` | `high`) is passed to the template as the variable
+//!   `reasoning_effort` (templates such as gpt-oss's read it); Qwen3- and DeepSeek-style
+//!   templates ignore it, so for them it changes nothing. It never switches thinking on or off.
+//! - Reasoning tokens: a generated token counts as reasoning when the reasoning block is open
+//!   before or after its text is added. So the tokens of the open and close tags count, and a
+//!   token that straddles `</think>` (tag end plus the answer's first characters) counts as
+//!   reasoning. Tokens of leading whitespace before `<think>` count once the block opens.
+//!   Attribution follows the text as the engine releases it per token: text held back for a
+//!   possible stop string (or an unfinished UTF-8 character) arrives with a later token, so
+//!   with stop strings a token or two next to `</think>` may be attributed to the other side.
+
+use kaiyuan_chat::{ReasoningSplitter, SplitDelta};
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// What the server does with reasoning text (`kaiyuan serve --reasoning-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReasoningFormat {
+    /// Split it into `reasoning_content` (DeepSeek's API; llama-server's `deepseek`).
+    #[default]
+    Deepseek,
+    /// Leave the `<think>` block in `content`.
+    None,
+}
+
+/// `reasoning_effort`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+}
+
+/// The reasoning fields of a validated chat request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReasoningRequest {
+    /// `thinking.type` or `chat_template_kwargs.enable_thinking`; `None`: the server default.
+    pub thinking: Option<bool>,
+    pub effort: Option<Effort>,
+    /// `chat_template_kwargs`, passed to the template as variables.
+    pub template_kwargs: Map<String, Value>,
+}
+
+/// Template variables a request may not set: they are the render call's own.
+const RESERVED: [&str; 4] = ["messages", "tools", "documents", "add_generation_prompt"];
+
+/// Validates `thinking`, `reasoning_effort` and `chat_template_kwargs`.
+pub fn request(
+    thinking: Option<&Value>,
+    effort: Option<&Value>,
+    kwargs: Option<&Value>,
+) -> Result<ReasoningRequest, ApiError> {
+    let template_kwargs = match kwargs {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "chat_template_kwargs",
+                "chat_template_kwargs must be an object of template variables",
+            ))
+        }
+    };
+    if let Some(key) = RESERVED.iter().find(|k| template_kwargs.contains_key(**k)) {
+        return Err(ApiError::invalid(
+            format!("chat_template_kwargs.{key}"),
+            format!("`{key}` is set by the request itself, not by chat_template_kwargs"),
+        ));
+    }
+    let kwarg_thinking = match template_kwargs.get("enable_thinking") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "chat_template_kwargs.enable_thinking",
+                "enable_thinking must be true or false",
+            ))
+        }
+    };
+    let field_thinking = thinking_field(thinking)?;
+    if let (Some(a), Some(b)) = (kwarg_thinking, field_thinking) {
+        if a != b {
+            return Err(ApiError::invalid(
+                "thinking",
+                "thinking and chat_template_kwargs.enable_thinking disagree",
+            ));
+        }
+    }
+    let effort = match effort {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "low" => Some(Effort::Low),
+        Some(Value::String(s)) if s == "medium" => Some(Effort::Medium),
+        Some(Value::String(s)) if s == "high" => Some(Effort::High),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "reasoning_effort",
+                format!("reasoning_effort must be \"low\", \"medium\" or \"high\", got {other}"),
+            ))
+        }
+    };
+    Ok(ReasoningRequest {
+        thinking: kwarg_thinking.or(field_thinking),
+        effort,
+        template_kwargs,
+    })
+}
+
+/// DeepSeek's `thinking: {"type": "enabled" | "disabled"}`.
+fn thinking_field(value: Option<&Value>) -> Result<Option<bool>, ApiError> {
+    let shape = "thinking must be {\"type\": \"enabled\"} or {\"type\": \"disabled\"}";
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) => match map.get("type") {
+            Some(Value::String(t)) if t == "enabled" => Ok(Some(true)),
+            Some(Value::String(t)) if t == "disabled" => Ok(Some(false)),
+            _ => Err(ApiError::invalid("thinking.type", shape)),
+        },
+        Some(_) => Err(ApiError::invalid("thinking", shape)),
+    }
+}
+
+/// A message's `reasoning_content` (assistant history): a string or null.
+pub fn message_reasoning(
+    i: usize,
+    role: &str,
+    value: Option<&Value>,
+) -> Result<Option<String>, ApiError> {
+    let param = || format!("messages[{i}].reasoning_content");
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(_)) if role != "assistant" => Err(ApiError::invalid(
+            param(),
+            "reasoning_content is only accepted on assistant messages",
+        )),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid(
+            param(),
+            "reasoning_content must be a string",
+        )),
+    }
+}
+
+/// What a chat template's source says about reasoning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TemplateReasoning {
+    /// The variable that switches its thinking (`enable_thinking` or `thinking`), if any.
+    pub switch: Option<&'static str>,
+    /// It can think at all (it has a switch or writes `<think>`).
+    pub thinks: bool,
+}
+
+impl TemplateReasoning {
+    pub fn of_source(source: &str) -> TemplateReasoning {
+        let switch = if source.contains("enable_thinking") {
+            Some("enable_thinking")
+        } else if reads_bare_thinking(source) {
+            Some("thinking")
+        } else {
+            None
+        };
+        TemplateReasoning {
+            switch,
+            thinks: switch.is_some() || source.contains(kaiyuan_chat::THINK_OPEN),
+        }
+    }
+}
+
+/// Whether `source` tests a top-level `thinking` variable (`not thinking is defined`,
+/// `if thinking %}`), as opposed to a message field (`message.thinking`) or a string.
+fn reads_bare_thinking(source: &str) -> bool {
+    source.match_indices("thinking").any(|(at, word)| {
+        let before = source[..at].chars().next_back();
+        let after = source[at + word.len()..].trim_start();
+        matches!(before, Some(c) if c.is_whitespace() || c == '(')
+            && ["is defined", "%}", "-%}", "and ", "or ", ")"]
+                .iter()
+                .any(|next| after.starts_with(next))
+    })
+}
+
+/// The template variables of a request: its `chat_template_kwargs`, plus the template's
+/// thinking switch (`enable_thinking` or `thinking`, when it reads one) and `reasoning_effort` unless the kwargs set them.
+pub fn template_variables(
+    req: &ReasoningRequest,
+    template: TemplateReasoning,
+    server_default: bool,
+) -> Map<String, Value> {
+    let mut vars = req.template_kwargs.clone();
+    if let Some(switch) = template.switch {
+        let on = req.thinking.unwrap_or(server_default);
+        vars.entry(switch).or_insert(Value::Bool(on));
+    }
+    if let Some(effort) = req.effort {
+        vars.entry("reasoning_effort")
+            .or_insert_with(|| Value::String(effort.as_str().into()));
+    }
+    vars
+}
+
+/// One choice's output split into reasoning and answer, token by token.
+#[derive(Debug, Clone)]
+pub struct ReasoningTracker {
+    splitter: ReasoningSplitter,
+    /// Tokens counted as reasoning.
+    reasoning_tokens: usize,
+    /// Tokens received at the start of the output before it showed whether it opens with
+    /// reasoning (whitespace, a partial open tag): counted as reasoning if it does.
+    undecided_tokens: usize,
+    /// Some answer text was released.
+    content_started: bool,
+}
+
+impl ReasoningTracker {
+    /// `starts_in_reasoning`: the prompt left `<think>` open.
+    pub fn new(starts_in_reasoning: bool) -> ReasoningTracker {
+        ReasoningTracker {
+            splitter: ReasoningSplitter::new(starts_in_reasoning),
+            reasoning_tokens: 0,
+            undecided_tokens: 0,
+            content_started: false,
+        }
+    }
+
+    /// Adds one generated token's text (see the module docs for how it is counted).
+    pub fn token(&mut self, text: &str) -> SplitDelta {
+        let before = self.splitter.in_reasoning();
+        let at_start = !self.splitter.saw_reasoning() && !self.content_started;
+        let delta = self.splitter.push(text);
+        self.content_started |= !delta.content.is_empty();
+        let opened = at_start && self.splitter.saw_reasoning();
+        if before || opened || self.splitter.in_reasoning() {
+            self.reasoning_tokens += 1 + std::mem::take(&mut self.undecided_tokens);
+        } else if at_start && !self.content_started {
+            self.undecided_tokens += 1;
+        } else {
+            self.undecided_tokens = 0;
+        }
+        delta
+    }
+
+    /// Adds text that is not a token of its own (held text released at the end).
+    pub fn text(&mut self, text: &str) -> SplitDelta {
+        self.splitter.push(text)
+    }
+
+    /// Ends the output: releases what was held.
+    pub fn finish(&mut self) -> SplitDelta {
+        self.splitter.finish()
+    }
+
+    /// True once the output had (or started in) a reasoning block.
+    pub fn saw_reasoning(&self) -> bool {
+        self.splitter.saw_reasoning()
+    }
+
+    pub fn reasoning_tokens(&self) -> usize {
+        self.reasoning_tokens
+    }
+}
+
+/// The whole of one choice's output, split: `(reasoning, content, reasoning_tokens)`;
+/// reasoning is `None` when the output had no reasoning block.
+pub fn split_whole<'a>(
+    starts_in_reasoning: bool,
+    tokens: impl Iterator<Item = &'a str>,
+    rest: &str,
+) -> (Option<String>, String, usize) {
+    let mut tracker = ReasoningTracker::new(starts_in_reasoning);
+    let (mut reasoning, mut content) = (String::new(), String::new());
+    let mut add = |d: SplitDelta| {
+        reasoning.push_str(&d.reasoning);
+        content.push_str(&d.content);
+    };
+    for t in tokens {
+        add(tracker.token(t));
+    }
+    add(tracker.text(rest));
+    add(tracker.finish());
+    let reasoning = tracker.saw_reasoning().then_some(reasoning);
+    (reasoning, content, tracker.reasoning_tokens())
+}
+
+#[cfg(test)]
+#[path = "reasoning_tests.rs"]
+mod tests;
