@@ -177,24 +177,43 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 /// bit-identical per row) may run at when the process runs at `level`: a level is used for
 /// a type only where it was measured faster than the level below it.
 ///
-/// AVX-512: no AVX-512 kernel is the default. The AVX-512 dot products are one-row kernels
-/// only; the AVX2 level adds the four-stream mat-vec (`rows4`) and the four- and eight-row
-/// mat-mat kernels (`x4`, `x8`) for Q4_0/Q4_1/Q5_0/Q8_0 and Q4_K/Q5_K/Q6_K. On an Intel Xeon
-/// with AVX-512 VNNI (issue 22, 1 thread) the AVX-512 level ran SmolLM2 Q4_1 at 189/118 t/s
-/// (pp512/tg128) against AVX2's 301/186, and Gemma 3 Q4_K_M (Q5_0, Q8_0, Q4_K, Q6_K weights)
-/// at 199/52.2 against 320/71.3. Until an AVX-512 kernel is measured faster than AVX2, AVX2
-/// is the default for every type. The activation quantizers have no AVX-512 version; they
-/// run at the best level below (AVX2), and give the same bits at every level.
+/// AVX-512 runs no type's dots at AVX-512 today. The AVX-512 dot products are one-row
+/// kernels only, while the AVX2 level adds the four-stream mat-vec (`rows4`: Q4_0, Q4_1,
+/// Q5_0, Q8_0) and the four- and eight-row mat-mat kernels (`x4`: those and Q4_K, Q5_K,
+/// Q6_K; `x8`: the legacy four). Evidence, AVX-512 against AVX2:
+/// - Intel Xeon with AVX-512 VNNI (issue 22, `kaiyuan bench`, 1 thread): SmolLM2 Q4_1 (Q4_1,
+///   Q8_0 weights) 189/118 t/s pp512/tg128 against 301/186; Gemma 3 Q4_K_M (Q5_0, Q8_0,
+///   Q4_K, Q6_K) 199/52.2 against 320/71.3. Slower for the types of both models.
+/// - AMD EPYC with AVX-512 (BENCHMARKS.md, "AVX-512 vs AVX2 per weight type", 1 thread,
+///   medians of 3-6 interleaved rounds; mat-vec 576×1536 and 4096×4096, mat-mat 576×1536
+///   against 64 rows). The ratios are AVX-512 ÷ AVX2 throughput.
+///
+/// | type | mat-vec | mat-mat | dots at | why |
+/// |---|---|---|---|---|
+/// | Q4_0, Q4_1, Q5_0, Q8_0 | 0.44–0.71 | 0.39–0.69 | AVX2 | slower on both machines |
+/// | Q5_1 | 0.56–0.69 | 0.70 | AVX2 | slower |
+/// | Q4_K, Q5_K | 0.99–1.13 | 0.71–0.77 | AVX2 | mat-mat slower; Intel mix slower |
+/// | Q6_K | 1.15–1.20 | 0.89 | AVX2 | mat-mat slower; Intel mix slower |
+/// | Q2_K, Q3_K | 0.96–1.04 | 0.97–1.02 | AVX2 | within noise |
+/// | F16, BF16 | 0.88–1.13 | 1.20 (ranges overlap) | AVX2 | DRAM mat-vec slower |
+/// | F32 | 0.95–1.07 | 1.06 | AVX2 | within noise |
+///
+/// So a type moves to AVX-512 only once its AVX-512 kernels are faster in both ops here and
+/// on an Intel machine (the next step of issue 22: AVX-512 `x4`/`x8`/`rows4` kernels).
+/// The activation quantizers have no AVX-512 version; they run at the best level below
+/// (AVX2) and give the same bits at every level.
 ///
 /// Other levels (Scalar, AVX2, NEON) are the top of their own line and run as they are.
 /// `KAIYUAN_SIMD=avx512-all` bypasses this table ([`dots_forced_to_level`]).
 fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
-    match level {
-        SimdLevel::Avx512 => {
-            let _ = dtype;
-            SimdLevel::Avx2
-        }
-        other => other,
+    use DType::*;
+    match (level, dtype) {
+        (SimdLevel::Avx512, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, Q2_K | Q3_K | Q4_K | Q5_K | Q6_K) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, F32 | F16 | BF16) => SimdLevel::Avx2,
+        // Types without dot products: nothing runs, AVX2 is the safe answer.
+        (SimdLevel::Avx512, _) => SimdLevel::Avx2,
+        (other, _) => other,
     }
 }
 
@@ -225,7 +244,7 @@ fn resolve(dtype: DType, level: SimdLevel, force_dots: bool) -> Option<WeightKer
 }
 
 /// The kernels for weight type `dtype` at this process's SIMD level (see
-/// [`measured_dot_level`]), or `None` if the type cannot be used as a weight.
+/// `measured_dot_level`), or `None` if the type cannot be used as a weight.
 pub fn weight_kernels(dtype: DType) -> Option<&'static WeightKernels> {
     static TABLE: OnceLock<Vec<WeightKernels>> = OnceLock::new();
     TABLE
@@ -388,7 +407,8 @@ mod tests {
     }
 
     /// The per-type table of `measured_dot_level` for an AVX-512 process, written out
-    /// independently: this is what the measurements in BENCHMARKS.md chose.
+    /// independently: what the measurements in BENCHMARKS.md ("AVX-512 vs AVX2 per weight
+    /// type") chose, AVX2 for all thirteen weight types with dot products.
     fn expected_avx512_dot_level(_t: DType) -> SimdLevel {
         SimdLevel::Avx2
     }
