@@ -10,9 +10,10 @@
 
 use kaiyuan_kernels::ops::{matmul, WeightMatrix};
 use kaiyuan_kernels::probe::best_time;
+use kaiyuan_kernels::quant::simd_description;
 use kaiyuan_kernels::quant::testing::{random_blocks, Rng};
 use kaiyuan_kernels::threads::ThreadPool;
-use kaiyuan_kernels::{simd_level, DType};
+use kaiyuan_kernels::DType;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -63,7 +64,7 @@ fn main() {
     }
     let budget = Duration::from_millis(if quick { 300 } else { 1500 });
     let mut rng = Rng::new(7);
-    println!("SIMD level: {}", simd_level().name());
+    println!("SIMD level: {}", simd_description());
     println!("| format | matrix | activation rows | threads | GMAC/s |");
     println!("|---|---|---|---|---|");
     for &n_threads in &threads {

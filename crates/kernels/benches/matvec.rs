@@ -13,9 +13,10 @@
 
 use kaiyuan_kernels::ops::{matvec, WeightMatrix};
 use kaiyuan_kernels::probe::{best_time, probe_buffer, read_bandwidth};
+use kaiyuan_kernels::quant::simd_description;
 use kaiyuan_kernels::quant::testing::{random_blocks, Rng};
 use kaiyuan_kernels::threads::ThreadPool;
-use kaiyuan_kernels::{simd_level, DType};
+use kaiyuan_kernels::DType;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -96,7 +97,7 @@ fn main() {
     let args = parse_args();
     let budget = Duration::from_millis(if args.quick { 300 } else { 1500 });
     let mut rng = Rng::new(7);
-    println!("SIMD level: {}", simd_level().name());
+    println!("SIMD level: {}", simd_description());
     let dram = probe_buffer(DRAM_BYTES);
 
     println!("| format | matrix | threads | GB/s | bandwidth GB/s (where the data lives) | % of bandwidth |");

@@ -3,6 +3,14 @@
 //! Every kernel family is chosen by [`SimdLevel`]: the best level this CPU supports, or a
 //! lower one forced through the environment (`KAIYUAN_SIMD=scalar` forces the scalar
 //! reference paths everywhere; `avx2`, `avx512`, `neon` cap the level).
+//!
+//! The level is a cap, not a promise that every op runs at it: a weight type's dot
+//! products run at the level its table in [`crate::quant`] (`measured_dot_level`) names,
+//! which is the highest level measured faster than the one below it for that type. On an
+//! AVX-512 CPU that is AVX2 for every type today, because the AVX2 kernels have the multi-row
+//! mat-mat and four-stream mat-vec kernels the AVX-512 ones lack (BENCHMARKS.md, "AVX-512
+//! vs AVX2 per weight type"). `KAIYUAN_SIMD=avx512-all` skips that table and runs every
+//! AVX-512 kernel that exists, to re-measure it ([`dots_forced_to_level`]).
 
 use std::sync::OnceLock;
 
@@ -64,6 +72,31 @@ impl SimdLevel {
     }
 }
 
+/// What `KAIYUAN_SIMD` asks for: a cap on the level, and whether the dot products must run
+/// at that level wherever a kernel for it exists (`avx512-all`), ignoring the measured
+/// per-type table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SimdRequest {
+    level: SimdLevel,
+    force_dots: bool,
+}
+
+/// The value of `KAIYUAN_SIMD` that forces the AVX-512 dot products.
+pub const FORCE_AVX512: &str = "avx512-all";
+
+fn parse_request(s: &str) -> Option<SimdRequest> {
+    if s.trim().eq_ignore_ascii_case(FORCE_AVX512) {
+        return Some(SimdRequest {
+            level: SimdLevel::Avx512,
+            force_dots: true,
+        });
+    }
+    SimdLevel::parse(s).map(|level| SimdRequest {
+        level,
+        force_dots: false,
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
@@ -109,32 +142,48 @@ pub(crate) fn runs_avx2() -> bool {
 
 /// The level kernels run at in this process: the best supported one, capped by
 /// `KAIYUAN_SIMD` when set. Read once; later changes to the environment have no effect.
+/// Weight types' dot products may run at a lower level (see the module docs).
 pub fn simd_level() -> SimdLevel {
-    static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
+    simd_request().level
+}
+
+/// Whether `KAIYUAN_SIMD=avx512-all` asked for every weight type's dot products at the
+/// process level, where a kernel for it exists, instead of the measured per-type choice.
+pub fn dots_forced_to_level() -> bool {
+    simd_request().force_dots
+}
+
+fn simd_request() -> SimdRequest {
+    static REQUEST: OnceLock<SimdRequest> = OnceLock::new();
+    *REQUEST.get_or_init(|| {
         let best = *SimdLevel::available()
             .last()
             .expect("invariant: scalar is always available");
+        let fallback = SimdRequest {
+            level: best,
+            force_dots: false,
+        };
         match std::env::var("KAIYUAN_SIMD") {
-            Ok(v) => match SimdLevel::parse(&v) {
-                Some(wanted) if wanted.is_supported() => wanted,
+            Ok(v) => match parse_request(&v) {
+                Some(wanted) if wanted.level.is_supported() => wanted,
                 Some(wanted) => {
                     eprintln!(
                         "kaiyuan: KAIYUAN_SIMD={v}: this CPU lacks {}; using {}",
-                        wanted.name(),
+                        wanted.level.name(),
                         best.name()
                     );
-                    best
+                    fallback
                 }
                 None => {
                     eprintln!(
-                        "kaiyuan: KAIYUAN_SIMD={v} is not one of scalar, avx2, avx512, neon; using {}",
+                        "kaiyuan: KAIYUAN_SIMD={v} is not one of scalar, avx2, avx512, \
+                         {FORCE_AVX512}, neon; using {}",
                         best.name()
                     );
-                    best
+                    fallback
                 }
             },
-            Err(_) => best,
+            Err(_) => fallback,
         }
     })
 }
@@ -156,5 +205,20 @@ mod tests {
         }
         assert_eq!(SimdLevel::parse("sse9"), None);
         assert!(simd_level().is_supported());
+        assert_eq!(
+            parse_request("AVX512-all"),
+            Some(SimdRequest {
+                level: SimdLevel::Avx512,
+                force_dots: true
+            })
+        );
+        assert_eq!(
+            parse_request("avx512"),
+            Some(SimdRequest {
+                level: SimdLevel::Avx512,
+                force_dots: false
+            })
+        );
+        assert_eq!(parse_request("avx2-all"), None);
     }
 }

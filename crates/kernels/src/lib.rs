@@ -12,5 +12,5 @@ pub mod probe;
 pub mod quant;
 pub mod threads;
 
-pub use dispatch::{simd_level, SimdLevel};
+pub use dispatch::{dots_forced_to_level, simd_level, SimdLevel};
 pub use dtype::DType;

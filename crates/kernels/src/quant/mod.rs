@@ -10,8 +10,14 @@
 //! Families: `float` (F32/F16/BF16), `legacy` (Q4_0..Q8_1, 32-element blocks) and
 //! `kquants` (Q2_K..Q8_K, 256-element super-blocks). Each family has a scalar reference
 //! (the spec) and SIMD versions that must match it.
+//!
+//! Which level runs: [`weight_kernels`] takes every dot product of a weight type from one
+//! level (the per-row bit-identity of `vec_dot`, `vec_dot_rows4`, `vec_dot_x4` and
+//! `vec_dot_x8` holds only within a level), namely the level `measured_dot_level` names for
+//! that type under the process's [`simd_level`]: the highest level measured faster than the
+//! one below it, not simply the highest one the CPU has.
 
-use crate::dispatch::{simd_level, SimdLevel};
+use crate::dispatch::{dots_forced_to_level, simd_level, SimdLevel};
 use crate::dtype::DType;
 use std::sync::OnceLock;
 
@@ -136,6 +142,9 @@ pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn>
 #[derive(Clone, Copy, Debug)]
 pub struct WeightKernels {
     pub dtype: DType,
+    /// The level every dot product below is written for (the quantizer's may differ: it is
+    /// bit-identical to scalar at every level).
+    pub level: SimdLevel,
     /// Activation type the dot product consumes.
     pub act: DType,
     pub dequantize: DequantizeFn,
@@ -163,17 +172,70 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
     }
 }
 
-fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
+/// The highest level the dot products of weight type `dtype` (all four: `vec_dot`,
+/// `vec_dot_rows4`, `vec_dot_x4`, `vec_dot_x8`, one level for all so that they stay
+/// bit-identical per row) may run at when the process runs at `level`: a level is used for
+/// a type only where it was measured faster than the level below it.
+///
+/// AVX-512 runs no type's dots at AVX-512 today. The AVX-512 dot products are one-row
+/// kernels only, while the AVX2 level adds the four-stream mat-vec (`rows4`: Q4_0, Q4_1,
+/// Q5_0, Q8_0) and the four- and eight-row mat-mat kernels (`x4`: those and Q4_K, Q5_K,
+/// Q6_K; `x8`: the legacy four). Evidence, AVX-512 against AVX2:
+/// - Intel Xeon with AVX-512 VNNI (issue 22, `kaiyuan bench`, 1 thread): SmolLM2 Q4_1 (Q4_1,
+///   Q8_0 weights) 189/118 t/s pp512/tg128 against 301/186; Gemma 3 Q4_K_M (Q5_0, Q8_0,
+///   Q4_K, Q6_K) 199/52.2 against 320/71.3. Slower for the types of both models.
+/// - AMD EPYC with AVX-512 (BENCHMARKS.md, "AVX-512 vs AVX2 per weight type", 1 thread,
+///   medians of 3-6 interleaved rounds; mat-vec 576×1536 and 4096×4096, mat-mat 576×1536
+///   against 64 rows). The ratios are AVX-512 ÷ AVX2 throughput.
+///
+/// | type | mat-vec | mat-mat | dots at | why |
+/// |---|---|---|---|---|
+/// | Q4_0, Q4_1, Q5_0, Q8_0 | 0.44–0.71 | 0.39–0.69 | AVX2 | slower on both machines |
+/// | Q5_1 | 0.56–0.69 | 0.70 | AVX2 | slower |
+/// | Q4_K, Q5_K | 0.99–1.13 | 0.71–0.77 | AVX2 | mat-mat slower; Intel mix slower |
+/// | Q6_K | 1.15–1.20 | 0.89 | AVX2 | mat-mat slower; Intel mix slower |
+/// | Q2_K, Q3_K | 0.96–1.04 | 0.97–1.02 | AVX2 | within noise |
+/// | F16, BF16 | 0.88–1.13 | 1.20 (ranges overlap) | AVX2 | DRAM mat-vec slower |
+/// | F32 | 0.95–1.07 | 1.06 | AVX2 | within noise |
+///
+/// So a type moves to AVX-512 only once its AVX-512 kernels are faster in both ops here and
+/// on an Intel machine (the next step of issue 22: AVX-512 `x4`/`x8`/`rows4` kernels).
+/// The activation quantizers have no AVX-512 version; they run at the best level below
+/// (AVX2) and give the same bits at every level.
+///
+/// Other levels (Scalar, AVX2, NEON) are the top of their own line and run as they are.
+/// `KAIYUAN_SIMD=avx512-all` bypasses this table ([`dots_forced_to_level`]).
+fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
+    use DType::*;
+    match (level, dtype) {
+        (SimdLevel::Avx512, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, Q2_K | Q3_K | Q4_K | Q5_K | Q6_K) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, F32 | F16 | BF16) => SimdLevel::Avx2,
+        // Types without dot products: nothing runs, AVX2 is the safe answer.
+        (SimdLevel::Avx512, _) => SimdLevel::Avx2,
+        (other, _) => other,
+    }
+}
+
+/// The kernels of `dtype` when the process runs at `level`: dot products at
+/// [`measured_dot_level`] (or at `level` itself if `force_dots`), falling back level by level
+/// where a type has no kernel there.
+fn resolve(dtype: DType, level: SimdLevel, force_dots: bool) -> Option<WeightKernels> {
     let act = activation_type(dtype)?;
-    let levels = fallbacks(level);
-    let (dot_level, vec_dot) = levels
+    let dot_cap = if force_dots {
+        level
+    } else {
+        measured_dot_level(dtype, level)
+    };
+    let (dot_level, vec_dot) = fallbacks(dot_cap)
         .iter()
         .find_map(|&l| vec_dot_fn(dtype, l).map(|f| (l, f)))?;
     Some(WeightKernels {
         dtype,
+        level: dot_level,
         act,
         dequantize: dequantize_fn(dtype)?,
-        quantize_act: levels.iter().find_map(|&l| quantize_fn(act, l))?,
+        quantize_act: fallbacks(level).iter().find_map(|&l| quantize_fn(act, l))?,
         vec_dot,
         vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
         vec_dot_x8: vec_dot_x8_fn(dtype, dot_level),
@@ -181,18 +243,54 @@ fn resolve(dtype: DType, level: SimdLevel) -> Option<WeightKernels> {
     })
 }
 
-/// The best kernels for weight type `dtype` at this process's SIMD level, or `None` if
-/// the type cannot be used as a weight.
+/// The kernels for weight type `dtype` at this process's SIMD level (see
+/// `measured_dot_level`), or `None` if the type cannot be used as a weight.
 pub fn weight_kernels(dtype: DType) -> Option<&'static WeightKernels> {
     static TABLE: OnceLock<Vec<WeightKernels>> = OnceLock::new();
     TABLE
         .get_or_init(|| {
             DType::all()
-                .filter_map(|t| resolve(t, simd_level()))
+                .filter_map(|t| resolve(t, simd_level(), dots_forced_to_level()))
                 .collect()
         })
         .iter()
         .find(|k| k.dtype == dtype)
+}
+
+/// What runs, in words, for `kaiyuan bench` and the benchmarks: the process level, and the
+/// dot products' level where it differs, e.g. `avx512 (dot products: avx2)`, or
+/// `avx512 (dot products: avx2; avx512 for F16, BF16)` when types differ.
+pub fn simd_description() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let kernels: Vec<&WeightKernels> = DType::all().filter_map(weight_kernels).collect();
+        describe(simd_level(), &kernels)
+    })
+}
+
+fn describe(level: SimdLevel, kernels: &[&WeightKernels]) -> String {
+    if kernels.iter().all(|k| k.level == level) {
+        return level.name().to_string();
+    }
+    // The level most types run at, then the exceptions.
+    let mut levels: Vec<SimdLevel> = kernels.iter().map(|k| k.level).collect();
+    levels.sort();
+    levels.dedup();
+    let count = |l: SimdLevel| kernels.iter().filter(|k| k.level == l).count();
+    let main = *levels
+        .iter()
+        .max_by_key(|&&l| (count(l), l))
+        .expect("not all equal, so not empty");
+    let mut text = format!("{} (dot products: {}", level.name(), main.name());
+    for &l in levels.iter().rev().filter(|&&l| l != main) {
+        let types: Vec<String> = kernels
+            .iter()
+            .filter(|k| k.level == l)
+            .map(|k| k.dtype.name().to_string())
+            .collect();
+        text += &format!("; {} for {}", l.name(), types.join(", "));
+    }
+    text + ")"
 }
 
 /// Dequantizes a whole row (convenience over [`dequantize_fn`]); `None` if unsupported.
@@ -306,6 +404,106 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The per-type table of `measured_dot_level` for an AVX-512 process, written out
+    /// independently: what the measurements in BENCHMARKS.md ("AVX-512 vs AVX2 per weight
+    /// type") chose, AVX2 for all thirteen weight types with dot products.
+    fn expected_avx512_dot_level(_t: DType) -> SimdLevel {
+        SimdLevel::Avx2
+    }
+
+    /// Checks that `k` takes all its dot products from exactly `level`: the same kernels'
+    /// presence, and the same bits on random rows (AVX2 and AVX-512 sum in different orders,
+    /// so a kernel from another level would show).
+    fn assert_dots_from(k: &WeightKernels, level: SimdLevel, what: &str) {
+        use crate::quant::testing::{random_blocks, Rng};
+        let t = k.dtype;
+        assert_eq!(k.level, level, "{t} {what}: level");
+        assert_eq!(
+            k.vec_dot_x4.is_some(),
+            vec_dot_x4_fn(t, level).is_some(),
+            "{t} {what}: x4"
+        );
+        assert_eq!(
+            k.vec_dot_x8.is_some(),
+            vec_dot_x8_fn(t, level).is_some(),
+            "{t} {what}: x8"
+        );
+        assert_eq!(
+            k.vec_dot_rows4.is_some(),
+            vec_dot_rows4_fn(t, level).is_some(),
+            "{t} {what}: rows4"
+        );
+        let want = vec_dot_fn(t, level).expect("level has a dot");
+        let mut rng = Rng::new(21);
+        let nb = 37;
+        let n = nb * t.block_size();
+        for _ in 0..4 {
+            let w = random_blocks(t, nb, &mut rng).unwrap();
+            let x = rng.vec_f32(n, 3.0);
+            let mut a = vec![0u8; row_bytes(k.act, n)];
+            (k.quantize_act)(&x, &mut a);
+            assert_eq!(
+                (k.vec_dot)(n, &w, &a).to_bits(),
+                want(n, &w, &a).to_bits(),
+                "{t} {what}: vec_dot bits"
+            );
+        }
+    }
+
+    #[test]
+    fn avx512_runs_each_weight_types_dots_at_the_measured_level() {
+        if !SimdLevel::Avx512.is_supported() {
+            eprintln!("no AVX-512 on this CPU: the AVX-512 choice is not checked here");
+            for t in DType::all().filter(|&t| activation_type(t).is_some()) {
+                let k = resolve(t, SimdLevel::Scalar, false).unwrap();
+                assert_dots_from(&k, SimdLevel::Scalar, "scalar");
+            }
+            return;
+        }
+        let mut n_types = 0;
+        for t in DType::all().filter(|&t| activation_type(t).is_some()) {
+            let k = resolve(t, SimdLevel::Avx512, false).unwrap();
+            assert_dots_from(&k, expected_avx512_dot_level(t), "default");
+            let k = resolve(t, SimdLevel::Avx512, true).unwrap();
+            assert_dots_from(&k, SimdLevel::Avx512, "avx512-all");
+            // A cap of AVX2 is AVX2 everywhere, as before.
+            let k = resolve(t, SimdLevel::Avx2, false).unwrap();
+            assert_dots_from(&k, SimdLevel::Avx2, "avx2");
+            n_types += 1;
+        }
+        assert_eq!(
+            n_types, 13,
+            "every weight type with a dot product is checked"
+        );
+        // Issue 22: SmolLM2's Q4_1 gets its mat-mat and four-stream mat-vec kernels.
+        let k = resolve(DType::Q4_1, SimdLevel::Avx512, false).unwrap();
+        assert!(k.vec_dot_x4.is_some() && k.vec_dot_x8.is_some() && k.vec_dot_rows4.is_some());
+        // The quantizer is the AVX2 one either way (there is no AVX-512 quantizer).
+        assert!(quantize_fn(DType::Q8_1, SimdLevel::Avx512).is_none());
+    }
+
+    #[test]
+    fn simd_description_names_the_dot_level_where_it_differs() {
+        let at = |t: DType, level: SimdLevel| WeightKernels {
+            level,
+            ..*weight_kernels(t).expect("kernels")
+        };
+        let (a, b, c) = (
+            at(DType::Q4_1, SimdLevel::Avx2),
+            at(DType::Q4_K, SimdLevel::Avx2),
+            at(DType::F16, SimdLevel::Avx512),
+        );
+        assert_eq!(describe(SimdLevel::Avx2, &[&a, &b]), "avx2");
+        assert_eq!(
+            describe(SimdLevel::Avx512, &[&a, &b]),
+            "avx512 (dot products: avx2)"
+        );
+        assert_eq!(
+            describe(SimdLevel::Avx512, &[&a, &c, &b]),
+            "avx512 (dot products: avx2; avx512 for F16)"
+        );
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use kaiyuan_gguf::{file_type_name, Value};
-use kaiyuan_kernels::{simd_level, DType};
+use kaiyuan_kernels::quant::simd_description;
+use kaiyuan_kernels::DType;
 use kaiyuan_model::Model;
 use serde::Serialize;
 
@@ -89,6 +90,8 @@ pub struct Record {
     pub model_size: u64,
     pub model_n_params: u64,
     pub backend: &'static str,
+    /// The SIMD level, and the weight dot products' level where it differs, e.g.
+    /// `avx512 (dot products: avx2)`.
     pub simd: &'static str,
     pub n_threads: usize,
     /// `pp512`, `tg128`, `tg128 @ d1024`.
@@ -144,7 +147,7 @@ impl Record {
             model_size: info.size,
             model_n_params: info.n_params,
             backend: "CPU",
-            simd: simd_level().name(),
+            simd: simd_description(),
             n_threads,
             test,
             n_prompt,
