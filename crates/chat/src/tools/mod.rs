@@ -26,12 +26,14 @@
 mod ernie;
 mod generic;
 mod hermes;
+mod llama3;
 
 pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
 };
 pub use hermes::{hermes_parser, TaggedJsonParser};
+pub use llama3::Llama3Parser;
 
 use serde_json::Value;
 
@@ -118,6 +120,8 @@ pub fn collect_events(events: impl IntoIterator<Item = ToolEvent>) -> (String, V
 pub enum ToolFormat {
     /// Hermes / Qwen2.5 / Qwen3: `<tool_call>{json}</tool_call>`.
     Hermes,
+    /// Llama 3.1 / 3.2: a bare `{"name", "parameters"}` object, or after `<|python_tag|>`.
+    Llama3,
     /// ERNIE 4.5: Hermes-style calls, answers possibly in `<response>…</response>`.
     Ernie,
     /// No tool tokens: the reply is a JSON object constrained by [`generic_tool_schema`].
@@ -137,6 +141,9 @@ impl ToolFormat {
             }
             return ToolFormat::Hermes;
         }
+        if s.contains("<|python_tag|>") || s.contains("Environment: ipython") {
+            return ToolFormat::Llama3;
+        }
         ToolFormat::Generic
     }
 
@@ -145,6 +152,7 @@ impl ToolFormat {
         match self {
             ToolFormat::Hermes => Box::new(hermes_parser()),
             ToolFormat::Ernie => Box::new(ernie_parser()),
+            ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
             ToolFormat::Generic => Box::new(GenericParser::new()),
         }
     }
@@ -160,6 +168,7 @@ impl ToolFormat {
     pub fn triggers(self) -> &'static [&'static str] {
         match self {
             ToolFormat::Hermes | ToolFormat::Ernie => &["<tool_call>"],
+            ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
             ToolFormat::Generic => &[],
         }
     }
@@ -358,6 +367,8 @@ mod tests {
         use ToolFormat::*;
         let cases = [
             ("{{- '<tool_call>\\n' }}{{ tool_call | tojson }}", Hermes),
+            ("<|python_tag|>{{ x }}", Llama3),
+            ("{{ 'Environment: ipython\\n' }}", Llama3),
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
             ("{{ '<start_of_turn>' }}", Generic),
         ];

@@ -5,6 +5,7 @@
 
 mod generic;
 mod hermes;
+mod llama3;
 
 use kaiyuan_chat::tools::{collect_events, ToolCall, ToolEvent, ToolFormat};
 
@@ -136,7 +137,7 @@ pub fn per_chunk(format: ToolFormat, chunks: &[&str]) -> Vec<Vec<ToolEvent>> {
 #[test]
 fn each_format_has_triggers_or_is_fully_constrained() {
     use ToolFormat::*;
-    for format in [Hermes, Ernie] {
+    for format in [Hermes, Llama3, Ernie] {
         assert!(!format.triggers().is_empty(), "{format:?}");
         // A trigger alone, with nothing after it, is held back, never shown as content.
         let trigger = format.triggers()[0];
