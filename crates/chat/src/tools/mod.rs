@@ -23,11 +23,13 @@
 //! Reasoning (`<think>`) is not handled here: run [`crate::ReasoningSplitter`] first and feed its
 //! answer text to the tool parser.
 
+mod deepseek;
 mod ernie;
 mod generic;
 mod hermes;
 mod llama3;
 
+pub use deepseek::DeepSeekParser;
 pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
@@ -122,6 +124,10 @@ pub enum ToolFormat {
     Hermes,
     /// Llama 3.1 / 3.2: a bare `{"name", "parameters"}` object, or after `<|python_tag|>`.
     Llama3,
+    /// DeepSeek R1 / V3: `function<｜tool▁sep｜>NAME` and a fenced JSON block.
+    DeepSeekR1,
+    /// DeepSeek V3.1+: `NAME<｜tool▁sep｜>{json}`.
+    DeepSeekV31,
     /// ERNIE 4.5: Hermes-style calls, answers possibly in `<response>…</response>`.
     Ernie,
     /// No tool tokens: the reply is a JSON object constrained by [`generic_tool_schema`].
@@ -135,6 +141,16 @@ impl ToolFormat {
     /// `<tool_call>` (a heuristic: check it against the real templates).
     pub fn detect(template_source: &str) -> ToolFormat {
         let s = template_source;
+        if s.contains("tool▁calls▁begin") || s.contains("tool▁call▁begin") {
+            // R1/V3 render `tool['type'] + '<｜tool▁sep｜>' + name` and a ```json fence.
+            if s.contains("function<｜tool▁sep｜>")
+                || s.contains("```json")
+                || s.contains("tool['type'] + '<｜tool▁sep｜>'")
+            {
+                return ToolFormat::DeepSeekR1;
+            }
+            return ToolFormat::DeepSeekV31;
+        }
         if s.contains("<tool_call>") {
             if s.contains("<response>") || s.contains("<|begin_of_sentence|>") {
                 return ToolFormat::Ernie;
@@ -153,6 +169,7 @@ impl ToolFormat {
             ToolFormat::Hermes => Box::new(hermes_parser()),
             ToolFormat::Ernie => Box::new(ernie_parser()),
             ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
+            ToolFormat::DeepSeekR1 | ToolFormat::DeepSeekV31 => Box::new(DeepSeekParser::new()),
             ToolFormat::Generic => Box::new(GenericParser::new()),
         }
     }
@@ -169,14 +186,17 @@ impl ToolFormat {
         match self {
             ToolFormat::Hermes | ToolFormat::Ernie => &["<tool_call>"],
             ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
+            ToolFormat::DeepSeekR1 => &["<｜tool▁calls▁begin｜>"],
+            ToolFormat::DeepSeekV31 => &["<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>"],
             ToolFormat::Generic => &[],
         }
     }
 
     /// Whether the family's templates render the `tools` list into the prompt themselves. When
-    /// false the server must describe the tools (for generic: [`generic_system_prompt`]).
+    /// false the server must describe the tools (for generic: [`generic_system_prompt`]). The
+    /// original DeepSeek-R1 template renders tool calls and results but not the tool list.
     pub fn template_renders_tools(self) -> bool {
-        self != ToolFormat::Generic
+        !matches!(self, ToolFormat::Generic | ToolFormat::DeepSeekR1)
     }
 }
 
@@ -214,6 +234,21 @@ pub(crate) fn find_first<S: AsRef<str>>(text: &str, markers: &[S]) -> Option<(us
         }
     }
     best
+}
+
+/// Which of `markers` `text` starts with, if any (the longest).
+pub(crate) fn starts_with_any<S: AsRef<str>>(text: &str, markers: &[S]) -> Option<usize> {
+    find_first(text, markers)
+        .filter(|&(at, _)| at == 0)
+        .map(|(_, w)| w)
+}
+
+/// Whether `text` (non-empty) is a proper prefix of one of `markers`.
+pub(crate) fn is_partial_of_any<S: AsRef<str>>(text: &str, markers: &[S]) -> bool {
+    markers.iter().any(|m| {
+        let m = m.as_ref();
+        m.len() > text.len() && m.starts_with(text)
+    })
 }
 
 /// Tracks where a JSON object or array that starts at the first `{`/`[` fed ends, across chunks.
@@ -369,6 +404,8 @@ mod tests {
             ("{{- '<tool_call>\\n' }}{{ tool_call | tojson }}", Hermes),
             ("<|python_tag|>{{ x }}", Llama3),
             ("{{ 'Environment: ipython\\n' }}", Llama3),
+            ("'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + name + '\\n```json'", DeepSeekR1),
+            ("'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>'", DeepSeekV31),
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
             ("{{ '<start_of_turn>' }}", Generic),
         ];

@@ -3,6 +3,7 @@
 //! split into two and three chunks at char boundaries, and one char at a time: the events (with
 //! adjacent text merged) must be the same, and what they add up to must equal `parse_all`.
 
+mod deepseek;
 mod generic;
 mod hermes;
 mod llama3;
@@ -137,7 +138,7 @@ pub fn per_chunk(format: ToolFormat, chunks: &[&str]) -> Vec<Vec<ToolEvent>> {
 #[test]
 fn each_format_has_triggers_or_is_fully_constrained() {
     use ToolFormat::*;
-    for format in [Hermes, Llama3, Ernie] {
+    for format in [Hermes, Llama3, DeepSeekR1, DeepSeekV31, Ernie] {
         assert!(!format.triggers().is_empty(), "{format:?}");
         // A trigger alone, with nothing after it, is held back, never shown as content.
         let trigger = format.triggers()[0];
