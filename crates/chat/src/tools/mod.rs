@@ -28,6 +28,7 @@ mod ernie;
 mod generic;
 mod hermes;
 mod llama3;
+mod mistral;
 
 pub use deepseek::DeepSeekParser;
 pub use ernie::ernie_parser;
@@ -36,6 +37,7 @@ pub use generic::{
 };
 pub use hermes::{hermes_parser, TaggedJsonParser};
 pub use llama3::Llama3Parser;
+pub use mistral::MistralParser;
 
 use serde_json::Value;
 
@@ -128,6 +130,8 @@ pub enum ToolFormat {
     DeepSeekR1,
     /// DeepSeek V3.1+: `NAME<｜tool▁sep｜>{json}`.
     DeepSeekV31,
+    /// Mistral: `[TOOL_CALLS][...]` (Nemo) or `[TOOL_CALLS]name[ARGS]{...}`.
+    Mistral,
     /// ERNIE 4.5: Hermes-style calls, answers possibly in `<response>…</response>`.
     Ernie,
     /// No tool tokens: the reply is a JSON object constrained by [`generic_tool_schema`].
@@ -151,6 +155,9 @@ impl ToolFormat {
             }
             return ToolFormat::DeepSeekV31;
         }
+        if s.contains("[TOOL_CALLS]") {
+            return ToolFormat::Mistral;
+        }
         if s.contains("<tool_call>") {
             if s.contains("<response>") || s.contains("<|begin_of_sentence|>") {
                 return ToolFormat::Ernie;
@@ -170,6 +177,7 @@ impl ToolFormat {
             ToolFormat::Ernie => Box::new(ernie_parser()),
             ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
             ToolFormat::DeepSeekR1 | ToolFormat::DeepSeekV31 => Box::new(DeepSeekParser::new()),
+            ToolFormat::Mistral => Box::new(MistralParser::new()),
             ToolFormat::Generic => Box::new(GenericParser::new()),
         }
     }
@@ -188,6 +196,7 @@ impl ToolFormat {
             ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
             ToolFormat::DeepSeekR1 => &["<｜tool▁calls▁begin｜>"],
             ToolFormat::DeepSeekV31 => &["<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>"],
+            ToolFormat::Mistral => &["[TOOL_CALLS]"],
             ToolFormat::Generic => &[],
         }
     }
@@ -406,6 +415,7 @@ mod tests {
             ("{{ 'Environment: ipython\\n' }}", Llama3),
             ("'<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>' + tool['type'] + '<｜tool▁sep｜>' + name + '\\n```json'", DeepSeekR1),
             ("'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>'", DeepSeekV31),
+            ("[AVAILABLE_TOOLS]{{ tools }}[/AVAILABLE_TOOLS][TOOL_CALLS]", Mistral),
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
             ("{{ '<start_of_turn>' }}", Generic),
         ];

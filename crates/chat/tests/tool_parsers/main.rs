@@ -7,6 +7,7 @@ mod deepseek;
 mod generic;
 mod hermes;
 mod llama3;
+mod mistral;
 
 use kaiyuan_chat::tools::{collect_events, ToolCall, ToolEvent, ToolFormat};
 
@@ -138,7 +139,7 @@ pub fn per_chunk(format: ToolFormat, chunks: &[&str]) -> Vec<Vec<ToolEvent>> {
 #[test]
 fn each_format_has_triggers_or_is_fully_constrained() {
     use ToolFormat::*;
-    for format in [Hermes, Llama3, DeepSeekR1, DeepSeekV31, Ernie] {
+    for format in [Hermes, Llama3, DeepSeekR1, DeepSeekV31, Mistral, Ernie] {
         assert!(!format.triggers().is_empty(), "{format:?}");
         // A trigger alone, with nothing after it, is held back, never shown as content.
         let trigger = format.triggers()[0];
