@@ -170,39 +170,94 @@ fn response_opening(text: &str) -> Opening {
     Opening::Full(text.len() - rest.len())
 }
 
-/// The longest prefix of a JSON string body made of whole characters and whole escapes (a high
-/// surrogate escape only with its low half), and whether the closing quote ends it.
-fn string_prefix(text: &str) -> (usize, bool) {
+/// How a JSON string body read by [`string_prefix`] stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StringEnd {
+    /// More text may continue it (possibly an escape split across chunks).
+    Open,
+    /// At the closing quote.
+    Closed,
+    /// At something JSON does not allow in a string (bad escape, control character).
+    Invalid,
+}
+
+/// Whether `hex` (4 bytes) is a `\u` escape's digits in `range`.
+fn hex_in(hex: &[u8], range: std::ops::RangeInclusive<u32>) -> Option<bool> {
+    let text = std::str::from_utf8(hex).ok()?;
+    let value = u32::from_str_radix(text, 16).ok()?;
+    (text.len() == 4 && text.bytes().all(|b| b.is_ascii_hexdigit())).then(|| range.contains(&value))
+}
+
+/// The longest prefix of a JSON string body made of whole characters and whole valid escapes
+/// (a high surrogate escape only with its low half), and why it stops there.
+fn string_prefix(text: &str) -> (usize, StringEnd) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'"' => return (i, true),
+            b'"' => return (i, StringEnd::Closed),
+            0..=0x1f => return (i, StringEnd::Invalid),
             b'\\' => {
                 let Some(&kind) = bytes.get(i + 1) else {
-                    return (i, false);
+                    return (i, StringEnd::Open);
                 };
-                let len = if kind != b'u' {
-                    2
-                } else if bytes.len() < i + 6 {
-                    return (i, false);
-                } else if matches!(
-                    &text[i + 2..i + 4],
-                    "D8" | "D9" | "DA" | "DB" | "d8" | "d9" | "da" | "db"
-                ) {
-                    12
-                } else {
-                    6
-                };
-                if bytes.len() < i + len {
-                    return (i, false);
+                if kind != b'u' {
+                    if !b"\"\\/bfnrt".contains(&kind) {
+                        return (i, StringEnd::Invalid);
+                    }
+                    i += 2;
+                    continue;
                 }
-                i += len;
+                let hex = &bytes[i + 2..bytes.len().min(i + 6)];
+                if hex.len() < 4 {
+                    let partial = hex.iter().all(u8::is_ascii_hexdigit);
+                    return (
+                        i,
+                        if partial {
+                            StringEnd::Open
+                        } else {
+                            StringEnd::Invalid
+                        },
+                    );
+                }
+                match (hex_in(hex, 0xD800..=0xDBFF), hex_in(hex, 0xDC00..=0xDFFF)) {
+                    (None, _) => return (i, StringEnd::Invalid),
+                    (_, Some(true)) => return (i, StringEnd::Invalid),
+                    (Some(false), _) => i += 6,
+                    (Some(true), _) => {
+                        // A high surrogate must be followed by `\u` and a low one.
+                        let low = &bytes[i + 6..bytes.len().min(i + 12)];
+                        let want = b"\\u";
+                        let head = &low[..low.len().min(2)];
+                        if head != &want[..head.len()] {
+                            return (i, StringEnd::Invalid);
+                        }
+                        if low.len() < 6 {
+                            let partial = low
+                                .get(2..)
+                                .unwrap_or(&[])
+                                .iter()
+                                .all(u8::is_ascii_hexdigit);
+                            return (
+                                i,
+                                if partial {
+                                    StringEnd::Open
+                                } else {
+                                    StringEnd::Invalid
+                                },
+                            );
+                        }
+                        if hex_in(&low[2..], 0xDC00..=0xDFFF) != Some(true) {
+                            return (i, StringEnd::Invalid);
+                        }
+                        i += 12;
+                    }
+                }
             }
             _ => i += 1,
         }
     }
-    (i, false)
+    (i, StringEnd::Open)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,6 +274,8 @@ enum State {
     Json,
     /// After the reply's object: whitespace is dropped, other text is content.
     AfterObject,
+    /// The response string broke JSON's rules: the rest of the reply is malformed.
+    Broken,
     /// Plain text.
     Content,
 }
@@ -282,28 +339,32 @@ impl GenericParser {
                     }
                 },
                 State::Response => {
-                    let (len, closed) = string_prefix(&self.buf);
-                    let decoded: Result<String, _> =
-                        serde_json::from_str(&format!("\"{}\"", &self.buf[..len]));
-                    match decoded {
-                        Ok(text) => {
-                            content(out, &text);
-                            self.buf.drain(..len + usize::from(closed));
+                    let (len, end) = string_prefix(&self.buf);
+                    // The prefix is valid JSON string text, so this cannot fail.
+                    let decoded: String =
+                        serde_json::from_str(&format!("\"{}\"", &self.buf[..len]))
+                            .unwrap_or_default();
+                    content(out, &decoded);
+                    self.buf.drain(..len);
+                    match end {
+                        StringEnd::Closed => {
+                            self.buf.drain(..1);
+                            self.state = State::AfterResponse;
                         }
-                        Err(_) => {
-                            malformed(out, None, std::mem::take(&mut self.buf));
-                            self.state = State::Content;
+                        StringEnd::Invalid => self.state = State::Broken,
+                        StringEnd::Open => {
+                            if finishing {
+                                malformed(out, None, std::mem::take(&mut self.buf));
+                            }
                             return;
                         }
                     }
-                    if closed {
-                        self.state = State::AfterResponse;
-                    } else {
-                        if finishing {
-                            malformed(out, None, std::mem::take(&mut self.buf));
-                        }
-                        return;
+                }
+                State::Broken => {
+                    if finishing {
+                        malformed(out, None, std::mem::take(&mut self.buf));
                     }
+                    return;
                 }
                 State::AfterResponse => {
                     let trimmed = self.buf.trim_start();

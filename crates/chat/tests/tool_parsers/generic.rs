@@ -54,6 +54,17 @@ fn malformed() {
     let cut = r#"{"tool_calls": [{"name": "f""#;
     check(Generic, cut, &[bad(None, cut)]);
     let cut = r#"{"response": "unfinish"#;
+    // Text up to an invalid escape is the answer; the rest is given back raw.
+    check(
+        Generic,
+        r#"{"response": "ab\x"}"#,
+        &[c("ab"), bad(None, r#"\x"}"#)],
+    );
+    check(
+        Generic,
+        r#"{"response": "\ud83d!"}"#,
+        &[bad(None, r#"\ud83d!"}"#)],
+    );
     // A response cut off by the length limit is still the answer so far.
     check(Generic, cut, &[c("unfinish")]);
 }

@@ -149,3 +149,125 @@ fn each_format_has_triggers_or_is_fully_constrained() {
     assert!(Generic.triggers().is_empty());
     assert!(!Generic.template_renders_tools() && Hermes.template_renders_tools());
 }
+
+/// Random texts built from each family's markers, pieces of markers and of calls, whitespace and
+/// multi-byte characters, cut at random char boundaries, give the same events as pushed whole.
+#[test]
+fn random_texts_split_anywhere_give_the_same_events() {
+    use ToolFormat::*;
+    const COMMON: [&str; 12] = [
+        " ",
+        "\n",
+        "é",
+        "🙂",
+        "x",
+        "{",
+        "}",
+        "\"",
+        "{\"name\": \"f\", ",
+        "\"arguments\": {\"a\": 1}}",
+        "\"parameters\": {}}",
+        ";",
+    ];
+    let families: [(ToolFormat, &[&str]); 7] = [
+        (
+            Hermes,
+            &["<tool_call>", "</tool_call>", "<tool_", "</tool_call"],
+        ),
+        (
+            Ernie,
+            &[
+                "<tool_call>",
+                "</tool_call>",
+                "<response>",
+                "</response>",
+                "<resp",
+            ],
+        ),
+        (Llama3, &["<|python_tag|>", "<|python", "{\"name\""]),
+        (
+            DeepSeekR1,
+            &[
+                "<｜tool▁calls▁begin｜>",
+                "<｜tool_call_begin｜>",
+                "<｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n```json\n",
+                "\n```",
+                "<｜tool▁call▁end｜>",
+                "<｜tool▁calls▁end｜>",
+                "<｜tool",
+            ],
+        ),
+        (
+            DeepSeekV31,
+            &[
+                "<｜tool▁call▁begin｜>f<｜tool▁sep｜>",
+                "<｜tool▁sep｜>",
+                "<｜tool▁call▁end｜>",
+                "<｜tool▁calls▁begin｜>",
+                "｜",
+            ],
+        ),
+        (
+            Mistral,
+            &[
+                "[TOOL_CALLS]",
+                "[ARGS]",
+                "[TOOL_",
+                "f",
+                "[{\"name\": \"g\"}]",
+                "[CALL_ID]",
+            ],
+        ),
+        (
+            Generic,
+            &[
+                "{\"response\": \"",
+                "{\"tool_calls\": [",
+                "]}",
+                "\\n",
+                "\\u00e9",
+                "\\",
+            ],
+        ),
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for (format, own) in families {
+        for _ in 0..1500 {
+            let text: String = (0..next(10))
+                .map(|_| {
+                    if next(2) == 0 {
+                        own[next(own.len())]
+                    } else {
+                        COMMON[next(COMMON.len())]
+                    }
+                })
+                .collect();
+            let whole = run(format, &[&text]);
+            let cuts: Vec<usize> = (0..=text.len())
+                .filter(|&i| text.is_char_boundary(i))
+                .collect();
+            let mut points: Vec<usize> = (0..next(6)).map(|_| cuts[next(cuts.len())]).collect();
+            points.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut from = 0;
+            for p in points {
+                chunks.push(&text[from..p]);
+                from = p;
+            }
+            chunks.push(&text[from..]);
+            let events = run_raw(format, &chunks);
+            assert_eq!(
+                normalize(events.clone()),
+                whole,
+                "{format:?} {text:?} as {chunks:?}"
+            );
+            assert_eq!(collect_events(events), format.parse_all(&text));
+        }
+    }
+}
