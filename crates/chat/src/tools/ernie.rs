@@ -11,7 +11,7 @@
 //! first by [`crate::ReasoningSplitter`]. Source: Baidu's ERNIE 4.5 model cards and chat
 //! templates (tool-call section), as summarised in the project's platform notes.
 //!
-//! Buffered like Hermes: a call is emitted whole when `</tool_call>` arrives.
+//! Streamed like Hermes: arguments as they arrive when the call object starts with `name`.
 
 use super::hermes::TaggedJsonParser;
 

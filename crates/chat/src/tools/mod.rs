@@ -13,10 +13,12 @@
 //!   parsed becomes [`ToolEvent::Malformed`] with the raw text the model wrote (markers included),
 //!   so nothing is lost: the caller shows it as content. If its `CallStart` was already sent,
 //!   `index` says which call to abandon; that index is not reused.
-//! - Formats whose arguments follow a marker as bare JSON (DeepSeek, Mistral `[ARGS]`) stream
-//!   argument fragments as they arrive; formats that wrap the arguments inside a bigger JSON value
-//!   (Hermes, ERNIE, Llama 3, Mistral Nemo, generic) buffer each call and emit it when its JSON is
-//!   complete, with the arguments re-serialized compactly. Each family's module says which.
+//! - Argument fragments are streamed as they arrive (as written) where the format allows it:
+//!   DeepSeek and Mistral `[ARGS]` (bare JSON after a marker), Hermes and ERNIE when the call
+//!   object has the documented `{"name": …, "arguments": {` order. Calls wrapped in a bigger JSON
+//!   value (Llama 3, Mistral Nemo, generic, and Hermes/ERNIE in another key order) are buffered
+//!   and emitted when their JSON is complete, arguments re-serialized compactly. Each family's
+//!   module says which.
 //! - Chunks are `&str`, so splits happen at char boundaries; markers with multi-byte characters
 //!   (DeepSeek's `｜`, `▁`) are held back char by char like ASCII ones.
 //!

@@ -6,7 +6,8 @@ use super::*;
 use kaiyuan_chat::tools::ToolFormat::{Ernie, Hermes};
 
 const WEATHER: &str = "<tool_call>\n{\"name\": \"get_current_temperature\", \"arguments\": {\"location\": \"San Francisco, CA, USA\", \"unit\": \"celsius\"}}\n</tool_call>";
-const WEATHER_ARGS: &str = r#"{"location":"San Francisco, CA, USA","unit":"celsius"}"#;
+/// Streamed as written (the documented key order: name, then arguments).
+const WEATHER_ARGS: &str = r#"{"location": "San Francisco, CA, USA", "unit": "celsius"}"#;
 
 #[test]
 fn one_call() {
@@ -35,20 +36,24 @@ fn two_parallel_calls() {
         "{WEATHER}\n<tool_call>\n{{\"name\": \"get_temperature_date\", \"arguments\": {{\"date\": \"2024-10-01\"}}}}\n</tool_call>"
     );
     let mut want = call(0, "get_current_temperature", WEATHER_ARGS);
-    want.extend(call(1, "get_temperature_date", r#"{"date":"2024-10-01"}"#));
+    want.extend(call(1, "get_temperature_date", r#"{"date": "2024-10-01"}"#));
     check(Hermes, &text, &want);
     let (content, calls) = Hermes.parse_all(&text);
     assert_eq!(content, "");
     assert_eq!(
         calls[1],
-        tool_call("get_temperature_date", r#"{"date":"2024-10-01"}"#)
+        tool_call("get_temperature_date", r#"{"date": "2024-10-01"}"#)
     );
 }
 
 #[test]
 fn malformed_json_comes_back_raw() {
     let broken = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": }}\n</tool_call>";
-    check(Hermes, broken, &[bad(None, broken)]);
+    check(
+        Hermes,
+        broken,
+        &[start(0, "f"), args(0, "{\"x\": }"), bad(Some(0), broken)],
+    );
     // Arguments that are not an object, a missing name: malformed too.
     let list = "<tool_call>{\"name\": \"f\", \"arguments\": [1]}</tool_call>";
     check(Hermes, list, &[bad(None, list)]);
@@ -56,6 +61,23 @@ fn malformed_json_comes_back_raw() {
     let text = format!("a{nameless}{WEATHER}");
     let mut want = vec![c("a"), bad(None, nameless)];
     want.extend(call(0, "get_current_temperature", WEATHER_ARGS));
+    // Another key order, or arguments as a string: buffered, arguments re-serialized.
+    let reordered = "<tool_call>{\"arguments\": {\"a\": 1}, \"name\": \"g\"}</tool_call>";
+    check(Hermes, reordered, &call(0, "g", r#"{"a":1}"#));
+    let string_args = "<tool_call>{\"name\": \"g\", \"arguments\": \"{\\\"a\\\": 1}\"}</tool_call>";
+    check(Hermes, string_args, &call(0, "g", r#"{"a":1}"#));
+    // The close tag inside unbalanced arguments ends the call.
+    let open = "<tool_call>{\"name\": \"g\", \"arguments\": {\"a\": 1</tool_call>ok";
+    check(
+        Hermes,
+        open,
+        &[
+            start(0, "g"),
+            args(0, "{\"a\": 1"),
+            bad(Some(0), &open[..open.len() - 2]),
+            c("ok"),
+        ],
+    );
     check(Hermes, &text, &want);
     // A call cut off by the length limit.
     let cut = "ok <tool_call>\n{\"name\": \"f\", \"argu";
@@ -114,8 +136,30 @@ fn ernie_calls_and_response_tags() {
     want.extend(call(1, "get_current_temperature", WEATHER_ARGS));
     check(Ernie, &two, &want);
     let broken = "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1}\n</tool_call>";
-    check(Ernie, broken, &[bad(None, broken)]);
+    check(
+        Ernie,
+        broken,
+        &[start(0, "f"), args(0, "{\"x\": 1}"), bad(Some(0), broken)],
+    );
     check(Ernie, "a <respons b", &[c("a <respons b")]);
+}
+
+#[test]
+fn arguments_stream_before_the_call_ends() {
+    let chunks = [
+        "<tool_call>\n{\"name\": \"get_weather\", \"argu",
+        "ments\": {\"city\": \"Pa",
+        "ris\"}",
+        "}\n</tool_call>",
+    ];
+    let events = per_chunk(Hermes, &chunks);
+    assert_eq!(events[0], vec![]);
+    assert_eq!(
+        events[1],
+        vec![start(0, "get_weather"), args(0, "{\"city\": \"Pa")]
+    );
+    assert_eq!(events[2], vec![args(0, "ris\"}")]);
+    assert_eq!(events[3], vec![end(0)]);
 }
 
 #[test]
