@@ -172,6 +172,30 @@ impl ToolFormat {
         ToolFormat::Generic
     }
 
+    /// Every format, in [`ToolFormat::detect`]'s order.
+    pub const ALL: [ToolFormat; 7] = [
+        ToolFormat::DeepSeekR1,
+        ToolFormat::DeepSeekV31,
+        ToolFormat::Mistral,
+        ToolFormat::Ernie,
+        ToolFormat::Hermes,
+        ToolFormat::Llama3,
+        ToolFormat::Generic,
+    ];
+
+    /// A stable lower-case name (for configuration and logs); [`str::parse`] reads it back.
+    pub fn name(self) -> &'static str {
+        match self {
+            ToolFormat::Hermes => "hermes",
+            ToolFormat::Llama3 => "llama3",
+            ToolFormat::DeepSeekR1 => "deepseek-r1",
+            ToolFormat::DeepSeekV31 => "deepseek-v3.1",
+            ToolFormat::Mistral => "mistral",
+            ToolFormat::Ernie => "ernie",
+            ToolFormat::Generic => "generic",
+        }
+    }
+
     /// A fresh streaming parser for this family.
     pub fn parser(self) -> Box<dyn ToolCallParser> {
         match self {
@@ -208,6 +232,21 @@ impl ToolFormat {
     /// original DeepSeek-R1 template renders tool calls and results but not the tool list.
     pub fn template_renders_tools(self) -> bool {
         !matches!(self, ToolFormat::Generic | ToolFormat::DeepSeekR1)
+    }
+}
+
+impl std::str::FromStr for ToolFormat {
+    type Err = String;
+
+    /// A format by its [`ToolFormat::name`].
+    fn from_str(name: &str) -> Result<ToolFormat, String> {
+        ToolFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = ToolFormat::ALL.iter().map(|f| f.name()).collect();
+                format!("unknown tool format {name:?} (known: {})", names.join(", "))
+            })
     }
 }
 
@@ -406,6 +445,14 @@ mod tests {
         assert_eq!(call_from_value(&v), Some(("g".into(), "{}".into())));
         let v: Value = serde_json::from_str(r#"{"name": "f", "arguments": [1]}"#).unwrap();
         assert_eq!(call_from_value(&v), None);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for format in ToolFormat::ALL {
+            assert_eq!(format.name().parse::<ToolFormat>(), Ok(format));
+        }
+        assert!("qwen".parse::<ToolFormat>().unwrap_err().contains("hermes"));
     }
 
     #[test]
