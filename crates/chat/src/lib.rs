@@ -8,6 +8,8 @@
 //! - [`RenderedPrompt`]: the output as [`Segment`]s of kind [`SegmentKind::Markup`] or
 //!   [`SegmentKind::Content`]; see `segments.rs` for how the two are told apart.
 //! - [`ReasoningSplitter`]: separates streamed reasoning (`<think>`…`</think>`) from the answer.
+//! - [`tools`]: streaming tool-call parsers, one per model family ([`tools::ToolFormat`]), and
+//!   the generic JSON format's schema and system prompt.
 //! - [`ChatRequest`]: the JSON form of a render request (messages, tools, `chat_template_kwargs`).
 //! - [`builtin`], [`pick_builtin`]: fallback templates (chatml, llama3, gemma) for models without one.
 //!
@@ -27,6 +29,7 @@ mod segments;
 mod strftime;
 mod template;
 mod token_aware;
+pub mod tools;
 
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
 pub use message::{Content, Message};
