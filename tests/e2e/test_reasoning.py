@@ -172,3 +172,23 @@ def test_bad_reasoning_fields_are_400(thinking, fields, param):
     status, _, data = thinking.post("/v1/chat/completions", body)
     assert status == 400, data
     assert error_of(data)["param"] == param, json.loads(data)
+
+
+def test_response_format_answers_without_reasoning(thinking):
+    """A response format constrains the answer: after a prompt that left <think> open, the
+    JSON is `content` (whole and streamed), not reasoning."""
+    schema = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+              "required": ["city"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
+    r = ask(thinking, max_tokens=30, response_format=fmt)
+    msg = r.choices[0].message
+    assert json.loads(msg.content)["city"] in ("Paris", "Rome")
+    assert not extra(msg, "reasoning_content")
+    parts = []
+    for chunk in make_client(thinking).chat.completions.create(
+        model=MODEL, messages=QUESTION, max_tokens=30, temperature=0, response_format=fmt, stream=True
+    ):
+        for c in chunk.choices:
+            assert not extra(c.delta, "reasoning_content")
+            parts.append(c.delta.content or "")
+    assert "".join(parts) == msg.content

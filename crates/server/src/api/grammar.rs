@@ -16,6 +16,10 @@ pub struct GrammarRequest {
     /// The request field errors about this grammar name, e.g.
     /// `response_format.json_schema.schema`.
     pub param: String,
+    /// What the grammar describes: the answer (`response_format`, `json_schema`: a reasoning
+    /// model answers at once, with no reasoning block) or the whole output (`grammar`:
+    /// a reasoning block, if wanted, is part of it).
+    pub answer_only: bool,
 }
 
 /// Reads the grammar fields; at most one of them may ask for a constraint.
@@ -39,6 +43,7 @@ pub fn grammar_request(
                 strict: false,
             },
             param: "json_schema".into(),
+            answer_only: true,
         }),
     }
     if found.len() > 1 {
@@ -129,6 +134,7 @@ fn response_format_grammar(value: Option<&Value>) -> Result<Option<GrammarReques
             return Ok(Some(GrammarRequest {
                 spec: GrammarSpec::JsonSchema { schema, strict },
                 param: format!("{param}.schema"),
+                answer_only: true,
             }));
         }
         other => {
@@ -143,6 +149,7 @@ fn response_format_grammar(value: Option<&Value>) -> Result<Option<GrammarReques
     Ok(Some(GrammarRequest {
         spec,
         param: "response_format".into(),
+        answer_only: true,
     }))
 }
 
@@ -173,6 +180,7 @@ fn extension_grammar(value: Option<&Value>) -> Result<Option<GrammarRequest>, Ap
     Ok(Some(GrammarRequest {
         spec,
         param: "grammar.value".into(),
+        answer_only: false,
     }))
 }
 
