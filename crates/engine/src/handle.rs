@@ -260,7 +260,9 @@ impl EngineHandle {
             .is_err()
         {
             inner.metrics.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(SubmitError::ShuttingDown);
+            return Err(self
+                .failure()
+                .map_or(SubmitError::ShuttingDown, SubmitError::EngineFailed));
         }
         Ok(EventReceiver { id, rx })
     }
@@ -281,7 +283,7 @@ impl EngineHandle {
 
     /// Why the engine thread died, if it did: it panicked (the panic message), or it ended
     /// without [`Self::shutdown`] having been called. `None` while it runs and after a
-    /// requested shutdown. A dead engine refuses every request (`ShuttingDown`).
+    /// requested shutdown. A dead engine refuses every request (`EngineFailed`).
     pub fn failure(&self) -> Option<String> {
         let thread = self.inner.thread.lock().ok();
         let finished = thread

@@ -119,6 +119,8 @@ pub enum SubmitError {
     QueueFull { capacity: usize },
     /// The engine is shutting down or has stopped.
     ShuttingDown,
+    /// The engine thread died (the reason says how); nothing will run until a restart.
+    EngineFailed(String),
     /// The prompt is empty.
     EmptyPrompt,
     /// `max_tokens` is 0.
@@ -143,6 +145,10 @@ impl fmt::Display for SubmitError {
                 "the server is busy: {capacity} requests are already waiting; retry later"
             ),
             SubmitError::ShuttingDown => write!(f, "the server is shutting down"),
+            SubmitError::EngineFailed(reason) => write!(
+                f,
+                "the model's engine has failed ({reason}); the server must be restarted"
+            ),
             SubmitError::EmptyPrompt => write!(f, "the prompt is empty"),
             SubmitError::ZeroMaxTokens => write!(f, "max_tokens must be at least 1"),
             SubmitError::ContextExceeded {

@@ -44,6 +44,9 @@ pub enum ApiError {
     /// The engine failed while generating (the message says why).
     #[error("the engine failed: {0}")]
     Engine(String),
+    /// The model's engine thread has died: every request is refused until a restart.
+    #[error("{0}")]
+    EngineDead(String),
 }
 
 impl ApiError {
@@ -70,7 +73,9 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Loading | ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Loading | ApiError::ShuttingDown | ApiError::EngineDead(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -87,7 +92,10 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(_) => "invalid_request_error",
             ApiError::Unauthorized => "authentication_error",
             ApiError::QueueFull { .. } => "rate_limit_error",
-            ApiError::Loading | ApiError::ShuttingDown | ApiError::Engine(_) => "server_error",
+            ApiError::Loading
+            | ApiError::ShuttingDown
+            | ApiError::Engine(_)
+            | ApiError::EngineDead(_) => "server_error",
         }
     }
 
@@ -106,6 +114,7 @@ impl ApiError {
             ApiError::Loading => "model_loading",
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Engine(_) => "engine_error",
+            ApiError::EngineDead(_) => "engine_failed",
         })
     }
 
@@ -182,6 +191,7 @@ impl From<SubmitError> for ApiError {
         match e {
             SubmitError::QueueFull { capacity } => ApiError::QueueFull { capacity },
             SubmitError::ShuttingDown => ApiError::ShuttingDown,
+            SubmitError::EngineFailed(_) => ApiError::EngineDead(e.to_string()),
             SubmitError::EmptyPrompt => ApiError::invalid("prompt", e.to_string()),
             SubmitError::ZeroMaxTokens => ApiError::invalid("max_tokens", e.to_string()),
             SubmitError::ContextExceeded { .. } => ApiError::invalid("max_tokens", e.to_string()),

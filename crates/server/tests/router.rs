@@ -460,7 +460,15 @@ async fn a_dead_engine_makes_health_503_with_the_reason() {
             .is_some_and(|r| r.contains("injected engine failure")),
         "{v}"
     );
-    // Requests are refused with 503, not accepted into a dead engine.
-    let (status, _, _) = call(&s, post("/v1/chat/completions", CHAT)).await;
+    // Requests are refused with 503, not accepted into a dead engine, and say why.
+    let (status, _, body) = call(&s, post("/v1/chat/completions", CHAT)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let err = &json_of(&body)["error"];
+    assert_eq!(err["code"], "engine_failed", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("injected engine failure") && m.contains("restarted")),
+        "{err}"
+    );
 }
