@@ -174,21 +174,52 @@ def test_bad_reasoning_fields_are_400(thinking, fields, param):
     assert error_of(data)["param"] == param, json.loads(data)
 
 
-def test_response_format_answers_without_reasoning(thinking):
-    """A response format constrains the answer: after a prompt that left <think> open, the
-    JSON is `content` (whole and streamed), not reasoning."""
-    schema = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
-              "required": ["city"], "additionalProperties": False}
-    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
-    r = ask(thinking, max_tokens=30, response_format=fmt)
+
+CITY = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
+        "required": ["city"], "additionalProperties": False}
+CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY}}
+
+
+def test_response_format_answers_after_budgeted_reasoning(thinking):
+    """After a prompt that left <think> open, a response format lets the model reason first
+    (here at most 6 tokens, then `</think>` is forced) and constrains only the answer, whole
+    and streamed alike."""
+    kwargs = dict(max_tokens=40, temperature=1.0, seed=3, response_format=CITY_FORMAT,
+                  extra_body={"thinking": {"type": "enabled", "budget_tokens": 6}})
+    r = ask(thinking, **kwargs)
     msg = r.choices[0].message
+    assert r.choices[0].finish_reason == "stop"
     assert json.loads(msg.content)["city"] in ("Paris", "Rome")
-    assert not extra(msg, "reasoning_content")
-    parts = []
+    assert extra(msg, "reasoning_content")
+    details = r.usage.completion_tokens_details
+    assert 6 <= details.reasoning_tokens < r.usage.completion_tokens
+    reasoning, content = [], []
     for chunk in make_client(thinking).chat.completions.create(
-        model=MODEL, messages=QUESTION, max_tokens=30, temperature=0, response_format=fmt, stream=True
+        model=MODEL, messages=QUESTION, stream=True, **kwargs
     ):
         for c in chunk.choices:
-            assert not extra(c.delta, "reasoning_content")
-            parts.append(c.delta.content or "")
-    assert "".join(parts) == msg.content
+            reasoning.append(extra(c.delta, "reasoning_content") or "")
+            content.append(c.delta.content or "")
+    assert "".join(reasoning) == extra(msg, "reasoning_content")
+    assert "".join(content) == msg.content
+
+
+def test_response_format_leaves_the_reasoning_free(thinking):
+    """Without a budget the reasoning is the model's own (SmolLM2 never closes it), except
+    that it cannot end the turn before answering: max_tokens ends it, the grammar unstarted."""
+    r = ask(thinking, max_tokens=12, response_format=CITY_FORMAT)
+    assert r.choices[0].finish_reason == "length"
+    assert extra(r.choices[0].message, "reasoning_content")
+    assert not r.choices[0].message.content
+
+
+@pytest.mark.parametrize("thinking_field", [
+    {"type": "disabled", "budget_tokens": 5},
+    {"type": "enabled", "budget_tokens": 0},
+    {"type": "enabled", "budget_tokens": "5"},
+])
+def test_bad_budget_is_400(thinking, thinking_field):
+    status, _, body = thinking.post("/v1/chat/completions", {
+        "messages": QUESTION, "max_tokens": 5, "thinking": thinking_field})
+    assert status == 400, body
+    assert error_of(body)["param"] == "thinking.budget_tokens"

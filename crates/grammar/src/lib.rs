@@ -14,6 +14,7 @@
 //! regex source) is at most [`MAX_SPEC_BYTES`]; `llguidance`'s own fuel limits bound the
 //! work of compiling it and of each mask; callers add a wall-clock limit on compilation.
 
+mod reasoning;
 mod vocab;
 
 use std::fmt;
@@ -23,6 +24,7 @@ use kaiyuan_tokenizer::Tokenizer;
 use llguidance::api::{ParserLimits, TopLevelGrammar};
 use llguidance::toktrie::{SimpleVob, TokEnv};
 use llguidance::{Matcher, ParserFactory};
+use reasoning::ReasoningPhase;
 use serde_json::{json, Value};
 
 /// The largest grammar source accepted, in bytes (a schema counts as its JSON text).
@@ -203,6 +205,7 @@ impl GrammarVocab {
         let mut constraint = Constraint {
             matcher: Matcher::new(Ok(parser)),
             ready: None,
+            reasoning: None,
         };
         let first = constraint.compute_mask().map_err(|e| match e {
             GrammarError::Stuck(m) => GrammarError::Invalid(m),
@@ -221,7 +224,7 @@ fn clean_message(m: &str) -> String {
 
 /// The allowed tokens of one step: a bit per vocabulary id.
 #[derive(Clone, Debug)]
-pub struct TokenMask(SimpleVob);
+pub struct TokenMask(pub(crate) SimpleVob);
 
 impl TokenMask {
     /// A mask over `vocab_size` tokens allowing exactly `allowed` (ids past the vocabulary
@@ -268,6 +271,8 @@ pub struct Constraint {
     matcher: Matcher,
     /// A mask computed ahead (the first one, at compile time).
     ready: Option<TokenMask>,
+    /// Free reasoning still comes before the grammar ([`Constraint::after_reasoning`]).
+    reasoning: Option<ReasoningPhase>,
 }
 
 impl Clone for Constraint {
@@ -291,13 +296,36 @@ impl Constraint {
         Constraint {
             matcher: self.matcher.deep_clone(),
             ready: self.ready.clone(),
+            reasoning: self.reasoning.clone(),
         }
+    }
+
+    /// This grammar after a reasoning block: the output first reasons freely until it
+    /// writes `close` (e.g. `</think>`; bytes after it in the same token must be whitespace),
+    /// or, once `budget` reasoning tokens are spent, `close_ids` (the tag as the tokenizer
+    /// writes it) are forced; then the grammar applies. For prompts that leave the reasoning
+    /// open (DeepSeek-R1 distills).
+    pub fn after_reasoning(
+        mut self,
+        close: &str,
+        close_ids: Vec<u32>,
+        budget: Option<usize>,
+    ) -> Result<Constraint, GrammarError> {
+        let env = self
+            .matcher
+            .tok_env()
+            .map_err(|e| GrammarError::Invalid(clean_message(&e.to_string())))?;
+        self.reasoning = Some(ReasoningPhase::new(env, close, close_ids, budget)?);
+        Ok(self)
     }
 
     /// The tokens that may come next. When the grammar is complete this is the
     /// end-of-generation tokens (plus any that continue the output, if the grammar allows
     /// more). An error when no token can continue.
     pub fn compute_mask(&mut self) -> Result<TokenMask, GrammarError> {
+        if let Some(r) = &self.reasoning {
+            return Ok(r.mask());
+        }
         if let Some(mask) = self.ready.take() {
             return Ok(mask);
         }
@@ -315,6 +343,12 @@ impl Constraint {
 
     /// Advances past `token` (which the last mask allowed).
     pub fn commit(&mut self, token: u32) -> Result<(), GrammarError> {
+        if let Some(r) = &mut self.reasoning {
+            if r.commit(token)? {
+                self.reasoning = None;
+            }
+            return Ok(());
+        }
         self.ready = None;
         self.matcher
             .consume_token(token)
@@ -323,6 +357,6 @@ impl Constraint {
 
     /// The grammar is complete and nothing may follow: the output ends here.
     pub fn is_finished(&self) -> bool {
-        self.matcher.is_stopped() && !self.matcher.is_error()
+        self.reasoning.is_none() && self.matcher.is_stopped() && !self.matcher.is_error()
     }
 }

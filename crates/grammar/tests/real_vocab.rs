@@ -91,3 +91,80 @@ fn a_complete_output_allows_only_the_end_of_generation_tokens() {
         assert_eq!(allowed, expected, "{file}");
     }
 }
+
+fn allowed_ids(mask: &kaiyuan_grammar::TokenMask, tok: &Tokenizer) -> Vec<u32> {
+    (0..tok.vocab_size() as u32)
+        .filter(|&t| mask.allows(t))
+        .collect()
+}
+
+#[test]
+fn reasoning_comes_first_then_the_grammar() {
+    let tok = tokenizer(MODELS[0]);
+    let eog = tok.end_of_generation_ids();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &eog).unwrap();
+    let spec = GrammarSpec::JsonSchema {
+        schema: json!({"type": "object"}),
+        strict: true,
+    };
+    let close_ids = tok.encode("</think>", false);
+    let brace = tok.encode("{", false)[0];
+
+    // The model closes the reasoning itself: anything goes until `</think>`, then JSON.
+    let mut c = vocab
+        .compile(&spec)
+        .unwrap()
+        .after_reasoning("</think>", close_ids.clone(), None)
+        .unwrap();
+    for t in tok.encode("Let me think.</think>", false) {
+        let mask = c.compute_mask().unwrap();
+        assert_eq!(
+            mask.count(),
+            tok.vocab_size() - eog.len(),
+            "free while reasoning, but no end of generation"
+        );
+        assert!(eog.iter().all(|&t| !mask.allows(t)));
+        assert!(!c.is_finished());
+        c.commit(t).unwrap();
+    }
+    let mask = c.compute_mask().unwrap();
+    assert!(
+        mask.allows(brace) && mask.count() < 1000,
+        "the grammar starts"
+    );
+
+    // A budget of 3 reasoning tokens: then the close tag's tokens are forced, one by one.
+    let mut c = vocab
+        .compile(&spec)
+        .unwrap()
+        .after_reasoning("</think>", close_ids.clone(), Some(3))
+        .unwrap();
+    for t in tok.encode("one two three four", false).into_iter().take(3) {
+        c.compute_mask().unwrap();
+        c.commit(t).unwrap();
+    }
+    for &t in &close_ids {
+        assert_eq!(allowed_ids(&c.compute_mask().unwrap(), &tok), vec![t]);
+        c.commit(t).unwrap();
+    }
+    let mask = c.compute_mask().unwrap();
+    assert!(mask.allows(brace) && !mask.allows(close_ids[0]));
+    // A fork made during reasoning keeps its own count.
+    let a = vocab
+        .compile(&spec)
+        .unwrap()
+        .after_reasoning("</think>", close_ids.clone(), Some(1))
+        .unwrap();
+    let mut b = a.fork();
+    b.compute_mask().unwrap();
+    b.commit(tok.encode("x", false)[0]).unwrap();
+    assert_eq!(
+        allowed_ids(&b.compute_mask().unwrap(), &tok),
+        vec![close_ids[0]]
+    );
+    let mut a = a;
+    assert_eq!(
+        a.compute_mask().unwrap().count(),
+        tok.vocab_size() - eog.len()
+    );
+}

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use kaiyuan_chat::THINK_CLOSE;
 use kaiyuan_grammar::Constraint;
+use kaiyuan_tokenizer::Tokenizer;
 
 use crate::api::grammar::GrammarRequest;
 use crate::error::ApiError;
@@ -50,4 +52,16 @@ pub async fn compile(
         Ok(Ok(Err(e))) => Err(ApiError::invalid(&g.param, format!("invalid grammar: {e}"))),
         Ok(Ok(Ok(c))) => Ok(Some(c)),
     }
+}
+
+/// `constraint` after a reasoning block that the prompt opened: free text until the model
+/// writes `</think>` (or `budget` tokens, then the tag is forced), then the constraint.
+pub fn after_reasoning(
+    constraint: Constraint,
+    tokenizer: &Tokenizer,
+    budget: Option<usize>,
+) -> Result<Constraint, ApiError> {
+    constraint
+        .after_reasoning(THINK_CLOSE, tokenizer.encode(THINK_CLOSE, false), budget)
+        .map_err(|e| ApiError::Engine(format!("cannot start the answer after reasoning: {e}")))
 }

@@ -63,6 +63,9 @@ impl Effort {
 pub struct ReasoningRequest {
     /// `thinking.type` or `chat_template_kwargs.enable_thinking`; `None`: the server default.
     pub thinking: Option<bool>,
+    /// `thinking.budget_tokens`: reasoning tokens before a response format's answer is
+    /// forced to start (only with a response format after a prompt that opens reasoning).
+    pub budget_tokens: Option<usize>,
     pub effort: Option<Effort>,
     /// `chat_template_kwargs`, passed to the template as variables.
     pub template_kwargs: Map<String, Value>,
@@ -103,7 +106,7 @@ pub fn request(
             ))
         }
     };
-    let field_thinking = thinking_field(thinking)?;
+    let (field_thinking, budget_tokens) = thinking_field(thinking)?;
     if let (Some(a), Some(b)) = (kwarg_thinking, field_thinking) {
         if a != b {
             return Err(ApiError::invalid(
@@ -126,23 +129,39 @@ pub fn request(
     };
     Ok(ReasoningRequest {
         thinking: kwarg_thinking.or(field_thinking),
+        budget_tokens,
         effort,
         template_kwargs,
     })
 }
 
-/// DeepSeek's `thinking: {"type": "enabled" | "disabled"}`.
-fn thinking_field(value: Option<&Value>) -> Result<Option<bool>, ApiError> {
+/// DeepSeek's `thinking: {"type": "enabled" | "disabled"}`, with Anthropic's
+/// `budget_tokens` (a positive integer, with `enabled` only).
+fn thinking_field(value: Option<&Value>) -> Result<(Option<bool>, Option<usize>), ApiError> {
     let shape = "thinking must be {\"type\": \"enabled\"} or {\"type\": \"disabled\"}";
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) => match map.get("type") {
-            Some(Value::String(t)) if t == "enabled" => Ok(Some(true)),
-            Some(Value::String(t)) if t == "disabled" => Ok(Some(false)),
-            _ => Err(ApiError::invalid("thinking.type", shape)),
+    let map = match value {
+        None | Some(Value::Null) => return Ok((None, None)),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::invalid("thinking", shape)),
+    };
+    let enabled = match map.get("type") {
+        Some(Value::String(t)) if t == "enabled" => true,
+        Some(Value::String(t)) if t == "disabled" => false,
+        _ => return Err(ApiError::invalid("thinking.type", shape)),
+    };
+    let budget = match map.get("budget_tokens") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n >= 1 && enabled => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => {
+                return Err(ApiError::invalid(
+                    "thinking.budget_tokens",
+                    "budget_tokens must be a positive integer, with type enabled",
+                ))
+            }
         },
-        Some(_) => Err(ApiError::invalid("thinking", shape)),
-    }
+    };
+    Ok((Some(enabled), budget))
 }
 
 /// A message's `reasoning_content` (assistant history): a string or null.

@@ -86,12 +86,15 @@ async fn run(
     .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?
     .map_err(|e| ApiError::invalid("messages", format!("cannot render the conversation: {e}")))?;
     log.prompt_tokens(prompt.len());
-    // A response format constrains the answer from the first token: even after a prompt
-    // that left `<think>` open, the output is the answer, not reasoning.
-    let starts_in_reasoning =
-        starts_in_reasoning && !gen.grammar.as_ref().is_some_and(|g| g.answer_only);
     let jobs = plan_jobs(model, &gen, vec![prompt], "messages", "top_logprobs")?;
-    let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    let mut constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    // A response format constrains the answer: after a prompt that left `<think>` open, the
+    // model reasons freely first (at most `thinking.budget_tokens`), then answers under it.
+    if starts_in_reasoning && gen.grammar.as_ref().is_some_and(|g| g.answer_only) {
+        constraint = constraint
+            .map(|c| constrain::after_reasoning(c, &model.tokenizer, reasoning.budget_tokens))
+            .transpose()?;
+    }
     let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     let header = Header {
         id,
