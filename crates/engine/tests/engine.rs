@@ -376,10 +376,11 @@ fn a_dead_engine_says_why_and_refuses_requests() {
         std::thread::sleep(Duration::from_millis(5));
     };
     assert!(reason.contains("injected engine failure"), "{reason}");
-    assert!(matches!(
-        engine.submit(greedy(&tok, "hi", 4)),
-        Err(SubmitError::ShuttingDown)
-    ));
+    // Refused with the reason, not as a shutdown.
+    match engine.submit(greedy(&tok, "hi", 4)) {
+        Err(SubmitError::EngineFailed(why)) => assert_eq!(why, reason),
+        other => panic!("expected EngineFailed, got {:?}", other.map(|r| r.id())),
+    }
     // Shutting down and joining a dead engine is fine, and the failure stays reported.
     engine.shutdown(Duration::ZERO);
     engine.join();
