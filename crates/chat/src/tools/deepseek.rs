@@ -22,8 +22,8 @@
 //! the R1 form (so a V3.1 function literally named `function` is still read right).
 
 use super::{
-    content, find_first, held_suffix_start, is_json_object, is_partial_of_any, malformed,
-    starts_with_any, Calls, ToolCallParser, ToolEvent,
+    content, find_first, held_suffix_start, is_json_object, is_partial_of_any, leading_whitespace,
+    malformed, starts_with_any, Buffered, Calls, ToolEvent,
 };
 
 /// Every spelling of a marker: `▁` as itself, `_`, space or `\_`; bars `｜` or `|`.
@@ -119,7 +119,7 @@ impl DeepSeekParser {
             match self.state {
                 State::Content => {
                     if self.after_calls {
-                        let lead = self.buf.len() - self.buf.trim_start().len();
+                        let lead = leading_whitespace(&self.buf);
                         self.buf.drain(..lead);
                         if self.buf.is_empty() {
                             return;
@@ -155,7 +155,7 @@ impl DeepSeekParser {
                     }
                 }
                 State::Between => {
-                    let lead = self.buf.len() - self.buf.trim_start().len();
+                    let lead = leading_whitespace(&self.buf);
                     self.consume(lead);
                     if let Some(which) = starts_with_any(&self.buf, &self.between_markers) {
                         let len = self.between_markers[which].len();
@@ -241,7 +241,7 @@ impl DeepSeekParser {
                     }
                 }
                 State::ArgsLead => {
-                    let lead = self.buf.len() - self.buf.trim_start().len();
+                    let lead = leading_whitespace(&self.buf);
                     self.consume(lead);
                     if self.buf.starts_with("```") {
                         if self.buf.starts_with("```json") {
@@ -303,17 +303,12 @@ impl DeepSeekParser {
     }
 }
 
-impl ToolCallParser for DeepSeekParser {
-    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        self.process(&mut out, false);
-        out
+impl Buffered for DeepSeekParser {
+    fn buffer(&mut self) -> &mut String {
+        &mut self.buf
     }
 
-    fn finish(&mut self) -> Vec<ToolEvent> {
-        let mut out = Vec::new();
-        self.process(&mut out, true);
-        out
+    fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool) {
+        DeepSeekParser::process(self, out, finishing)
     }
 }

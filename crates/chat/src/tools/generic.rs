@@ -16,7 +16,9 @@
 
 use serde_json::{json, Value};
 
-use super::{call_from_value, content, malformed, Calls, JsonScan, ToolCallParser, ToolEvent};
+use super::{
+    call_from_value, content, leading_whitespace, malformed, Buffered, Calls, JsonScan, ToolEvent,
+};
 
 /// A tool as the generic format describes it: name, optional description, and the JSON Schema
 /// of its arguments (`null` or `{}` mean "any object").
@@ -393,7 +395,7 @@ impl GenericParser {
                     self.state = State::AfterObject;
                 }
                 State::AfterObject => {
-                    let lead = self.buf.len() - self.buf.trim_start().len();
+                    let lead = leading_whitespace(&self.buf);
                     self.buf.drain(..lead);
                     if self.buf.is_empty() {
                         return;
@@ -438,17 +440,12 @@ impl GenericParser {
     }
 }
 
-impl ToolCallParser for GenericParser {
-    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        self.process(&mut out, false);
-        out
+impl Buffered for GenericParser {
+    fn buffer(&mut self) -> &mut String {
+        &mut self.buf
     }
 
-    fn finish(&mut self) -> Vec<ToolEvent> {
-        let mut out = Vec::new();
-        self.process(&mut out, true);
-        out
+    fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool) {
+        GenericParser::process(self, out, finishing)
     }
 }

@@ -24,8 +24,8 @@
 //! [`TaggedJsonParser`] is shared with ERNIE 4.5 (same tags, plus answer tags to strip).
 
 use super::{
-    call_from_value, content, find_first, held_suffix_start, is_json_object, malformed, Calls,
-    JsonScan, ToolCallParser, ToolEvent,
+    call_from_value, content, find_first, held_suffix_start, is_json_object, leading_whitespace,
+    malformed, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 /// Where a call is, between its tags.
@@ -269,7 +269,7 @@ impl TaggedJsonParser {
                 }
             }
             if self.after_call {
-                let lead = self.buf.len() - self.buf.trim_start().len();
+                let lead = leading_whitespace(&self.buf);
                 self.buf.drain(..lead);
                 if self.buf.is_empty() {
                     return;
@@ -303,17 +303,12 @@ impl TaggedJsonParser {
     }
 }
 
-impl ToolCallParser for TaggedJsonParser {
-    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        self.process(&mut out, false);
-        out
+impl Buffered for TaggedJsonParser {
+    fn buffer(&mut self) -> &mut String {
+        &mut self.buf
     }
 
-    fn finish(&mut self) -> Vec<ToolEvent> {
-        let mut out = Vec::new();
-        self.process(&mut out, true);
-        out
+    fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool) {
+        TaggedJsonParser::process(self, out, finishing)
     }
 }

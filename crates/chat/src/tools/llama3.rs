@@ -22,8 +22,7 @@
 //! Buffered: each call is emitted whole when its JSON object closes.
 
 use super::{
-    call_from_value, content, held_suffix_start, malformed, Calls, JsonScan, ToolCallParser,
-    ToolEvent,
+    call_from_value, content, held_suffix_start, malformed, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 const PYTHON_TAG: &str = "<|python_tag|>";
@@ -203,17 +202,12 @@ impl Llama3Parser {
     }
 }
 
-impl ToolCallParser for Llama3Parser {
-    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        self.process(&mut out, false);
-        out
+impl Buffered for Llama3Parser {
+    fn buffer(&mut self) -> &mut String {
+        &mut self.buf
     }
 
-    fn finish(&mut self) -> Vec<ToolEvent> {
-        let mut out = Vec::new();
-        self.process(&mut out, true);
-        out
+    fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool) {
+        Llama3Parser::process(self, out, finishing)
     }
 }

@@ -15,8 +15,8 @@
 //! arguments as they arrive, until their JSON object closes; they are checked then.
 
 use super::{
-    call_from_value, content, held_suffix_start, is_json_object, malformed, Calls, JsonScan,
-    ToolCallParser, ToolEvent,
+    call_from_value, content, held_suffix_start, is_json_object, leading_whitespace, malformed,
+    Buffered, Calls, JsonScan, ToolEvent,
 };
 
 const TOOL_CALLS: &str = "[TOOL_CALLS]";
@@ -98,7 +98,7 @@ impl MistralParser {
             match self.state {
                 State::Content => {
                     if self.after_calls {
-                        let lead = self.buf.len() - self.buf.trim_start().len();
+                        let lead = leading_whitespace(&self.buf);
                         self.buf.drain(..lead);
                         if self.buf.is_empty() {
                             return;
@@ -122,7 +122,7 @@ impl MistralParser {
                     return;
                 }
                 State::AfterTag => {
-                    let lead = self.buf.len() - self.buf.trim_start().len();
+                    let lead = leading_whitespace(&self.buf);
                     self.consume(lead);
                     if self.buf.is_empty() {
                         if finishing {
@@ -194,7 +194,7 @@ impl MistralParser {
                     self.state = State::ArgsLead;
                 }
                 State::ArgsLead => {
-                    let lead = self.buf.len() - self.buf.trim_start().len();
+                    let lead = leading_whitespace(&self.buf);
                     self.consume(lead);
                     if self.buf.is_empty() {
                         if finishing {
@@ -241,17 +241,12 @@ impl MistralParser {
     }
 }
 
-impl ToolCallParser for MistralParser {
-    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
-        self.buf.push_str(text);
-        let mut out = Vec::new();
-        self.process(&mut out, false);
-        out
+impl Buffered for MistralParser {
+    fn buffer(&mut self) -> &mut String {
+        &mut self.buf
     }
 
-    fn finish(&mut self) -> Vec<ToolEvent> {
-        let mut out = Vec::new();
-        self.process(&mut out, true);
-        out
+    fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool) {
+        MistralParser::process(self, out, finishing)
     }
 }

@@ -77,6 +77,40 @@ pub trait ToolCallParser: Send {
     fn finish(&mut self) -> Vec<ToolEvent>;
 }
 
+mod buffered {
+    use super::ToolEvent;
+
+    /// How every family's parser works: pushed text is appended to a buffer that one
+    /// `process` step consumes (`finishing` at the end of the stream). Its
+    /// [`super::ToolCallParser`] comes from that (sealed: not implementable outside).
+    pub trait Buffered: Send {
+        fn buffer(&mut self) -> &mut String;
+        fn process(&mut self, out: &mut Vec<ToolEvent>, finishing: bool);
+    }
+}
+
+use buffered::Buffered;
+
+impl<T: Buffered> ToolCallParser for T {
+    fn push(&mut self, text: &str) -> Vec<ToolEvent> {
+        self.buffer().push_str(text);
+        let mut out = Vec::new();
+        self.process(&mut out, false);
+        out
+    }
+
+    fn finish(&mut self) -> Vec<ToolEvent> {
+        let mut out = Vec::new();
+        self.process(&mut out, true);
+        out
+    }
+}
+
+/// Bytes of whitespace at the start of `s`.
+fn leading_whitespace(s: &str) -> usize {
+    s.len() - s.trim_start().len()
+}
+
 /// Parses a whole reply: `(content, calls)`. Built on the streaming parser (one push, then
 /// finish); the raw text of malformed calls is part of the content.
 pub fn parse_all(parser: &mut dyn ToolCallParser, text: &str) -> (String, Vec<ToolCall>) {
