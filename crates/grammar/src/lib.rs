@@ -14,6 +14,7 @@
 //! regex source) is at most [`MAX_SPEC_BYTES`]; `llguidance`'s own fuel limits bound the
 //! work of compiling it and of each mask; callers add a wall-clock limit on compilation.
 
+mod lazy;
 mod reasoning;
 mod vocab;
 
@@ -24,6 +25,7 @@ use kaiyuan_tokenizer::Tokenizer;
 use llguidance::api::{ParserLimits, TopLevelGrammar};
 use llguidance::toktrie::{SimpleVob, TokEnv};
 use llguidance::{Matcher, ParserFactory};
+use lazy::LazyPhase;
 use reasoning::ReasoningPhase;
 use serde_json::{json, Value};
 
@@ -81,7 +83,7 @@ impl GrammarSpec {
 /// whitespace (a model cannot pad the output with blank lines until `max_tokens`), and
 /// keywords the compiler cannot enforce ignored unless `strict`. Options the schema sets
 /// itself under `x-guidance` (llguidance's extension) win.
-fn with_json_options(mut schema: Value, strict: bool) -> Result<Value, GrammarError> {
+pub fn with_json_options(mut schema: Value, strict: bool) -> Result<Value, GrammarError> {
     let Some(obj) = schema.as_object_mut() else {
         return Ok(schema);
     };
@@ -206,6 +208,7 @@ impl GrammarVocab {
             matcher: Matcher::new(Ok(parser)),
             ready: None,
             reasoning: None,
+            lazy: None,
         };
         let first = constraint.compute_mask().map_err(|e| match e {
             GrammarError::Stuck(m) => GrammarError::Invalid(m),
@@ -273,6 +276,8 @@ pub struct Constraint {
     ready: Option<TokenMask>,
     /// Free reasoning still comes before the grammar ([`Constraint::after_reasoning`]).
     reasoning: Option<ReasoningPhase>,
+    /// Free output until a trigger text, then the grammar ([`Constraint::lazy`]).
+    lazy: Option<LazyPhase>,
 }
 
 impl Clone for Constraint {
@@ -297,6 +302,7 @@ impl Constraint {
             matcher: self.matcher.deep_clone(),
             ready: self.ready.clone(),
             reasoning: self.reasoning.clone(),
+            lazy: self.lazy.clone(),
         }
     }
 
@@ -319,12 +325,32 @@ impl Constraint {
         Ok(self)
     }
 
+    /// This grammar applied lazily: the output is free (and may end) until it writes one of
+    /// `triggers`; the grammar then describes what follows the trigger. Bytes that the
+    /// trigger's token wrote after it are fed to the grammar. After a reasoning phase, if any.
+    pub fn lazy(mut self, triggers: &[String]) -> Result<Constraint, GrammarError> {
+        let env = self
+            .matcher
+            .tok_env()
+            .map_err(|e| GrammarError::Invalid(clean_message(&e.to_string())))?;
+        self.lazy = Some(LazyPhase::new(env, triggers)?);
+        Ok(self)
+    }
+
+    /// Whether the grammar has started (a lazy grammar's trigger was written).
+    pub fn is_active(&self) -> bool {
+        self.reasoning.is_none() && self.lazy.is_none()
+    }
+
     /// The tokens that may come next. When the grammar is complete this is the
     /// end-of-generation tokens (plus any that continue the output, if the grammar allows
     /// more). An error when no token can continue.
     pub fn compute_mask(&mut self) -> Result<TokenMask, GrammarError> {
         if let Some(r) = &self.reasoning {
             return Ok(r.mask());
+        }
+        if let Some(l) = &self.lazy {
+            return Ok(l.mask());
         }
         if let Some(mask) = self.ready.take() {
             return Ok(mask);
@@ -349,6 +375,21 @@ impl Constraint {
             }
             return Ok(());
         }
+        if let Some(l) = &mut self.lazy {
+            if let Some(after) = l.commit(token)? {
+                self.lazy = None;
+                if !after.is_empty() {
+                    self.ready = None;
+                    self.matcher.consume_tokens(&after).map_err(|e| {
+                        GrammarError::Stuck(format!(
+                            "the text after the trigger does not fit the grammar: {}",
+                            clean_message(&e.to_string())
+                        ))
+                    })?;
+                }
+            }
+            return Ok(());
+        }
         self.ready = None;
         self.matcher
             .consume_token(token)
@@ -357,6 +398,6 @@ impl Constraint {
 
     /// The grammar is complete and nothing may follow: the output ends here.
     pub fn is_finished(&self) -> bool {
-        self.reasoning.is_none() && self.matcher.is_stopped() && !self.matcher.is_error()
+        self.is_active() && self.matcher.is_stopped() && !self.matcher.is_error()
     }
 }

@@ -168,3 +168,63 @@ fn reasoning_comes_first_then_the_grammar() {
         tok.vocab_size() - eog.len()
     );
 }
+
+#[test]
+fn a_lazy_grammar_starts_at_its_trigger() {
+    let tok = tokenizer(MODELS[0]);
+    let eog = tok.end_of_generation_ids();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &eog).unwrap();
+    let spec = GrammarSpec::Lark(r#"start: "\n" %json {"type": "object"} "\n</call>""#.into());
+    let triggers = ["<call>".to_string()];
+    let fresh = || vocab.compile(&spec).unwrap().lazy(&triggers).unwrap();
+
+    // Before the trigger anything goes, the end of generation included.
+    let mut c = fresh();
+    assert_eq!(c.compute_mask().unwrap().count(), tok.vocab_size());
+    for t in tok.encode("I will call <", false) {
+        c.compute_mask().unwrap();
+        c.commit(t).unwrap();
+        assert!(!c.is_active());
+    }
+    // `call>` completes the trigger (split across tokens): then only the grammar.
+    for t in tok.encode("call>", false) {
+        c.compute_mask().unwrap();
+        c.commit(t).unwrap();
+    }
+    assert!(c.is_active());
+    let mask = c.compute_mask().unwrap();
+    let newline = tok.encode("\n", false)[0];
+    assert!(mask.allows(newline) && mask.count() < 100, "{}", mask.count());
+    assert!(eog.iter().all(|&t| !mask.allows(t)));
+    for t in tok.encode("\n{\"a\": 1}\n</call>", false) {
+        c.compute_mask().unwrap();
+        c.commit(t).unwrap();
+    }
+    assert!(c.is_finished() || c.compute_mask().unwrap().count() <= eog.len());
+
+    // Text the trigger's own token writes after it is fed to the grammar: the trigger
+    // `Hel` ends inside the token `Hello`, whose `lo` must then fit the grammar.
+    let hello = tok.encode("Hello", false);
+    assert_eq!(hello.len(), 1, "`Hello` is one token in this vocabulary");
+    let hel = ["Hel".to_string()];
+    let fits = GrammarSpec::Lark(r#"start: "lo world""#.into());
+    let mut c = vocab.compile(&fits).unwrap().lazy(&hel).unwrap();
+    c.compute_mask().unwrap();
+    c.commit(hello[0]).unwrap();
+    assert!(c.is_active());
+    let world = tok.encode(" world", false);
+    assert!(c.compute_mask().unwrap().allows(world[0]));
+    let misfit = GrammarSpec::Lark(r#"start: "xyz""#.into());
+    let mut c = vocab.compile(&misfit).unwrap().lazy(&hel).unwrap();
+    c.compute_mask().unwrap();
+    let err = c.commit(hello[0]).unwrap_err().to_string();
+    assert!(err.contains("after the trigger"), "{err}");
+
+    // A model that never writes the trigger stays free and may end.
+    let mut c = fresh();
+    for t in tok.encode("Just an answer.", false) {
+        assert_eq!(c.compute_mask().unwrap().count(), tok.vocab_size());
+        c.commit(t).unwrap();
+    }
+    assert!(!c.is_finished() && !c.is_active());
+}
