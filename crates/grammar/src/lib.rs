@@ -22,10 +22,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use kaiyuan_tokenizer::Tokenizer;
+use lazy::LazyPhase;
 use llguidance::api::{ParserLimits, TopLevelGrammar};
 use llguidance::toktrie::{SimpleVob, TokEnv};
 use llguidance::{Matcher, ParserFactory};
-use lazy::LazyPhase;
 use reasoning::ReasoningPhase;
 use serde_json::{json, Value};
 

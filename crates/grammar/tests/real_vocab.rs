@@ -194,7 +194,11 @@ fn a_lazy_grammar_starts_at_its_trigger() {
     assert!(c.is_active());
     let mask = c.compute_mask().unwrap();
     let newline = tok.encode("\n", false)[0];
-    assert!(mask.allows(newline) && mask.count() < 100, "{}", mask.count());
+    assert!(
+        mask.allows(newline) && mask.count() < 100,
+        "{}",
+        mask.count()
+    );
     assert!(eog.iter().all(|&t| !mask.allows(t)));
     for t in tok.encode("\n{\"a\": 1}\n</call>", false) {
         c.compute_mask().unwrap();

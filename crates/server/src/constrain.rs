@@ -65,3 +65,15 @@ pub fn after_reasoning(
         .after_reasoning(THINK_CLOSE, tokenizer.encode(THINK_CLOSE, false), budget)
         .map_err(|e| ApiError::Engine(format!("cannot start the answer after reasoning: {e}")))
 }
+
+/// `constraint` applied lazily: free until the output writes one of `triggers`, then the
+/// grammar of what follows (tool calls under `tool_choice: auto`).
+pub fn lazy(
+    constraint: Constraint,
+    grammar: &GrammarRequest,
+    triggers: &[String],
+) -> Result<Constraint, ApiError> {
+    constraint
+        .lazy(triggers)
+        .map_err(|e| ApiError::invalid(&grammar.param, format!("invalid grammar: {e}")))
+}

@@ -21,6 +21,7 @@ pub mod prompt;
 mod routes;
 mod sse;
 mod state;
+mod tools;
 
 use std::future::Future;
 use std::sync::Arc;

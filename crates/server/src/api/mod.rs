@@ -6,4 +6,5 @@ pub mod logprobs;
 pub mod reasoning;
 pub mod request;
 pub mod response;
+pub mod tools;
 pub mod validate;

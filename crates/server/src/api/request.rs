@@ -19,6 +19,7 @@ pub struct ChatCompletionRequest {
     pub top_logprobs: Option<u64>,
     pub tools: Option<Value>,
     pub tool_choice: Option<Value>,
+    pub parallel_tool_calls: Option<Value>,
     pub functions: Option<Value>,
     /// DeepSeek: `{"type": "enabled" | "disabled"}` (see `reasoning.rs`).
     pub thinking: Option<Value>,
@@ -84,6 +85,8 @@ pub struct ChatMessage {
     pub content: Option<Value>,
     pub name: Option<String>,
     pub tool_calls: Option<Value>,
+    /// A `tool` message's answer to the call with this id.
+    pub tool_call_id: Option<Value>,
     /// Assistant history's reasoning (DeepSeek), given to the template.
     pub reasoning_content: Option<Value>,
 }

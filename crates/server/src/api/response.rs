@@ -86,10 +86,14 @@ pub struct ChatChoice {
 #[derive(Debug, Serialize)]
 pub struct AssistantMessage {
     pub role: &'static str,
-    pub content: String,
+    /// `null` when the reply is only tool calls.
+    pub content: Option<String>,
     /// The reasoning block's text (DeepSeek's field); absent when the output had none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// The calls the reply made; absent when it made none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<crate::tools::stream::ToolCallOut>>,
     pub refusal: Option<String>,
 }
 
@@ -143,6 +147,9 @@ pub struct Delta {
     pub reasoning_content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// Tool-call fragments (see `crate::tools::stream`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<crate::tools::stream::ToolCallDelta>>,
 }
 
 /// `text_completion`, whole or as a stream chunk (same object name in both).

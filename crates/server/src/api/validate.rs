@@ -12,9 +12,12 @@
 //! - Chat `top_logprobs` in 0..=20 and needs `logprobs: true`; completions `logprobs` in
 //!   0..=20 (OpenAI allows 5).
 //! - `top_k` ≤ 0 means off; `repetition_penalty` (> 0, 1 = off) and `min_p` are extensions.
-//! - Message roles: `system`, `developer` (rendered as `system`), `user`, `assistant`.
-//!   Content is a string or a list of `{"type": "text"}` parts (joined with a newline).
-//!   Tools, function calls, images and audio are not supported and are refused by name.
+//! - Message roles: `system`, `developer` (rendered as `system`), `user`, `assistant`,
+//!   `tool`. Content is a string or a list of `{"type": "text"}` parts (joined with a
+//!   newline). The deprecated `functions`/`function` role, images and audio are refused by
+//!   name.
+//! - Tools: `tools`, `tool_choice`, `parallel_tool_calls` and assistant `tool_calls` are
+//!   checked in `tools.rs`.
 //! - Reasoning: `thinking`, `reasoning_effort`, `chat_template_kwargs` and assistant
 //!   messages' `reasoning_content` (a string) are checked in `reasoning.rs`.
 //! - Structured output: `response_format` (`text`, `json_object`, `json_schema`) or the
@@ -29,6 +32,7 @@ use serde_json::Value;
 use super::grammar::{grammar_request, GrammarRequest};
 use super::reasoning::{self, ReasoningRequest};
 use super::request::{ChatCompletionRequest, ChatMessage, CommonFields, CompletionRequest};
+use super::tools::{assistant_tool_calls, tools_request, ToolsRequest};
 use crate::error::ApiError;
 use crate::extract::from_body;
 
@@ -63,6 +67,8 @@ pub struct ChatParams {
     pub gen: GenParams,
     /// `thinking`, `reasoning_effort`, `chat_template_kwargs`.
     pub reasoning: ReasoningRequest,
+    /// The tools offered to the model (`None`: none, or `tool_choice: "none"`).
+    pub tools: Option<ToolsRequest>,
 }
 
 /// One prompt of a completions request.
@@ -88,19 +94,16 @@ pub struct CompletionParams {
 pub fn chat(body: &Value) -> Result<ChatParams, ApiError> {
     let req: ChatCompletionRequest = from_body(body)?;
     let common: CommonFields = from_body(body)?;
-    refuse_present("tools", &req.tools, "tools are not supported yet")?;
-    refuse_present("functions", &req.functions, "functions are not supported")?;
-    if let Some(choice) = &req.tool_choice {
-        if !matches!(choice, Value::Null)
-            && choice.as_str() != Some("none")
-            && choice.as_str() != Some("auto")
-        {
-            return Err(ApiError::unsupported(
-                "tool_choice",
-                "tools are not supported yet",
-            ));
-        }
-    }
+    refuse_present(
+        "functions",
+        &req.functions,
+        "the deprecated `functions` are not supported; use `tools`",
+    )?;
+    let tools = tools_request(
+        req.tools.as_ref(),
+        req.tool_choice.as_ref(),
+        req.parallel_tool_calls.as_ref(),
+    )?;
     let logprobs = match (req.logprobs.unwrap_or(false), req.top_logprobs) {
         (false, Some(_)) => {
             return Err(ApiError::invalid(
@@ -135,6 +138,7 @@ pub fn chat(body: &Value) -> Result<ChatParams, ApiError> {
         messages,
         gen,
         reasoning,
+        tools,
     })
 }
 
@@ -426,27 +430,48 @@ fn message(i: usize, m: &ChatMessage) -> Result<Message, ApiError> {
         "system" | "developer" => "system",
         "user" => "user",
         "assistant" => "assistant",
-        "tool" | "function" => {
+        "tool" => "tool",
+        "function" => {
             return Err(ApiError::unsupported(
                 at("role"),
-                format!(
-                    "role `{}` is not supported: tools are not supported yet",
-                    m.role
-                ),
+                "the deprecated `function` role is not supported; use `tool` messages",
             ))
         }
         other => {
             return Err(ApiError::invalid(
                 at("role"),
-                format!("unknown role `{other}`; expected system, developer, user or assistant"),
+                format!(
+                    "unknown role `{other}`; expected system, developer, user, assistant or tool"
+                ),
             ))
         }
     };
-    refuse_present(
-        &at("tool_calls"),
-        &m.tool_calls,
-        "tool calls are not supported yet",
-    )?;
+    let tool_calls = match &m.tool_calls {
+        None | Some(Value::Null) => None,
+        Some(calls) if role == "assistant" => Some(assistant_tool_calls(i, calls)?),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                at("tool_calls"),
+                "only assistant messages carry tool_calls",
+            ))
+        }
+    };
+    let tool_call_id = match &m.tool_call_id {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) if role == "tool" => Some(id.clone()),
+        Some(Value::String(_)) => {
+            return Err(ApiError::invalid(
+                at("tool_call_id"),
+                "only tool messages carry tool_call_id",
+            ))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                at("tool_call_id"),
+                "tool_call_id must be a string",
+            ))
+        }
+    };
     let content = match &m.content {
         None | Some(Value::Null) if role == "assistant" => String::new(),
         None | Some(Value::Null) => {
@@ -462,6 +487,8 @@ fn message(i: usize, m: &ChatMessage) -> Result<Message, ApiError> {
         }
     };
     let mut message = Message::text(role, &content);
+    message.tool_calls = tool_calls;
+    message.tool_call_id = tool_call_id;
     if let Some(name) = &m.name {
         let ok = !name.is_empty()
             && name.len() <= 64

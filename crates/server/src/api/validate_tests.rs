@@ -140,7 +140,11 @@ fn chat_rejections_name_the_field() {
         ),
         (
             json!({"messages": hi(), "tools": [{"type": "function"}]}),
-            "tools",
+            "tools[0].function",
+        ),
+        (
+            json!({"messages": hi(), "functions": [{"name": "f"}]}),
+            "functions",
         ),
         (
             json!({"messages": hi(), "response_format": {"type": "yaml"}}),
@@ -160,8 +164,20 @@ fn chat_rejections_name_the_field() {
             "messages[0].role",
         ),
         (
-            json!({"messages": [{"role": "tool", "content": "hi"}]}),
+            json!({"messages": [{"role": "function", "content": "hi"}]}),
             "messages[0].role",
+        ),
+        (
+            json!({"messages": [{"role": "tool"}]}),
+            "messages[0].content",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "a", "tool_call_id": "x"}]}),
+            "messages[0].tool_call_id",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "a", "tool_calls": []}]}),
+            "messages[0].tool_calls",
         ),
         (
             json!({"messages": [{"role": "user"}]}),
@@ -177,7 +193,7 @@ fn chat_rejections_name_the_field() {
         ),
         (
             json!({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": null, "tool_calls": [{}]}]}),
-            "messages[1].tool_calls",
+            "messages[1].tool_calls[0].function",
         ),
     ];
     for (body, param) in cases {

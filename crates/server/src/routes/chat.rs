@@ -3,7 +3,9 @@
 //! then answer whole or as a stream of `chat.completion.chunk`s. With
 //! `--reasoning-format deepseek` (the default) each choice's output goes through a
 //! [`ReasoningTracker`]: the `<think>` block becomes `reasoning_content` (streamed before any
-//! `content`) and its tokens `usage.completion_tokens_details.reasoning_tokens`.
+//! `content`) and its tokens `usage.completion_tokens_details.reasoning_tokens`. With tools
+//! (`crate::tools`) the answer then goes through the model family's tool-call parser: calls
+//! become `tool_calls` (whole, or as deltas) and the choice finishes with `tool_calls`.
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ use crate::prompt::encode_rendered;
 use crate::routes::common::{into_response, resolve_model};
 use crate::sse::{self, to_json, ChunkFormat};
 use crate::state::{unix_now, AppState, ServedModel, ServerConfig};
+use crate::tools::stream::{ToolDeltas, ToolStream};
+use crate::tools::{self, ToolPlan};
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -64,16 +68,29 @@ async fn run(
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     let ChatParams {
-        messages,
+        mut messages,
         gen,
         reasoning,
+        tools,
         ..
     } = params;
+    let source = model.template.source();
+    let format = tools::format_of(source);
+    let plan = tools::prepare(
+        format,
+        source,
+        &model.tokenizer,
+        tools.as_ref(),
+        gen.grammar.as_ref(),
+        &mut messages,
+    )?;
     let m = Arc::clone(model);
     let extra = reasoning::template_variables(&reasoning, model.reasoning, config.thinking);
+    let template_tools = plan.as_ref().and_then(|p| p.template_tools.clone());
     let (prompt, starts_in_reasoning) = tokio::task::spawn_blocking(move || {
         let options = RenderOptions {
             add_generation_prompt: true,
+            tools: template_tools,
             extra,
             ..RenderOptions::default()
         };
@@ -87,12 +104,20 @@ async fn run(
     .map_err(|e| ApiError::invalid("messages", format!("cannot render the conversation: {e}")))?;
     log.prompt_tokens(prompt.len());
     let jobs = plan_jobs(model, &gen, vec![prompt], "messages", "top_logprobs")?;
-    let mut constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    // Tools constrain the reply (calls, or a lazy grammar from the call trigger on) in place
+    // of a response format (`tools::prepare` refuses the combinations that would need both).
+    let grammar = plan.as_ref().map(|p| &p.grammar).or(gen.grammar.as_ref());
+    let mut constraint = constrain::compile(model, grammar).await?;
     // A response format constrains the answer: after a prompt that left `<think>` open, the
     // model reasons freely first (at most `thinking.budget_tokens`), then answers under it.
-    if starts_in_reasoning && gen.grammar.as_ref().is_some_and(|g| g.answer_only) {
+    if starts_in_reasoning && grammar.is_some_and(|g| g.answer_only) {
         constraint = constraint
             .map(|c| constrain::after_reasoning(c, &model.tokenizer, reasoning.budget_tokens))
+            .transpose()?;
+    }
+    if let Some(p) = plan.as_ref().filter(|p| !p.triggers.is_empty()) {
+        constraint = constraint
+            .map(|c| constrain::lazy(c, &p.grammar, &p.triggers))
             .transpose()?;
     }
     let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
@@ -118,6 +143,9 @@ async fn run(
                 .map(|_| ReasoningTracker::new(starts_in_reasoning))
                 .collect(),
             split,
+            tool_streams: (0..jobs.len())
+                .map(|_| plan.as_ref().map(|p| ToolStream::new(p.format)))
+                .collect(),
         };
         return Ok(sse::respond(
             format,
@@ -136,12 +164,14 @@ async fn run(
         outcomes,
         want_logprobs,
         reasoning,
+        plan.as_ref(),
         log,
     )
 }
 
 /// `(starts_in_reasoning, split)`: whether the prompt left `<think>` open, and whether
 /// reasoning is split out of `content` (its tokens are counted either way).
+#[allow(clippy::too_many_arguments)]
 fn whole(
     model: &ServedModel,
     header: Header,
@@ -149,6 +179,7 @@ fn whole(
     outcomes: Vec<generate::ChoiceOutcome>,
     want_logprobs: bool,
     (starts_in_reasoning, split): (bool, bool),
+    plan: Option<&ToolPlan>,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     let usage = conclude(jobs, &outcomes, log)?;
@@ -160,14 +191,34 @@ fn whole(
             let (r, c, n) = reasoning::split_whole(starts_in_reasoning, tokens, &o.finished.text);
             reasoning_tokens += n;
             let (reasoning_content, content) = if split { (r, c) } else { (None, o.text) };
+            let mut finish_reason = generate::finish_reason(&o.finished.reason);
+            let (content, tool_calls) = match plan {
+                None => (Some(content), None),
+                Some(p) => {
+                    let mut stream = ToolStream::new(p.format);
+                    let mut text = stream.push(&content).content;
+                    text.push_str(&stream.finish().content);
+                    let calls = stream.complete_calls();
+                    if calls.is_empty() {
+                        (Some(text), None)
+                    } else {
+                        if finish_reason == "stop" {
+                            finish_reason = "tool_calls";
+                        }
+                        let text = text.trim();
+                        ((!text.is_empty()).then(|| text.to_string()), Some(calls))
+                    }
+                }
+            };
             ChatChoice {
                 index: o.index,
                 logprobs: want_logprobs.then(|| logprobs::chat(&model.tokenizer, &o.tokens)),
-                finish_reason: generate::finish_reason(&o.finished.reason),
+                finish_reason,
                 message: AssistantMessage {
                     role: "assistant",
                     content,
                     reasoning_content,
+                    tool_calls,
                     refusal: None,
                 },
             }
@@ -198,6 +249,8 @@ struct ChatFormat {
     trackers: Vec<ReasoningTracker>,
     /// Whether reasoning is split out of `content` (`--reasoning-format deepseek`).
     split: bool,
+    /// Per choice: its tool-call parser, when the request offers tools.
+    tool_streams: Vec<Option<ToolStream>>,
 }
 
 impl ChatFormat {
@@ -237,9 +290,11 @@ impl ChatFormat {
         &self,
         index: usize,
         (reasoning, content): (String, String),
+        tool_calls: Vec<crate::tools::stream::ToolCallDelta>,
         mut logprobs: Option<ChatLogprobs>,
     ) -> Vec<String> {
-        let content_chunk = !content.is_empty() || (reasoning.is_empty() && logprobs.is_some());
+        let content_chunk = !content.is_empty()
+            || (reasoning.is_empty() && tool_calls.is_empty() && logprobs.is_some());
         let mut chunks = Vec::new();
         let mut send = |delta: Delta, logprobs: Option<ChatLogprobs>| {
             let choice = ChunkChoice {
@@ -264,7 +319,36 @@ impl ChatFormat {
             };
             send(delta, logprobs.take());
         }
+        if !tool_calls.is_empty() {
+            let delta = Delta {
+                tool_calls: Some(tool_calls),
+                ..Delta::default()
+            };
+            send(delta, logprobs.take());
+        }
         chunks
+    }
+
+    /// Content through choice `index`'s tool-call parser (as is without tools); `last` ends it.
+    fn tool_deltas(&mut self, index: usize, content: String, last: bool) -> ToolDeltas {
+        let Some(Some(stream)) = self.tool_streams.get_mut(index) else {
+            return ToolDeltas {
+                content,
+                calls: Vec::new(),
+            };
+        };
+        let mut out = stream.push(&content);
+        if last {
+            let rest = stream.finish();
+            out.content.push_str(&rest.content);
+            out.calls.extend(rest.calls);
+        }
+        out
+    }
+
+    /// Whether choice `index` made a complete tool call.
+    fn called(&self, index: usize) -> bool {
+        matches!(self.tool_streams.get(index), Some(Some(s)) if s.called())
     }
 }
 
@@ -276,8 +360,8 @@ impl ChunkFormat for ChatFormat {
                     index,
                     delta: Delta {
                         role: Some("assistant"),
-                        reasoning_content: None,
                         content: Some(String::new()),
+                        ..Delta::default()
                     },
                     logprobs: None,
                     finish_reason: None,
@@ -292,17 +376,30 @@ impl ChunkFormat for ChatFormat {
             .logprobs
             .as_ref()
             .map(|tok| logprobs::chat(tok, std::slice::from_ref(token)));
-        let parts = self.split(index, &token.text, true, false);
-        self.deltas(index, parts, logprobs)
+        let (reasoning, content) = self.split(index, &token.text, true, false);
+        let t = self.tool_deltas(index, content, false);
+        self.deltas(index, (reasoning, t.content), t.calls, logprobs)
     }
 
     fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String> {
         let (reasoning, content) = self.split(index, text, false, true);
-        let mut chunks = self.deltas(index, (reasoning, String::new()), None);
+        let mut t = self.tool_deltas(index, content, true);
+        // Text before calls comes before them; otherwise the last text rides the final chunk.
+        let (before, calls) = if t.calls.is_empty() {
+            (String::new(), Vec::new())
+        } else {
+            (std::mem::take(&mut t.content), std::mem::take(&mut t.calls))
+        };
+        let mut chunks = self.deltas(index, (reasoning, before), calls, None);
+        let reason = if reason == "stop" && self.called(index) {
+            "tool_calls"
+        } else {
+            reason
+        };
         let choice = ChunkChoice {
             index,
             delta: Delta {
-                content: (!content.is_empty()).then_some(content),
+                content: (!t.content.is_empty()).then_some(t.content),
                 ..Delta::default()
             },
             logprobs: None,
@@ -340,6 +437,7 @@ mod tests {
             logprobs: None,
             trackers: vec![ReasoningTracker::new(starts_in_reasoning)],
             split,
+            tool_streams: vec![None],
         }
     }
 
