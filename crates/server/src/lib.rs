@@ -14,6 +14,7 @@ mod auth;
 mod constrain;
 mod error;
 mod extract;
+mod fim;
 mod generate;
 mod log;
 mod metrics;

@@ -328,3 +328,16 @@ pub fn split_whole<'a>(
 #[cfg(test)]
 #[path = "reasoning_tests.rs"]
 mod tests;
+
+/// Whether the reply is inside a reasoning block after `prefix` (prefix completion), given
+/// whether the prompt before it left one open: the last tag in the prefix decides.
+pub fn still_open(open: bool, prefix: &str) -> bool {
+    let opened = prefix.rfind(kaiyuan_chat::THINK_OPEN);
+    let closed = prefix.rfind(kaiyuan_chat::THINK_CLOSE);
+    match (opened, closed) {
+        (None, None) => open,
+        (Some(_), None) => true,
+        (None, Some(_)) => false,
+        (Some(o), Some(c)) => o > c,
+    }
+}

@@ -148,3 +148,12 @@ fn output_without_reasoning_has_no_reasoning_tokens() {
     let (r, c, n) = split(true, &["a", "b", "c"]);
     assert_eq!((r.as_deref(), c.as_str(), n), (Some("abc"), "", 3));
 }
+
+#[test]
+fn a_prefix_decides_by_its_last_tag() {
+    assert!(still_open(true, "Let me see"));
+    assert!(!still_open(true, "Hmm.</think>\n\nThe answer"));
+    assert!(still_open(false, "<think>\nFirst"));
+    assert!(!still_open(false, "<think>a</think> b"));
+    assert!(!still_open(false, "plain"));
+}

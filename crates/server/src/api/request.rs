@@ -87,6 +87,8 @@ pub struct ChatMessage {
     pub tool_calls: Option<Value>,
     /// A `tool` message's answer to the call with this id.
     pub tool_call_id: Option<Value>,
+    /// DeepSeek's prefix completion: on the last (assistant) message, continue its content.
+    pub prefix: Option<Value>,
     /// Assistant history's reasoning (DeepSeek), given to the template.
     pub reasoning_content: Option<Value>,
 }

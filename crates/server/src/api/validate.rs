@@ -16,6 +16,8 @@
 //!   `tool`. Content is a string or a list of `{"type": "text"}` parts (joined with a
 //!   newline). The deprecated `functions`/`function` role, images and audio are refused by
 //!   name.
+//! - Prefix completion (DeepSeek's beta): the last message may be an assistant message with
+//!   `"prefix": true`; the reply continues its content (which the response does not repeat).
 //! - Tools: `tools`, `tool_choice`, `parallel_tool_calls` and assistant `tool_calls` are
 //!   checked in `tools.rs`.
 //! - Reasoning: `thinking`, `reasoning_effort`, `chat_template_kwargs` and assistant
@@ -69,6 +71,9 @@ pub struct ChatParams {
     pub reasoning: ReasoningRequest,
     /// The tools offered to the model (`None`: none, or `tool_choice: "none"`).
     pub tools: Option<ToolsRequest>,
+    /// Prefix completion: the start of the reply, which the model continues (taken off the
+    /// end of `messages`).
+    pub prefix: Option<String>,
 }
 
 /// One prompt of a completions request.
@@ -87,6 +92,8 @@ pub struct CompletionParams {
     pub model: Option<String>,
     pub prompts: Vec<PromptInput>,
     pub echo: bool,
+    /// Fill-in-the-middle: the text after the insertion (the prompts are the text before).
+    pub suffix: Option<String>,
     pub gen: GenParams,
 }
 
@@ -121,12 +128,13 @@ pub fn chat(body: &Value) -> Result<ChatParams, ApiError> {
     if req.messages.is_empty() {
         return Err(ApiError::invalid("messages", "messages must not be empty"));
     }
-    let messages = req
+    let mut messages = req
         .messages
         .iter()
         .enumerate()
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
+    let prefix = prefix_completion(&req.messages, &mut messages)?;
     let gen = gen_params(&common, logprobs, "top_logprobs")?;
     let reasoning = reasoning::request(
         req.thinking.as_ref(),
@@ -139,19 +147,63 @@ pub fn chat(body: &Value) -> Result<ChatParams, ApiError> {
         gen,
         reasoning,
         tools,
+        prefix,
     })
+}
+
+/// DeepSeek's prefix completion: `"prefix": true` on the last message, an assistant message
+/// without tool calls, whose content the reply continues. Anywhere else it is refused.
+fn prefix_completion(
+    raw: &[ChatMessage],
+    messages: &mut Vec<Message>,
+) -> Result<Option<String>, ApiError> {
+    let mut wanted = None;
+    for (i, m) in raw.iter().enumerate() {
+        match &m.prefix {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => wanted = Some(i),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    format!("messages[{i}].prefix"),
+                    "prefix must be a boolean",
+                ))
+            }
+        }
+    }
+    let Some(i) = wanted else {
+        return Ok(None);
+    };
+    let at = format!("messages[{i}].prefix");
+    if i + 1 != raw.len() || raw[i].role != "assistant" {
+        return Err(ApiError::invalid(
+            at,
+            "prefix: true is allowed only on the last message, an assistant message",
+        ));
+    }
+    if messages[i].tool_calls.is_some() {
+        return Err(ApiError::invalid(
+            at,
+            "a prefix message cannot carry tool_calls",
+        ));
+    }
+    if i == 0 {
+        return Err(ApiError::invalid(
+            at,
+            "a prefix message needs a conversation before it",
+        ));
+    }
+    let last = messages.pop().expect("invariant: i is the last index");
+    Ok(Some(match last.content {
+        Some(kaiyuan_chat::Content::Text(text)) => text,
+        _ => String::new(),
+    }))
 }
 
 /// Parses and validates a completions body.
 pub fn completion(body: &Value) -> Result<CompletionParams, ApiError> {
     let req: CompletionRequest = from_body(body)?;
     let common: CommonFields = from_body(body)?;
-    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::unsupported(
-            "suffix",
-            "suffix (insertion) is not supported",
-        ));
-    }
+    let suffix = req.suffix.filter(|s| !s.is_empty());
     let logprobs = match req.logprobs {
         None => None,
         Some(k) => Some(count("logprobs", k as i64, MAX_TOP_LOGPROBS)?),
@@ -164,6 +216,20 @@ pub fn completion(body: &Value) -> Result<CompletionParams, ApiError> {
         ));
     }
     let prompts = prompts(req.prompt.as_ref())?;
+    if suffix.is_some() {
+        if echo {
+            return Err(ApiError::unsupported(
+                "echo",
+                "echo with a suffix (fill-in-the-middle) is not supported",
+            ));
+        }
+        if prompts.iter().any(|p| matches!(p, PromptInput::Tokens(_))) {
+            return Err(ApiError::invalid(
+                "suffix",
+                "a suffix (fill-in-the-middle) needs text prompts, not token ids",
+            ));
+        }
+    }
     let gen = gen_params(&common, logprobs, "logprobs")?;
     if let Some(best_of) = req.best_of {
         if best_of > 1 && best_of as usize != gen.n {
@@ -188,6 +254,7 @@ pub fn completion(body: &Value) -> Result<CompletionParams, ApiError> {
         model: req.model,
         prompts,
         echo,
+        suffix,
         gen,
     })
 }

@@ -268,7 +268,8 @@ fn completion_rejections_name_the_field() {
         (json!({"prompt": "a", "logprobs": 21}), "logprobs"),
         (json!({"prompt": "a", "logprobs": true}), "logprobs"),
         (json!({"prompt": "a", "echo": true, "logprobs": 1}), "echo"),
-        (json!({"prompt": "a", "suffix": "b"}), "suffix"),
+        (json!({"prompt": [[1, 2]], "suffix": "b"}), "suffix"),
+        (json!({"prompt": "a", "suffix": "b", "echo": true}), "echo"),
         (json!({"prompt": "a", "best_of": 3}), "best_of"),
         (json!({"prompt": vec!["a"; 5], "n": 16}), "n"),
         (json!({"prompt": "a", "temperature": -1}), "temperature"),
@@ -338,4 +339,18 @@ fn reasoning_fields_are_read_and_rejections_name_them() {
         }
         assert_eq!(chat_param(body), param);
     }
+}
+
+#[test]
+fn prefix_completion_takes_the_last_assistant_message_off() {
+    let p = chat_ok(
+        json!({"messages": [{"role": "user", "content": "Write code"},
+        {"role": "assistant", "content": "```python\n", "prefix": true}]}),
+    );
+    assert_eq!(p.prefix.as_deref(), Some("```python\n"));
+    assert_eq!(p.messages.len(), 1);
+    let p = chat_ok(json!({"messages": [{"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b", "prefix": false}]}));
+    assert_eq!(p.prefix, None);
+    assert_eq!(p.messages.len(), 2);
 }

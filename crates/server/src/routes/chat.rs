@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use kaiyuan_chat::RenderOptions;
+use kaiyuan_chat::{RenderOptions, Segment, SegmentKind};
 use kaiyuan_engine::TokenEvent;
 use kaiyuan_tokenizer::Tokenizer;
 
@@ -72,6 +72,7 @@ async fn run(
         gen,
         reasoning,
         tools,
+        prefix,
         ..
     } = params;
     let source = model.template.source();
@@ -94,9 +95,18 @@ async fn run(
             extra,
             ..RenderOptions::default()
         };
-        m.template.render(&messages, &options).map(|rendered| {
+        m.template.render(&messages, &options).map(|mut rendered| {
+            let mut in_reasoning = rendered.ends_inside_reasoning();
+            // Prefix completion: the reply starts with the given text, as conversation text.
+            if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
+                in_reasoning = reasoning::still_open(in_reasoning, &prefix);
+                rendered.segments.push(Segment {
+                    text: prefix,
+                    kind: SegmentKind::Content,
+                });
+            }
             let ids = encode_rendered(&m.tokenizer, &rendered).ids();
-            (ids, rendered.ends_inside_reasoning())
+            (ids, in_reasoning)
         })
     })
     .await

@@ -17,6 +17,7 @@ use crate::api::validate::{self, CompletionParams, PromptInput};
 use crate::constrain;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::fim;
 use crate::generate;
 use crate::log::RequestLog;
 use crate::prompt::encode_text;
@@ -56,8 +57,17 @@ async fn run(
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
     let CompletionParams {
-        prompts, echo, gen, ..
+        prompts,
+        echo,
+        gen,
+        suffix,
+        ..
     } = params;
+    // Fill-in-the-middle: each prompt is the text before the insertion.
+    let fim = match &suffix {
+        Some(_) => Some(fim::require_fim_tokens(&model.tokenizer)?),
+        None => None,
+    };
     let tok = Arc::clone(&model.tokenizer);
     let (ids, echoes) = tokio::task::spawn_blocking(move || {
         let mut all_ids = Vec::with_capacity(prompts.len());
@@ -65,7 +75,10 @@ async fn run(
         for p in prompts {
             match p {
                 PromptInput::Text(text) => {
-                    all_ids.push(encode_text(&tok, &text));
+                    all_ids.push(match (fim, &suffix) {
+                        (Some(fim), Some(suffix)) => fim::fim_prompt(&tok, fim, &text, suffix),
+                        _ => encode_text(&tok, &text),
+                    });
                     echoes.push(text);
                 }
                 PromptInput::Tokens(ids) => {

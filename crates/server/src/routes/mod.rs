@@ -24,6 +24,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/completions", post(completions::handle))
+        // DeepSeek's beta base URL for FIM (its chat prefix completion is /beta/chat/...).
+        .route("/beta/completions", post(completions::handle))
+        .route("/beta/chat/completions", post(chat::handle))
         .route("/v1/models", get(info::models))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
