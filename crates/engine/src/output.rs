@@ -17,6 +17,8 @@ pub(crate) struct Output<'t> {
     generated: usize,
     /// The final flush completed a stop string.
     stopped_in_flush: bool,
+    /// Which of the request's stop strings ended the output, if one did.
+    matched_stop: Option<usize>,
 }
 
 /// What one sampled token did.
@@ -42,11 +44,17 @@ impl<'t> Output<'t> {
             max_tokens: request.max_tokens,
             generated: 0,
             stopped_in_flush: false,
+            matched_stop: None,
         }
     }
 
     pub fn generated(&self) -> usize {
         self.generated
+    }
+
+    /// The index (in the request's `stop`) of the stop string that ended the output.
+    pub fn matched_stop(&self) -> Option<usize> {
+        self.matched_stop
     }
 
     /// Takes one sampled token.
@@ -73,7 +81,10 @@ impl<'t> Output<'t> {
         };
         let (mut text, mut finish) = match self.stop.push(&piece) {
             StopEvent::Text(t) => (t, None),
-            StopEvent::Stopped { text, .. } => (text, Some(FinishReason::Stop)),
+            StopEvent::Stopped { text, stop } => {
+                self.matched_stop = Some(stop);
+                (text, Some(FinishReason::Stop))
+            }
         };
         if finish.is_none() && self.generated >= self.max_tokens {
             text.push_str(&self.flush());
@@ -102,8 +113,9 @@ impl<'t> Output<'t> {
                 t.push_str(&self.stop.finish());
                 t
             }
-            StopEvent::Stopped { text, .. } => {
+            StopEvent::Stopped { text, stop } => {
                 self.stopped_in_flush = true;
+                self.matched_stop = Some(stop);
                 text
             }
         }

@@ -101,6 +101,8 @@ pub struct Finished {
     pub usage: Usage,
     /// Time from submission to the first generated token, if one came.
     pub time_to_first_token: Option<Duration>,
+    /// With reason `Stop` because of a stop string: its index in the request's `stop`.
+    pub stop_index: Option<usize>,
 }
 
 /// What the engine sends back for a request, in order: `Scheduled` once (when the request

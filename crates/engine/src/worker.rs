@@ -208,6 +208,7 @@ impl<'a> Worker<'a> {
                 cached_tokens: a.cached_tokens,
             },
             time_to_first_token: a.first_token.map(|t| t - a.submitted),
+            stop_index: a.output.matched_stop(),
         }));
     }
 

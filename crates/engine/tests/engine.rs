@@ -68,6 +68,7 @@ struct Outcome {
     reason: FinishReason,
     usage: Usage,
     scheduled: usize,
+    stop_index: Option<usize>,
 }
 
 fn collect(mut rx: EventReceiver) -> Outcome {
@@ -77,6 +78,7 @@ fn collect(mut rx: EventReceiver) -> Outcome {
         reason: FinishReason::Cancelled,
         usage: Usage::default(),
         scheduled: 0,
+        stop_index: None,
     };
     while let Some(ev) = rx.blocking_recv() {
         match ev {
@@ -89,6 +91,7 @@ fn collect(mut rx: EventReceiver) -> Outcome {
                 o.text.push_str(&f.text);
                 o.reason = f.reason;
                 o.usage = f.usage;
+                o.stop_index = f.stop_index;
                 return o;
             }
         }
@@ -226,11 +229,13 @@ fn stop_strings_and_end_tokens_end_with_stop() {
     let free = collect(engine.submit(greedy(&tok, "1, 2, 3, 4,", 30)).unwrap());
     // Stop at the first "7": the text ends right before it and the reason is `stop`.
     let mut r = greedy(&tok, "1, 2, 3, 4,", 30);
-    r.stop = vec!["7".into(), "never".into()];
+    r.stop = vec!["never".into(), "7".into()];
     let stopped = collect(engine.submit(r).unwrap());
     let cut = free.text.find('7').expect("the free run counts past 7");
     assert_eq!(stopped.text, free.text[..cut]);
     assert_eq!(stopped.reason, FinishReason::Stop);
+    assert_eq!(stopped.stop_index, Some(1), "which stop string ended it");
+    assert_eq!(free.stop_index, None);
     // A stop token id: the first generated token itself.
     let mut r = greedy(&tok, "1, 2, 3, 4,", 30);
     r.stop_token_ids = vec![free.ids[0]];

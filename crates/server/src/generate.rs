@@ -117,6 +117,7 @@ fn vanished() -> Finished {
         text: String::new(),
         usage: Usage::default(),
         time_to_first_token: None,
+        stop_index: None,
     }
 }
 
