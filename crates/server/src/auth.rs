@@ -1,5 +1,6 @@
 //! Bearer-key authentication for the API routes (`/v1/*`, `/tokenize`, `/detokenize`):
-//! with keys configured, a request needs `Authorization: Bearer <key>` with one of them,
+//! with keys configured, a request needs `Authorization: Bearer <key>` (or Anthropic's
+//! `x-api-key: <key>`) with one of them,
 //! else 401 in OpenAI's error shape. `/health` and `/metrics` stay open (probes and
 //! scrapers carry no keys).
 
@@ -24,11 +25,18 @@ pub async fn require_key(
     if keys.is_empty() {
         return next.run(request).await;
     }
+    // Anthropic's clients send `x-api-key` instead of a bearer token.
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| {
+            request
+                .headers()
+                .get("x-api-key")
+                .and_then(|v| v.to_str().ok())
+        })
         .map(str::trim);
     match presented {
         Some(key)

@@ -1,7 +1,8 @@
-//! Server-sent events for streamed completions: each JSON chunk as `data: {json}` plus a
-//! blank line, nothing else (no comments, no `event:` lines), ending with `data: [DONE]`.
-//! The endpoint supplies the chunk shapes ([`ChunkFormat`]); this module drives the merged
-//! engine events, the usage chunk, the error line of a stream that failed, and `[DONE]`.
+//! Server-sent events for streamed completions. OpenAI's shape by default: each JSON chunk as
+//! `data: {json}` plus a blank line, nothing else (no comments, no `event:` lines), ending
+//! with `data: [DONE]`. The endpoint supplies the chunk shapes ([`ChunkFormat`]; Anthropic's
+//! overrides the framing, the closing events and the idle `ping`); this module drives the
+//! merged engine events, the usage chunk, the end of a stream that failed, and its close.
 //! Dropping the response body (the client hung up) drops the engine receivers and so
 //! cancels the requests.
 
@@ -13,7 +14,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use kaiyuan_engine::{Event, EventReceiver, TokenEvent, Usage};
+use kaiyuan_engine::{Event, EventReceiver, Finished, TokenEvent, Usage};
 use serde::Serialize;
 
 use crate::api::response::{StreamError, StreamErrorObject, UsageBody};
@@ -32,7 +33,36 @@ pub trait ChunkFormat: Send + 'static {
     fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String>;
     /// The usage chunk (`choices: []`).
     fn usage(&mut self, usage: UsageBody) -> String;
+    /// Sees a choice's `Finished` before [`ChunkFormat::finish`] (which stop string ended it).
+    fn finished(&mut self, _index: usize, _finished: &Finished) {}
+    /// The last chunks: OpenAI's error line if the stream failed, then `[DONE]`.
+    fn closing(&mut self, failure: Option<&ApiError>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = failure {
+            out.push(to_json(&StreamError {
+                error: StreamErrorObject {
+                    message: e.to_string(),
+                    kind: e.error_type(),
+                    param: None,
+                    code: e.code().unwrap_or("error"),
+                },
+            }));
+        }
+        out.push("[DONE]".to_string());
+        out
+    }
+    /// A chunk to send when no event came for [`PING_INTERVAL`] (none by default).
+    fn ping(&mut self) -> Option<String> {
+        None
+    }
+    /// A chunk as bytes on the wire (`data: …` by default).
+    fn framed(&self, chunk: &str) -> Bytes {
+        frame(chunk)
+    }
 }
+
+/// How long a stream may stay silent (a long prefill) before [`ChunkFormat::ping`].
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// `data: {json}\n\n`.
 pub fn frame(json: &str) -> Bytes {
@@ -65,7 +95,7 @@ impl<F: ChunkFormat> Driver<F> {
             Event::Scheduled { .. } => {}
             Event::Token(t) => {
                 for json in self.format.token(index, &t) {
-                    self.pending.push_back(frame(&json));
+                    self.pending.push_back(self.format.framed(&json));
                 }
             }
             Event::Finished(f) => {
@@ -76,8 +106,9 @@ impl<F: ChunkFormat> Driver<F> {
                     self.failure = generate::failure(&f.reason);
                 }
                 self.usages.push((index, f.usage));
+                self.format.finished(index, &f);
                 for json in self.format.finish(index, &f.text, reason) {
-                    self.pending.push_back(frame(&json));
+                    self.pending.push_back(self.format.framed(&json));
                 }
             }
         }
@@ -93,25 +124,19 @@ impl<F: ChunkFormat> Driver<F> {
                 usage.cached_tokens,
             );
             let json = self.format.usage(body);
-            self.pending.push_back(frame(&json));
+            self.pending.push_back(self.format.framed(&json));
         }
-        match self.failure.take() {
+        let failure = self.failure.take();
+        match &failure {
             None => self.log.status("200"),
             Some(e) => {
                 self.log
                     .status(format!("200 stream_{}", e.code().unwrap_or("error")));
-                let error = StreamError {
-                    error: StreamErrorObject {
-                        message: e.to_string(),
-                        kind: e.error_type(),
-                        param: None,
-                        code: e.code().unwrap_or("error"),
-                    },
-                };
-                self.pending.push_back(frame(&to_json(&error)));
             }
         }
-        self.pending.push_back(frame("[DONE]"));
+        for chunk in self.format.closing(failure.as_ref()) {
+            self.pending.push_back(self.format.framed(&chunk));
+        }
         self.done = true;
     }
 }
@@ -124,7 +149,7 @@ pub fn respond<F: ChunkFormat>(
     include_usage: bool,
     log: RequestLog,
 ) -> Response {
-    let pending: VecDeque<Bytes> = format.opening().iter().map(|j| frame(j)).collect();
+    let pending: VecDeque<Bytes> = format.opening().iter().map(|j| format.framed(j)).collect();
     let driver = Driver {
         format,
         events: generate::merge(receivers),
@@ -144,9 +169,15 @@ pub fn respond<F: ChunkFormat>(
             if d.done {
                 return None;
             }
-            match d.events.next().await {
-                Some((index, event)) => d.on_event(index, event),
-                None => d.on_end(),
+            match tokio::time::timeout(PING_INTERVAL, d.events.next()).await {
+                Ok(Some((index, event))) => d.on_event(index, event),
+                Ok(None) => d.on_end(),
+                Err(_) => {
+                    if let Some(ping) = d.format.ping() {
+                        let bytes = d.format.framed(&ping);
+                        d.pending.push_back(bytes);
+                    }
+                }
             }
         }
     });

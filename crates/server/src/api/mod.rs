@@ -1,6 +1,7 @@
 //! The OpenAI API's data: request bodies as they arrive, their validation into the
 //! parameters the server works with, and the response shapes.
 
+pub mod anthropic;
 pub mod grammar;
 pub mod logprobs;
 pub mod reasoning;

@@ -261,7 +261,7 @@ pub fn completion(body: &Value) -> Result<CompletionParams, ApiError> {
 
 /// The sampling fields, `n`, `stop`, `max_tokens` and streaming options.
 /// `logprobs_param` is the field that asked for `logprobs` (its name differs per endpoint).
-fn gen_params(
+pub(crate) fn gen_params(
     c: &CommonFields,
     logprobs: Option<usize>,
     logprobs_param: &str,

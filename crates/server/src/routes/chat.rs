@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use kaiyuan_chat::{RenderOptions, Segment, SegmentKind};
 use kaiyuan_engine::TokenEvent;
 use kaiyuan_tokenizer::Tokenizer;
 
-use super::common::{conclude, new_id, plan_jobs, SYSTEM_FINGERPRINT};
+use super::common::{conclude, new_id, SYSTEM_FINGERPRINT};
+use super::conversation::{self, Started};
 use crate::api::logprobs;
 use crate::api::reasoning::{self, ReasoningFormat, ReasoningTracker};
 use crate::api::response::{
@@ -23,17 +23,15 @@ use crate::api::response::{
     Header, UsageBody,
 };
 use crate::api::validate::{self, ChatParams};
-use crate::constrain;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::generate::{self, Job};
 use crate::log::RequestLog;
-use crate::prompt::encode_rendered;
 use crate::routes::common::{into_response, resolve_model};
 use crate::sse::{self, to_json, ChunkFormat};
 use crate::state::{unix_now, AppState, ServedModel, ServerConfig};
 use crate::tools::stream::{ToolDeltas, ToolStream};
-use crate::tools::{self, ToolPlan};
+use crate::tools::ToolPlan;
 
 pub async fn handle(
     State(state): State<Arc<AppState>>,
@@ -67,70 +65,13 @@ async fn run(
     id: String,
     log: &mut RequestLog,
 ) -> Result<Response, ApiError> {
-    let ChatParams {
-        mut messages,
-        gen,
-        reasoning,
-        tools,
-        prefix,
-        ..
-    } = params;
-    let source = model.template.source();
-    let format = tools::format_of(source);
-    let plan = tools::prepare(
-        format,
-        source,
-        &model.tokenizer,
-        tools.as_ref(),
-        gen.grammar.as_ref(),
-        &mut messages,
-    )?;
-    let m = Arc::clone(model);
-    let extra = reasoning::template_variables(&reasoning, model.reasoning, config.thinking);
-    let template_tools = plan.as_ref().and_then(|p| p.template_tools.clone());
-    let (prompt, starts_in_reasoning) = tokio::task::spawn_blocking(move || {
-        let options = RenderOptions {
-            add_generation_prompt: true,
-            tools: template_tools,
-            extra,
-            ..RenderOptions::default()
-        };
-        m.template.render(&messages, &options).map(|mut rendered| {
-            let mut in_reasoning = rendered.ends_inside_reasoning();
-            // Prefix completion: the reply starts with the given text, as conversation text.
-            if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
-                in_reasoning = reasoning::still_open(in_reasoning, &prefix);
-                rendered.segments.push(Segment {
-                    text: prefix,
-                    kind: SegmentKind::Content,
-                });
-            }
-            let ids = encode_rendered(&m.tokenizer, &rendered).ids();
-            (ids, in_reasoning)
-        })
-    })
-    .await
-    .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?
-    .map_err(|e| ApiError::invalid("messages", format!("cannot render the conversation: {e}")))?;
-    log.prompt_tokens(prompt.len());
-    let jobs = plan_jobs(model, &gen, vec![prompt], "messages", "top_logprobs")?;
-    // Tools constrain the reply (calls, or a lazy grammar from the call trigger on) in place
-    // of a response format (`tools::prepare` refuses the combinations that would need both).
-    let grammar = plan.as_ref().map(|p| &p.grammar).or(gen.grammar.as_ref());
-    let mut constraint = constrain::compile(model, grammar).await?;
-    // A response format constrains the answer: after a prompt that left `<think>` open, the
-    // model reasons freely first (at most `thinking.budget_tokens`), then answers under it.
-    if starts_in_reasoning && grammar.is_some_and(|g| g.answer_only) {
-        constraint = constraint
-            .map(|c| constrain::after_reasoning(c, &model.tokenizer, reasoning.budget_tokens))
-            .transpose()?;
-    }
-    if let Some(p) = plan.as_ref().filter(|p| !p.triggers.is_empty()) {
-        constraint = constraint
-            .map(|c| constrain::lazy(c, &p.grammar, &p.triggers))
-            .transpose()?;
-    }
-    let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
+    let gen = params.gen.clone();
+    let Started {
+        jobs,
+        receivers,
+        starts_in_reasoning,
+        plan,
+    } = conversation::start(model, config, params, log).await?;
     let header = Header {
         id,
         object: "chat.completion",

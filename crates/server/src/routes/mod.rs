@@ -4,7 +4,9 @@
 pub mod chat;
 pub mod common;
 pub mod completions;
+pub mod conversation;
 pub mod info;
+pub mod messages;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -34,10 +36,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             auth::require_key,
         ));
+    // Anthropic's Messages API: the same authentication, errors in Anthropic's shape.
+    let anthropic = Router::new()
+        .route("/v1/messages", post(messages::handle))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_key,
+        ))
+        .layer(middleware::from_fn(messages::anthropic_errors));
     Router::new()
         .route("/health", get(info::health))
         .route("/metrics", get(info::metrics))
         .merge(api)
+        .merge(anthropic)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
