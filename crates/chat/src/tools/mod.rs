@@ -25,6 +25,7 @@
 //! Reasoning (`<think>`) is not handled here: run [`crate::ReasoningSplitter`] first and feed its
 //! answer text to the tool parser.
 
+mod arguments;
 mod deepseek;
 mod ernie;
 mod generic;
@@ -32,6 +33,7 @@ mod hermes;
 mod llama3;
 mod mistral;
 
+pub use arguments::template_serializes_arguments;
 pub use deepseek::DeepSeekParser;
 pub use ernie::ernie_parser;
 pub use generic::{

@@ -237,11 +237,14 @@ fn tool_definition(i: usize, tool: &Value) -> Result<(ToolSpec, Value), ApiError
         }
     }
     let mut spec = ToolSpec::new(name.clone(), constrained);
-    let mut def = json!({"name": name, "parameters": parameters});
+    // Keys in the order clients send them: templates print the definition with `tojson` or
+    // key by key (Mistral Nemo), and the model was trained on this order.
+    let mut def = json!({"name": name});
     if let Some(d) = description {
         def["description"] = json!(d);
         spec = spec.with_description(d);
     }
+    def["parameters"] = parameters;
     Ok((spec, json!({"type": "function", "function": def})))
 }
 
@@ -351,6 +354,15 @@ mod tests {
             r.definitions[0]["function"]["description"],
             "Weather of a city"
         );
+        // The template sees the definition in the order clients write it.
+        assert_eq!(r.definitions, weather());
+        let keys: Vec<_> = r.definitions[0]["function"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(keys, ["name", "description", "parameters"]);
         let named = json!({"type": "function", "function": {"name": "get_weather"}});
         let r = tools_request(Some(&weather()), Some(&named), Some(&json!(false)))
             .unwrap()

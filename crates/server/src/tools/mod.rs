@@ -15,7 +15,10 @@
 mod lark;
 pub mod stream;
 
-use kaiyuan_chat::tools::{generic_system_prompt, generic_tool_schema, ToolChoice, ToolFormat};
+use kaiyuan_chat::tools::{
+    generic_system_prompt, generic_tool_schema, template_serializes_arguments, ToolChoice,
+    ToolFormat,
+};
 use kaiyuan_chat::{Content, Message};
 use kaiyuan_grammar::GrammarSpec;
 use kaiyuan_tokenizer::Tokenizer;
@@ -58,7 +61,11 @@ pub fn prepare(
     check_call_ids(template_source, messages)?;
     match format {
         ToolFormat::Generic => generic_history(messages),
-        ToolFormat::DeepSeekR1 | ToolFormat::DeepSeekV31 => string_arguments(messages),
+        ToolFormat::DeepSeekR1 | ToolFormat::DeepSeekV31
+            if !template_serializes_arguments(template_source) =>
+        {
+            string_arguments(messages)
+        }
         _ => {}
     }
     let Some(req) = tools else {
@@ -186,7 +193,8 @@ fn check_call_ids(template_source: &str, messages: &[Message]) -> Result<(), Api
     Ok(())
 }
 
-/// DeepSeek's templates concatenate the arguments as text.
+/// DeepSeek's own templates concatenate the arguments as text (the copies that apply `tojson`
+/// to them get the object: see `template_serializes_arguments`).
 fn string_arguments(messages: &mut [Message]) {
     for m in messages {
         if let Some(Value::Array(calls)) = &mut m.tool_calls {

@@ -64,6 +64,10 @@ pub struct ToolStream {
     parser: Box<dyn ToolCallParser>,
     calls: Vec<Call>,
     next_index: usize,
+    /// Mistral's templates raise on any call id but 9 letters or digits ("Tool call IDs should
+    /// be alphanumeric strings with length 9!"), so an agent that sends the calls back with
+    /// their ids would get a 400 on its next turn: Mistral calls get such ids (as vLLM gives).
+    short_ids: bool,
 }
 
 impl ToolStream {
@@ -72,6 +76,7 @@ impl ToolStream {
             parser: format.parser(),
             calls: Vec::new(),
             next_index: 0,
+            short_ids: format == ToolFormat::Mistral,
         }
     }
 
@@ -117,6 +122,11 @@ impl ToolStream {
                     let openai = self.next_index;
                     self.next_index += 1;
                     let id = new_id("call").replacen("call-", "call_", 1);
+                    let id = if self.short_ids {
+                        id[id.len() - 9..].to_string()
+                    } else {
+                        id
+                    };
                     out.calls.push(ToolCallDelta {
                         index: openai,
                         id: Some(id.clone()),
@@ -223,6 +233,24 @@ mod tests {
             .map(|d| d.function.arguments.as_str())
             .collect();
         assert_eq!(args0, calls[0].function.arguments);
+    }
+
+    #[test]
+    fn mistral_call_ids_are_nine_alphanumerics() {
+        let mut s = ToolStream::new(ToolFormat::Mistral);
+        s.push("[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]f[ARGS]{}");
+        s.finish();
+        let calls = s.complete_calls();
+        assert_eq!(calls.len(), 2);
+        for call in &calls {
+            assert_eq!(call.id.len(), 9, "{}", call.id);
+            assert!(
+                call.id.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{}",
+                call.id
+            );
+        }
+        assert_ne!(calls[0].id, calls[1].id);
     }
 
     #[test]

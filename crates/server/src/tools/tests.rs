@@ -322,6 +322,20 @@ fn deepseek_templates_get_arguments_as_text() {
     prepare(ToolFormat::DeepSeekV31, "", &tok, None, None, &mut messages).unwrap();
     let args = &messages[1].tool_calls.as_ref().unwrap()[0]["function"]["arguments"];
     assert_eq!(args, &json!("{\"city\":\"Paris\"}"));
+    // llama.cpp's and vLLM's copies of DeepSeek's templates serialize them with `tojson`.
+    let mut messages = vec![Message::text("user", "weather?"), assistant_call("c")];
+    let tojson = "{{ '<｜tool▁sep｜>' + tool['function']['arguments'] | tojson }}";
+    prepare(
+        ToolFormat::DeepSeekV31,
+        tojson,
+        &tok,
+        None,
+        None,
+        &mut messages,
+    )
+    .unwrap();
+    let args = &messages[1].tool_calls.as_ref().unwrap()[0]["function"]["arguments"];
+    assert_eq!(args, &json!({"city": "Paris"}));
 }
 
 #[test]
