@@ -275,6 +275,11 @@ impl Ticket {
         )
     }
 
+    /// The key the request was admitted for.
+    pub fn key_id(&self) -> &str {
+        self.job.as_ref().map_or("", |j| j.key_id.as_str())
+    }
+
     /// The reserved worst case (nano-USD).
     pub fn reserved_nano(&self) -> i64 {
         self.job.as_ref().map_or(0, |j| j.reserved_nano)

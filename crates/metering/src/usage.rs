@@ -21,7 +21,7 @@ pub struct UsageRecord {
     pub reasoning_tokens: i64,
     /// USD.
     pub cost: f64,
-    #[serde(skip)]
+    /// The same, exactly: nano-USD (10⁻⁹).
     pub cost_nano: i64,
     pub status: String,
 }
@@ -47,7 +47,6 @@ pub struct SummaryRow {
     pub cached_tokens: i64,
     pub completion_tokens: i64,
     pub cost: f64,
-    #[serde(skip)]
     pub cost_nano: i64,
 }
 

@@ -95,6 +95,7 @@ async fn run(
             .map(|c| constrain::after_reasoning(c, &model.tokenizer, reasoning.budget_tokens))
             .transpose()?;
     }
+    crate::metering::admit(model, &jobs, log).await?;
     let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     let header = Header {
         id,

@@ -1,0 +1,246 @@
+//! The server's side of the metering layer: who is calling (the key a request carries, set
+//! by `auth.rs` for the duration of the handler as a task-local [`KeyContext`]), admission
+//! (one call where a generation request knows its prompt and `max_tokens`: [`admit`]), the
+//! settlement of what it used (from its [`RequestLog`] when that ends: [`settlement`]), and
+//! OpenAI's `x-ratelimit-*` headers. Requests without an issued key (no metering configured,
+//! a static `--api-key`, the admin key) pass unmetered.
+
+use std::sync::{Arc, Mutex};
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use kaiyuan_engine::Usage;
+use kaiyuan_metering::{Admission, AuthKey, Meter, RateInfo, Refusal, Settlement};
+
+use crate::error::ApiError;
+use crate::generate::Job;
+use crate::log::RequestLog;
+use crate::state::ServedModel;
+
+/// Metering as configured: the database and the admin key.
+#[derive(Clone)]
+pub struct MeteringConfig {
+    pub meter: Meter,
+    /// The key of the admin API (`--admin-key`, `--admin-key-file`, `KAIYUAN_ADMIN_KEY`).
+    pub admin_key: String,
+}
+
+impl std::fmt::Debug for MeteringConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteringConfig")
+            .field("backend", &self.meter.backend())
+            .field("admin_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The issued key of the request being handled.
+pub struct KeyContext {
+    pub meter: Meter,
+    pub key: AuthKey,
+    /// Set at admission: the rate-limit state for the response's headers.
+    rate: Mutex<Option<RateInfo>>,
+    /// Whether a request was admitted (its usage must be committed before it is answered).
+    admitted: Mutex<bool>,
+}
+
+impl KeyContext {
+    pub fn new(meter: Meter, key: AuthKey) -> KeyContext {
+        KeyContext {
+            meter,
+            key,
+            rate: Mutex::new(None),
+            admitted: Mutex::new(false),
+        }
+    }
+
+    pub fn take_rate(&self) -> Option<RateInfo> {
+        self.rate.lock().ok().and_then(|mut r| r.take())
+    }
+
+    pub fn was_admitted(&self) -> bool {
+        self.admitted.lock().is_ok_and(|a| *a)
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<KeyContext>;
+}
+
+/// Runs `fut` (a handler) as the request of `ctx`'s key.
+pub async fn scope<F: std::future::Future>(ctx: Arc<KeyContext>, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+/// The calling key, if the request carries an issued one.
+pub fn current() -> Option<Arc<KeyContext>> {
+    CURRENT.try_with(Arc::clone).ok()
+}
+
+/// Admits a generation request of the calling key for `model` (a no-op without one):
+/// reserves its worst case (each prompt once, every choice's `max_tokens`) and counts it
+/// against the key's limits; the ticket rides on `log` and is settled when the request
+/// ends. Refusals are 403 (model not allowed), 429 (budget, rate), 401 (key revoked since).
+pub async fn admit(
+    model: &ServedModel,
+    jobs: &[Job],
+    log: &mut RequestLog,
+) -> Result<(), ApiError> {
+    let Some(ctx) = current() else {
+        return Ok(());
+    };
+    let mut prompt_tokens = 0u64;
+    let mut seen = Vec::new();
+    for j in jobs {
+        if !seen.contains(&j.prompt_index) {
+            seen.push(j.prompt_index);
+            prompt_tokens += j.prompt.len() as u64;
+        }
+    }
+    let admission = Admission {
+        key: &ctx.key,
+        model: &model.name,
+        request_id: log.id(),
+        prompt_tokens,
+        max_completion_tokens: jobs.iter().map(|j| j.max_tokens as u64).sum(),
+    };
+    let ticket = ctx
+        .meter
+        .admit(admission, kaiyuan_metering::now_ms())
+        .await
+        .map_err(refusal)?;
+    if let Ok(mut r) = ctx.rate.lock() {
+        *r = Some(ticket.rate.clone());
+    }
+    if let Ok(mut a) = ctx.admitted.lock() {
+        *a = true;
+    }
+    log.meter(ticket);
+    Ok(())
+}
+
+fn refusal(r: Refusal) -> ApiError {
+    match r {
+        Refusal::ModelNotAllowed(model) => ApiError::Forbidden {
+            code: "model_not_allowed",
+            message: format!("this API key may not use the model `{model}`"),
+        },
+        Refusal::InsufficientQuota {
+            remaining_nano,
+            needed_nano,
+        } => ApiError::InsufficientQuota(format!(
+            "this API key's budget is exhausted: {:.9} USD remain (less what requests in flight reserved), and this request may cost up to {:.9} USD (its prompt plus max_tokens); lower max_tokens or ask for a larger budget",
+            kaiyuan_metering::nano_to_usd(remaining_nano),
+            kaiyuan_metering::nano_to_usd(needed_nano)
+        )),
+        Refusal::RateLimited {
+            what,
+            limit,
+            retry_after_s,
+            rate,
+        } => ApiError::RateLimited {
+            message: format!(
+                "rate limit reached for this API key: {limit} {what}; retry after {retry_after_s} s"
+            ),
+            tokens: what.starts_with("tokens"),
+            retry_after: retry_after_s,
+            rate,
+        },
+        Refusal::KeyInvalid => ApiError::Unauthorized,
+        Refusal::Meter(e) => metering_error(e),
+    }
+}
+
+/// A database failure: 503 (the request is not served unmetered).
+pub fn metering_error(e: kaiyuan_metering::MeterError) -> ApiError {
+    eprintln!("metering: {e}");
+    ApiError::Metering("the metering database is unavailable; retry later".into())
+}
+
+/// What a request used, from its log line's usage and status (`200`, `499 client_closed`,
+/// `200 stream_engine_error`, `429 queue_full`, …). A request refused before the engine
+/// ran it (a 4xx other than 499, a 503) used nothing.
+pub fn settlement(usage: &Usage, status: &str) -> Settlement {
+    let code = status.split(' ').next().unwrap_or("");
+    let status = match code {
+        "200" if status == "200" => "ok",
+        "200" => "error",
+        "499" => "cancelled",
+        c if c.starts_with('4') || c == "503" => {
+            return Settlement {
+                status: "refused".into(),
+                ..Settlement::default()
+            }
+        }
+        _ => "error",
+    };
+    Settlement {
+        prompt_tokens: usage.prompt_tokens as u64,
+        cached_tokens: usage.cached_tokens as u64,
+        completion_tokens: usage.completion_tokens as u64,
+        reasoning_tokens: 0,
+        status: status.into(),
+    }
+}
+
+/// OpenAI's `x-ratelimit-*` headers for the limits a key has.
+pub fn rate_headers(headers: &mut HeaderMap, rate: &RateInfo) {
+    let reset = format!("{}s", (rate.reset_ms.max(0) as u64).div_ceil(1000));
+    let mut put = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    if let (Some(l), Some(r)) = (rate.limit_requests, rate.remaining_requests) {
+        put("x-ratelimit-limit-requests", l.to_string());
+        put("x-ratelimit-remaining-requests", r.to_string());
+        put("x-ratelimit-reset-requests", reset.clone());
+    }
+    if let (Some(l), Some(r)) = (rate.limit_tokens, rate.remaining_tokens) {
+        put("x-ratelimit-limit-tokens", l.to_string());
+        put("x-ratelimit-remaining-tokens", r.to_string());
+        put("x-ratelimit-reset-tokens", reset);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_become_settlements() {
+        let u = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+            cached_tokens: 4,
+        };
+        assert_eq!(settlement(&u, "200").status, "ok");
+        assert_eq!(settlement(&u, "200").completion_tokens, 3);
+        assert_eq!(settlement(&u, "499 client_closed").status, "cancelled");
+        assert_eq!(settlement(&u, "200 stream_engine_error").status, "error");
+        assert_eq!(settlement(&u, "500 engine_error").prompt_tokens, 10);
+        let refused = settlement(&u, "429 queue_full");
+        assert_eq!(
+            (refused.status.as_str(), refused.prompt_tokens),
+            ("refused", 0)
+        );
+        assert_eq!(settlement(&u, "503 shutting_down").status, "refused");
+    }
+
+    #[test]
+    fn headers_only_for_set_limits() {
+        let mut h = HeaderMap::new();
+        rate_headers(
+            &mut h,
+            &RateInfo {
+                limit_requests: Some(3),
+                remaining_requests: Some(1),
+                reset_ms: 1500,
+                ..RateInfo::default()
+            },
+        );
+        assert_eq!(h["x-ratelimit-limit-requests"], "3");
+        assert_eq!(h["x-ratelimit-remaining-requests"], "1");
+        assert_eq!(h["x-ratelimit-reset-requests"], "2s");
+        assert!(!h.contains_key("x-ratelimit-limit-tokens"));
+    }
+}
