@@ -245,5 +245,8 @@ def test_an_abandoned_stream_is_recorded_as_cancelled(metered):
     recs = wait_for(lambda: records(metered, key["id"]), 60, "the abandoned stream's record")
     (r,) = recs.values()
     assert r["status"] == "cancelled" and r["prompt_tokens"] > 0, r
+    # It is billed for what it got: at least the two tokens read before hanging up.
+    assert r["completion_tokens"] >= 2, r
+    assert r["cost_nano"] == expected_cost(r["prompt_tokens"], r["cached_tokens"], r["completion_tokens"])
     info = admin(metered, "GET", f"/admin/keys/{key['id']}")[2]
     assert info["in_flight"] == 0 and info["reserved_usd"] == 0

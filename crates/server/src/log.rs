@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use kaiyuan_engine::Usage;
+use kaiyuan_engine::{Event, Usage};
 use kaiyuan_metering::Ticket;
 
 /// A request's log line, printed on drop.
@@ -93,6 +93,19 @@ impl RequestLog {
 
     pub fn usage(&mut self, usage: Usage) {
         self.with(|f| f.usage = usage);
+    }
+
+    /// Counts a streamed event, so that a stream the client abandons is logged (and metered)
+    /// with the tokens it got: the prefix-cache hits and each generated token. The usage of
+    /// a stream that ends replaces these counts.
+    pub fn event(&mut self, event: &Event) {
+        self.with(|f| match event {
+            Event::Scheduled { cached_tokens } => {
+                f.usage.cached_tokens = f.usage.cached_tokens.max(*cached_tokens);
+            }
+            Event::Token(_) => f.usage.completion_tokens += 1,
+            Event::Finished(_) => {}
+        });
     }
 
     pub fn prompt_tokens(&mut self, n: usize) {
