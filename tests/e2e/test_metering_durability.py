@@ -1,6 +1,7 @@
 """Metering across processes: two replicas on one PostgreSQL share a budget and a
 per-minute limit; and a server killed with SIGKILL under load, then restarted, has exactly
-one usage record for every response a client received, and no reservation left behind.
+one usage record for every response a client received (whole, or streamed up to its
+[DONE]), and no reservation left behind.
 
 The Postgres test needs KAIYUAN_TEST_POSTGRES (scripts/with-postgres sets it) or a server
 on 127.0.0.1:5432; without either it is skipped, saying so."""
@@ -106,14 +107,23 @@ def test_kill_9_under_load_loses_no_record_and_writes_none_twice():
     received, lock, stop = [], threading.Lock(), threading.Event()
 
     def worker(w):
+        """Whole responses on even workers, streams (received in full: up to [DONE]) on odd."""
         i = 0
         while not stop.is_set() and i < 40:
             try:
-                r = client.completions.create(model=MODEL, prompt=f"Item {w}-{i}:", max_tokens=2)
-            except (openai.APIConnectionError, openai.APIStatusError):
+                if w % 2 == 0:
+                    r = client.completions.create(model=MODEL, prompt=f"Item {w}-{i}:", max_tokens=2)
+                    got = (r.id, r.usage)
+                else:
+                    chunks = list(client.completions.create(
+                        model=MODEL, prompt=f"Item {w}-{i}:", max_tokens=2, stream=True,
+                        stream_options={"include_usage": True},
+                    ))
+                    got = (chunks[0].id, chunks[-1].usage)
+            except Exception:  # the server was killed: this one was not received in full
                 return
             with lock:
-                received.append(r)
+                received.append(got)
             i += 1
 
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
@@ -135,11 +145,11 @@ def test_kill_9_under_load_loses_no_record_and_writes_none_twice():
         status, _, body = admin(server, "GET", f"/admin/usage?key_id={key['id']}&limit=10000")
         ids = [r["id"] for r in body["data"]]
         assert len(ids) == len(set(ids)), "a request was recorded twice"
-        missing = [r.id for r in done if r.id not in recs]
+        missing = [rid for rid, _ in done if rid not in recs]
         assert not missing, f"{len(missing)} of {len(done)} received responses have no record"
-        for r in done:
-            rec = recs[r.id]
-            assert (rec["prompt_tokens"], rec["completion_tokens"]) == (r.usage.prompt_tokens, r.usage.completion_tokens)
+        for rid, usage in done:
+            rec = recs[rid]
+            assert (rec["prompt_tokens"], rec["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
         # What the killed server had reserved or in flight is released at restart.
         info = admin(server, "GET", f"/admin/keys/{key['id']}")[2]
         assert info["in_flight"] == 0 and info["reserved_usd"] == 0, info

@@ -77,8 +77,10 @@ pub async fn require_key(
     let mut response = metering::scope(Arc::clone(&ctx), next.run(request)).await;
     if ctx.was_admitted() {
         // A whole response's usage record was handed over when its handler ended: commit
-        // it before the client sees the answer (grouped with others under load).
+        // it before the client sees the answer (grouped with others under load). A
+        // stream's is committed before its `[DONE]`.
         metering.meter.flush().await;
+        response = metering::record_before_done(response, metering.meter.clone());
     }
     if let Some(rate) = ctx.take_rate() {
         metering::rate_headers(response.headers_mut(), &rate);

@@ -7,7 +7,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::StreamExt;
 use kaiyuan_engine::Usage;
 use kaiyuan_metering::{Admission, AuthKey, Meter, RateInfo, Refusal, Settlement};
 
@@ -182,6 +186,42 @@ pub fn settlement(usage: &Usage, status: &str) -> Settlement {
     }
 }
 
+/// The last frame of every stream (`sse.rs`).
+const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// For a metered stream: holds its `data: [DONE]` back until the request's usage record is
+/// committed, so that a client that received a stream in full knows it is recorded (even
+/// if the server is killed right after). The stream's driver, and with it the request's log
+/// line and ticket, is dropped when the body ends, just after `[DONE]`: the wrapper reads
+/// on to that end, waits for the writer, then sends `[DONE]`. Other responses pass as they
+/// are.
+pub fn record_before_done(response: Response, meter: Meter) -> Response {
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let inner = body.into_data_stream();
+    let wrapped = futures_util::stream::unfold(Some((inner, meter)), |state| async move {
+        let (mut inner, meter) = state?;
+        match inner.next().await {
+            Some(Ok(frame)) if frame.as_ref() == DONE => {
+                // Nothing follows [DONE]: this ends the driver (and settles the request).
+                while inner.next().await.is_some() {}
+                drop(inner);
+                meter.flush().await;
+                Some((Ok::<Bytes, axum::Error>(frame), None))
+            }
+            Some(item) => Some((item, Some((inner, meter)))),
+            None => None,
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(wrapped))
+}
+
 /// OpenAI's `x-ratelimit-*` headers for the limits a key has.
 pub fn rate_headers(headers: &mut HeaderMap, rate: &RateInfo) {
     let reset = format!("{}s", (rate.reset_ms.max(0) as u64).div_ceil(1000));
@@ -224,6 +264,72 @@ mod tests {
             ("refused", 0)
         );
         assert_eq!(settlement(&u, "503 shutting_down").status, "refused");
+    }
+
+    /// A stream whose body holds a ticket until it ends, as the SSE driver holds its log.
+    async fn stream_with_ticket(wrap: bool) -> (Vec<bool>, Meter, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("kaiyuan-sse-meter-{}-{wrap}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let url = format!("sqlite://{}/m.db", dir.display());
+        let meter = Meter::open(&url, kaiyuan_metering::PriceTable::default())
+            .await
+            .unwrap();
+        let spec = kaiyuan_metering::KeySpec::from_json(&serde_json::json!({"name": "s"})).unwrap();
+        let issued = meter.create_key(&spec, 0).await.unwrap();
+        let key = meter.authenticate(&issued.key, 0).await.unwrap().unwrap();
+        let admission = Admission {
+            key: &key,
+            model: "m",
+            request_id: "req-stream",
+            prompt_tokens: 1,
+            max_completion_tokens: 1,
+        };
+        let ticket = meter.admit(admission, 0).await.unwrap();
+        let frames: Vec<Bytes> = vec![
+            Bytes::from_static(b"data: {}\n\n"),
+            Bytes::from_static(DONE),
+        ];
+        let body = futures_util::stream::unfold(
+            (frames.into_iter(), Some(ticket)),
+            |(mut it, t)| async move {
+                it.next()
+                    .map(|f| (Ok::<_, std::convert::Infallible>(f), (it, t)))
+            },
+        );
+        let mut response = Response::new(Body::from_stream(body));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        if wrap {
+            response = record_before_done(response, meter.clone());
+        }
+        let mut data = response.into_body().into_data_stream();
+        // Per frame: whether the request's record was committed when the frame arrived.
+        let mut recorded = Vec::new();
+        while let Some(frame) = data.next().await {
+            frame.unwrap();
+            let n = meter
+                .usage(&kaiyuan_metering::UsageFilter::default())
+                .await
+                .unwrap()
+                .len();
+            recorded.push(n == 1);
+        }
+        (recorded, meter, dir)
+    }
+
+    #[tokio::test]
+    async fn a_metered_stream_is_recorded_before_its_done() {
+        let (recorded, _, dir) = stream_with_ticket(true).await;
+        assert_eq!(recorded, [false, true]);
+        let _ = std::fs::remove_dir_all(dir);
+        // Unwrapped, [DONE] arrives before the record is committed.
+        let (recorded, meter, dir) = stream_with_ticket(false).await;
+        assert_eq!(recorded, [false, false]);
+        meter.flush().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
