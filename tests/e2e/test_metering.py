@@ -118,6 +118,14 @@ def test_records_match_each_response_and_the_price_table(metered):
     assert status == 200
     assert summary["data"][0]["requests"] == 4
     assert summary["data"][0]["cost_nano"] == sum(r["cost_nano"] for r in recs.values())
+    # /metrics: the cost of every metered request so far, per model (no key labels).
+    everything = admin(metered, "GET", "/admin/usage")[2]["data"]
+    cost = metered.metric("kaiyuan_metered_cost_usd_total", model=MODEL)
+    assert round(cost * 1e9) == sum(r["cost_nano"] for r in everything)
+    assert metered.metric("kaiyuan_metered_requests_total", model=MODEL) == len(everything)
+    assert metered.metric("kaiyuan_metered_cached_tokens_total", model=MODEL) == sum(
+        r["cached_tokens"] for r in everything
+    )
 
 
 def test_admin_api_refuses_other_keys_and_bad_bodies(metered):

@@ -275,6 +275,11 @@ impl Ticket {
         )
     }
 
+    /// The model the request was admitted for.
+    pub fn model(&self) -> &str {
+        self.job.as_ref().map_or("", |j| j.model.as_str())
+    }
+
     /// The key the request was admitted for.
     pub fn key_id(&self) -> &str {
         self.job.as_ref().map_or("", |j| j.key_id.as_str())

@@ -165,7 +165,7 @@ impl Drop for RequestLog {
         if let Some(f) = &mut self.fields {
             eprintln!("{}", Self::line(f));
             if let Some(ticket) = f.ticket.take() {
-                ticket.settle_detached(crate::metering::settlement(&f.usage, &f.status));
+                crate::metering::settle(ticket, &f.usage, &f.status);
             }
         }
     }

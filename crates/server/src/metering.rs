@@ -186,6 +186,77 @@ pub fn settlement(usage: &Usage, status: &str) -> Settlement {
     }
 }
 
+/// Per served model: what metered requests cost and how many of their prompt tokens the
+/// prefix cache served, for `/metrics` (no per-key labels: keys are unbounded). Counted
+/// where requests are settled (a request's log line), which has no handle on the server's
+/// state, hence process-wide.
+#[derive(Clone, Copy, Default)]
+struct ModelTotals {
+    cost_nano: i64,
+    cached_tokens: u64,
+    requests: u64,
+}
+
+static TOTALS: Mutex<std::collections::BTreeMap<String, ModelTotals>> =
+    Mutex::new(std::collections::BTreeMap::new());
+
+/// Settles `ticket` with what its request used (from the log line) and counts it.
+pub fn settle(ticket: kaiyuan_metering::Ticket, usage: &Usage, status: &str) {
+    let s = settlement(usage, status);
+    if let Ok(mut totals) = TOTALS.lock() {
+        let t = totals.entry(ticket.model().to_string()).or_default();
+        t.cost_nano = t.cost_nano.saturating_add(ticket.cost(&s));
+        t.cached_tokens += s.cached_tokens.min(s.prompt_tokens);
+        t.requests += 1;
+    }
+    ticket.settle_detached(s);
+}
+
+/// The metering counters in Prometheus text (nothing until a metered request ended).
+pub fn render_metrics() -> String {
+    let Ok(totals) = TOTALS.lock() else {
+        return String::new();
+    };
+    if totals.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let label = |m: &str| {
+        m.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    type Get = fn(&ModelTotals) -> String;
+    let families: [(&str, &str, Get); 3] = [
+        (
+            "kaiyuan_metered_cost_usd_total",
+            "What metered requests cost by the price table (USD).",
+            |t| format!("{:.9}", kaiyuan_metering::nano_to_usd(t.cost_nano)),
+        ),
+        (
+            "kaiyuan_metered_cached_tokens_total",
+            "Prompt tokens of metered requests served from the prefix cache (billed at the cache-hit price).",
+            |t| t.cached_tokens.to_string(),
+        ),
+        (
+            "kaiyuan_metered_requests_total",
+            "Metered requests settled (one usage record each).",
+            |t| t.requests.to_string(),
+        ),
+    ];
+    for (name, help, get) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (model, t) in totals.iter() {
+            out.push_str(&format!(
+                "{name}{{model=\"{}\"}} {}\n",
+                label(model),
+                get(t)
+            ));
+        }
+    }
+    out
+}
+
 /// The last frame of every stream (`sse.rs`).
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
