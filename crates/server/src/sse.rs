@@ -91,6 +91,7 @@ struct Driver<F> {
 
 impl<F: ChunkFormat> Driver<F> {
     fn on_event(&mut self, index: usize, event: Event) {
+        self.log.event(&event);
         match event {
             Event::Scheduled { .. } => {}
             Event::Token(t) => {

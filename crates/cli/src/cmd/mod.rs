@@ -8,5 +8,6 @@ pub mod perplexity;
 pub mod run;
 mod sampling_args;
 pub mod serve;
+mod serve_metering;
 pub mod template;
 pub mod tokenize;

@@ -14,6 +14,7 @@ use kaiyuan_engine::{Engine, EngineConfig};
 use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
 use super::model_file::{LoadArgs, ModelFile};
+use super::serve_metering::{self, MeteringArgs};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -83,6 +84,8 @@ pub struct ServeArgs {
     pub thinking: String,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub metering: MeteringArgs,
 }
 
 /// One `-m` argument.
@@ -217,9 +220,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
         bail!("--grace-period must be a non-negative number of seconds");
     }
+    let metering = serve_metering::plan(&args.metering)?;
     let config = ServerConfig {
         model_names: specs.iter().map(|s| s.name.clone()).collect(),
         api_keys: api_keys(&args)?,
+        metering: None,
         body_limit: args.body_limit,
         grace_period: Duration::from_secs_f64(args.grace_period),
         reasoning_format: match args.reasoning_format.as_str() {
@@ -232,7 +237,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, specs, config))
+    runtime.block_on(async move {
+        let mut config = config;
+        if let Some(plan) = metering {
+            config.metering = Some(serve_metering::open(plan).await?);
+        }
+        serve(args, specs, config).await
+    })
 }
 
 async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> anyhow::Result<()> {
