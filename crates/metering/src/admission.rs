@@ -5,7 +5,8 @@
 //! window for `rpm` / `tpm` in one conditional upsert, both in one transaction. A
 //! [`Ticket`] stands for the admitted request; settling it (or dropping it) hands the real
 //! usage to the writer, which releases the reservation, adds the real cost and writes the
-//! one usage record of the request.
+//! one usage record of the request. Each reservation also has a row of its own with a
+//! lease ([`LEASE_MS`]), so that what a dead server reserved is released in time.
 
 use sqlx::Row;
 use tokio::sync::oneshot;
@@ -17,6 +18,10 @@ use crate::{Meter, MeterError};
 
 /// Length of a rate-limit window (`rpm`, `tpm`).
 pub const WINDOW_MS: i64 = 60_000;
+
+/// How long a reservation holds without being settled: after that (its server died, say)
+/// any server on the database releases it (`writer.rs`). Longer than any request runs.
+pub const LEASE_MS: i64 = 3_600_000;
 
 /// What a request asks to be admitted for.
 #[derive(Clone, Debug)]
@@ -122,6 +127,17 @@ impl Meter {
             tx.rollback().await?;
             return Err(self.why_not_reserved(&a.key.id, reserve, now_ms).await);
         };
+        // Its own row, so that a reservation whose server dies can be found and released.
+        sqlx::query(
+            "INSERT INTO reservations (request_id, key_id, amount_nano, expires_ms) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(a.request_id)
+        .bind(&a.key.id)
+        .bind(reserve)
+        .bind(now_ms.saturating_add(LEASE_MS))
+        .execute(&mut *tx)
+        .await?;
         let rpm: Option<i64> = row.try_get("rpm")?;
         let tpm: Option<i64> = row.try_get("tpm")?;
         let mut rate = RateInfo::default();

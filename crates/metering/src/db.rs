@@ -50,18 +50,43 @@ pub fn redact(url: &str) -> String {
 }
 
 fn migrations(backend: Backend) -> Migrator {
-    let sql: &'static str = match backend {
-        Backend::Sqlite => include_str!("../migrations/sqlite/0001_metering.sql"),
-        Backend::Postgres => include_str!("../migrations/postgres/0001_metering.sql"),
+    let files: [(&'static str, &'static str); 2] = match backend {
+        Backend::Sqlite => [
+            (
+                "metering",
+                include_str!("../migrations/sqlite/0001_metering.sql"),
+            ),
+            (
+                "reservations",
+                include_str!("../migrations/sqlite/0002_reservations.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                "metering",
+                include_str!("../migrations/postgres/0001_metering.sql"),
+            ),
+            (
+                "reservations",
+                include_str!("../migrations/postgres/0002_reservations.sql"),
+            ),
+        ],
     };
+    let migrations = files
+        .iter()
+        .zip(1..)
+        .map(|(&(name, sql), version)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(name),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
     Migrator {
-        migrations: Cow::Owned(vec![Migration::new(
-            1,
-            Cow::Borrowed("metering"),
-            MigrationType::Simple,
-            Cow::Borrowed(sql),
-            false,
-        )]),
+        migrations: Cow::Owned(migrations),
         ..Migrator::DEFAULT
     }
 }

@@ -25,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::AnyPool;
 
-pub use admission::{Admission, RateInfo, Refusal, Settlement, Ticket};
+pub use admission::{Admission, RateInfo, Refusal, Settlement, Ticket, LEASE_MS};
 pub use db::{redact, Backend};
 pub use keys::{
     generate_key, hash_key, parse_period, AuthKey, FieldError, IssuedKey, KeyInfo, KeyPatch,
@@ -72,10 +72,17 @@ impl Meter {
         if backend == Backend::Sqlite {
             // One server owns a SQLite file: whatever was reserved or in flight when it last
             // stopped (a crash) can never settle, so it is released.
-            sqlx::query("UPDATE api_keys SET reserved_nano = 0, in_flight = 0")
-                .execute(&pool)
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM reservations")
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query("UPDATE api_keys SET reserved_nano = 0, in_flight = 0")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
         }
+        // Reservations of servers that died long enough ago are released at once.
+        writer::sweep_now(&pool).await?;
         let writer = writer::start(pool.clone());
         Ok(Meter {
             inner: Arc::new(Inner {
@@ -101,6 +108,16 @@ impl Meter {
 
     pub(crate) fn writer(&self) -> &writer::WriterHandle {
         &self.inner.writer
+    }
+
+    /// Releases the reservations whose lease ([`admission::LEASE_MS`]) ended before
+    /// `now_ms` (their server died without settling them); how many. The writer does this
+    /// every 30 s on its own.
+    pub async fn release_expired(&self, now_ms: i64) -> Result<usize, MeterError> {
+        let mut tx = self.pool().begin().await?;
+        let n = writer::release_expired(&mut tx, now_ms).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     /// Waits until every settlement handed over so far is committed.

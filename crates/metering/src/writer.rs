@@ -1,12 +1,14 @@
 //! The settlement writer: one task that takes settled requests off a channel and writes
-//! them in batches, one transaction per batch (group commit): for each, its usage record
-//! (keyed by the request id, so a request is never recorded twice), then — only if that
-//! record is new — the key's reservation released, its real cost added, its slot freed
-//! and its generated tokens counted in its rate window.
+//! them in batches, one transaction per batch (group commit): for each, its reservation row
+//! deleted and — only if it was still there — the key's reservation and parallel slot
+//! released; its usage record (keyed by the request id, so a request is never recorded
+//! twice) and — only if that record is new — its real cost added and its generated tokens
+//! counted in its rate window. Now and then it also releases reservations whose lease ran
+//! out (their server died): on Postgres, any replica cleans up after another.
 
 use std::time::Duration;
 
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::admission::{Settlement, WINDOW_MS};
@@ -66,9 +68,27 @@ pub fn start(pool: AnyPool) -> WriterHandle {
     WriterHandle { tx }
 }
 
+/// How often expired reservations are looked for, traffic or not.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
 async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Msg>) {
-    let mut batches: u64 = 0;
-    while let Some(first) = rx.recv().await {
+    // The first sweep is `Meter::open`'s own.
+    let mut sweep =
+        tokio::time::interval_at(tokio::time::Instant::now() + SWEEP_EVERY, SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => match m {
+                Some(m) => m,
+                None => return,
+            },
+            _ = sweep.tick() => {
+                if let Err(e) = sweep_now(&pool).await {
+                    eprintln!("metering: cannot release expired reservations: {e}");
+                }
+                continue;
+            }
+        };
         let mut msgs = vec![first];
         while msgs.len() < BATCH {
             match rx.try_recv() {
@@ -76,25 +96,24 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 Err(_) => break,
             }
         }
-        let jobs: Vec<&Job> = msgs
+        let mut jobs: Vec<&Job> = msgs
             .iter()
             .filter_map(|m| match m {
                 Msg::Settle(job, _) => Some(job),
                 Msg::Flush(_) => None,
             })
             .collect();
+        // Rows locked in one order by every writer and replica: no deadlocks between them.
+        jobs.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         let mut result = Ok(());
         if !jobs.is_empty() {
             for attempt in 0..TRIES {
-                result = write(&pool, &jobs, batches.is_multiple_of(64))
-                    .await
-                    .map_err(|e| e.to_string());
+                result = write(&pool, &jobs).await.map_err(|e| e.to_string());
                 if result.is_ok() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
-            batches += 1;
         }
         if let Err(e) = &result {
             for job in &jobs {
@@ -118,11 +137,19 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Msg>) {
     }
 }
 
-async fn write(pool: &AnyPool, jobs: &[&Job], sweep: bool) -> Result<(), sqlx::Error> {
+async fn write(pool: &AnyPool, jobs: &[&Job]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     for job in jobs {
         let u = &job.usage;
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let held =
+            sqlx::query("DELETE FROM reservations WHERE request_id = $1 RETURNING amount_nano")
+                .bind(&job.request_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if held.is_some() {
+            release(&mut tx, &job.key_id, job.reserved_nano).await?;
+        }
         let inserted = sqlx::query(
             "INSERT INTO usage_records (id, key_id, model, created_ms, prompt_tokens, \
              cached_tokens, completion_tokens, reasoning_tokens, cost_nano, status) \
@@ -144,18 +171,11 @@ async fn write(pool: &AnyPool, jobs: &[&Job], sweep: bool) -> Result<(), sqlx::E
         if inserted.is_none() {
             continue;
         }
-        sqlx::query(
-            "UPDATE api_keys SET \
-               reserved_nano = CASE WHEN reserved_nano > $2 THEN reserved_nano - $2 ELSE 0 END, \
-               spent_nano = spent_nano + $3, \
-               in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
-             WHERE id = $1",
-        )
-        .bind(&job.key_id)
-        .bind(job.reserved_nano)
-        .bind(job.cost_nano)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE api_keys SET spent_nano = spent_nano + $2 WHERE id = $1")
+            .bind(&job.key_id)
+            .bind(job.cost_nano)
+            .execute(&mut *tx)
+            .await?;
         if let Some(w) = job.window_ms {
             sqlx::query(
                 "UPDATE rate_windows SET tokens = tokens + $3 WHERE key_id = $1 AND window_ms = $2",
@@ -167,13 +187,56 @@ async fn write(pool: &AnyPool, jobs: &[&Job], sweep: bool) -> Result<(), sqlx::E
             .await?;
         }
     }
-    if sweep {
-        // Windows older than the previous one are never read again.
-        let now = crate::now_ms();
-        sqlx::query("DELETE FROM rate_windows WHERE window_ms < $1")
-            .bind(now - 2 * WINDOW_MS)
-            .execute(&mut *tx)
-            .await?;
-    }
     tx.commit().await
+}
+
+/// Releases expired reservations and forgets old rate windows, in one transaction.
+pub async fn sweep_now(pool: &AnyPool) -> Result<usize, sqlx::Error> {
+    let now = crate::now_ms();
+    let mut tx = pool.begin().await?;
+    // Windows older than the previous one are never read again.
+    sqlx::query("DELETE FROM rate_windows WHERE window_ms < $1")
+        .bind(now - 2 * WINDOW_MS)
+        .execute(&mut *tx)
+        .await?;
+    let released = release_expired(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(released)
+}
+
+/// Gives back a reservation and a parallel slot.
+async fn release(
+    tx: &mut Transaction<'_, Any>,
+    key_id: &str,
+    amount: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE api_keys SET \
+           reserved_nano = CASE WHEN reserved_nano > $2 THEN reserved_nano - $2 ELSE 0 END, \
+           in_flight = CASE WHEN in_flight > 0 THEN in_flight - 1 ELSE 0 END \
+         WHERE id = $1",
+    )
+    .bind(key_id)
+    .bind(amount)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Releases every reservation whose lease ran out; how many.
+pub async fn release_expired(
+    tx: &mut Transaction<'_, Any>,
+    now_ms: i64,
+) -> Result<usize, sqlx::Error> {
+    let rows =
+        sqlx::query("DELETE FROM reservations WHERE expires_ms < $1 RETURNING key_id, amount_nano")
+            .bind(now_ms)
+            .fetch_all(&mut **tx)
+            .await?;
+    for row in &rows {
+        let key_id: String = row.try_get("key_id")?;
+        let amount: i64 = row.try_get("amount_nano")?;
+        release(tx, &key_id, amount).await?;
+    }
+    Ok(rows.len())
 }

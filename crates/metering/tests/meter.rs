@@ -8,6 +8,7 @@ use std::sync::Arc;
 use dbs::{on_each_db, open};
 use kaiyuan_metering::{
     now_ms, Admission, AuthKey, KeyPatch, KeySpec, Meter, Refusal, Settlement, Ticket, UsageFilter,
+    LEASE_MS,
 };
 use serde_json::json;
 
@@ -339,6 +340,48 @@ async fn budget_periods_reset_on_schedule_and_models_are_enforced() {
             )
             .await;
         assert!(matches!(big, Err(Refusal::ModelNotAllowed(m)) if m == "big"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reservations_of_a_dead_server_are_released_when_their_lease_ends() {
+    on_each_db("leases", |url| async move {
+        let meter = open(&url).await;
+        let (_, k) = key(
+            &meter,
+            json!({"name": "l", "budget_usd": 1.0, "max_parallel": 1}),
+        )
+        .await;
+        // A server that dies never settles: its ticket is neither settled nor dropped.
+        std::mem::forget(admit(&meter, &k, "lost", 100, 100, T0).await.unwrap());
+        assert!(matches!(
+            admit(&meter, &k, "blocked", 1, 1, T0 + 1).await,
+            Err(Refusal::RateLimited { .. })
+        ));
+        assert_eq!(meter.release_expired(T0 + LEASE_MS - 1).await.unwrap(), 0);
+        assert_eq!(meter.release_expired(T0 + LEASE_MS + 1).await.unwrap(), 1);
+        let info = meter.get_key(&k.id).await.unwrap().unwrap();
+        assert_eq!((info.reserved_nano, info.in_flight), (0, 0));
+        // A late settlement of a released request records it but releases nothing twice.
+        let t = admit(&meter, &k, "next", 1, 1, T0 + LEASE_MS + 2)
+            .await
+            .unwrap();
+        t.settle(used(1, 0, 1)).await.unwrap();
+        let info = meter.get_key(&k.id).await.unwrap().unwrap();
+        assert_eq!(
+            (info.reserved_nano, info.in_flight, info.spent_nano),
+            (0, 0, 270 + 1100)
+        );
+        // The same request id cannot be admitted twice while it holds a reservation.
+        let _held = admit(&meter, &k, "dup", 1, 1, T0 + LEASE_MS + 3)
+            .await
+            .unwrap();
+        let (_, k2) = key(&meter, json!({"name": "other"})).await;
+        assert!(matches!(
+            admit(&meter, &k2, "dup", 1, 1, T0 + LEASE_MS + 3).await,
+            Err(Refusal::Meter(_))
+        ));
     })
     .await;
 }

@@ -22,7 +22,8 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 #[derive(clap::Args)]
 #[command(after_help = "\
 Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
-POST /tokenize, POST /detokenize (these need the API key when one is set),
+POST /tokenize, POST /detokenize, GET /v1/usage, GET /user/balance (these need a key
+when --api-key or --admin-key is set), /admin/keys and /admin/usage (the admin key),
 GET /health and GET /metrics (always open, for probes and scrapers).")]
 pub struct ServeArgs {
     /// A GGUF model to serve, optionally with the name clients use (`-m FILE=NAME`);

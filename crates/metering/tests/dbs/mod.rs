@@ -68,10 +68,20 @@ where
     let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
     eprintln!("{test}: Postgres schema {name}");
     body(url).await;
-    admin
-        .execute(format!("DROP SCHEMA {name} CASCADE").as_str())
-        .await
-        .unwrap();
+    // The meters' pools may still be closing: retry a drop that meets their locks.
+    for attempt in 0.. {
+        match admin
+            .execute(format!("DROP SCHEMA {name} CASCADE").as_str())
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < 5 => {
+                eprintln!("{test}: dropping {name}: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("{test}: cannot drop {name}: {e}"),
+        }
+    }
 }
 
 pub async fn open(url: &str) -> Meter {
