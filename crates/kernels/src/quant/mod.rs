@@ -325,6 +325,19 @@ mod tests {
                 );
             }
         }
+        // And the AVX-512 legacy kernels (issue 22), where the CPU has them.
+        #[cfg(target_arch = "x86_64")]
+        if SimdLevel::Avx512.is_supported() {
+            use DType::*;
+            for t in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0] {
+                let l = SimdLevel::Avx512;
+                assert!(vec_dot_x4_fn(t, l).is_some(), "{t}: no AVX-512 x4");
+                assert!(vec_dot_x8_fn(t, l).is_some(), "{t}: no AVX-512 x8");
+                assert!(vec_dot_rows4_fn(t, l).is_some(), "{t}: no AVX-512 rows4");
+            }
+        } else {
+            eprintln!("no AVX-512 VNNI on this CPU: the AVX-512 multi-row kernels are not run");
+        }
         for level in SimdLevel::available() {
             for t in DType::all() {
                 let x4 = vec_dot_x4_fn(t, level);

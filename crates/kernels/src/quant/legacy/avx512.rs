@@ -1,20 +1,34 @@
 //! AVX-512 (F/BW/VL/DQ + VNNI) dot products for the legacy formats (`SimdLevel::Avx512`):
-//! two blocks per 512-bit vector, byte products summed by `vpdpbusd`, scales 16 blocks at
-//! a time.
+//! one row (`vec_dot`), one weight row against four or eight activation rows (`x4`/`x8`,
+//! the prefill mat-mat) and four weight rows against one activation row (`rows4`, the
+//! decode mat-vec), all instances of one generic kernel ([`dots`]), so that every
+//! multi-row result is bit-identical to the one-row kernel on the same pair of rows.
 //!
-//! Layout of a block pair in one vector: 128-bit lanes 0 and 1 hold block `i`'s elements
-//! 0..15 and 16..31, lanes 2 and 3 block `j`'s, matching two 32-byte activation quant
-//! fields. Nibbles are unpacked with a per-lane variable shift, 5th bits with a byte
-//! shuffle and a bit-test mask. `vpdpbusd` multiplies unsigned by signed bytes exactly into
-//! i32, so signed weights are handled as `Σ (x + o) y - o Σ y` with `x + o` non-negative:
-//! exact for every input, no sign trick. The f16 scale fields are not converted one by
-//! one (that costs several shuffle-port uops per block): each chunk of up to 16 blocks
-//! gathers its `d_w`, `d_a` (and `m_w`, `s_a`) fields into vectors, converts and multiplies
-//! them once, and each pair then picks its two scales with one lane permute. See
-//! [`sum_blocks`]. Float results differ from the scalar reference only by reassociation.
+//! Technique (written from the layouts in `legacy`): a 512-bit vector holds a block pair,
+//! blocks `i` and `i + 1` (128-bit lanes 0–1 and 2–3). The weight quants are unpacked to
+//! unsigned bytes (nibbles by a per-lane variable shift, 5th bits by a byte shuffle and a
+//! bit-test mask, Q8_0 as `x + 128`) once per pair and row, the activation quants are
+//! loaded once per pair and row, and `vpdpbusd` forms 16 exact i32 sums of four products
+//! for every (weight row, activation row) combination. Signed Q8_0 weights subtract
+//! `128·Σy` exactly in integers; the `_0` offsets are applied in float as `(−offset·d_w)·s_a`
+//! (as the AVX2 kernels do, see `avx2::offset_term`), the `_1` mins as `m_w·s_a`, both
+//! with `s_a = d_a·Σy` from the Q8_1 block.
+//!
+//! The scales cost no shuffle per block: each pair's factors sit in alternating lanes,
+//! `[d_w, m_w]` for the `_1` formats or `[d_w, d_w]` (weights: one broadcast of the f16
+//! fields per block, one conversion) times `[d_a, s_a]` (the Q8_1 block's two adjacent f32,
+//! one 64-bit broadcast per block). The integer sums are folded into the even lanes
+//! (`v + (v >> 32)` per 64 bits) and the odd lanes are replaced by a constant that is
+//! nonzero once per block ([`odd_lanes`]: 1 for the mins, `−offset` for the offsets), so
+//! one FMA adds `d_w·d_a·Σqy` in four even lanes and the min or offset term in one odd
+//! lane. Per combination and block pair that is four loads (two merged), `vpdpbusd`,
+//! shift, masked add, convert, multiply and FMA, the same sequence in every kernel here, accumulated in one vector per
+//! combination and summed at the end in a fixed order. An odd last block is paired with
+//! itself and only the lower eight lanes are accumulated. Float results differ from the
+//! scalar reference only by reassociation and the offset rounding.
 
-use super::{Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
-use crate::quant::legacy::check_dot_args;
+use super::{check_dot_args, Q4_0_SIZE, Q4_1_SIZE, Q5_0_SIZE, Q5_1_SIZE, Q8_0_SIZE, Q8_1_SIZE};
+use crate::quant::x86::{hsum_ps, prefetch_ahead};
 use std::arch::x86_64::*;
 
 #[inline]
@@ -71,228 +85,241 @@ fn fifth_bits_pair(qh0: u32, qh1: u32) -> __m512i {
     _mm512_maskz_mov_epi8(set, _mm512_set1_epi8(0x10))
 }
 
-/// Sixteen i32 sums of four `q[k] * y[k]` each, `q` unsigned; exact for all inputs.
+/// The f16 pairs `[lo, hi]` of the u32s `f0` (block `i`) and `f1` (`i + 1`) as f32 lanes
+/// `[lo0, hi0] × 4, [lo1, hi1] × 4`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-fn dot_u8_i8(q: __m512i, y: __m512i) -> __m512i {
-    _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, y)
+fn f16_pairs(f0: u32, f1: u32) -> __m512 {
+    let v = _mm256_set_m128i(_mm_set1_epi32(f1 as i32), _mm_set1_epi32(f0 as i32));
+    _mm512_cvtph_ps(v)
 }
 
-/// Sums of `(q - offset) * y` for unsigned `q` and `0 <= offset <= 255` (exact).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-fn dot_offset(q: __m512i, offset: u8, y: __m512i) -> __m512i {
-    let o = _mm512_set1_epi8(offset as i8);
-    _mm512_sub_epi32(dot_u8_i8(q, y), dot_u8_i8(o, y))
-}
-
-/// Loads the little-endian u32 at `base + k * stride` into lane `k` for `k < count`
-/// (at most 16); other lanes are 0 and their addresses are not read.
+/// Weight factors `[d, d] × 4` per block of a `_0` format pair whose f16 `d` are the
+/// first two bytes at `b0` and `b1` (the offset enters through [`odd_lanes`]).
 ///
 /// # Safety
-/// The four bytes at every `base + k * stride`, `k < count`, are readable.
+/// Four bytes at `b0` and at `b1` are readable.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn gather_u32(base: *const u8, stride: i32, count: usize) -> __m512i {
-    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let offsets = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride));
-    let mask: __mmask16 = if count >= 16 { !0 } else { (1u16 << count) - 1 };
-    // SAFETY: masked-off lanes are not accessed; the others are readable (caller contract).
-    unsafe { _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, offsets, base as _) }
+unsafe fn d_factors(b0: *const u8, b1: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees four readable bytes at each pointer.
+    unsafe { _mm512_moveldup_ps(f16_pairs(u32_at(b0), u32_at(b1))) }
 }
 
-/// The f16 values in the low (`HIGH = false`) or high halves of each u32 lane, as f32.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-fn f16_lanes<const HIGH: bool>(v: __m512i) -> __m512 {
-    let v = if HIGH { _mm512_srli_epi32::<16>(v) } else { v };
-    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v))
+/// The weight formats, as the const parameter `FMT` of the kernels below.
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q4_1: u8 = 1;
+pub(super) const Q5_0: u8 = 2;
+pub(super) const Q5_1: u8 = 3;
+pub(super) const Q8_0: u8 = 4;
+
+/// Bytes per block of format `FMT`.
+const fn size(fmt: u8) -> usize {
+    match fmt {
+        Q4_0 => Q4_0_SIZE,
+        Q4_1 => Q4_1_SIZE,
+        Q5_0 => Q5_0_SIZE,
+        Q5_1 => Q5_1_SIZE,
+        _ => Q8_0_SIZE,
+    }
 }
 
-/// How a format's per-block float factors are found: byte offsets of `d` and `m` in a
-/// weight block, and of `d` and `s` in an activation block (`s` only for Q8_1).
-struct Scales {
-    w_size: i32,
-    a_size: i32,
-    /// Activation `d` (and `s` at +4) are f32 (Q8_1) rather than f16 (Q8_0).
-    act_f32: bool,
-    /// Weight has a min `m` right after `d` (Q4_1, Q5_1).
-    has_min: bool,
-}
-
-/// Runs the dot product over `nb` blocks. Blocks go in chunks of up to 16: the chunk's
-/// `d_w * d_a` (and `m_w * s_a`) are computed 16 lanes at a time from gathered scale
-/// fields, then `isum(i, j)` gives the i32 partial sums of the block pair `(i, j)` (lanes
-/// 0..8 for block `i`, 8..16 for `j`) and one FMA adds them with the pair's two scales
-/// picked out of the chunk's scale vector. An odd last block is paired with itself, and
-/// its second copy takes the scale of an empty lane, which is 0.
+/// A block pair of format `FMT` unpacked: unsigned byte quants (Q8_0's as `x + 128`) and
+/// the `[d, m]` factors of the module docs.
 ///
 /// # Safety
-/// `w` and `a` hold `nb` blocks of the sizes in `fmt`; `isum` reads only blocks `< nb`.
+/// A whole block of the format is readable at `b0` and at `b1`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn sum_blocks(
+unsafe fn unpack<const FMT: u8>(b0: *const u8, b1: *const u8) -> (__m512i, __m512) {
+    // SAFETY: whole blocks are readable (caller contract), and every field read below lies
+    // inside its block (layouts in `legacy`): d (and m) at 0; qh at 2 (Q5_0) or 4 (Q5_1);
+    // qs at 2 (Q4_0, Q8_0), 4 (Q4_1), 6 (Q5_0) or 8 (Q5_1).
+    unsafe {
+        match FMT {
+            Q4_0 => (nibbles_pair(b0.add(2), b1.add(2)), d_factors(b0, b1)),
+            Q4_1 => (
+                nibbles_pair(b0.add(4), b1.add(4)),
+                f16_pairs(u32_at(b0), u32_at(b1)),
+            ),
+            Q5_0 => {
+                let hb = fifth_bits_pair(u32_at(b0.add(2)), u32_at(b1.add(2)));
+                let q = _mm512_or_si512(nibbles_pair(b0.add(6), b1.add(6)), hb);
+                (q, d_factors(b0, b1))
+            }
+            Q5_1 => {
+                let hb = fifth_bits_pair(u32_at(b0.add(4)), u32_at(b1.add(4)));
+                let q = _mm512_or_si512(nibbles_pair(b0.add(8), b1.add(8)), hb);
+                (q, f16_pairs(u32_at(b0), u32_at(b1)))
+            }
+            _ => {
+                // x ^ 0x80 is x + 128 read as unsigned; 128·Σy is removed in `combine`.
+                let x = load_pair(b0.add(2), b1.add(2));
+                let q = _mm512_xor_si512(x, _mm512_set1_epi8(-128));
+                (q, d_factors(b0, b1))
+            }
+        }
+    }
+}
+
+/// The integer the odd lanes of a combination's sums are replaced by (see [`combine`]):
+/// at lanes 1 and 9 (one per block) the `_1` formats' 1 (`m_w·s_a` once), the `_0` formats'
+/// `−offset` (`d_w·s_a·(−offset)`, the same bits as `(−offset·d_w)·s_a` since `offset` is a
+/// power of two), 0 for Q8_0 (offset removed in integers); 0 in the other odd lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+fn odd_lanes(fmt: u8) -> __m512i {
+    let c = match fmt {
+        Q4_1 | Q5_1 => 1,
+        Q4_0 => -8,
+        Q5_0 => -16,
+        _ => 0,
+    };
+    _mm512_setr_epi32(0, c, 0, 0, 0, 0, 0, 0, 0, c, 0, 0, 0, 0, 0, 0)
+}
+
+/// One combination's contribution of a block pair: `acc` plus, in the lanes of `mask`,
+/// `[d_w·d_a, d_w·s_a or m_w·s_a] × [fold of Σq·y, odd_lanes]` (module docs).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+fn combine(
+    signed: bool,
+    odd: __m512i,
+    acc: __m512,
+    (wq, wf): (__m512i, __m512),
+    (aq, af): (__m512i, __m512),
+    mask: __mmask16,
+) -> __m512 {
+    let mut v = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wq, aq);
+    if signed {
+        let bias = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(-128), aq);
+        v = _mm512_sub_epi32(v, bias);
+    }
+    let v = _mm512_mask_add_epi32(odd, 0x5555, v, _mm512_srli_epi64::<32>(v));
+    _mm512_mask3_fmadd_ps(_mm512_mul_ps(wf, af), _mm512_cvtepi32_ps(v), acc, mask)
+}
+
+/// Quants and `[d, s]` factors of the Q8_1 activation blocks at `a0` and `a1`.
+///
+/// # Safety
+/// A whole Q8_1 block is readable at `a0` and at `a1`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn act_pair(a0: *const u8, a1: *const u8) -> (__m512i, __m512) {
+    // SAFETY: caller contract; `d` and `s` are the first eight bytes, `qs` the last 32.
+    unsafe {
+        let lo = _mm512_set1_epi64((a0 as *const i64).read_unaligned());
+        let hi = _mm512_set1_epi64((a1 as *const i64).read_unaligned());
+        let f = _mm512_castsi512_ps(_mm512_mask_blend_epi64(0xf0, lo, hi));
+        (load_pair(a0.add(8), a1.add(8)), f)
+    }
+}
+
+/// Sum of the sixteen lanes, always in the same order.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+fn hsum512(v: __m512) -> f32 {
+    hsum_ps(_mm256_add_ps(
+        _mm512_castps512_ps256(v),
+        _mm512_extractf32x8_ps::<1>(v),
+    ))
+}
+
+/// The dot products of `K` weight rows `w` with `R` activation rows `a` (`out[k][r]`),
+/// `nb` blocks each: every weight block pair is unpacked once per weight row and every
+/// activation pair loaded once per activation row, and each combination is accumulated
+/// by [`combine`] in its own vector. The arithmetic per combination does not depend on
+/// `K` or `R`, which is what makes the `x4`, `x8` and `rows4` kernels bit-identical to
+/// `vec_dot` (`K = R = 1`).
+///
+/// # Safety
+/// Every row of `w` holds `nb` blocks of format `FMT`, every row of `a` `nb` Q8_1 blocks; the CPU
+/// has this module's target features.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn dots<const FMT: u8, const K: usize, const R: usize>(
     nb: usize,
-    w: *const u8,
-    a: *const u8,
-    fmt: Scales,
-    isum: impl Fn(usize, usize) -> __m512i,
-) -> f32 {
-    let mut acc = [_mm512_setzero_ps(); 2];
-    let mut acc_min = _mm512_setzero_ps();
-    let first_pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    let mut c = 0;
-    while c < nb {
-        let count = (nb - c).min(16);
-        // SAFETY: blocks c..c + count are inside both rows; every field read lies within
-        // its block (4 bytes from offset 0 of an 18..40-byte block, or from offset 4 of a
-        // 40-byte Q8_1 block).
-        let (dw, da) = unsafe {
-            (
-                gather_u32(w.add(c * fmt.w_size as usize), fmt.w_size, count),
-                gather_u32(a.add(c * fmt.a_size as usize), fmt.a_size, count),
-            )
-        };
-        let da_f = if fmt.act_f32 {
-            _mm512_castsi512_ps(da)
-        } else {
-            f16_lanes::<false>(da)
-        };
-        let scales = _mm512_mul_ps(f16_lanes::<false>(dw), da_f);
-        if fmt.has_min {
-            // SAFETY: as above (Q8_1's `s` is at offset 4 of its 40-byte block).
-            let s = unsafe { gather_u32(a.add(c * fmt.a_size as usize + 4), fmt.a_size, count) };
-            acc_min = _mm512_fmadd_ps(f16_lanes::<true>(dw), _mm512_castsi512_ps(s), acc_min);
+    w: [*const u8; K],
+    a: [*const u8; R],
+) -> [[f32; R]; K] {
+    let mut acc = [[_mm512_setzero_ps(); R]; K];
+    let odd = odd_lanes(FMT);
+    let mut i = 0;
+    while i < nb {
+        // An odd last block pairs with itself; its copy's lanes are left out.
+        let (j, mask) = if i + 1 < nb { (i + 1, !0) } else { (i, 0x00ff) };
+        let mut wb = [(_mm512_setzero_si512(), _mm512_setzero_ps()); K];
+        for k in 0..K {
+            // SAFETY: blocks i, j < nb lie inside every weight row (caller contract).
+            unsafe {
+                let (b0, b1) = (w[k].add(i * size(FMT)), w[k].add(j * size(FMT)));
+                prefetch_ahead(b0, 2 * size(FMT));
+                wb[k] = unpack::<FMT>(b0, b1);
+            }
         }
-        let two = _mm512_set1_epi32(2);
-        let mut pick = first_pair;
-        let mut k = 0;
-        while k + 4 <= count {
-            let d0 = _mm512_permutexvar_ps(pick, scales);
-            let d1 = _mm512_permutexvar_ps(_mm512_add_epi32(pick, two), scales);
-            acc[0] = _mm512_fmadd_ps(d0, _mm512_cvtepi32_ps(isum(c + k, c + k + 1)), acc[0]);
-            acc[1] = _mm512_fmadd_ps(d1, _mm512_cvtepi32_ps(isum(c + k + 2, c + k + 3)), acc[1]);
-            pick = _mm512_add_epi32(pick, _mm512_add_epi32(two, two));
-            k += 4;
+        for r in 0..R {
+            // SAFETY: blocks i, j < nb lie inside every activation row (caller contract).
+            let ab = unsafe { act_pair(a[r].add(i * Q8_1_SIZE), a[r].add(j * Q8_1_SIZE)) };
+            for k in 0..K {
+                acc[k][r] = combine(FMT == Q8_0, odd, acc[k][r], wb[k], ab, mask);
+            }
         }
-        while k < count {
-            let j = if k + 1 < count { c + k + 1 } else { c + k };
-            let d = _mm512_permutexvar_ps(pick, scales);
-            acc[0] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(isum(c + k, j)), acc[0]);
-            pick = _mm512_add_epi32(pick, two);
-            k += 2;
-        }
-        c += 16;
+        i += 2;
     }
-    _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1])) + _mm512_reduce_add_ps(acc_min)
+    acc.map(|row| row.map(|v| hsum512(v)))
 }
 
-/// # Safety
-/// `w` and `a` hold `nb` Q4_0 and Q8_1 blocks; the CPU has this module's features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q4_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let fmt = Scales {
-        w_size: 18,
-        a_size: 40,
-        act_f32: true,
-        has_min: false,
-    };
-    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
-    unsafe {
-        sum_blocks(nb, w, a, fmt, |i, j| {
-            let q = nibbles_pair(w.add(i * 18 + 2), w.add(j * 18 + 2));
-            dot_offset(q, 8, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
-        })
-    }
+/// `vec_dot` for weight format `FMT`.
+pub(super) fn vec_dot<const FMT: u8>(n: usize, w: &[u8], a: &[u8]) -> f32 {
+    let nb = check_dot_args(n, w, size(FMT), a, Q8_1_SIZE);
+    // SAFETY: check_dot_args asserted that both rows hold `nb` blocks, all `dots` reads.
+    // This fn is only handed out by `legacy::vec_dot_fn` for `SimdLevel::Avx512`, after
+    // `quant::vec_dot_fn` checked that the CPU supports that level.
+    unsafe { dots::<FMT, 1, 1>(nb, [w.as_ptr()], [a.as_ptr()])[0][0] }
 }
 
-/// # Safety
-/// `w` and `a` hold `nb` Q5_0 and Q8_1 blocks; the CPU has this module's features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q5_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let fmt = Scales {
-        w_size: 22,
-        a_size: 40,
-        act_f32: true,
-        has_min: false,
-    };
-    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
-    unsafe {
-        sum_blocks(nb, w, a, fmt, |i, j| {
-            let (w0, w1) = (w.add(i * 22), w.add(j * 22));
-            let hb = fifth_bits_pair(u32_at(w0.add(2)), u32_at(w1.add(2)));
-            let q = _mm512_or_si512(nibbles_pair(w0.add(6), w1.add(6)), hb);
-            dot_offset(q, 16, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
-        })
+/// `N` (four or eight) activation rows against one weight row of format `FMT`.
+pub(super) fn vec_dot_xn<const FMT: u8, const N: usize>(
+    n: usize,
+    w: &[u8],
+    a: [&[u8]; N],
+) -> [f32; N] {
+    let mut nb = check_dot_args(n, w, size(FMT), &[], 0);
+    for row in a {
+        nb = check_dot_args(n, w, size(FMT), row, Q8_1_SIZE);
     }
+    // SAFETY: check_dot_args asserted that `w` and every activation row hold `nb` blocks,
+    // all `dots` reads. This fn is only handed out by `legacy::vec_dot_x4_fn`/`x8_fn` for
+    // `SimdLevel::Avx512` after `quant::vec_dot_x4_fn`/`x8_fn` checked the CPU supports it.
+    unsafe { dots::<FMT, 1, N>(nb, [w.as_ptr()], a.map(|r| r.as_ptr()))[0] }
 }
 
-/// # Safety
-/// `w` and `a` hold `nb` Q8_0 and Q8_1 blocks; the CPU has this module's features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q8_0_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let fmt = Scales {
-        w_size: 34,
-        a_size: 40,
-        act_f32: true,
-        has_min: false,
-    };
-    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
-    unsafe {
-        sum_blocks(nb, w, a, fmt, |i, j| {
-            // x ^ 0x80 is x + 128 read as unsigned.
-            let x = load_pair(w.add(i * 34 + 2), w.add(j * 34 + 2));
-            let q = _mm512_xor_si512(x, _mm512_set1_epi8(-128));
-            dot_offset(q, 128, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
-        })
+/// Four streams of weight rows of format `FMT` against one activation row (see
+/// [`crate::quant::VecDotRows4Fn`]).
+pub(super) fn vec_dot_rows4<const FMT: u8>(n: usize, w: [&[u8]; 4], a: &[u8], out: &mut [f32]) {
+    assert!(
+        out.len().is_multiple_of(4),
+        "rows4 dot: {} outputs are not whole groups of four",
+        out.len()
+    );
+    let groups = out.len() / 4;
+    // Checks `n` and the activation row; the streams are checked below.
+    let nb = check_dot_args(n, &[], 0, a, Q8_1_SIZE);
+    let row_bytes = nb * size(FMT);
+    for stream in w {
+        assert!(
+            stream.len() >= groups * row_bytes,
+            "rows4 dot: a stream of {} bytes holds fewer than {groups} rows of {row_bytes}",
+            stream.len()
+        );
     }
-}
-
-/// # Safety
-/// `w` and `a` hold `nb` Q4_1 and Q8_1 blocks; the CPU has this module's features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q4_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let fmt = Scales {
-        w_size: 20,
-        a_size: 40,
-        act_f32: true,
-        has_min: true,
-    };
-    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
-    unsafe {
-        sum_blocks(nb, w, a, fmt, |i, j| {
-            let q = nibbles_pair(w.add(i * 20 + 4), w.add(j * 20 + 4));
-            dot_u8_i8(q, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
-        })
+    for (i, o) in out.chunks_exact_mut(4).enumerate() {
+        let rows = w.map(|s| s[i * row_bytes..].as_ptr());
+        // SAFETY: row i < groups of every stream holds `nb` blocks and `a` holds `nb`
+        // blocks (checked above), all `dots` reads. This fn is only handed out by
+        // `legacy::vec_dot_rows4_fn` for `SimdLevel::Avx512` after
+        // `quant::vec_dot_rows4_fn` checked that the CPU supports it.
+        let got = unsafe { dots::<FMT, 4, 1>(nb, rows, [a.as_ptr()]) };
+        o.copy_from_slice(&got.map(|r| r[0]));
     }
-}
-
-/// # Safety
-/// `w` and `a` hold `nb` Q5_1 and Q8_1 blocks; the CPU has this module's features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn q5_1_q8_1(nb: usize, w: *const u8, a: *const u8) -> f32 {
-    let fmt = Scales {
-        w_size: 24,
-        a_size: 40,
-        act_f32: true,
-        has_min: true,
-    };
-    // SAFETY: forwarded caller contract; the closure reads blocks i, j < nb only.
-    unsafe {
-        sum_blocks(nb, w, a, fmt, |i, j| {
-            let (w0, w1) = (w.add(i * 24), w.add(j * 24));
-            let hb = fifth_bits_pair(u32_at(w0.add(4)), u32_at(w1.add(4)));
-            let q = _mm512_or_si512(nibbles_pair(w0.add(8), w1.add(8)), hb);
-            dot_u8_i8(q, load_pair(a.add(i * 40 + 8), a.add(j * 40 + 8)))
-        })
-    }
-}
-
-safe_vec_dots! {
-    pointers:
-    vec_dot_q4_0_q8_1 => q4_0_q8_1, Q4_0_SIZE, Q8_1_SIZE;
-    vec_dot_q5_0_q8_1 => q5_0_q8_1, Q5_0_SIZE, Q8_1_SIZE;
-    vec_dot_q8_0_q8_1 => q8_0_q8_1, Q8_0_SIZE, Q8_1_SIZE;
-    vec_dot_q4_1_q8_1 => q4_1_q8_1, Q4_1_SIZE, Q8_1_SIZE;
-    vec_dot_q5_1_q8_1 => q5_1_q8_1, Q5_1_SIZE, Q8_1_SIZE;
 }

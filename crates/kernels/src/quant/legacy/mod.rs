@@ -28,9 +28,11 @@
 //!
 //! Files: `scalar.rs` is the specification (dequantizers, the Q4_0/Q8_0/Q8_1 quantizers
 //! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
-//! per SIMD level, which (except AVX2's offset correction) compute the same exact
+//! per SIMD level, which (except the AVX2 and AVX-512 offset correction) compute the same exact
 //! per-block integer sums and differ only in float summation order; `avx2_x4.rs` and
-//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row;
+//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row
+//! (`avx512.rs` holds its level's one-row, `x4`/`x8` and `rows4` kernels as instances of
+//! one generic kernel, bit-identical to each other per row the same way);
 //! `quantize_avx2.rs` quantizes activations bit-identically to scalar; `golden_tests.rs`
 //! checks the scalar code against the `gguf` package.
 //!
@@ -141,6 +143,22 @@ macro_rules! dot_table {
     };
 }
 
+/// The AVX-512 kernel `$f` (a generic of `avx512`, given any further const arguments
+/// `$n`) for `$dtype`'s format, as a `$ty`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx512_table {
+    ($dtype:expr, $f:ident, $ty:ty $(, $n:literal)?) => {
+        match $dtype {
+            DType::Q4_0 => Some(avx512::$f::<{ avx512::Q4_0 } $(, $n)?> as $ty),
+            DType::Q4_1 => Some(avx512::$f::<{ avx512::Q4_1 } $(, $n)?> as $ty),
+            DType::Q5_0 => Some(avx512::$f::<{ avx512::Q5_0 } $(, $n)?> as $ty),
+            DType::Q5_1 => Some(avx512::$f::<{ avx512::Q5_1 } $(, $n)?> as $ty),
+            DType::Q8_0 => Some(avx512::$f::<{ avx512::Q8_0 } $(, $n)?> as $ty),
+            _ => None,
+        }
+    };
+}
+
 /// The caller ([`crate::quant::vec_dot_fn`]) has already checked that the CPU supports
 /// `level`; handing out the SIMD wrappers relies on that.
 pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
@@ -149,7 +167,7 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => dot_table!(avx2, dtype),
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => dot_table!(avx512, dtype),
+        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot, VecDotFn),
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => dot_table!(neon, dtype),
         #[allow(unreachable_patterns)]
@@ -172,7 +190,7 @@ macro_rules! avx2_xn {
     };
 }
 
-/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
+/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512),
 /// bit-identical per row to that level's single-row kernel. The caller
 /// ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
@@ -182,12 +200,13 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => avx2_xn!(dtype, 4, VecDotX4Fn),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_xn, VecDotX4Fn, 4),
         _ => None,
     }
 }
 
-/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so
-/// far), bit-identical per row to that level's single-row kernel: the four-row kernels'
+/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512), bit-identical per row to that level's single-row kernel: the four-row kernels'
 /// arithmetic with the weight block's unpacking shared by twice as many rows. The caller
 /// ([`crate::quant::vec_dot_x8_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX8Fn> {
@@ -196,11 +215,13 @@ pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => avx2_xn!(dtype, 8, VecDotX8Fn),
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_xn, VecDotX8Fn, 8),
         _ => None,
     }
 }
 
-/// The four-weight-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
+/// The four-weight-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512),
 /// bit-identical per row to that level's single-row kernel. The caller
 /// ([`crate::quant::vec_dot_rows4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
@@ -215,6 +236,8 @@ pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Opti
             DType::Q8_0 => Some(avx2_rows4::vec_dot_rows4_q8_0_q8_1 as VecDotRows4Fn),
             _ => None,
         },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_rows4, VecDotRows4Fn),
         _ => None,
     }
 }
