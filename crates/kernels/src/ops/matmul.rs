@@ -19,7 +19,9 @@
 
 use super::OpsError;
 use crate::dtype::DType;
-use crate::quant::{row_bytes, weight_kernels, VecDotXnFn, WeightKernels};
+use crate::quant::{
+    row_bytes, weight_kernels, PanelKernels, VecDotXnFn, WeightKernels, PANEL_ROWS,
+};
 use crate::threads::{split_range, ThreadPool, TASKS_PER_THREAD};
 use std::cell::Cell;
 use std::ops::Range;
@@ -40,6 +42,10 @@ const WEIGHT_BLOCK_BYTES: usize = 16 * 1024;
 const ROWS4_CALL_BYTES: usize = 64 * 1024;
 /// Most rows per stream in one four-row call (sizes the results buffer on the stack).
 const ROWS4_CALL_MAX: usize = 64;
+
+/// Fewest activation rows (in a tile) for which the packed-panel mat-mat is used where the
+/// type has one: packing a panel costs about as much as dotting it with one or two rows.
+const PANEL_MIN_ROWS: usize = 4;
 
 /// A row-major weight matrix in GGUF layout: `rows` rows of `cols` elements, each row
 /// `cols / block_size` blocks of its type.
@@ -142,6 +148,8 @@ impl<'a> WeightMatrix<'a> {
 thread_local! {
     /// Quantized-activation scratch reused by [`matvec`] and [`matmul`] on this thread.
     static ACT_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// A packed weight panel and its results, reused by [`panel_tile`] on this thread.
+    static PANEL_SCRATCH: Cell<(Vec<u8>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs `f` with this thread's activation scratch (taken out of the thread-local, so a
@@ -235,6 +243,21 @@ pub fn matmul_with_scratch(
         quantize(&x[first * cols..(first + n_rows) * cols], part);
     });
     let acts: &[u8] = acts;
+    // The packed-panel mat-mat (where the type has one) needs each activation block's
+    // quant sum, formed once here for all rows.
+    let panel = w.kernels.panel.filter(|_| m >= PANEL_MIN_ROWS);
+    let blocks = cols / w.dtype.block_size();
+    let mut sums = Vec::new();
+    if let (Some(p), true) = (panel, blocks > 0) {
+        sums = vec![0i32; m * blocks];
+        pool.run_split_mut(&mut sums, blocks, |first, part| {
+            for (k, s) in part.chunks_exact_mut(blocks).enumerate() {
+                let j = first + k;
+                (p.act_sums)(cols, &acts[j * act_bytes..(j + 1) * act_bytes], s);
+            }
+        });
+    }
+    let sums: &[i32] = &sums;
 
     let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
@@ -254,6 +277,12 @@ pub fn matmul_with_scratch(
         for tile_start in (0..m).step_by(tile_rows) {
             let tile = tile_start..(tile_start + tile_rows).min(m);
             let act = |j: usize| &acts[j * act_bytes..(j + 1) * act_bytes];
+            if let (Some(p), true) = (panel, tile.len() >= PANEL_MIN_ROWS) {
+                let tile_acts = &acts[tile.start * act_bytes..tile.end * act_bytes];
+                let tile_sums = &sums[tile.start * blocks..tile.end * blocks];
+                panel_tile(p, w, my_rows.clone(), tile.start, tile_acts, tile_sums, out);
+                continue;
+            }
             let mut r = my_rows.start;
             // Fewer than four activation rows (decoding): four weight rows per pass where
             // a kernel exists, each activation block loaded once for the four. The four
@@ -322,6 +351,35 @@ pub fn matmul_with_scratch(
             }
         }
     });
+}
+
+/// The weight rows `rows` against the activation rows of a tile (`acts`, first row
+/// `first_act`, with their block sums `sums`) through the packed-panel kernels: each run of
+/// [`PANEL_ROWS`] weight rows is packed once and dotted against the whole tile.
+fn panel_tile(
+    p: PanelKernels,
+    w: &WeightMatrix,
+    rows: Range<usize>,
+    first_act: usize,
+    acts: &[u8],
+    sums: &[i32],
+    out: &[AtomicU32],
+) {
+    let n_acts = acts.len() / w.act_row_bytes().max(1);
+    let (mut panel, mut results) = PANEL_SCRATCH.with(Cell::take);
+    results.resize(n_acts * PANEL_ROWS, 0.0);
+    for first in rows.clone().step_by(PANEL_ROWS) {
+        let count = PANEL_ROWS.min(rows.end - first);
+        (p.pack)(w.cols, count, w.row_span(first, count), &mut panel);
+        (p.dot)(w.cols, &panel, acts, sums, &mut results);
+        for (j, res) in results.chunks_exact(PANEL_ROWS).enumerate() {
+            let at = (first_act + j) * w.rows + first;
+            for (l, v) in res[..count].iter().enumerate() {
+                out[at + l].store(v.to_bits(), Ordering::Relaxed);
+            }
+        }
+    }
+    PANEL_SCRATCH.with(|c| c.set((panel, results)));
 }
 
 /// Dots the weight rows `block` against activation rows `*j..`, `N` at a time with

@@ -53,6 +53,29 @@ pub type VecDotX8Fn = VecDotXnFn<8>;
 /// once per `4·g` rows rather than per row. Panics if the lengths do not fit.
 pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8], out: &mut [f32]);
 
+/// Weight rows in one packed panel of the panel mat-mat ([`PanelKernels`]).
+pub const PANEL_ROWS: usize = 16;
+/// Packs `rows` (at most [`PANEL_ROWS`]) weight rows of `n` elements, back to back in
+/// `w`, into a panel in `panel` (resized; missing rows are zero).
+pub type PanelPackFn = fn(n: usize, rows: usize, w: &[u8], panel: &mut Vec<u8>);
+/// The per-block integer sums of one activation row of `n` elements (one per block).
+pub type ActSumsFn = fn(n: usize, a: &[u8], sums: &mut [i32]);
+/// A packed panel against the activation rows back to back in `a` (their [`ActSumsFn`]
+/// sums back to back in `sums`): `out[PANEL_ROWS·r + l]` is the dot product of panel row
+/// `l` with activation row `r`, bit-identical to the [`VecDotFn`] of the same type and
+/// level. `out.len()` is a multiple of [`PANEL_ROWS`].
+pub type PanelDotFn = fn(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]);
+
+/// A mat-mat over weights repacked per call into panels of [`PANEL_ROWS`] rows, so that
+/// one instruction serves many weight rows (AVX-512 VNNI: one `vpdpbusd` per four
+/// elements of sixteen rows).
+#[derive(Clone, Copy, Debug)]
+pub struct PanelKernels {
+    pub pack: PanelPackFn,
+    pub act_sums: ActSumsFn,
+    pub dot: PanelDotFn,
+}
+
 /// The activation type a weight type's dot product consumes, or `None` if the weight
 /// type cannot be used in dot products.
 pub fn activation_type(weight: DType) -> Option<DType> {
@@ -138,6 +161,16 @@ pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn>
     legacy::vec_dot_rows4_fn(dtype, level)
 }
 
+/// The packed-panel mat-mat for weight type `dtype` at exactly `level`, if there is one
+/// and this CPU runs it.
+pub fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
+    // As in `vec_dot_fn`: this check makes handing out target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    legacy::panel_fn(dtype, level)
+}
+
 /// The kernels for one weight type, resolved once for this process's [`simd_level`].
 #[derive(Clone, Copy, Debug)]
 pub struct WeightKernels {
@@ -160,6 +193,9 @@ pub struct WeightKernels {
     /// Four weight rows at once, bit-identical per row to `vec_dot` (present only where
     /// it exists at the same level as `vec_dot`).
     pub vec_dot_rows4: Option<VecDotRows4Fn>,
+    /// The packed-panel mat-mat, bit-identical per row to `vec_dot` (present only where
+    /// it exists at the same level as `vec_dot`).
+    pub panel: Option<PanelKernels>,
 }
 
 /// Levels to try, best first, when running at `level`.
@@ -240,6 +276,7 @@ fn resolve(dtype: DType, level: SimdLevel, force_dots: bool) -> Option<WeightKer
         vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
         vec_dot_x8: vec_dot_x8_fn(dtype, dot_level),
         vec_dot_rows4: vec_dot_rows4_fn(dtype, dot_level),
+        panel: panel_fn(dtype, dot_level),
     })
 }
 
@@ -331,8 +368,7 @@ mod tests {
             use DType::*;
             for t in [Q4_0, Q4_1, Q5_0, Q5_1, Q8_0] {
                 let l = SimdLevel::Avx512;
-                assert!(vec_dot_x4_fn(t, l).is_some(), "{t}: no AVX-512 x4");
-                assert!(vec_dot_x8_fn(t, l).is_some(), "{t}: no AVX-512 x8");
+                assert!(panel_fn(t, l).is_some(), "{t}: no AVX-512 panel mat-mat");
                 assert!(vec_dot_rows4_fn(t, l).is_some(), "{t}: no AVX-512 rows4");
             }
         } else {
@@ -379,6 +415,75 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn panel_dots_are_bit_identical_to_single_row_dots() {
+        use crate::quant::testing::{random_blocks, Rng};
+        let mut rng = Rng::new(13);
+        let mut checked = 0;
+        for level in SimdLevel::available() {
+            for t in DType::all() {
+                let Some(p) = panel_fn(t, level) else {
+                    continue;
+                };
+                let dot = vec_dot_fn(t, level).expect("a panel implies a single-row kernel");
+                let act = activation_type(t).unwrap();
+                for (nb, rows, m) in [
+                    (1usize, 16usize, 1usize),
+                    (2, 3, 5),
+                    (7, 16, 9),
+                    (18, 11, 4),
+                ] {
+                    let n = nb * t.block_size();
+                    let w = random_blocks(t, rows * nb, &mut rng).unwrap();
+                    let mut a = vec![0u8; m * nb * act.type_size()];
+                    for row in a.chunks_exact_mut(nb * act.type_size()) {
+                        let x = rng.vec_f32(n, 3.0);
+                        quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, row);
+                    }
+                    let mut sums = vec![0i32; m * nb];
+                    for (j, s) in sums.chunks_exact_mut(nb).enumerate() {
+                        (p.act_sums)(n, &a[j * nb * act.type_size()..], s);
+                    }
+                    let mut panel = Vec::new();
+                    (p.pack)(n, rows, &w, &mut panel);
+                    let mut got = vec![f32::NAN; m * PANEL_ROWS];
+                    (p.dot)(n, &panel, &a, &sums, &mut got);
+                    let scalar = vec_dot_fn(t, SimdLevel::Scalar).unwrap();
+                    for j in 0..m {
+                        let aj = &a[j * nb * act.type_size()..(j + 1) * nb * act.type_size()];
+                        for l in 0..PANEL_ROWS {
+                            let v = got[j * PANEL_ROWS + l];
+                            if l >= rows {
+                                assert_eq!(v, 0.0, "{t} padding row {l}");
+                                continue;
+                            }
+                            let wl = &w[l * row_bytes(t, n)..(l + 1) * row_bytes(t, n)];
+                            let want = dot(n, wl, aj);
+                            let name = level.name();
+                            assert_eq!(
+                                v.to_bits(),
+                                want.to_bits(),
+                                "{t} {name} nb={nb} row {l} act {j}"
+                            );
+                            // This level's contract: the scalar reference's bits.
+                            assert_eq!(
+                                v.to_bits(),
+                                scalar(n, wl, aj).to_bits(),
+                                "{t} {name} vs scalar"
+                            );
+                        }
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if SimdLevel::Avx512.is_supported() {
+            assert!(checked >= 20, "AVX-512 panels not checked");
+        }
+        let _ = checked;
     }
 
     #[test]
@@ -447,6 +552,11 @@ mod tests {
             k.vec_dot_rows4.is_some(),
             vec_dot_rows4_fn(t, level).is_some(),
             "{t} {what}: rows4"
+        );
+        assert_eq!(
+            k.panel.is_some(),
+            panel_fn(t, level).is_some(),
+            "{t} {what}: panel"
         );
         let want = vec_dot_fn(t, level).expect("level has a dot");
         let mut rng = Rng::new(21);

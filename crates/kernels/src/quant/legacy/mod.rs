@@ -28,11 +28,12 @@
 //!
 //! Files: `scalar.rs` is the specification (dequantizers, the Q4_0/Q8_0/Q8_1 quantizers
 //! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
-//! per SIMD level, which (except the AVX2 and AVX-512 offset correction) compute the same exact
+//! per SIMD level, which (except AVX2's offset correction) compute the same exact
 //! per-block integer sums and differ only in float summation order; `avx2_x4.rs` and
-//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row
-//! (`avx512.rs` holds its level's one-row, `x4`/`x8` and `rows4` kernels as instances of
-//! one generic kernel, bit-identical to each other per row the same way);
+//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row.
+//! The AVX-512 level (`avx512.rs`: four-stream mat-vec; `avx512_panel.rs`: mat-mat over
+//! packed sixteen-row weight panels) gives exactly the scalar reference's bits, and uses
+//! the scalar `vec_dot` as its one-row kernel;
 //! `quantize_avx2.rs` quantizes activations bit-identically to scalar; `golden_tests.rs`
 //! checks the scalar code against the `gguf` package.
 //!
@@ -43,7 +44,9 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn, VecDotX8Fn};
+use crate::quant::{
+    DequantizeFn, PanelKernels, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn, VecDotX8Fn,
+};
 
 /// Bytes per block of each format (the table above).
 pub(super) const Q4_0_SIZE: usize = 18;
@@ -90,6 +93,8 @@ mod avx2_rows4;
 mod avx2_x4;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_panel;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(target_arch = "aarch64")]
@@ -167,7 +172,9 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => dot_table!(avx2, dtype),
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot, VecDotFn),
+        // This level's results are the scalar reference's bits (see `avx512`).
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 => dot_table!(scalar, dtype),
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => dot_table!(neon, dtype),
         #[allow(unreachable_patterns)]
@@ -190,9 +197,9 @@ macro_rules! avx2_xn {
     };
 }
 
-/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512),
-/// bit-identical per row to that level's single-row kernel. The caller
-/// ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
+/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 only; AVX-512
+/// has the panel mat-mat instead, [`panel_fn`]), bit-identical per row to that level's
+/// single-row kernel. The caller ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     // Only x86-64 has four-row kernels so far.
     #[cfg(not(target_arch = "x86_64"))]
@@ -200,13 +207,12 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => avx2_xn!(dtype, 4, VecDotX4Fn),
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_xn, VecDotX4Fn, 4),
         _ => None,
     }
 }
 
-/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512), bit-identical per row to that level's single-row kernel: the four-row kernels'
+/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 only), bit-identical
+/// per row to that level's single-row kernel: the four-row kernels'
 /// arithmetic with the weight block's unpacking shared by twice as many rows. The caller
 /// ([`crate::quant::vec_dot_x8_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX8Fn> {
@@ -215,8 +221,6 @@ pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<
     match level {
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => avx2_xn!(dtype, 8, VecDotX8Fn),
-        #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_xn, VecDotX8Fn, 8),
         _ => None,
     }
 }
@@ -240,6 +244,35 @@ pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Opti
         SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_rows4, VecDotRows4Fn),
         _ => None,
     }
+}
+
+/// The packed-panel mat-mat for `dtype` at exactly `level` (AVX-512 only), bit-identical
+/// per row to that level's single-row kernel (both are the scalar reference's bits). The
+/// caller ([`crate::quant::panel_fn`]) has already checked that the CPU supports `level`.
+pub(in crate::quant) fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (dtype, level);
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        macro_rules! panel {
+            ($f:ident) => {
+                Some(PanelKernels {
+                    pack: avx512_panel::pack::<{ avx512::$f }>,
+                    act_sums: avx512_panel::act_sums,
+                    dot: avx512_panel::dot::<{ avx512::$f }>,
+                })
+            };
+        }
+        return match dtype {
+            DType::Q4_0 => panel!(Q4_0),
+            DType::Q4_1 => panel!(Q4_1),
+            DType::Q5_0 => panel!(Q5_0),
+            DType::Q5_1 => panel!(Q5_1),
+            DType::Q8_0 => panel!(Q8_0),
+            _ => None,
+        };
+    }
+    None
 }
 
 /// Checks the slice lengths every dot product in this family relies on: `n` is whole

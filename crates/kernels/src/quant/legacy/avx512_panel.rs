@@ -1,0 +1,180 @@
+//! The AVX-512 VNNI mat-mat of the legacy formats over packed weight panels (prefill and
+//! batched decode): sixteen weight rows are repacked so that one `vpdpbusd` multiplies four
+//! elements of all sixteen rows with the same four elements of one activation row,
+//! broadcast. The sixteen i32 lanes are then the sixteen rows' block sums, with no
+//! horizontal reduction, and every per-block float operation serves sixteen rows at once.
+//!
+//! Panel layout, per 32-element block `b` ([`PANEL_BLOCK`] bytes at `b · PANEL_BLOCK`):
+//! eight 64-byte groups `g` (elements `4g..4g + 4`), in which bytes `4l..4l + 4` are those
+//! four unsigned quants of row `l` (nibbles, 5-bit quants, or Q8_0's `x + 128`), then the
+//! sixteen rows' `d` as f32, then their `m` as f32 (0 for the `_0` formats). Rows past the
+//! last real one are zero, so their results are 0 and ignored.
+//!
+//! Bits: every result equals the scalar reference ([`super::scalar`]) exactly. Per block
+//! the exact integer `Σ (q − offset)·y` is formed (`offset·Σy` subtracted in integers, from
+//! the activation row's per-block sums, [`act_sums`]), and the lane computes
+//! `(d_w·d_a)·isum (+ m_w·s_a)` and adds it to its running sum block by block from +0.0,
+//! with the same roundings, no FMA, in the reference's order. The AVX-512 one-row and
+//! four-stream kernels ([`super::avx512`]) do the same, so batched, unbatched and scalar
+//! forward passes agree bit for bit at this level.
+
+use super::avx512::{offset, Q4_0, Q4_1, Q5_0, Q5_1};
+use super::scalar::{five_bit, nibbles};
+use super::{check_dot_args, Q8_1_SIZE, QK};
+use crate::quant::le_bytes::{f16_at, u32_at};
+use crate::quant::PANEL_ROWS;
+use std::arch::x86_64::*;
+
+/// Bytes of one block of a panel: 8 groups of 64 quant bytes, 16 `d`, 16 `m`.
+pub(super) const PANEL_BLOCK: usize = 8 * 64 + 2 * 64;
+
+/// The 32 unsigned quants of block `bw` of format `FMT`, in element order.
+fn quants<const FMT: u8>(bw: &[u8]) -> [u8; QK] {
+    match FMT {
+        Q4_0 => nibbles(&bw[2..18]),
+        Q4_1 => nibbles(&bw[4..20]),
+        Q5_0 => five_bit(u32_at(bw, 2), &bw[6..22]),
+        Q5_1 => five_bit(u32_at(bw, 4), &bw[8..24]),
+        _ => std::array::from_fn(|j| bw[2 + j] ^ 0x80),
+    }
+}
+
+/// Packs `rows` (at most [`PANEL_ROWS`]) weight rows of `n` elements of format `FMT`, back
+/// to back in `w`, into `panel` (resized to the panel's length; rows past `rows` are zero).
+pub(super) fn pack<const FMT: u8>(n: usize, rows: usize, w: &[u8], panel: &mut Vec<u8>) {
+    assert!(rows <= PANEL_ROWS, "panel pack: {rows} rows > {PANEL_ROWS}");
+    let size = super::avx512::size(FMT);
+    let nb = check_dot_args(n, &[], 0, &[], 0);
+    let row_bytes = nb * size;
+    assert_eq!(w.len(), rows * row_bytes, "panel pack: {} bytes", w.len());
+    panel.clear();
+    panel.resize(nb * PANEL_BLOCK, 0);
+    let has_min = matches!(FMT, Q4_1 | Q5_1);
+    for (l, row) in w.chunks_exact(row_bytes.max(1)).enumerate().take(rows) {
+        for (bw, dst) in row
+            .chunks_exact(size)
+            .zip(panel.chunks_exact_mut(PANEL_BLOCK))
+        {
+            let q = quants::<FMT>(bw);
+            for g in 0..8 {
+                dst[g * 64 + l * 4..g * 64 + l * 4 + 4].copy_from_slice(&q[4 * g..4 * g + 4]);
+            }
+            dst[512 + 4 * l..516 + 4 * l].copy_from_slice(&f16_at(bw, 0).to_le_bytes());
+            if has_min {
+                dst[576 + 4 * l..580 + 4 * l].copy_from_slice(&f16_at(bw, 2).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// The per-block sums `Σy` of the quants of one Q8_1 activation row of `n` elements.
+pub(super) fn act_sums(n: usize, a: &[u8], sums: &mut [i32]) {
+    let nb = check_dot_args(n, &[], 0, a, Q8_1_SIZE);
+    for (s, ba) in sums[..nb].iter_mut().zip(a.chunks_exact(Q8_1_SIZE)) {
+        *s = ba[8..40].iter().map(|&q| q as i8 as i32).sum();
+    }
+}
+
+/// `R` activation rows (`act_bytes` apart from `a`, their block sums `nb` apart from
+/// `sums`) against the panel: row `r`'s sixteen results go to `out[16r..16r + 16]`.
+///
+/// # Safety
+/// The panel holds `nb` blocks, each activation row `nb` Q8_1 blocks and each sums row
+/// `nb` values, `out` has `16·R` floats; the CPU has this fn's target features.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn panel_rows<const FMT: u8, const R: usize>(
+    nb: usize,
+    panel: *const u8,
+    a: *const u8,
+    act_bytes: usize,
+    sums: *const i32,
+    out: *mut f32,
+) {
+    let off = offset(FMT);
+    let mut acc = [_mm512_setzero_ps(); R];
+    for b in 0..nb {
+        // SAFETY: block b < nb of the panel, of every activation row and of every sums row
+        // is in bounds (caller contract); `out` holds 16·R floats.
+        unsafe {
+            let p = panel.add(b * PANEL_BLOCK);
+            let mut even = [_mm512_setzero_si512(); R];
+            let mut odd = [_mm512_setzero_si512(); R];
+            for g in (0..8).step_by(2) {
+                let w0 = _mm512_loadu_si512(p.add(64 * g) as *const __m512i);
+                let w1 = _mm512_loadu_si512(p.add(64 * g + 64) as *const __m512i);
+                for r in 0..R {
+                    let y = a.add(r * act_bytes + b * Q8_1_SIZE + 8 + 4 * g);
+                    let y0 = _mm512_set1_epi32((y as *const i32).read_unaligned());
+                    let y1 = _mm512_set1_epi32((y.add(4) as *const i32).read_unaligned());
+                    even[r] = _mm512_dpbusd_epi32(even[r], w0, y0);
+                    odd[r] = _mm512_dpbusd_epi32(odd[r], w1, y1);
+                }
+            }
+            let dw = _mm512_loadu_ps(p.add(512) as *const f32);
+            let mw = _mm512_loadu_ps(p.add(576) as *const f32);
+            for r in 0..R {
+                let mut isum = _mm512_add_epi32(even[r], odd[r]);
+                if off != 0 {
+                    let s = *sums.add(r * nb + b);
+                    isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(off * s));
+                }
+                let ba = a.add(r * act_bytes + b * Q8_1_SIZE);
+                let da = _mm512_set1_ps((ba as *const f32).read_unaligned());
+                let mut t = _mm512_mul_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum));
+                if matches!(FMT, Q4_1 | Q5_1) {
+                    let sa = _mm512_set1_ps((ba.add(4) as *const f32).read_unaligned());
+                    t = _mm512_add_ps(t, _mm512_mul_ps(mw, sa));
+                }
+                acc[r] = _mm512_add_ps(acc[r], t);
+            }
+        }
+    }
+    for (r, v) in acc.into_iter().enumerate() {
+        // SAFETY: `out` holds 16·R floats (caller contract).
+        unsafe { _mm512_storeu_ps(out.add(16 * r), v) };
+    }
+}
+
+/// The packed panel against the activation rows back to back in `a` (each `n` elements
+/// of Q8_1, with their [`act_sums`] back to back in `sums`): `out[16·r + l]` is the dot
+/// product of panel row `l` with activation row `r`, bit-identical to the scalar
+/// reference. `out.len()` is a multiple of 16.
+pub(super) fn dot<const FMT: u8>(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
+    assert!(
+        out.len().is_multiple_of(PANEL_ROWS),
+        "panel dot: {} outputs",
+        out.len()
+    );
+    let count = out.len() / PANEL_ROWS;
+    let nb = check_dot_args(n, &[], 0, &[], 0);
+    let act_bytes = nb * Q8_1_SIZE;
+    assert!(
+        panel.len() >= nb * PANEL_BLOCK && a.len() >= count * act_bytes && sums.len() >= count * nb,
+        "panel dot: panel {} bytes, activations {} bytes, {} sums for {count} rows of {n}",
+        panel.len(),
+        a.len(),
+        sums.len()
+    );
+    let mut r = 0;
+    while r < count {
+        let (a_r, s_r, o_r) = (
+            a[r * act_bytes..].as_ptr(),
+            sums[r * nb..].as_ptr(),
+            out[r * 16..].as_mut_ptr(),
+        );
+        // SAFETY: the asserts above cover every block of the panel and of rows r..r + 4
+        // (or r) of the activations and sums, and 16 outputs per row. This fn is only
+        // handed out by `legacy::panel_fn` for `SimdLevel::Avx512`, after
+        // `quant::panel_fn` checked that the CPU supports that level.
+        unsafe {
+            if r + 4 <= count {
+                panel_rows::<FMT, 4>(nb, panel.as_ptr(), a_r, act_bytes, s_r, o_r);
+                r += 4;
+            } else {
+                panel_rows::<FMT, 1>(nb, panel.as_ptr(), a_r, act_bytes, s_r, o_r);
+                r += 1;
+            }
+        }
+    }
+}
