@@ -7,9 +7,10 @@
 //! The level is a cap, not a promise that every op runs at it: a weight type's dot
 //! products run at the level its table in [`crate::quant`] (`measured_dot_level`) names,
 //! which is the highest level measured faster than the one below it for that type. On an
-//! AVX-512 CPU that is AVX2 for every type today, because the AVX2 kernels have the multi-row
-//! mat-mat and four-stream mat-vec kernels the AVX-512 ones lack (BENCHMARKS.md, "AVX-512
-//! vs AVX2 per weight type"). `KAIYUAN_SIMD=avx512-all` skips that table and runs every
+//! AVX-512 CPU that is AVX-512 for the legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: packed
+//! panel mat-mat and four-stream mat-vec with VNNI) and AVX2 for the others, whose AVX-512
+//! kernels are one-row only (BENCHMARKS.md, "AVX-512 vs AVX2 per weight type" and "Intel
+//! Xeon (AVX-512, AMX)"). `KAIYUAN_SIMD=avx512-all` skips that table and runs every
 //! AVX-512 kernel that exists, to re-measure it ([`dots_forced_to_level`]).
 
 use std::sync::OnceLock;

@@ -8,9 +8,9 @@
 //! weight rows is unpacked to 32 unsigned bytes with the AVX2 helpers (nibbles by a
 //! broadcasting load and a variable shift, 5th bits by a byte shuffle and compare, Q8_0
 //! as `x + 128`) and `vpdpbusd` (256-bit, VNNI) forms eight exact i32 sums of four
-//! products against the activation block; one `vphaddd` tree folds the four rows' sums
-//! into one 128-bit vector, and `offset·Σy` (Q4_0 8, Q5_0 16, Q8_0 128) is subtracted in
-//! integers. The four rows' f16 scales (and mins) are converted together, and the reference's
+//! products against the activation block, starting from lanes that sum to `−offset·Σy`
+//! (Q4_0 8, Q5_0 16, Q8_0 128; one more `vpdpbusd` per block for the four rows); one
+//! `vphaddd` tree folds the four rows' sums into one 128-bit vector. The four rows' f16 scales (and mins) are converted together, and the reference's
 //! float steps `(d_w·d_a)·isum (+ m_w·s_a)` then `sum += ·` run in the four lanes.
 
 use super::avx2::{fifth_bits, load32, nibbles};
@@ -87,22 +87,25 @@ unsafe fn rows4<const FMT: u8>(nb: usize, w: [*const u8; 4], a: *const u8) -> [f
         unsafe {
             let ba = a.add(i * Q8_1_SIZE);
             let y = load32(ba.add(8));
-            let mut v = [_mm256_setzero_si256(); 4];
+            // Lanes summing to −offset·Σy: the start of every row's sums.
+            let start = if off != 0 {
+                let c = _mm256_dpbusd_epi32(
+                    _mm256_setzero_si256(),
+                    _mm256_set1_epi8(off as u8 as i8),
+                    y,
+                );
+                _mm256_sub_epi32(_mm256_setzero_si256(), c)
+            } else {
+                _mm256_setzero_si256()
+            };
+            let mut v = [start; 4];
             for (k, v) in v.iter_mut().enumerate() {
                 let bw = w[k].add(i * size);
                 prefetch_at(bw, PREFETCH_AHEAD);
-                *v = _mm256_dpbusd_epi32(_mm256_setzero_si256(), quants::<FMT>(bw), y);
+                *v = _mm256_dpbusd_epi32(*v, quants::<FMT>(bw), y);
             }
             let h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-            let mut isum =
-                _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-            if off != 0 {
-                let s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), y);
-                let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
-                let s = _mm_hadd_epi32(s, s);
-                let s = _mm_hadd_epi32(s, s);
-                isum = _mm_sub_epi32(isum, _mm_mullo_epi32(s, _mm_set1_epi32(off)));
-            }
+            let isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
             let field = |k: usize| (w[k].add(i * size) as *const i32).read_unaligned();
             let fields = _mm_setr_epi32(field(0), field(1), field(2), field(3));
             let dw = _mm_cvtph_ps(_mm_shuffle_epi8(fields, lo16));
