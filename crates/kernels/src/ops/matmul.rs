@@ -270,7 +270,14 @@ pub fn matmul_with_scratch(
     let out = as_atomic_f32(y);
     let n_tasks = rows.min(pool.n_threads() * TASKS_PER_THREAD);
     pool.run_tasks(n_tasks, |task| {
-        let my_rows = split_range(rows, n_tasks, task);
+        // Whole panels per task where the panel mat-mat runs (no half-empty panels).
+        let my_rows = match panel {
+            Some(_) => {
+                let panels = split_range(rows.div_ceil(PANEL_ROWS), n_tasks, task);
+                panels.start * PANEL_ROWS..(panels.end * PANEL_ROWS).min(rows)
+            }
+            None => split_range(rows, n_tasks, task),
+        };
         if my_rows.is_empty() {
             return;
         }
