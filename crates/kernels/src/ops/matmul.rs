@@ -43,6 +43,11 @@ const ROWS4_CALL_BYTES: usize = 64 * 1024;
 /// Most rows per stream in one four-row call (sizes the results buffer on the stack).
 const ROWS4_CALL_MAX: usize = 64;
 
+/// [`ACT_TILE_BYTES`] for the packed-panel mat-mat: each panel is packed once per tile, and
+/// per panel the tile streams through once (about 40 bytes per 32-element block and row
+/// against sixteen rows' worth of multiply-adds), which L2 or even L3 keeps up with.
+const PANEL_TILE_BYTES: usize = 1024 * 1024;
+
 /// Fewest activation rows (in a tile) for which the packed-panel mat-mat is used where the
 /// type has one: packing a panel costs about as much as dotting it with one or two rows.
 const PANEL_MIN_ROWS: usize = 4;
@@ -259,7 +264,12 @@ pub fn matmul_with_scratch(
     }
     let sums: &[i32] = &sums;
 
-    let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
+    let tile_bytes = if panel.is_some() {
+        PANEL_TILE_BYTES
+    } else {
+        ACT_TILE_BYTES
+    };
+    let tile_rows = (tile_bytes / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
     let vec_dot_x4 = w.kernels.vec_dot_x4;
     let vec_dot_x8 = w.kernels.vec_dot_x8;

@@ -52,7 +52,7 @@ pub(super) const fn offset(fmt: u8) -> i32 {
 /// The whole block is readable.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
-unsafe fn quants<const FMT: u8>(bw: *const u8) -> __m256i {
+pub(super) unsafe fn quants<const FMT: u8>(bw: *const u8) -> __m256i {
     // SAFETY: every field read lies inside the block (layouts in `legacy`).
     unsafe {
         match FMT {

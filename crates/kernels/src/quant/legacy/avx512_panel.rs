@@ -8,7 +8,9 @@
 //! eight 64-byte groups `g` (elements `4g..4g + 4`), in which bytes `4l..4l + 4` are those
 //! four unsigned quants of row `l` (nibbles, 5-bit quants, or Q8_0's `x + 128`), then the
 //! sixteen rows' `d` as f32, then their `m` as f32 (0 for the `_0` formats). Rows past the
-//! last real one are zero, so their results are 0 and ignored.
+//! last real one are zero, so their results are 0 and ignored. Packing unpacks each row's
+//! block with the `rows4` unpacker into a 16 × 32-byte stage and gathers the groups out
+//! of it; the scales come from one gather of the sixteen rows' f16 fields.
 //!
 //! Bits: every result equals the scalar reference ([`super::scalar`]) exactly. Per block
 //! the exact integer `Σ (q − offset)·y` is formed (`offset·Σy` subtracted in integers, from
@@ -18,51 +20,75 @@
 //! four-stream kernels ([`super::avx512`]) do the same, so batched, unbatched and scalar
 //! forward passes agree bit for bit at this level.
 
-use super::avx512::{offset, Q4_0, Q4_1, Q5_0, Q5_1};
-use super::scalar::{five_bit, nibbles};
-use super::{check_dot_args, Q8_1_SIZE, QK};
-use crate::quant::le_bytes::{f16_at, u32_at};
+use super::avx512::{offset, quants, size, Q4_1, Q5_1};
+use super::{check_dot_args, Q8_1_SIZE};
 use crate::quant::PANEL_ROWS;
 use std::arch::x86_64::*;
 
 /// Bytes of one block of a panel: 8 groups of 64 quant bytes, 16 `d`, 16 `m`.
 pub(super) const PANEL_BLOCK: usize = 8 * 64 + 2 * 64;
 
-/// The 32 unsigned quants of block `bw` of format `FMT`, in element order.
-fn quants<const FMT: u8>(bw: &[u8]) -> [u8; QK] {
-    match FMT {
-        Q4_0 => nibbles(&bw[2..18]),
-        Q4_1 => nibbles(&bw[4..20]),
-        Q5_0 => five_bit(u32_at(bw, 2), &bw[6..22]),
-        Q5_1 => five_bit(u32_at(bw, 4), &bw[8..24]),
-        _ => std::array::from_fn(|j| bw[2 + j] ^ 0x80),
-    }
-}
-
 /// Packs `rows` (at most [`PANEL_ROWS`]) weight rows of `n` elements of format `FMT`, back
 /// to back in `w`, into `panel` (resized to the panel's length; rows past `rows` are zero).
 pub(super) fn pack<const FMT: u8>(n: usize, rows: usize, w: &[u8], panel: &mut Vec<u8>) {
     assert!(rows <= PANEL_ROWS, "panel pack: {rows} rows > {PANEL_ROWS}");
-    let size = super::avx512::size(FMT);
     let nb = check_dot_args(n, &[], 0, &[], 0);
-    let row_bytes = nb * size;
+    let row_bytes = nb * size(FMT);
     assert_eq!(w.len(), rows * row_bytes, "panel pack: {} bytes", w.len());
     panel.clear();
     panel.resize(nb * PANEL_BLOCK, 0);
-    let has_min = matches!(FMT, Q4_1 | Q5_1);
-    for (l, row) in w.chunks_exact(row_bytes.max(1)).enumerate().take(rows) {
-        for (bw, dst) in row
-            .chunks_exact(size)
-            .zip(panel.chunks_exact_mut(PANEL_BLOCK))
-        {
-            let q = quants::<FMT>(bw);
-            for g in 0..8 {
-                dst[g * 64 + l * 4..g * 64 + l * 4 + 4].copy_from_slice(&q[4 * g..4 * g + 4]);
-            }
-            dst[512 + 4 * l..516 + 4 * l].copy_from_slice(&f16_at(bw, 0).to_le_bytes());
-            if has_min {
-                dst[576 + 4 * l..580 + 4 * l].copy_from_slice(&f16_at(bw, 2).to_le_bytes());
-            }
+    if rows == 0 {
+        return;
+    }
+    // Offsets of the rows' blocks from row 0's, for the scale gathers (i32: a panel's rows
+    // span far less than 2 GiB).
+    let stride = i32::try_from(row_bytes).expect("panel pack: rows over 2 GiB");
+    for b in 0..nb {
+        // SAFETY: block b < nb of each of the `rows` rows is inside `w` (asserted above),
+        // and block b of the panel is inside `panel` (resized above). This fn is only
+        // handed out by `legacy::panel_fn` for `SimdLevel::Avx512`, after
+        // `quant::panel_fn` checked that the CPU supports that level.
+        unsafe {
+            let dst = panel.as_mut_ptr().add(b * PANEL_BLOCK);
+            pack_block::<FMT>(w.as_ptr().add(b * size(FMT)), stride, rows, dst);
+        }
+    }
+}
+
+/// Packs block `b` of `rows` weight rows (block of row `l` at `w + l·stride`) into the
+/// panel block at `dst` (whose bytes are zero).
+///
+/// # Safety
+/// The `rows` (1 to 16) blocks are readable, [`PANEL_BLOCK`] bytes at `dst` writable; the
+/// CPU has this fn's target features.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn pack_block<const FMT: u8>(w: *const u8, stride: i32, rows: usize, dst: *mut u8) {
+    // The rows' unsigned quants, row-major, then gathered into groups of four elements.
+    let mut stage = [_mm256_setzero_si256(); PANEL_ROWS];
+    for (l, q) in stage.iter_mut().enumerate().take(rows) {
+        // SAFETY: row l < rows's block is readable (caller contract).
+        *q = unsafe { quants::<FMT>(w.add(l * stride as usize)) };
+    }
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let mask: __mmask16 = if rows >= 16 { !0 } else { (1u16 << rows) - 1 };
+    // SAFETY: the gathers read the stage array (16 × 32 bytes) at dword `8l + g`, and the
+    // first four bytes of the blocks of rows < `rows` (masked); the stores stay within
+    // the panel block at `dst` (caller contract).
+    unsafe {
+        let base = stage.as_ptr() as *const i32;
+        for g in 0..8 {
+            let idx = _mm512_add_epi32(_mm512_slli_epi32::<3>(lanes), _mm512_set1_epi32(g));
+            let v = _mm512_i32gather_epi32::<4>(idx, base);
+            _mm512_storeu_si512(dst.add(64 * g as usize) as *mut __m512i, v);
+        }
+        let offs = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(stride));
+        let f = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, offs, w as _);
+        let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(f));
+        _mm512_storeu_ps(dst.add(512) as *mut f32, _mm512_maskz_mov_ps(mask, d));
+        if matches!(FMT, Q4_1 | Q5_1) {
+            let m = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(f)));
+            _mm512_storeu_ps(dst.add(576) as *mut f32, _mm512_maskz_mov_ps(mask, m));
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::quant::le_bytes::{f16_at, f32_at, u32_at};
 
 /// The 32 unsigned 4-bit quants of a 16-byte `qs` field, in element order.
 #[inline]
-pub(super) fn nibbles(qs: &[u8]) -> [u8; QK] {
+fn nibbles(qs: &[u8]) -> [u8; QK] {
     let mut q = [0u8; QK];
     for i in 0..QK / 2 {
         q[i] = qs[i] & 0x0f;
@@ -34,7 +34,7 @@ pub(super) fn nibbles(qs: &[u8]) -> [u8; QK] {
 
 /// The 32 unsigned 5-bit quants from `qh` (bit `j` = bit 4 of element `j`) and `qs`.
 #[inline]
-pub(super) fn five_bit(qh: u32, qs: &[u8]) -> [u8; QK] {
+fn five_bit(qh: u32, qs: &[u8]) -> [u8; QK] {
     let mut q = nibbles(qs);
     for (j, v) in q.iter_mut().enumerate() {
         *v |= (((qh >> j) & 1) as u8) << 4;
