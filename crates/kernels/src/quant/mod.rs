@@ -126,9 +126,20 @@ pub fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
     if !level.is_supported() {
         return None;
     }
-    float::vec_dot_fn(dtype, level)
+    float::vec_dot_fn(dtype, family_level(level))
         .or_else(|| legacy::vec_dot_fn(dtype, level))
-        .or_else(|| kquants::vec_dot_fn(dtype, level))
+        .or_else(|| kquants::vec_dot_fn(dtype, family_level(level)))
+}
+
+/// The level whose kernels the float and K-quant families hand out at `level`: AMX adds
+/// tiles only to the legacy formats' mat-mat, so at AMX those families run their AVX-512
+/// kernels (an AMX CPU has AVX-512 VNNI), which keeps every level complete.
+fn family_level(level: SimdLevel) -> SimdLevel {
+    if level == SimdLevel::Amx {
+        SimdLevel::Avx512
+    } else {
+        level
+    }
 }
 
 /// The four-row dot product for weight type `dtype` at exactly `level`, if there is one
@@ -138,7 +149,8 @@ pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     if !level.is_supported() {
         return None;
     }
-    legacy::vec_dot_x4_fn(dtype, level).or_else(|| kquants::vec_dot_x4_fn(dtype, level))
+    legacy::vec_dot_x4_fn(dtype, level)
+        .or_else(|| kquants::vec_dot_x4_fn(dtype, family_level(level)))
 }
 
 /// The eight-row dot product for weight type `dtype` at exactly `level`, if there is one
@@ -204,6 +216,12 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
         SimdLevel::Scalar => &[SimdLevel::Scalar],
         SimdLevel::Avx2 => &[SimdLevel::Avx2, SimdLevel::Scalar],
         SimdLevel::Avx512 => &[SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Scalar],
+        SimdLevel::Amx => &[
+            SimdLevel::Amx,
+            SimdLevel::Avx512,
+            SimdLevel::Avx2,
+            SimdLevel::Scalar,
+        ],
         SimdLevel::Neon => &[SimdLevel::Neon, SimdLevel::Scalar],
     }
 }
@@ -242,8 +260,12 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 /// The activation quantizers have no AVX-512 version; they run at the best level below
 /// (AVX2) and give the same bits at every level.
 ///
+/// AMX (`legacy::amx`: the legacy panels multiplied by `tdpbsud` tiles, the same bits)
+/// measured within ±5% of the AVX-512 panels in mat-mat (the per-block float steps, not the
+/// integer products, bound both), so an AMX process runs every type as an AVX-512 one.
+///
 /// Other levels (Scalar, AVX2, NEON) are the top of their own line and run as they are.
-/// `KAIYUAN_SIMD=avx512-all` bypasses this table ([`dots_forced_to_level`]).
+/// `KAIYUAN_SIMD=avx512-all` and `amx-all` bypass this table ([`dots_forced_to_level`]).
 fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
     use DType::*;
     match (level, dtype) {
@@ -252,6 +274,9 @@ fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
         (SimdLevel::Avx512, F32 | F16 | BF16) => SimdLevel::Avx2,
         // Types without dot products: nothing runs, AVX2 is the safe answer.
         (SimdLevel::Avx512, _) => SimdLevel::Avx2,
+        // AMX multiplies the same panels with tiles, and measured no faster than AVX-512
+        // (BENCHMARKS.md, "Intel Xeon (AVX-512, AMX)"): every type as under AVX-512.
+        (SimdLevel::Amx, _) => measured_dot_level(dtype, SimdLevel::Avx512),
         (other, _) => other,
     }
 }

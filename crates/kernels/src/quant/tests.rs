@@ -36,6 +36,23 @@ fn four_and_eight_row_dots_are_bit_identical_to_single_row_dots() {
     } else {
         eprintln!("no AVX-512 VNNI on this CPU: the AVX-512 multi-row kernels are not run");
     }
+    #[cfg(target_arch = "x86_64")]
+    if SimdLevel::Amx.is_supported() {
+        for t in [
+            DType::Q4_0,
+            DType::Q4_1,
+            DType::Q5_0,
+            DType::Q5_1,
+            DType::Q8_0,
+        ] {
+            assert!(
+                panel_fn(t, SimdLevel::Amx).is_some(),
+                "{t}: no AMX panel mat-mat"
+            );
+        }
+    } else {
+        eprintln!("no AMX-INT8 (or no tile permission): the AMX panel kernels are not run");
+    }
     for level in SimdLevel::available() {
         for t in DType::all() {
             let x4 = vec_dot_x4_fn(t, level);
@@ -96,6 +113,8 @@ fn panel_dots_are_bit_identical_to_single_row_dots() {
                 (2, 3, 5),
                 (7, 16, 9),
                 (18, 11, 4),
+                (5, 16, 19),
+                (3, 7, 35),
             ] {
                 let n = nb * t.block_size();
                 let w = random_blocks(t, rows * nb, &mut rng).unwrap();
@@ -258,6 +277,14 @@ fn avx512_runs_each_weight_types_dots_at_the_measured_level() {
         assert_dots_from(&k, expected_avx512_dot_level(t), "default");
         let k = resolve(t, SimdLevel::Avx512, true).unwrap();
         assert_dots_from(&k, SimdLevel::Avx512, "avx512-all");
+        // An AMX process runs each type as an AVX-512 one; `amx-all` runs the AMX
+        // panels where they exist.
+        if SimdLevel::Amx.is_supported() {
+            let k = resolve(t, SimdLevel::Amx, false).unwrap();
+            assert_dots_from(&k, expected_avx512_dot_level(t), "amx default");
+            let k = resolve(t, SimdLevel::Amx, true).unwrap();
+            assert_dots_from(&k, SimdLevel::Amx, "amx-all");
+        }
         // A cap of AVX2 is AVX2 everywhere, as before.
         let k = resolve(t, SimdLevel::Avx2, false).unwrap();
         assert_dots_from(&k, SimdLevel::Avx2, "avx2");

@@ -117,7 +117,6 @@ unsafe fn panel_rows<const FMT: u8, const R: usize>(
     sums: *const i32,
     out: *mut f32,
 ) {
-    let off = offset(FMT);
     let mut acc = [_mm512_setzero_ps(); R];
     for b in 0..nb {
         // SAFETY: block b < nb of the panel, of every activation row and of every sums row
@@ -140,19 +139,9 @@ unsafe fn panel_rows<const FMT: u8, const R: usize>(
             let dw = _mm512_loadu_ps(p.add(512) as *const f32);
             let mw = _mm512_loadu_ps(p.add(576) as *const f32);
             for r in 0..R {
-                let mut isum = _mm512_add_epi32(even[r], odd[r]);
-                if off != 0 {
-                    let s = *sums.add(r * nb + b);
-                    isum = _mm512_sub_epi32(isum, _mm512_set1_epi32(off * s));
-                }
+                let isum = _mm512_add_epi32(even[r], odd[r]);
                 let ba = a.add(r * act_bytes + b * Q8_1_SIZE);
-                let da = _mm512_set1_ps((ba as *const f32).read_unaligned());
-                let mut t = _mm512_mul_ps(_mm512_mul_ps(dw, da), _mm512_cvtepi32_ps(isum));
-                if matches!(FMT, Q4_1 | Q5_1) {
-                    let sa = _mm512_set1_ps((ba.add(4) as *const f32).read_unaligned());
-                    t = _mm512_add_ps(t, _mm512_mul_ps(mw, sa));
-                }
-                acc[r] = _mm512_add_ps(acc[r], t);
+                acc[r] = block_step::<FMT>(acc[r], isum, dw, mw, ba, *sums.add(r * nb + b));
             }
         }
     }
@@ -162,11 +151,16 @@ unsafe fn panel_rows<const FMT: u8, const R: usize>(
     }
 }
 
-/// The packed panel against the activation rows back to back in `a` (each `n` elements
-/// of Q8_1, with their [`act_sums`] back to back in `sums`): `out[16·r + l]` is the dot
-/// product of panel row `l` with activation row `r`, bit-identical to the scalar
-/// reference. `out.len()` is a multiple of 16.
-pub(super) fn dot<const FMT: u8>(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
+/// Checks the lengths a [`crate::quant::PanelDotFn`] relies on; returns the blocks per
+/// row, the bytes per activation row and the number of activation rows. Panics on a
+/// caller bug.
+pub(super) fn check_panel_args(
+    n: usize,
+    panel: &[u8],
+    a: &[u8],
+    sums: &[i32],
+    out: &[f32],
+) -> (usize, usize, usize) {
     assert!(
         out.len().is_multiple_of(PANEL_ROWS),
         "panel dot: {} outputs",
@@ -182,25 +176,99 @@ pub(super) fn dot<const FMT: u8>(n: usize, panel: &[u8], a: &[u8], sums: &[i32],
         a.len(),
         sums.len()
     );
+    (nb, act_bytes, count)
+}
+
+/// One block's float step for one activation row and the sixteen panel rows: `acc` plus
+/// `(d_w·d_a)·(isum − offset·Σy) (+ m_w·s_a)`, the scalar reference's operations, with
+/// `isum` the sixteen rows' exact `Σ q·y`, `dw`/`mw` the panel block's factors, `ba` the
+/// activation block and `sum` its `Σy`.
+///
+/// # Safety
+/// Eight bytes at `ba` are readable; the CPU has this fn's target features.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+pub(super) unsafe fn block_step<const FMT: u8>(
+    acc: __m512,
+    isum: __m512i,
+    dw: __m512,
+    mw: __m512,
+    ba: *const u8,
+    sum: i32,
+) -> __m512 {
+    let off = offset(FMT);
+    let isum = if off != 0 {
+        _mm512_sub_epi32(isum, _mm512_set1_epi32(off * sum))
+    } else {
+        isum
+    };
+    // SAFETY: `d` and `s` are the first eight bytes of the block (caller contract).
+    let (da, sa) = unsafe {
+        (
+            (ba as *const f32).read_unaligned(),
+            (ba.add(4) as *const f32).read_unaligned(),
+        )
+    };
+    let mut t = _mm512_mul_ps(
+        _mm512_mul_ps(dw, _mm512_set1_ps(da)),
+        _mm512_cvtepi32_ps(isum),
+    );
+    if matches!(FMT, Q4_1 | Q5_1) {
+        t = _mm512_add_ps(t, _mm512_mul_ps(mw, _mm512_set1_ps(sa)));
+    }
+    _mm512_add_ps(acc, t)
+}
+
+/// `count` activation rows (from `a`, `act_bytes` apart, sums from `sums`, `nb` apart)
+/// against the panel, four at a time, results to `out` (16 per row).
+///
+/// # Safety
+/// As [`panel_rows`] for `count` rows.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+pub(super) unsafe fn dot_rows<const FMT: u8>(
+    nb: usize,
+    panel: *const u8,
+    a: *const u8,
+    act_bytes: usize,
+    sums: *const i32,
+    out: *mut f32,
+    count: usize,
+) {
     let mut r = 0;
     while r < count {
-        let (a_r, s_r, o_r) = (
-            a[r * act_bytes..].as_ptr(),
-            sums[r * nb..].as_ptr(),
-            out[r * 16..].as_mut_ptr(),
-        );
-        // SAFETY: the asserts above cover every block of the panel and of rows r..r + 4
-        // (or r) of the activations and sums, and 16 outputs per row. This fn is only
-        // handed out by `legacy::panel_fn` for `SimdLevel::Avx512`, after
-        // `quant::panel_fn` checked that the CPU supports that level.
+        // SAFETY: rows r..r + 4 (or r) are among the `count` rows (caller contract).
         unsafe {
+            let (a_r, s_r, o_r) = (a.add(r * act_bytes), sums.add(r * nb), out.add(16 * r));
             if r + 4 <= count {
-                panel_rows::<FMT, 4>(nb, panel.as_ptr(), a_r, act_bytes, s_r, o_r);
+                panel_rows::<FMT, 4>(nb, panel, a_r, act_bytes, s_r, o_r);
                 r += 4;
             } else {
-                panel_rows::<FMT, 1>(nb, panel.as_ptr(), a_r, act_bytes, s_r, o_r);
+                panel_rows::<FMT, 1>(nb, panel, a_r, act_bytes, s_r, o_r);
                 r += 1;
             }
         }
+    }
+}
+
+/// The packed panel against the activation rows back to back in `a` (each `n` elements
+/// of Q8_1, with their [`act_sums`] back to back in `sums`): `out[16·r + l]` is the dot
+/// product of panel row `l` with activation row `r`, bit-identical to the scalar
+/// reference. `out.len()` is a multiple of 16.
+pub(super) fn dot<const FMT: u8>(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]) {
+    let (nb, act_bytes, count) = check_panel_args(n, panel, a, sums, out);
+    // SAFETY: the asserts above cover every block of the panel and of the `count`
+    // activation and sums rows, and 16 outputs per row. This fn is only handed out by
+    // `legacy::panel_fn` for `SimdLevel::Avx512`, after `quant::panel_fn` checked that the
+    // CPU supports that level.
+    unsafe {
+        dot_rows::<FMT>(
+            nb,
+            panel.as_ptr(),
+            a.as_ptr(),
+            act_bytes,
+            sums.as_ptr(),
+            out.as_mut_ptr(),
+            count,
+        )
     }
 }

@@ -33,7 +33,8 @@
 //! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row.
 //! The AVX-512 level (`avx512.rs`: four-stream mat-vec; `avx512_panel.rs`: mat-mat over
 //! packed sixteen-row weight panels) gives exactly the scalar reference's bits, and uses
-//! the scalar `vec_dot` as its one-row kernel;
+//! the scalar `vec_dot` as its one-row kernel; the AMX level (`amx.rs`) is the same with
+//! the panels multiplied by AMX tiles;
 //! `quantize_avx2.rs` quantizes activations bit-identically to scalar; `golden_tests.rs`
 //! checks the scalar code against the `gguf` package.
 //!
@@ -85,6 +86,8 @@ macro_rules! safe_vec_dots {
     )*};
 }
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -174,7 +177,7 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         #[cfg(target_arch = "x86_64")]
         // This level's results are the scalar reference's bits (see `avx512`).
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => dot_table!(scalar, dtype),
+        SimdLevel::Avx512 | SimdLevel::Amx => dot_table!(scalar, dtype),
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => dot_table!(neon, dtype),
         #[allow(unreachable_patterns)]
@@ -241,25 +244,32 @@ pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Opti
             _ => None,
         },
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => avx512_table!(dtype, vec_dot_rows4, VecDotRows4Fn),
+        SimdLevel::Avx512 | SimdLevel::Amx => {
+            avx512_table!(dtype, vec_dot_rows4, VecDotRows4Fn)
+        }
         _ => None,
     }
 }
 
-/// The packed-panel mat-mat for `dtype` at exactly `level` (AVX-512 only), bit-identical
+/// The packed-panel mat-mat for `dtype` at exactly `level` (AVX-512 and AMX), bit-identical
 /// per row to that level's single-row kernel (both are the scalar reference's bits). The
 /// caller ([`crate::quant::panel_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (dtype, level);
     #[cfg(target_arch = "x86_64")]
-    if level == SimdLevel::Avx512 {
+    if matches!(level, SimdLevel::Avx512 | SimdLevel::Amx) {
+        // The same panels at both levels; AMX multiplies them with tiles.
         macro_rules! panel {
             ($f:ident) => {
                 Some(PanelKernels {
                     pack: avx512_panel::pack::<{ avx512::$f }>,
                     act_sums: avx512_panel::act_sums,
-                    dot: avx512_panel::dot::<{ avx512::$f }>,
+                    dot: if level == SimdLevel::Amx {
+                        amx::dot::<{ avx512::$f }>
+                    } else {
+                        avx512_panel::dot::<{ avx512::$f }>
+                    },
                 })
             };
         }
