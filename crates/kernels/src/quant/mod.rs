@@ -235,9 +235,9 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 /// AVX-512 VNNI level has the packed-panel mat-mat and a four-stream mat-vec
 /// (`legacy::avx512_panel`, `legacy::avx512`). Measured on an Intel Xeon with AVX-512 VNNI
 /// and AMX (BENCHMARKS.md, "Intel Xeon (AVX-512, AMX)", 1 thread, interleaved rounds,
-/// AVX-512 ÷ AVX2 throughput): mat-mat 576×1536 against 64 rows 2.7–3.6×, against 16
-/// rows 1.3–2.2×; cache-resident mat-vec 576×1536 1.19–1.32×; DRAM mat-vec 4096×4096
-/// within noise (memory-bound either way).
+/// AVX-512 ÷ AVX2 throughput): mat-mat 576×1536 against 64 rows 3.3–3.5× (Q5_1 7.0×),
+/// against 16 rows 2.3–2.6× (Q5_1 4.3×); cache-resident mat-vec 576×1536 1.19–1.32×; DRAM
+/// mat-vec 4096×4096 1.00–1.08× (memory-bound; Q5_1 1.38×, no AVX2 `rows4`).
 ///
 /// Everything else stays at AVX2, where the AVX-512 kernels are one-row only and the AVX2
 /// level has the four-row mat-mat (`x4`: Q4_K, Q5_K, Q6_K). Evidence, AVX-512 against
