@@ -153,8 +153,8 @@ impl<'a> WeightMatrix<'a> {
 thread_local! {
     /// Quantized-activation scratch reused by [`matvec`] and [`matmul`] on this thread.
     static ACT_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    /// A packed weight panel and its results, reused by [`panel_tile`] on this thread.
-    static PANEL_SCRATCH: Cell<(Vec<u8>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+    /// Packed weight panels and their results, reused by [`panel_tile`] on this thread.
+    static PANEL_SCRATCH: Cell<(Vec<Vec<u8>>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs `f` with this thread's activation scratch (taken out of the thread-local, so a
@@ -370,9 +370,18 @@ pub fn matmul_with_scratch(
     });
 }
 
+/// Weight rows packed per pass of [`panel_tile`] (whole panels): their panels (at most
+/// 256 × 64 blocks × 40 bytes) stay in L2 while every activation row of the tile passes.
+const PANEL_PASS_ROWS: usize = 16 * PANEL_ROWS;
+/// Activation rows dotted against all panels of a pass before the next ones, so that their
+/// outputs (a contiguous run per row) stay in L1 meanwhile; a multiple of the AMX kernel's
+/// sixteen-row groups and above its minimum.
+const PANEL_ACT_ROWS: usize = 64;
+
 /// The weight rows `rows` against the activation rows of a tile (`acts`, first row
-/// `first_act`, with their block sums `sums`) through the packed-panel kernels: each run of
-/// [`PANEL_ROWS`] weight rows is packed once and dotted against the whole tile.
+/// `first_act`, with their block sums `sums`) through the packed-panel kernels: the rows
+/// are packed [`PANEL_PASS_ROWS`] at a time, once per tile, and each pass's panels are
+/// dotted against [`PANEL_ACT_ROWS`] activation rows at a time.
 fn panel_tile(
     p: PanelKernels,
     w: &WeightMatrix,
@@ -382,21 +391,45 @@ fn panel_tile(
     sums: &[i32],
     out: &[AtomicU32],
 ) {
-    let n_acts = acts.len() / w.act_row_bytes().max(1);
-    let (mut panel, mut results) = PANEL_SCRATCH.with(Cell::take);
-    results.resize(n_acts * PANEL_ROWS, 0.0);
-    for first in rows.clone().step_by(PANEL_ROWS) {
-        let count = PANEL_ROWS.min(rows.end - first);
-        (p.pack)(w.cols, count, w.row_span(first, count), &mut panel);
-        (p.dot)(w.cols, &panel, acts, sums, &mut results);
-        for (j, res) in results.chunks_exact(PANEL_ROWS).enumerate() {
-            let at = (first_act + j) * w.rows + first;
-            for (l, v) in res[..count].iter().enumerate() {
-                out[at + l].store(v.to_bits(), Ordering::Relaxed);
+    let act_bytes = w.act_row_bytes().max(1);
+    let n_acts = acts.len() / act_bytes;
+    let blocks = w.cols / w.dtype.block_size();
+    let (mut panels, mut results) = PANEL_SCRATCH.with(Cell::take);
+    results.resize(PANEL_ACT_ROWS * PANEL_ROWS, 0.0);
+    for pass in rows.clone().step_by(PANEL_PASS_ROWS) {
+        let pass_end = (pass + PANEL_PASS_ROWS).min(rows.end);
+        let n_panels = (pass_end - pass).div_ceil(PANEL_ROWS);
+        if panels.len() < n_panels {
+            panels.resize_with(n_panels, Vec::new);
+        }
+        let panel_rows = |i: usize| {
+            let first = pass + i * PANEL_ROWS;
+            (first, PANEL_ROWS.min(pass_end - first))
+        };
+        for (i, panel) in panels[..n_panels].iter_mut().enumerate() {
+            let (first, count) = panel_rows(i);
+            (p.pack)(w.cols, count, w.row_span(first, count), panel);
+        }
+        for j0 in (0..n_acts).step_by(PANEL_ACT_ROWS) {
+            let jn = PANEL_ACT_ROWS.min(n_acts - j0);
+            let a = &acts[j0 * act_bytes..(j0 + jn) * act_bytes];
+            let s = &sums[j0 * blocks..(j0 + jn) * blocks];
+            for (i, panel) in panels[..n_panels].iter().enumerate() {
+                let (first, count) = panel_rows(i);
+                (p.dot)(w.cols, panel, a, s, &mut results[..jn * PANEL_ROWS]);
+                for (j, res) in results[..jn * PANEL_ROWS]
+                    .chunks_exact(PANEL_ROWS)
+                    .enumerate()
+                {
+                    let at = (first_act + j0 + j) * w.rows + first;
+                    for (o, v) in out[at..at + count].iter().zip(res) {
+                        o.store(v.to_bits(), Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
-    PANEL_SCRATCH.with(|c| c.set((panel, results)));
+    PANEL_SCRATCH.with(|c| c.set((panels, results)));
 }
 
 /// Dots the weight rows `block` against activation rows `*j..`, `N` at a time with
