@@ -258,3 +258,33 @@ def test_an_abandoned_stream_is_recorded_as_cancelled(metered):
     assert r["cost_nano"] == expected_cost(r["prompt_tokens"], r["cached_tokens"], r["completion_tokens"])
     info = admin(metered, "GET", f"/admin/keys/{key['id']}")[2]
     assert info["in_flight"] == 0 and info["reserved_usd"] == 0
+
+
+def test_reasoning_tokens_are_recorded():
+    """On a template that thinks, each record's reasoning_tokens equals the response's
+    completion_tokens_details.reasoning_tokens, whole and streamed (OpenAI), and Anthropic's."""
+    import pathlib
+
+    template = pathlib.Path(__file__).resolve().parent / "templates" / "thinking-chatml.jinja"
+    tmp = tempfile.mkdtemp(prefix="kaiyuan-meter-think-")
+    s = Server("-t", "1", "--admin-key", ADMIN, "--db", f"sqlite://{tmp}/meter.db",
+               "--chat-template-file", str(template))
+    try:
+        key = new_key(s)
+        client = make_client(s, key["key"])
+        shaped = {"grammar": {"type": "regex", "value": r"(hmm|well), (yes|no)</think>\n\nParis\."}}
+        ask = dict(model=MODEL, messages=[{"role": "user", "content": "Capital of France?"}],
+                   max_tokens=30, temperature=0, extra_body=shaped)
+        whole = client.chat.completions.create(**ask)
+        want = whole.usage.completion_tokens_details.reasoning_tokens
+        assert want > 0
+        stream = client.chat.completions.create(**ask, stream=True,
+                                                stream_options={"include_usage": True})
+        chunks = list(stream)
+        streamed_id = chunks[0].id
+        assert chunks[-1].usage.completion_tokens_details.reasoning_tokens == want
+        recs = wait_for(lambda: (r := records(s, key["id"])) and len(r) >= 2 and r, 30, "records")
+        assert recs[whole.id]["reasoning_tokens"] == want
+        assert recs[streamed_id]["reasoning_tokens"] == want
+    finally:
+        assert s.terminate() == 0, f"log kept at {s.log_path}"

@@ -29,6 +29,8 @@ struct Fields {
     ttft: Option<Duration>,
     start: Instant,
     ticket: Option<Ticket>,
+    /// Generated tokens of the reasoning block (chat), for the usage record.
+    reasoning_tokens: usize,
 }
 
 impl RequestLog {
@@ -46,6 +48,7 @@ impl RequestLog {
                 ttft: None,
                 start: Instant::now(),
                 ticket: None,
+                reasoning_tokens: 0,
             }),
         }
     }
@@ -93,6 +96,11 @@ impl RequestLog {
 
     pub fn usage(&mut self, usage: Usage) {
         self.with(|f| f.usage = usage);
+    }
+
+    /// The reasoning tokens among the completion tokens (recorded in the usage record).
+    pub fn reasoning_tokens(&mut self, n: usize) {
+        self.with(|f| f.reasoning_tokens = n);
     }
 
     /// Counts a streamed event, so that a stream the client abandons is logged (and metered)
@@ -165,7 +173,7 @@ impl Drop for RequestLog {
         if let Some(f) = &mut self.fields {
             eprintln!("{}", Self::line(f));
             if let Some(ticket) = f.ticket.take() {
-                crate::metering::settle(ticket, &f.usage, &f.status);
+                crate::metering::settle(ticket, &f.usage, f.reasoning_tokens, &f.status);
             }
         }
     }

@@ -163,7 +163,7 @@ pub fn metering_error(e: kaiyuan_metering::MeterError) -> ApiError {
 /// What a request used, from its log line's usage and status (`200`, `499 client_closed`,
 /// `200 stream_engine_error`, `429 queue_full`, …). A request refused before the engine
 /// ran it (a 4xx other than 499, a 503) used nothing.
-pub fn settlement(usage: &Usage, status: &str) -> Settlement {
+pub fn settlement(usage: &Usage, reasoning_tokens: usize, status: &str) -> Settlement {
     let code = status.split(' ').next().unwrap_or("");
     let status = match code {
         "200" if status == "200" => "ok",
@@ -181,7 +181,7 @@ pub fn settlement(usage: &Usage, status: &str) -> Settlement {
         prompt_tokens: usage.prompt_tokens as u64,
         cached_tokens: usage.cached_tokens as u64,
         completion_tokens: usage.completion_tokens as u64,
-        reasoning_tokens: 0,
+        reasoning_tokens: reasoning_tokens.min(usage.completion_tokens) as u64,
         status: status.into(),
     }
 }
@@ -201,8 +201,13 @@ static TOTALS: Mutex<std::collections::BTreeMap<String, ModelTotals>> =
     Mutex::new(std::collections::BTreeMap::new());
 
 /// Settles `ticket` with what its request used (from the log line) and counts it.
-pub fn settle(ticket: kaiyuan_metering::Ticket, usage: &Usage, status: &str) {
-    let s = settlement(usage, status);
+pub fn settle(
+    ticket: kaiyuan_metering::Ticket,
+    usage: &Usage,
+    reasoning_tokens: usize,
+    status: &str,
+) {
+    let s = settlement(usage, reasoning_tokens, status);
     if let Ok(mut totals) = TOTALS.lock() {
         let t = totals.entry(ticket.model().to_string()).or_default();
         t.cost_nano = t.cost_nano.saturating_add(ticket.cost(&s));
@@ -324,17 +329,19 @@ mod tests {
             completion_tokens: 3,
             cached_tokens: 4,
         };
-        assert_eq!(settlement(&u, "200").status, "ok");
-        assert_eq!(settlement(&u, "200").completion_tokens, 3);
-        assert_eq!(settlement(&u, "499 client_closed").status, "cancelled");
-        assert_eq!(settlement(&u, "200 stream_engine_error").status, "error");
-        assert_eq!(settlement(&u, "500 engine_error").prompt_tokens, 10);
-        let refused = settlement(&u, "429 queue_full");
+        assert_eq!(settlement(&u, 0, "200").status, "ok");
+        assert_eq!(settlement(&u, 0, "200").completion_tokens, 3);
+        assert_eq!(settlement(&u, 2, "200").reasoning_tokens, 2);
+        assert_eq!(settlement(&u, 9, "200").reasoning_tokens, 3, "at most the completion");
+        assert_eq!(settlement(&u, 0, "499 client_closed").status, "cancelled");
+        assert_eq!(settlement(&u, 0, "200 stream_engine_error").status, "error");
+        assert_eq!(settlement(&u, 0, "500 engine_error").prompt_tokens, 10);
+        let refused = settlement(&u, 0, "429 queue_full");
         assert_eq!(
             (refused.status.as_str(), refused.prompt_tokens),
             ("refused", 0)
         );
-        assert_eq!(settlement(&u, "503 shutting_down").status, "refused");
+        assert_eq!(settlement(&u, 0, "503 shutting_down").status, "refused");
     }
 
     /// A stream whose body holds a ticket until it ends, as the SSE driver holds its log.
