@@ -332,7 +332,11 @@ mod tests {
         assert_eq!(settlement(&u, 0, "200").status, "ok");
         assert_eq!(settlement(&u, 0, "200").completion_tokens, 3);
         assert_eq!(settlement(&u, 2, "200").reasoning_tokens, 2);
-        assert_eq!(settlement(&u, 9, "200").reasoning_tokens, 3, "at most the completion");
+        assert_eq!(
+            settlement(&u, 9, "200").reasoning_tokens,
+            3,
+            "at most the completion"
+        );
         assert_eq!(settlement(&u, 0, "499 client_closed").status, "cancelled");
         assert_eq!(settlement(&u, 0, "200 stream_engine_error").status, "error");
         assert_eq!(settlement(&u, 0, "500 engine_error").prompt_tokens, 10);
