@@ -37,3 +37,43 @@ def test_short_soak_leaves_the_server_healthy():
     finally:
         code = s.terminate()
     assert code == 0, f"log kept at {s.log_path}"
+
+
+def test_a_flood_of_large_prompts_is_admitted_or_refused_and_leaks_no_queue_place():
+    """Prompt rendering and tokenization take the request's queue places first (issue #18):
+    with a queue of 4, a burst of 24 large prompts (chat, completions with n=2, Anthropic)
+    gets only 200s and 429 queue_full, and afterwards the queue gauge is back to zero (a
+    place kept by a refused or failed request would show there) and the server answers."""
+    import concurrent.futures
+    import time
+
+    s = Server("-t", "1", "--max-queue", "4", "--max-seqs", "1", "--prompt-workers", "1")
+    big = "The quick brown fox jumps over the lazy dog. " * 250
+    bodies = [
+        ("/v1/chat/completions", {"model": MODEL, "max_tokens": 2,
+                                  "messages": [{"role": "user", "content": big}]}),
+        ("/v1/completions", {"model": MODEL, "max_tokens": 2, "n": 2, "prompt": big}),
+        ("/v1/messages", {"model": MODEL, "max_tokens": 2,
+                          "messages": [{"role": "user", "content": big}]}),
+    ]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(24) as pool:
+            results = list(pool.map(lambda i: s.request("POST", *bodies[i % 3]), range(24)))
+        statuses = sorted(r[0] for r in results)
+        assert set(statuses) <= {200, 429}, statuses
+        assert 429 in statuses and 200 in statuses, statuses
+        for status, _, data in results:
+            if status == 429:
+                doc = json.loads(data)
+                code = doc["error"].get("code") or doc["error"].get("type")
+                assert code in ("queue_full", "rate_limit_error"), doc
+        deadline = time.monotonic() + 60
+        while s.metric("kaiyuan_queue_length") != 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert s.metric("kaiyuan_queue_length") == 0
+        assert s.metric("kaiyuan_running_sequences") == 0
+        r = make_client(s).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=2)
+        assert r.choices[0].finish_reason in ("stop", "length")
+    finally:
+        assert s.terminate() == 0, f"log kept at {s.log_path}"

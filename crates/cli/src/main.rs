@@ -31,7 +31,7 @@ enum Command {
     /// Perplexity of a text file, by llama.cpp's method.
     Perplexity(cmd::perplexity::PerplexityArgs),
     /// Serve models over an OpenAI-compatible HTTP API.
-    Serve(cmd::serve::ServeArgs),
+    Serve(Box<cmd::serve::ServeArgs>),
     /// Chat with a model interactively, through its chat template.
     Chat(cmd::chat::ChatArgs),
     /// Prompt and generation speed (tokens/s), by llama-bench's method.
@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Command::Template(args) => cmd::template::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Perplexity(args) => cmd::perplexity::run(&args),
-        Command::Serve(args) => cmd::serve::run(args),
+        Command::Serve(args) => cmd::serve::run(*args),
         Command::Chat(args) => cmd::chat::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
     };

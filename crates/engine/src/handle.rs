@@ -102,6 +102,24 @@ impl EventReceiver {
     }
 }
 
+/// Queue places taken ahead of submission ([`EngineHandle::reserve`]); dropping it gives back
+/// the places not used.
+pub struct QueueReservation {
+    inner: Arc<Inner>,
+    places: usize,
+}
+
+impl Drop for QueueReservation {
+    fn drop(&mut self) {
+        if self.places > 0 {
+            self.inner
+                .metrics
+                .queued
+                .fetch_sub(self.places as u64, Ordering::AcqRel);
+        }
+    }
+}
+
 /// A cheap, cloneable handle to a running engine.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -202,6 +220,56 @@ impl EngineHandle {
     /// Validates `request` and queues it. Errors are the caller's fault (400) except
     /// `QueueFull` (429) and `ShuttingDown` (503).
     pub fn submit(&self, request: GenerateRequest) -> Result<EventReceiver, SubmitError> {
+        let sampler = self.validate(&request)?;
+        // Admission control: count the request as queued before sending, undo on refusal.
+        let mut place = self.reserve(1)?;
+        place.places = 0;
+        self.send(request, sampler)
+    }
+
+    /// Takes `places` queue places ahead of submission, for a request that still has work to
+    /// do before it can submit (rendering and tokenizing its prompt): they count as queued
+    /// requests, in the metrics and against `max_queue` (so that work is admitted or refused
+    /// like queued requests), until [`EngineHandle::submit_reserved`] uses them or the
+    /// reservation is dropped.
+    pub fn reserve(&self, places: usize) -> Result<QueueReservation, SubmitError> {
+        let inner = &self.inner;
+        if inner.shutting_down.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let capacity = inner.max_queue;
+        let n = places as u64;
+        let queued = inner.metrics.queued.fetch_add(n, Ordering::AcqRel);
+        if queued + n > capacity as u64 {
+            inner.metrics.queued.fetch_sub(n, Ordering::AcqRel);
+            return Err(SubmitError::QueueFull { capacity });
+        }
+        Ok(QueueReservation {
+            inner: Arc::clone(inner),
+            places,
+        })
+    }
+
+    /// [`EngineHandle::submit`] into one of `reservation`'s places (an ordinary submission
+    /// once they are used up). A request refused for its content gives its place back.
+    pub fn submit_reserved(
+        &self,
+        reservation: &mut QueueReservation,
+        request: GenerateRequest,
+    ) -> Result<EventReceiver, SubmitError> {
+        if reservation.places == 0 || !Arc::ptr_eq(&reservation.inner, &self.inner) {
+            return self.submit(request);
+        }
+        let sampler = self.validate(&request)?;
+        if self.inner.shutting_down.load(Ordering::Acquire) {
+            return Err(SubmitError::ShuttingDown);
+        }
+        // The place is the submission's now: `send` or the worker gives it back.
+        reservation.places -= 1;
+        self.send(request, sampler)
+    }
+
+    fn validate(&self, request: &GenerateRequest) -> Result<Sampler, SubmitError> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {
             return Err(SubmitError::ShuttingDown);
@@ -229,7 +297,7 @@ impl EngineHandle {
         {
             return Err(SubmitError::TokenOutOfRange { token, vocab_size });
         }
-        let sampler = Sampler::new(request.sampling.clone(), vocab_size).map_err(|e| match e {
+        Sampler::new(request.sampling.clone(), vocab_size).map_err(|e| match e {
             crate::sampling::SamplingError::InvalidParams(p) => SubmitError::InvalidSampling(p),
             // Only parameter validation can fail in `Sampler::new`.
             other => SubmitError::InvalidSampling(crate::sampling::ParamError {
@@ -237,14 +305,16 @@ impl EngineHandle {
                 value: other.to_string(),
                 expected: "valid parameters".into(),
             }),
-        })?;
-        // Admission control: count the request as queued before sending, undo on refusal.
-        let capacity = inner.max_queue;
-        let queued = inner.metrics.queued.fetch_add(1, Ordering::AcqRel);
-        if queued >= capacity as u64 {
-            inner.metrics.queued.fetch_sub(1, Ordering::AcqRel);
-            return Err(SubmitError::QueueFull { capacity });
-        }
+        })
+    }
+
+    /// Sends a validated request whose queue place is already counted.
+    fn send(
+        &self,
+        request: GenerateRequest,
+        sampler: Sampler,
+    ) -> Result<EventReceiver, SubmitError> {
+        let inner = &self.inner;
         let id = RequestId(inner.next_id.fetch_add(1, Ordering::Relaxed));
         let (events, rx) = async_mpsc::unbounded_channel();
         let submission = Submission {

@@ -21,7 +21,7 @@ pub mod sampling;
 mod scheduler;
 mod worker;
 
-pub use handle::{Engine, EngineConfig, EngineHandle, EngineInfo, EventReceiver};
+pub use handle::{Engine, EngineConfig, EngineHandle, EngineInfo, EventReceiver, QueueReservation};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, LATENCY_BUCKETS};
 pub use request::{
     Event, FinishReason, Finished, GenerateRequest, RequestId, SubmitError, TokenEvent, Usage,

@@ -439,3 +439,41 @@ fn an_impossible_kv_pool_is_an_error_not_a_panic() {
     };
     assert!(err.contains("cannot allocate a KV cache"), "{err}");
 }
+
+#[test]
+fn reserved_places_count_against_the_queue_until_used_or_dropped() {
+    let (engine, tok) = start(|m| EngineConfig {
+        max_seqs: 1,
+        max_queue: 3,
+        ..config(m)
+    });
+    // Two places taken by a request still rendering its prompt: queued, and in the limit.
+    let mut held = engine.reserve(2).unwrap();
+    assert_eq!(engine.metrics().queued, 2);
+    assert!(matches!(
+        engine.reserve(2),
+        Err(SubmitError::QueueFull { capacity: 3 })
+    ));
+    let other = engine.reserve(1).unwrap();
+    assert!(matches!(
+        engine.submit(greedy(&tok, "x", 2)),
+        Err(SubmitError::QueueFull { capacity: 3 })
+    ));
+    drop(other);
+    // A request refused for its content keeps the place; a good one uses it.
+    assert!(matches!(
+        engine.submit_reserved(&mut held, greedy(&tok, "", 2)),
+        Err(SubmitError::EmptyPrompt)
+    ));
+    let rx = engine
+        .submit_reserved(&mut held, greedy(&tok, "1, 2, 3,", 4))
+        .unwrap();
+    assert_eq!(collect(rx).reason, FinishReason::Length);
+    // One place left in `held`; dropping it gives it back.
+    wait_until(&engine, "the request to end", |m| m.running == 0);
+    assert_eq!(engine.metrics().queued, 1);
+    drop(held);
+    assert_eq!(engine.metrics().queued, 0);
+    engine.shutdown(Duration::from_millis(50));
+    engine.join();
+}

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use futures_util::stream::{self, SelectAll, Stream};
 use kaiyuan_engine::{
-    EngineHandle, Event, EventReceiver, FinishReason, Finished, GenerateRequest, TokenEvent, Usage,
+    EngineHandle, Event, EventReceiver, FinishReason, Finished, GenerateRequest, QueueReservation,
+    TokenEvent, Usage,
 };
 
 use kaiyuan_grammar::Constraint;
@@ -34,11 +35,12 @@ pub struct Job {
     pub max_tokens: usize,
 }
 
-/// Submits every job (each with its own fork of `constraint`, the compiled grammar); if one
-/// is refused, the ones already queued are cancelled (their receivers dropped) and the
+/// Submits every job (each with its own fork of `constraint`, the compiled grammar) into the
+/// request's reserved queue `places`; if one is refused, the ones already queued are cancelled (their receivers dropped) and the
 /// refusal is returned.
 pub fn submit(
     engine: &EngineHandle,
+    places: &mut QueueReservation,
     jobs: &[Job],
     gen: &GenParams,
     constraint: Option<&Constraint>,
@@ -59,7 +61,7 @@ pub fn submit(
             ignore_eos: gen.ignore_eos,
             constraint: constraint.map(Constraint::fork),
         };
-        receivers.push((job.index, engine.submit(request)?));
+        receivers.push((job.index, engine.submit_reserved(places, request)?));
     }
     Ok(receivers)
 }

@@ -128,6 +128,9 @@ pub struct ServerConfig {
     /// Chat: whether templates that can switch thinking render with it on when a request
     /// does not say (`--thinking on|off`).
     pub thinking: bool,
+    /// Prompts rendered and tokenized at once (CPU work before a request reaches the
+    /// engine); more wait. Default: the number of CPUs.
+    pub prompt_workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -140,6 +143,7 @@ impl Default for ServerConfig {
             grace_period: Duration::from_secs(10),
             reasoning_format: ReasoningFormat::Deepseek,
             thinking: true,
+            prompt_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -151,11 +155,16 @@ pub struct AppState {
     shutting_down: AtomicBool,
     /// Unix seconds when the server started (`created` of the model list).
     pub started: u64,
+    /// Bounds the prompt work running at once (`ServerConfig::prompt_workers`). Requests
+    /// waiting for it already hold their engine queue places, so a flood of large prompts
+    /// is refused by the queue limit instead of piling up CPU work.
+    pub prompt_work: tokio::sync::Semaphore,
 }
 
 impl AppState {
     pub fn new(config: ServerConfig) -> AppState {
         AppState {
+            prompt_work: tokio::sync::Semaphore::new(config.prompt_workers.max(1)),
             config,
             models: OnceLock::new(),
             shutting_down: AtomicBool::new(false),

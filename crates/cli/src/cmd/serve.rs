@@ -53,9 +53,14 @@ pub struct ServeArgs {
     /// Tokens one engine step processes at most (default 256).
     #[arg(long)]
     pub max_batch_tokens: Option<usize>,
-    /// Requests waiting for a place in the batch at most; more get 429 (default 64).
+    /// Requests waiting for a place in the batch at most, those still rendering their
+    /// prompt included; more get 429 (default 64).
     #[arg(long)]
     pub max_queue: Option<usize>,
+    /// Prompts rendered and tokenized at once, across models; more wait in the queue
+    /// (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    pub prompt_workers: Option<usize>,
     /// Require `Authorization: Bearer KEY` on the API routes (not on /health, /metrics).
     #[arg(long, conflicts_with = "api_key_file")]
     pub api_key: Option<String>,
@@ -233,6 +238,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             _ => ReasoningFormat::Deepseek,
         },
         thinking: args.thinking == "on",
+        ..ServerConfig::default()
+    };
+    let config = match args.prompt_workers {
+        Some(0) => bail!("--prompt-workers must be at least 1"),
+        Some(n) => ServerConfig {
+            prompt_workers: n,
+            ..config
+        },
+        None => config,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

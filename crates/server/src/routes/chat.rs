@@ -29,7 +29,7 @@ use crate::generate::{self, Job};
 use crate::log::RequestLog;
 use crate::routes::common::{into_response, resolve_model};
 use crate::sse::{self, to_json, ChunkFormat};
-use crate::state::{unix_now, AppState, ServedModel, ServerConfig};
+use crate::state::{unix_now, AppState, ServedModel};
 use crate::tools::stream::{ToolDeltas, ToolStream};
 use crate::tools::ToolPlan;
 
@@ -48,7 +48,7 @@ pub async fn handle(
             params.gen.user.as_deref(),
             &mut log,
         )?;
-        let result = run(&model, &state.config, params, id, &mut log).await;
+        let result = run(&model, &state, params, id, &mut log).await;
         if let Err(e) = &result {
             model.counters.count(e);
         }
@@ -60,7 +60,7 @@ pub async fn handle(
 
 async fn run(
     model: &Arc<ServedModel>,
-    config: &ServerConfig,
+    state: &AppState,
     params: ChatParams,
     id: String,
     log: &mut RequestLog,
@@ -71,7 +71,8 @@ async fn run(
         receivers,
         starts_in_reasoning,
         plan,
-    } = conversation::start(model, config, params, log).await?;
+    } = conversation::start(model, state, params, log).await?;
+    let config = &state.config;
     let header = Header {
         id,
         object: "chat.completion",

@@ -40,7 +40,7 @@ pub async fn handle(
             params.gen.user.as_deref(),
             &mut log,
         )?;
-        let result = run(&model, params, id, &mut log).await;
+        let result = run(&model, &state, params, id, &mut log).await;
         if let Err(e) = &result {
             model.counters.count(e);
         }
@@ -52,6 +52,7 @@ pub async fn handle(
 
 async fn run(
     model: &Arc<ServedModel>,
+    state: &AppState,
     params: CompletionParams,
     id: String,
     log: &mut RequestLog,
@@ -68,6 +69,14 @@ async fn run(
         Some(_) => Some(fim::require_fim_tokens(&model.tokenizer)?),
         None => None,
     };
+    // Queue places first (prompt work waits and is refused like queued requests), then a
+    // prompt-work permit.
+    let mut places = model.engine.reserve(prompts.len() * gen.n)?;
+    let permit = state
+        .prompt_work
+        .acquire()
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
     let tok = Arc::clone(&model.tokenizer);
     let (ids, echoes) = tokio::task::spawn_blocking(move || {
         let mut all_ids = Vec::with_capacity(prompts.len());
@@ -95,11 +104,12 @@ async fn run(
     })
     .await
     .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?;
+    drop(permit);
     log.prompt_tokens(ids.iter().map(Vec::len).sum());
     let jobs = plan_jobs(model, &gen, ids, "prompt", "logprobs")?;
     let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
     crate::metering::admit(model, &jobs, log).await?;
-    let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
+    let receivers = generate::submit(&model.engine, &mut places, &jobs, &gen, constraint.as_ref())?;
     // The text each choice starts with: its prompt with `echo`, else nothing.
     let prefixes: Vec<String> = jobs
         .iter()

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::generate::{self, Job};
 use crate::log::RequestLog;
 use crate::prompt::encode_rendered;
-use crate::state::{ServedModel, ServerConfig};
+use crate::state::{AppState, ServedModel};
 use crate::tools::{self, ToolPlan};
 
 /// A chat request's engine requests, submitted.
@@ -33,9 +33,10 @@ pub struct Started {
 /// The prompt's token ids, and whether it leaves a reasoning block open.
 pub async fn prompt(
     model: &Arc<ServedModel>,
-    config: &ServerConfig,
+    state: &AppState,
     params: &mut ChatParams,
 ) -> Result<(Vec<u32>, bool, Option<ToolPlan>), ApiError> {
+    let config = &state.config;
     let source = model.template.source();
     let format = tools::format_of(source);
     let mut messages = std::mem::take(&mut params.messages);
@@ -51,6 +52,11 @@ pub async fn prompt(
     let extra = reasoning::template_variables(&params.reasoning, model.reasoning, config.thinking);
     let template_tools = plan.as_ref().and_then(|p| p.template_tools.clone());
     let prefix = params.prefix.take();
+    let _permit = state
+        .prompt_work
+        .acquire()
+        .await
+        .map_err(|_| ApiError::ShuttingDown)?;
     let (ids, starts_in_reasoning) = tokio::task::spawn_blocking(move || {
         let options = RenderOptions {
             add_generation_prompt: true,
@@ -78,14 +84,16 @@ pub async fn prompt(
     Ok((ids, starts_in_reasoning, plan))
 }
 
-/// Renders, checks and submits `params`.
+/// Renders, checks and submits `params`. The request's engine queue places are taken
+/// first, so prompt work waits (and is refused) like queued requests.
 pub async fn start(
     model: &Arc<ServedModel>,
-    config: &ServerConfig,
+    state: &AppState,
     mut params: ChatParams,
     log: &mut RequestLog,
 ) -> Result<Started, ApiError> {
-    let (prompt, starts_in_reasoning, plan) = prompt(model, config, &mut params).await?;
+    let mut places = model.engine.reserve(params.gen.n)?;
+    let (prompt, starts_in_reasoning, plan) = prompt(model, state, &mut params).await?;
     let ChatParams { gen, reasoning, .. } = params;
     log.prompt_tokens(prompt.len());
     let jobs = plan_jobs(model, &gen, vec![prompt], "messages", "top_logprobs")?;
@@ -106,7 +114,7 @@ pub async fn start(
             .transpose()?;
     }
     crate::metering::admit(model, &jobs, log).await?;
-    let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
+    let receivers = generate::submit(&model.engine, &mut places, &jobs, &gen, constraint.as_ref())?;
     Ok(Started {
         jobs,
         receivers,

@@ -52,7 +52,7 @@ pub async fn handle(
                 receivers,
                 starts_in_reasoning,
                 plan,
-            } = conversation::start(&model, &state.config, params, &mut log).await?;
+            } = conversation::start(&model, &state, params, &mut log).await?;
             let shape = Shape {
                 id,
                 model: model.name.clone(),
@@ -96,7 +96,7 @@ pub async fn count_tokens(
         let ApiJson(body) = body?;
         let mut params = anthropic::count_tokens(&body)?;
         let model = resolve_model(&state, params.model.as_deref(), None, &mut log)?;
-        let (ids, _, _) = conversation::prompt(&model, &state.config, &mut params).await?;
+        let (ids, _, _) = conversation::prompt(&model, &state, &mut params).await?;
         log.status("200");
         Ok(axum::Json(json!({"input_tokens": ids.len()})).into_response())
     }
