@@ -103,8 +103,8 @@ impl HubClient {
             reference: config.endpoint.clone(),
             reason,
         };
-        let mut base =
-            Url::parse(&config.endpoint).map_err(|e| bad(format!("not a URL (HF_ENDPOINT): {e}")))?;
+        let mut base = Url::parse(&config.endpoint)
+            .map_err(|e| bad(format!("not a URL (HF_ENDPOINT): {e}")))?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("HF_ENDPOINT must be an http(s) URL".into()));
         }
@@ -272,7 +272,9 @@ impl HubClient {
             }
             let resp = self.send(req, &url).await?;
             linked.absorb(resp.headers());
-            let resp = self.check_status(resp, repo, Some((file, revision))).await?;
+            let resp = self
+                .check_status(resp, repo, Some((file, revision)))
+                .await?;
             if !resp.status().is_redirection() {
                 return Ok((resp, linked));
             }
@@ -313,7 +315,10 @@ impl HubClient {
             if attempt > 1 {
                 tokio::time::sleep(self.config.backoff * 2u32.pow(attempt - 2)).await;
             }
-            match self.fetch_into(repo, revision, file, size, &part, &mut bar).await {
+            match self
+                .fetch_into(repo, revision, file, size, &part, &mut bar)
+                .await
+            {
                 Ok(()) => {
                     last = None;
                     break;
@@ -456,7 +461,8 @@ impl HubClient {
         let resp = self.send(req, &url).await?;
         let mut linked = Linked::default();
         linked.absorb(resp.headers());
-        self.check_status(resp, repo, Some((file, revision))).await?;
+        self.check_status(resp, repo, Some((file, revision)))
+            .await?;
         Ok((linked.sha256, linked.size))
     }
 }
@@ -471,7 +477,10 @@ struct Linked {
 impl Linked {
     fn absorb(&mut self, h: &HeaderMap) {
         if let Some(etag) = header_str(h, "x-linked-etag") {
-            let etag = etag.trim_start_matches("W/").trim_matches('"').to_ascii_lowercase();
+            let etag = etag
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_ascii_lowercase();
             if is_sha256(&etag) {
                 self.sha256 = Some(etag);
             }
@@ -489,7 +498,12 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
 /// `START` of `Content-Range: bytes START-END/TOTAL`.
 fn content_range_start(h: &HeaderMap) -> Option<u64> {
     let v = header_str(h, CONTENT_RANGE.as_str())?;
-    v.strip_prefix("bytes ")?.split('-').next()?.trim().parse().ok()
+    v.strip_prefix("bytes ")?
+        .split('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The Hub's error JSON (`{"error": "..."}`) as " (message)", or nothing.

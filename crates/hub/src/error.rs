@@ -36,7 +36,9 @@ pub enum HubError {
     },
     #[error("the Hub gave no sha256 for {file}, so it cannot be verified")]
     NoChecksum { file: String },
-    #[error("sha256 mismatch for {file}: expected {expected}, got {actual}; the download was deleted")]
+    #[error(
+        "sha256 mismatch for {file}: expected {expected}, got {actual}; the download was deleted"
+    )]
     ChecksumMismatch {
         file: String,
         expected: String,

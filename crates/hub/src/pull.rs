@@ -47,7 +47,14 @@ pub async fn pull(
             }
         } else {
             client
-                .download(&r.repo, &revision, name, (&sha256, size), &blob, options.progress)
+                .download(
+                    &r.repo,
+                    &revision,
+                    name,
+                    (&sha256, size),
+                    &blob,
+                    options.progress,
+                )
                 .await?;
         }
         files.push(ManifestFile {
@@ -117,7 +124,11 @@ async fn expected(
 
 /// An exclusive lock on `locks/<blob name>.lock`, waited for without blocking the runtime.
 async fn lock(blob: &Path) -> Result<std::fs::File, HubError> {
-    let dir = blob.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("locks");
+    let dir = blob
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("locks");
     std::fs::create_dir_all(&dir).map_err(|e| HubError::io(&dir, e))?;
     let mut name = blob.file_name().unwrap_or_default().to_owned();
     name.push(".lock");
@@ -146,7 +157,10 @@ async fn lock(blob: &Path) -> Result<std::fs::File, HubError> {
 
 /// The blob to load and its header: the single file; a `gguf-split` model's first shard; or
 /// a byte split's parts joined into a new blob.
-fn model_file(store: &Store, files: &[ManifestFile]) -> Result<(ManifestFile, ModelInfo), HubError> {
+fn model_file(
+    store: &Store,
+    files: &[ManifestFile],
+) -> Result<(ManifestFile, ModelInfo), HubError> {
     let first = &files[0];
     let first_path = store.blob_path(&first.sha256);
     let whole = ModelInfo::read(&first_path);
@@ -181,7 +195,8 @@ fn join(store: &Store, files: &[ManifestFile]) -> Result<ManifestFile, HubError>
                     break;
                 }
                 h.update(&buf[..n]);
-                out.write_all(&buf[..n]).map_err(|e| HubError::io(&tmp, e))?;
+                out.write_all(&buf[..n])
+                    .map_err(|e| HubError::io(&tmp, e))?;
                 size += n as u64;
             }
         }

@@ -178,7 +178,10 @@ mod tests {
         let r = ModelRef::parse("huggingface.co/a/b/sub/x-Q8_0.gguf").unwrap();
         assert_eq!(r.target, RefTarget::File("sub/x-Q8_0.gguf".into()));
         assert_eq!(r.to_string(), "hf.co/a/b/sub/x-Q8_0.gguf");
-        assert_eq!(r.manifest_rel_path(), "hf.co/a/b/file-sub%2Fx-Q8_0.gguf.json");
+        assert_eq!(
+            r.manifest_rel_path(),
+            "hf.co/a/b/file-sub%2Fx-Q8_0.gguf.json"
+        );
     }
 
     #[test]

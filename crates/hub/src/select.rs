@@ -66,11 +66,7 @@ fn no_such_quant(r: &ModelRef, tag: &str, ggufs: &[&String]) -> HubError {
 
 /// The first file (sorted by name, a split's first part preferred) whose name holds `tag`.
 fn first_with_tag(ggufs: &[&String], tag: &str) -> Option<String> {
-    let mut hits: Vec<&String> = ggufs
-        .iter()
-        .copied()
-        .filter(|f| has_tag(f, tag))
-        .collect();
+    let mut hits: Vec<&String> = ggufs.iter().copied().filter(|f| has_tag(f, tag)).collect();
     hits.sort();
     hits.first().map(|f| first_part_or_self(f))
 }
@@ -196,7 +192,10 @@ mod tests {
     fn a_split_brings_all_its_parts_in_order() {
         assert_eq!(
             pick("o/r:F16", REPO).unwrap(),
-            ["big/m-F16-00001-of-00002.gguf", "big/m-F16-00002-of-00002.gguf"]
+            [
+                "big/m-F16-00001-of-00002.gguf",
+                "big/m-F16-00002-of-00002.gguf"
+            ]
         );
         let e = pick("o/r:F16", &REPO[..6]).unwrap_err();
         assert!(e.to_string().contains("m-F16-00002-of-00002.gguf"), "{e}");
@@ -207,14 +206,20 @@ mod tests {
     #[test]
     fn an_unknown_tag_lists_the_available_quants() {
         let e = pick("o/r:Q5_K_S", REPO).unwrap_err().to_string();
-        assert!(e.contains("available quants: Q4_K, Q4_K_M, Q8_0, F16"), "{e}");
+        assert!(
+            e.contains("available quants: Q4_K, Q4_K_M, Q8_0, F16"),
+            "{e}"
+        );
         let e = pick("o/r", &["README.md"]).unwrap_err().to_string();
         assert!(e.contains("no GGUF files"), "{e}");
     }
 
     #[test]
     fn without_a_tag_the_fallbacks_apply() {
-        assert_eq!(pick("o/r", &["a-Q8_0.gguf", "a-Q4_0.gguf"]).unwrap(), ["a-Q4_0.gguf"]);
+        assert_eq!(
+            pick("o/r", &["a-Q8_0.gguf", "a-Q4_0.gguf"]).unwrap(),
+            ["a-Q4_0.gguf"]
+        );
         assert_eq!(pick("o/r", &["a-Q6_K.gguf"]).unwrap(), ["a-Q6_K.gguf"]);
     }
 

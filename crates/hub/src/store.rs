@@ -88,7 +88,8 @@ impl Store {
 
     /// Where the blob with this sha256 lives (whether or not it exists).
     pub fn blob_path(&self, sha256: &str) -> PathBuf {
-        self.blobs_dir().join(format!("sha256-{}", sha256.to_ascii_lowercase()))
+        self.blobs_dir()
+            .join(format!("sha256-{}", sha256.to_ascii_lowercase()))
     }
 
     fn manifest_path(&self, r: &ModelRef) -> PathBuf {

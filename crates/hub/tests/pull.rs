@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use fakehub::{model_bytes, sha256_hex, FakeFile, FakeHub, Repo, GEMMA, SMOL};
 use kaiyuan_hub::{
-    pull, resolve_blocking, HubClient, HubConfig, HubError, ModelRef, Progress, PullOptions,
-    Store,
+    pull, resolve_blocking, HubClient, HubConfig, HubError, ModelRef, Progress, PullOptions, Store,
 };
 
 const SMOL_REPO: &str = "bartowski/SmolLM2-135M-Instruct-GGUF";
@@ -58,7 +57,11 @@ fn store() -> (tempdir::Dir, Store) {
 /// Names in a directory (empty when it does not exist).
 fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -83,7 +86,10 @@ async fn pulls_by_quant_tag_and_records_the_header() {
     assert_eq!(m.revision.len(), 40);
     let path = store.model_path(&r).unwrap().unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), model_bytes(SMOL));
-    assert_eq!(names(&store.root().join("blobs")), [format!("sha256-{sha}")]);
+    assert_eq!(
+        names(&store.root().join("blobs")),
+        [format!("sha256-{sha}")]
+    );
     assert_eq!(store.list().unwrap(), [m]);
 }
 
@@ -145,7 +151,10 @@ async fn split_parts_are_fetched_together_and_joined() {
     let parts: Vec<&str> = m.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         parts,
-        ["SmolLM2-Q4_1-00001-of-00002.gguf", "SmolLM2-Q4_1-00002-of-00002.gguf"]
+        [
+            "SmolLM2-Q4_1-00001-of-00002.gguf",
+            "SmolLM2-Q4_1-00002-of-00002.gguf"
+        ]
     );
     assert_eq!(m.files[0].sha256, sha256_hex(&data[..mid]));
     assert_eq!(m.model.sha256, sha256_hex(&data));
@@ -170,7 +179,10 @@ async fn a_dropped_connection_resumes_without_fetching_bytes_again() {
     assert_eq!(served[1].range_start, size / 2, "{served:?}");
     assert_eq!(served[1].bytes, size - size / 2);
     assert_eq!(hub.bytes_served(), size);
-    assert_eq!(std::fs::read(store.model_path(&r).unwrap().unwrap()).unwrap(), model_bytes(SMOL));
+    assert_eq!(
+        std::fs::read(store.model_path(&r).unwrap().unwrap()).unwrap(),
+        model_bytes(SMOL)
+    );
 }
 
 #[tokio::test]
@@ -207,8 +219,13 @@ async fn server_errors_are_retried() {
     // Already in the store: no file request is made, so no failure is met.
     pull(&client(&hub), &store, &other, QUIET).await.unwrap();
     let (_d2, fresh) = self::store();
-    let e = pull(&client(&hub), &fresh, &other, QUIET).await.unwrap_err();
-    assert!(e.to_string().contains("after 3 tries") && e.to_string().contains("500"), "{e}");
+    let e = pull(&client(&hub), &fresh, &other, QUIET)
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("after 3 tries") && e.to_string().contains("500"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -216,7 +233,13 @@ async fn a_sha256_mismatch_leaves_nothing_in_the_store() {
     let hub = FakeHub::start().await;
     let mut file = FakeFile::new(SMOL_FILE, model_bytes(SMOL));
     file.sha256 = sha256_hex(b"something else");
-    hub.add_repo(SMOL_REPO, Repo { files: vec![file], token: None });
+    hub.add_repo(
+        SMOL_REPO,
+        Repo {
+            files: vec![file],
+            token: None,
+        },
+    );
     let (_d, store) = store();
     let r = ModelRef::parse(&format!("{SMOL_REPO}:Q4_1")).unwrap();
     let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
@@ -235,7 +258,10 @@ async fn a_gated_repo_needs_the_token() {
     let (_d, store) = store();
     let r = ModelRef::parse(&format!("{SMOL_REPO}:Q4_1")).unwrap();
     let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
-    assert!(matches!(e, HubError::Unauthorized { status: 401, .. }), "{e}");
+    assert!(
+        matches!(e, HubError::Unauthorized { status: 401, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("HF_TOKEN"), "{e}");
     let wrong = HubClient::new(config(&hub, Some("hf_wrong"))).unwrap();
     let e = pull(&wrong, &store, &r, QUIET).await.unwrap_err();
@@ -251,7 +277,10 @@ async fn a_missing_repo_or_file_is_a_clear_error() {
     let r = ModelRef::parse("nobody/nothing-GGUF").unwrap();
     let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
     assert!(matches!(e, HubError::RepoNotFound { .. }), "{e}");
-    assert!(e.to_string().contains("nobody/nothing-GGUF was not found"), "{e}");
+    assert!(
+        e.to_string().contains("nobody/nothing-GGUF was not found"),
+        "{e}"
+    );
     let r = ModelRef::parse(&format!("{SMOL_REPO}/absent.gguf")).unwrap();
     let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
     assert!(matches!(e, HubError::FileNotFound { .. }), "{e}");
@@ -270,7 +299,11 @@ async fn concurrent_pulls_of_one_ref_download_once() {
     let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     assert_eq!(a.model, b.model);
     let size = model_bytes(SMOL).len() as u64;
-    assert_eq!(hub.bytes_served(), size, "the second pull waited for the first");
+    assert_eq!(
+        hub.bytes_served(),
+        size,
+        "the second pull waited for the first"
+    );
     let path = store.model_path(&r).unwrap().unwrap();
     assert_eq!(std::fs::read(path).unwrap(), model_bytes(SMOL));
 }
@@ -300,12 +333,19 @@ async fn rm_frees_blobs_no_other_ref_needs() {
     let file = ModelRef::parse(&format!("{SMOL_REPO}/{SMOL_FILE}")).unwrap();
     pull(&client(&hub), &store, &tag, QUIET).await.unwrap();
     pull(&client(&hub), &store, &file, QUIET).await.unwrap();
-    assert_eq!(hub.bytes_served(), model_bytes(SMOL).len() as u64, "one blob for both refs");
+    assert_eq!(
+        hub.bytes_served(),
+        model_bytes(SMOL).len() as u64,
+        "one blob for both refs"
+    );
     assert_eq!(store.remove(&tag).unwrap(), 0);
     assert!(store.model_path(&file).unwrap().is_some());
     assert_eq!(store.remove(&file).unwrap(), model_bytes(SMOL).len() as u64);
     assert!(names(&store.root().join("blobs")).is_empty());
-    assert!(matches!(store.remove(&file), Err(HubError::NotInStore { .. })));
+    assert!(matches!(
+        store.remove(&file),
+        Err(HubError::NotInStore { .. })
+    ));
 }
 
 /// A temporary directory removed on drop (no extra crate needed).

@@ -33,15 +33,20 @@ pub fn model_bytes(name: &str) -> Bytes {
             let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../../models")
                 .join(name);
-            Bytes::from(std::fs::read(&path).unwrap_or_else(|e| {
-                panic!("{}: {e} (run scripts/fetch-models)", path.display())
-            }))
+            Bytes::from(
+                std::fs::read(&path).unwrap_or_else(|e| {
+                    panic!("{}: {e} (run scripts/fetch-models)", path.display())
+                }),
+            )
         })
         .clone()
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub struct FakeFile {
@@ -99,7 +104,9 @@ impl FakeHub {
     /// Starts a fake Hub on a loopback port (on the current tokio runtime).
     pub async fn start() -> FakeHub {
         let state = Arc::new(HubState::default());
-        let app = Router::new().fallback(handle).with_state(Arc::clone(&state));
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -163,7 +170,9 @@ fn authorized(repo: &Repo, headers: &HeaderMap) -> bool {
     let Some(token) = &repo.token else {
         return true;
     };
-    let sent = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     sent == Some(format!("Bearer {token}").as_str())
 }
 
@@ -176,11 +185,25 @@ async fn handle(State(s): State<Arc<HubState>>, req: Request) -> Response {
         .push(format!("{} {path}", req.method()));
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
-        ["api", "models", owner, repo] => api_model(&s, &format!("{owner}/{repo}"), &query, req.headers()),
-        ["cdn", owner, repo, file @ ..] => cdn(&s, &format!("{owner}/{repo}"), &file.join("/"), req.headers()).await,
-        [owner, repo, "resolve", _rev, file @ ..] => {
-            resolve(&s, &format!("{owner}/{repo}"), &file.join("/"), req.headers(), req.method())
+        ["api", "models", owner, repo] => {
+            api_model(&s, &format!("{owner}/{repo}"), &query, req.headers())
         }
+        ["cdn", owner, repo, file @ ..] => {
+            cdn(
+                &s,
+                &format!("{owner}/{repo}"),
+                &file.join("/"),
+                req.headers(),
+            )
+            .await
+        }
+        [owner, repo, "resolve", _rev, file @ ..] => resolve(
+            &s,
+            &format!("{owner}/{repo}"),
+            &file.join("/"),
+            req.headers(),
+            req.method(),
+        ),
         _ => error(StatusCode::NOT_FOUND, "NotFound", "no such route"),
     }
 }
@@ -188,10 +211,18 @@ async fn handle(State(s): State<Arc<HubState>>, req: Request) -> Response {
 fn api_model(s: &HubState, name: &str, query: &str, headers: &HeaderMap) -> Response {
     let repos = s.repos.lock().unwrap();
     let Some(repo) = repos.get(name) else {
-        return error(StatusCode::NOT_FOUND, "RepoNotFound", "Repository not found");
+        return error(
+            StatusCode::NOT_FOUND,
+            "RepoNotFound",
+            "Repository not found",
+        );
     };
     if !authorized(repo, headers) {
-        return error(StatusCode::UNAUTHORIZED, "GatedRepo", "Access to this model is restricted");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "GatedRepo",
+            "Access to this model is restricted",
+        );
     }
     let blobs = query.contains("blobs=true");
     let siblings: Vec<serde_json::Value> = repo
@@ -215,10 +246,18 @@ fn api_model(s: &HubState, name: &str, query: &str, headers: &HeaderMap) -> Resp
 fn resolve(s: &HubState, name: &str, file: &str, headers: &HeaderMap, method: &Method) -> Response {
     let repos = s.repos.lock().unwrap();
     let Some(repo) = repos.get(name) else {
-        return error(StatusCode::NOT_FOUND, "RepoNotFound", "Repository not found");
+        return error(
+            StatusCode::NOT_FOUND,
+            "RepoNotFound",
+            "Repository not found",
+        );
     };
     if !authorized(repo, headers) {
-        return error(StatusCode::UNAUTHORIZED, "GatedRepo", "Access to this model is restricted");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "GatedRepo",
+            "Access to this model is restricted",
+        );
     }
     let Some(f) = repo.files.iter().find(|f| f.name == file) else {
         return error(StatusCode::NOT_FOUND, "EntryNotFound", "Entry not found");
@@ -227,7 +266,11 @@ fn resolve(s: &HubState, name: &str, file: &str, headers: &HeaderMap, method: &M
         let mut fail = s.fail_status.lock().unwrap();
         if let Some((status, times)) = *fail {
             *fail = (times > 1).then(|| (status, times - 1));
-            return error(StatusCode::from_u16(status).unwrap(), "Injected", "injected failure");
+            return error(
+                StatusCode::from_u16(status).unwrap(),
+                "Injected",
+                "injected failure",
+            );
         }
     }
     Response::builder()
@@ -243,7 +286,10 @@ fn resolve(s: &HubState, name: &str, file: &str, headers: &HeaderMap, method: &M
 async fn cdn(s: &Arc<HubState>, name: &str, file: &str, headers: &HeaderMap) -> Response {
     let data = {
         let repos = s.repos.lock().unwrap();
-        match repos.get(name).and_then(|r| r.files.iter().find(|f| f.name == file)) {
+        match repos
+            .get(name)
+            .and_then(|r| r.files.iter().find(|f| f.name == file))
+        {
             Some(f) => f.data.clone(),
             None => return error(StatusCode::NOT_FOUND, "EntryNotFound", "Entry not found"),
         }
@@ -284,31 +330,31 @@ async fn cdn(s: &Arc<HubState>, name: &str, file: &str, headers: &HeaderMap) -> 
         served.len() - 1
     };
     let state = Arc::clone(s);
-    let chunks = futures_util::stream::unfold(
-        (body, 0u64, false),
-        move |(rest, sent, dropped)| {
-            let state = Arc::clone(&state);
-            async move {
-                if dropped || rest.is_empty() {
-                    return None;
-                }
-                if drop_at.is_some_and(|d| sent >= d) {
-                    // Give the client time to read what was sent, then break the connection.
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped");
-                    return Some((Err(e), (rest, sent, true)));
-                }
-                let mut n = rest.len().min(64 * 1024);
-                if let Some(d) = drop_at {
-                    n = n.min((d - sent) as usize);
-                }
-                let chunk = rest.slice(..n);
-                state.bytes_served.fetch_add(n as u64, Ordering::SeqCst);
-                state.served.lock().unwrap()[served_index].bytes += n as u64;
-                Some((Ok::<_, std::io::Error>(chunk), (rest.slice(n..), sent + n as u64, false)))
+    let chunks = futures_util::stream::unfold((body, 0u64, false), move |(rest, sent, dropped)| {
+        let state = Arc::clone(&state);
+        async move {
+            if dropped || rest.is_empty() {
+                return None;
             }
-        },
-    );
+            if drop_at.is_some_and(|d| sent >= d) {
+                // Give the client time to read what was sent, then break the connection.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let e = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "dropped");
+                return Some((Err(e), (rest, sent, true)));
+            }
+            let mut n = rest.len().min(64 * 1024);
+            if let Some(d) = drop_at {
+                n = n.min((d - sent) as usize);
+            }
+            let chunk = rest.slice(..n);
+            state.bytes_served.fetch_add(n as u64, Ordering::SeqCst);
+            state.served.lock().unwrap()[served_index].bytes += n as u64;
+            Some((
+                Ok::<_, std::io::Error>(chunk),
+                (rest.slice(n..), sent + n as u64, false),
+            ))
+        }
+    });
     let mut resp = Response::builder()
         .header(header::CONTENT_LENGTH, (total - from).to_string())
         .header(header::ACCEPT_RANGES, "bytes");
