@@ -161,8 +161,25 @@ impl HubClient {
         let resp = loop {
             tries += 1;
             let attempt = async {
-                let resp = self.send(self.get(url.clone()), &url).await?;
-                self.check_status(resp, repo, None).await
+                // A renamed repository answers with a redirect to its new name.
+                let mut at = url.clone();
+                for _ in 0..5 {
+                    let resp = self.send(self.get(at.clone()), &at).await?;
+                    let resp = self.check_status(resp, repo, None).await?;
+                    if !resp.status().is_redirection() {
+                        return Ok(resp);
+                    }
+                    let location =
+                        header_str(resp.headers(), LOCATION.as_str()).unwrap_or_default();
+                    at = at.join(&location).map_err(|e| HubError::Protocol {
+                        url: at.to_string(),
+                        reason: format!("bad redirect {location:?}: {e}"),
+                    })?;
+                }
+                Err(HubError::Protocol {
+                    url: url.to_string(),
+                    reason: "too many redirects".into(),
+                })
             }
             .await;
             match attempt {

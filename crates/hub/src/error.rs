@@ -76,6 +76,8 @@ pub enum HubError {
         #[source]
         source: std::io::Error,
     },
+    #[error("no space left on the disk of {path}: free some (`kaiyuan rm`) or point KAIYUAN_HOME at another disk; a partial download resumes on the next pull")]
+    DiskFull { path: PathBuf },
     #[error("{path} is not a usable GGUF file: {reason}")]
     BadGguf { path: PathBuf, reason: String },
     #[error("{reference} is not in the local store ({home}), and pulling is off (--offline): run `kaiyuan pull {reference}` while online")]
@@ -88,6 +90,9 @@ pub enum HubError {
 
 impl HubError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> HubError {
+        if source.kind() == std::io::ErrorKind::StorageFull {
+            return HubError::DiskFull { path: path.into() };
+        }
         HubError::Io {
             path: path.into(),
             source,

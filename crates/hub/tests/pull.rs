@@ -325,6 +325,24 @@ fn offline_refuses_to_pull_and_then_uses_the_store() {
     assert_eq!(hub.request_count(), requests);
 }
 
+/// A full disk (the part file is `/dev/full`) is a clear error, not a retry loop or a panic.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_full_disk_is_a_clear_error() {
+    let hub = hub_with_smol().await;
+    let (_d, store) = store();
+    let sha = sha256_hex(&model_bytes(SMOL));
+    let blobs = store.root().join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::os::unix::fs::symlink("/dev/full", blobs.join(format!("sha256-{sha}.part"))).unwrap();
+    let r = ModelRef::parse(&format!("{SMOL_REPO}:Q4_1")).unwrap();
+    let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
+    assert!(matches!(e, HubError::DiskFull { .. }), "{e}");
+    assert!(e.to_string().contains("no space left"), "{e}");
+    assert_eq!(hub.served().len(), 1, "not retried");
+    assert!(store.list().unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn rm_frees_blobs_no_other_ref_needs() {
     let hub = hub_with_smol().await;

@@ -30,9 +30,8 @@ pub fn run(args: &PullArgs) -> anyhow::Result<()> {
     };
     let m = pull_blocking(&client, &store, &r, PullOptions { progress })
         .with_context(|| format!("cannot pull {} from {}", args.reference, client.endpoint()))?;
-    let path = store.model_path_of(&m)?;
     println!(
-        "pulled {} ({}, {} {}) at revision {}\n{}",
+        "pulled {} ({}, {} {}) at revision {}",
         m.reference,
         human_bytes(m.size()),
         m.info
@@ -44,7 +43,10 @@ pub fn run(args: &PullArgs) -> anyhow::Result<()> {
             .as_deref()
             .unwrap_or("unknown quantization"),
         m.revision,
-        path.display()
     );
+    match store.model_path_of(&m) {
+        Ok(path) => println!("{}", path.display()),
+        Err(e) => eprintln!("note: {e}"),
+    }
     Ok(())
 }
