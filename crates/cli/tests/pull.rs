@@ -128,6 +128,8 @@ fn pull_list_show_run_rm() {
         "{err}"
     );
 
+    serve_names_the_model_as_written(&home, &hub, &reference);
+
     let o = kaiyuan(&home, &hub, &["rm", &reference]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{err}");
@@ -145,6 +147,68 @@ fn pull_list_show_run_rm() {
         text(&o)
     );
     let _ = std::fs::remove_dir_all(&home);
+}
+
+/// `serve -m REF --offline` loads the stored model and lists it under the name as written.
+fn serve_names_the_model_as_written(home: &Path, hub: &FakeHub, reference: &str) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kaiyuan"))
+        .args([
+            "serve",
+            "-m",
+            reference,
+            "--offline",
+            "--port",
+            "0",
+            "-t",
+            "1",
+        ])
+        .env("KAIYUAN_HOME", home)
+        .env("HF_ENDPOINT", &hub.url)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            Some(
+                l.split("listening on http://")
+                    .nth(1)?
+                    .split(' ')
+                    .next()?
+                    .to_string(),
+            )
+        })
+        .expect("the server prints its address");
+    std::thread::spawn(move || lines.for_each(drop));
+    let get = |path: &str| -> String {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !get("/health").starts_with("HTTP/1.1 200") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the model did not load"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let models = get("/v1/models");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        models.contains(&format!("\"id\":\"{reference}\"")),
+        "{models}"
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! No HTTP server and no model loading here: the binary (`crates/cli`) wires this in.
 
 mod client;
+mod download;
 mod error;
 mod info;
 mod progress;

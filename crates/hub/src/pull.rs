@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use crate::client::{hex, is_sha256};
+use crate::client::is_sha256;
+use crate::download::hex;
 use crate::select::select_files;
 use crate::store::unique_tmp;
 use crate::{
