@@ -68,7 +68,8 @@ pub async fn pull(
         Ok(x) => x,
         Err(e) => {
             // Nothing unusable stays in the store.
-            let _ = store.collect_garbage();
+            let shas: Vec<&str> = files.iter().map(|f| f.sha256.as_str()).collect();
+            let _ = store.drop_unreferenced(&shas);
             return Err(e);
         }
     };

@@ -191,14 +191,37 @@ impl Store {
         self.collect_garbage()
     }
 
-    /// Deletes blobs (not partial downloads) that no manifest names; returns the bytes freed.
-    pub fn collect_garbage(&self) -> Result<u64, HubError> {
-        let keep: Vec<String> = self
+    /// Blob names (`sha256-HEX`) some manifest names.
+    fn referenced(&self) -> Result<Vec<String>, HubError> {
+        Ok(self
             .list()?
             .iter()
             .flat_map(|m| m.files.iter().chain([&m.model]))
             .map(|f| format!("sha256-{}", f.sha256))
-            .collect();
+            .collect())
+    }
+
+    /// Deletes these blobs unless a manifest names them (what a failed pull leaves; other
+    /// pulls' new blobs are not touched).
+    pub(crate) fn drop_unreferenced(&self, sha256s: &[&str]) -> Result<(), HubError> {
+        let keep = self.referenced()?;
+        for sha in sha256s {
+            let path = self.blob_path(sha);
+            if !keep.iter().any(|k| k[7..] == **sha) {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(HubError::io(path, e))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes blobs (not partial downloads) that no manifest names; returns the bytes freed.
+    pub fn collect_garbage(&self) -> Result<u64, HubError> {
+        let keep = self.referenced()?;
         let dir = self.blobs_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,

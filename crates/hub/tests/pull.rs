@@ -250,6 +250,33 @@ async fn a_sha256_mismatch_leaves_nothing_in_the_store() {
 }
 
 #[tokio::test]
+async fn a_file_that_is_not_gguf_is_refused_and_removed() {
+    let hub = hub_with_smol().await;
+    hub.add_repo(
+        "junk/not-a-model-GGUF",
+        Repo {
+            files: vec![FakeFile::new(
+                "junk-Q4_1.gguf",
+                bytes::Bytes::from(vec![7u8; 4096]),
+            )],
+            token: None,
+        },
+    );
+    let (_d, store) = store();
+    let good = ModelRef::parse(&format!("{SMOL_REPO}:Q4_1")).unwrap();
+    pull(&client(&hub), &store, &good, QUIET).await.unwrap();
+    let r = ModelRef::parse("junk/not-a-model-GGUF:Q4_1").unwrap();
+    let e = pull(&client(&hub), &store, &r, QUIET).await.unwrap_err();
+    assert!(matches!(e, HubError::BadGguf { .. }), "{e}");
+    let sha = sha256_hex(&model_bytes(SMOL));
+    assert_eq!(
+        names(&store.root().join("blobs")),
+        [format!("sha256-{sha}")]
+    );
+    assert!(store.manifest(&r).unwrap().is_none());
+}
+
+#[tokio::test]
 async fn a_gated_repo_needs_the_token() {
     let hub = FakeHub::start().await;
     let mut repo = smol_repo();
