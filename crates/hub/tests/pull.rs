@@ -277,6 +277,43 @@ async fn a_file_that_is_not_gguf_is_refused_and_removed() {
 }
 
 #[tokio::test]
+async fn without_blob_info_the_linked_headers_give_size_and_sha256() {
+    let hub = FakeHub::start().await;
+    hub.list_without_blobs();
+    let mut file = FakeFile::new(SMOL_FILE, model_bytes(SMOL));
+    let real = file.sha256.clone();
+    hub.add_repo(SMOL_REPO, smol_repo());
+    let (_d, store) = store();
+    let r = ModelRef::parse(&format!("{SMOL_REPO}:Q4_1")).unwrap();
+    let m = pull(&client(&hub), &store, &r, QUIET).await.unwrap();
+    assert_eq!(m.model.sha256, real);
+    let heads = hub
+        .state
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.starts_with("HEAD "))
+        .count();
+    assert_eq!(heads, 1);
+    // A wrong X-Linked-Etag is caught by the sha256 check.
+    file.sha256 = sha256_hex(b"other");
+    hub.add_repo(
+        "o/lying-GGUF",
+        Repo {
+            files: vec![file],
+            token: None,
+        },
+    );
+    let lying = ModelRef::parse("o/lying-GGUF:Q4_1").unwrap();
+    let (_d2, fresh) = self::store();
+    let e = pull(&client(&hub), &fresh, &lying, QUIET)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::ChecksumMismatch { .. }), "{e}");
+}
+
+#[tokio::test]
 async fn a_gated_repo_needs_the_token() {
     let hub = FakeHub::start().await;
     let mut repo = smol_repo();

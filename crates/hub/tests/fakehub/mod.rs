@@ -93,6 +93,9 @@ pub struct HubState {
     pub fail_status: Mutex<Option<(u16, u32)>>,
     /// `(bytes, times)`: the next `times` downloads drop the connection after `bytes`.
     pub drop_after: Mutex<Option<(u64, u32)>>,
+    /// Answer the file list without sizes and sha256 even with `?blobs=true` (as some mirrors
+    /// do), so they must come from `X-Linked-Size` / `X-Linked-Etag`.
+    pub no_blobs: std::sync::atomic::AtomicBool,
 }
 
 pub struct FakeHub {
@@ -140,6 +143,10 @@ impl FakeHub {
 
     pub fn drop_after(&self, bytes: u64, times: u32) {
         *self.state.drop_after.lock().unwrap() = Some((bytes, times));
+    }
+
+    pub fn list_without_blobs(&self) {
+        self.state.no_blobs.store(true, Ordering::SeqCst);
     }
 
     pub fn served(&self) -> Vec<Served> {
@@ -224,7 +231,7 @@ fn api_model(s: &HubState, name: &str, query: &str, headers: &HeaderMap) -> Resp
             "Access to this model is restricted",
         );
     }
-    let blobs = query.contains("blobs=true");
+    let blobs = query.contains("blobs=true") && !s.no_blobs.load(Ordering::SeqCst);
     let siblings: Vec<serde_json::Value> = repo
         .files
         .iter()
