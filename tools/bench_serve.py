@@ -34,6 +34,9 @@ def percentile(sorted_xs, q):
     return sorted_xs[min(len(sorted_xs) - 1, int(round(q * (len(sorted_xs) - 1))))]
 
 
+API_KEY = None  # --api-key: sent as `Authorization: Bearer` (a metered server needs one)
+
+
 def one_stream(url, model, prompt, max_tokens, ban, out, schema=None):
     u = urllib.parse.urlparse(url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
@@ -45,7 +48,10 @@ def one_stream(url, model, prompt, max_tokens, ban, out, schema=None):
         req["response_format"] = {"type": "json_schema", "json_schema": {"name": "bench", "schema": schema}}
     body = json.dumps(req)
     start = time.perf_counter()
-    conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if API_KEY:
+        headers["Authorization"] = f"Bearer {API_KEY}"
+    conn.request("POST", "/v1/completions", body, headers)
     resp = conn.getresponse()
     if resp.status != 200:
         out.append({"error": f"HTTP {resp.status}: {resp.read()[:200]!r}"})
@@ -116,8 +122,11 @@ def main():
     ap.add_argument("--ban", default="", help="comma-separated token ids to ban (end-of-generation)")
     ap.add_argument("--label", default="")
     ap.add_argument("--json-schema", help="a JSON schema file: constrain every request's output to it")
+    ap.add_argument("--api-key", help="sent as `Authorization: Bearer KEY`")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
+    global API_KEY
+    API_KEY = a.api_key
     ban = [int(t) for t in a.ban.split(",") if t]
     schema = None
     if a.json_schema:

@@ -6,7 +6,8 @@ Kaiyuan from llama-bench's documented behaviour, no code copied) and prints the 
 records as `kaiyuan bench --json`, for scripts/bench-vs-llamacpp:
 
 - one context per test, n_ctx = depth + test size, n_batch = n_ubatch = P (the -p value),
-  n_threads = n_threads_batch = T, f16 KV cache, flash attention off (llama-bench defaults);
+  n_threads = n_threads_batch = T, f16 KV cache, flash attention off (llama-bench defaults;
+  `--flash-attn` turns it on);
 - ppP: clear the memory (KV cache), restore the DEPTH-token state if -d was given (computed
   once per test, as llama-bench caches it), then time one llama_decode of P tokens (logits of
   the last only, llama_batch_get_one's default) and llama_synchronize;
@@ -16,7 +17,7 @@ records as `kaiyuan bench --json`, for scripts/bench-vs-llamacpp:
 Tokens are random ids of normal (not control) tokens, like `kaiyuan bench`; llama-bench itself
 draws any id and starts with BOS. Usage:
 
-  tools/llamacpp_bench.py -m MODEL [-p 512] [-n 128] [-d 0] [-t 2] [-r 5] [--only pp|tg]
+  tools/llamacpp_bench.py -m MODEL [-p 512] [-n 128] [-d 0] [-t 2] [-r 5] [--only pp|tg] [--flash-attn]
 
 Needs llama-cpp-python (tools/setup-llamacpp).
 """
@@ -42,6 +43,7 @@ def parse_args():
     ap.add_argument("-r", "--repetitions", type=int, default=5)
     ap.add_argument("--only", choices=["pp", "tg"])
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--flash-attn", action="store_true", help="flash attention on")
     args = ap.parse_args()
     for name in ("n_prompt", "n_gen", "threads", "repetitions"):
         if getattr(args, name) < 1:
@@ -71,7 +73,9 @@ def run_test(model, normal, rng, args, kind, size):
     cp.n_ubatch = args.n_prompt
     cp.n_threads = args.threads
     cp.n_threads_batch = args.threads
-    cp.flash_attn_type = L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    cp.flash_attn_type = (
+        L.LLAMA_FLASH_ATTN_TYPE_ENABLED if args.flash_attn else L.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
     cp.no_perf = True
     ctx = L.llama_init_from_model(model, cp)
     if not ctx:

@@ -44,6 +44,8 @@ PROBES = [
     "<|endoftext|>", "<|im_end|>x", "<start_of_image>", "<end_of_turn>\n", "\x00", "a\x00b",
     "\ufeffhi", "\r\n\r\n", "\t\t\t", " " * 40, "\u00a0\u00a0", "<unk><unk>",
     "<|im_start|><|im_start|>", "<start_of_turn><end_of_turn>",
+    # Gemma 3's `</s>` is user-defined in the file; llama.cpp makes it a control token by its text.
+    "</s>", "a</s>b", "<s></s>", "<table></table>",
 ]
 BOS_SAMPLES = ["hello", "", " leading space", "<|im_start|>user", "<start_of_turn>user"]
 

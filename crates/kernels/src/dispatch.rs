@@ -2,15 +2,18 @@
 //!
 //! Every kernel family is chosen by [`SimdLevel`]: the best level this CPU supports, or a
 //! lower one forced through the environment (`KAIYUAN_SIMD=scalar` forces the scalar
-//! reference paths everywhere; `avx2`, `avx512`, `neon` cap the level).
+//! reference paths everywhere; `avx2`, `avx512`, `amx`, `neon` cap the level).
 //!
 //! The level is a cap, not a promise that every op runs at it: a weight type's dot
 //! products run at the level its table in [`crate::quant`] (`measured_dot_level`) names,
 //! which is the highest level measured faster than the one below it for that type. On an
-//! AVX-512 CPU that is AVX2 for every type today, because the AVX2 kernels have the multi-row
-//! mat-mat and four-stream mat-vec kernels the AVX-512 ones lack (BENCHMARKS.md, "AVX-512
-//! vs AVX2 per weight type"). `KAIYUAN_SIMD=avx512-all` skips that table and runs every
-//! AVX-512 kernel that exists, to re-measure it ([`dots_forced_to_level`]).
+//! AVX-512 CPU that is AVX-512 for the legacy formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0: packed
+//! panel mat-mat and four-stream mat-vec with VNNI) and AVX2 for the others, whose AVX-512
+//! kernels are one-row only (BENCHMARKS.md, "AVX-512 vs AVX2 per weight type" and "Intel
+//! Xeon (AVX-512, AMX)"). `KAIYUAN_SIMD=avx512-all` skips that table and runs every
+//! AVX-512 kernel that exists, to re-measure it ([`dots_forced_to_level`]); `amx-all` does
+//! the same one level up (AMX panels for the legacy formats, which the table leaves at
+//! AVX-512 because they measured no faster).
 
 use std::sync::OnceLock;
 
@@ -23,6 +26,9 @@ pub enum SimdLevel {
     Avx2,
     /// x86-64 AVX-512 F/BW/VL/DQ + VNNI (on top of AVX2).
     Avx512,
+    /// x86-64 AMX-INT8 tiles (on top of AVX-512), with the tile data state granted by
+    /// Linux to the process (`arch_prctl`).
+    Amx,
     /// aarch64 Advanced SIMD (NEON).
     Neon,
 }
@@ -34,6 +40,7 @@ impl SimdLevel {
             SimdLevel::Scalar => true,
             SimdLevel::Avx2 => has_avx2(),
             SimdLevel::Avx512 => has_avx512(),
+            SimdLevel::Amx => has_amx(),
             SimdLevel::Neon => has_neon(),
         }
     }
@@ -44,6 +51,7 @@ impl SimdLevel {
             SimdLevel::Scalar,
             SimdLevel::Avx2,
             SimdLevel::Avx512,
+            SimdLevel::Amx,
             SimdLevel::Neon,
         ]
         .into_iter()
@@ -57,6 +65,7 @@ impl SimdLevel {
             SimdLevel::Scalar => "scalar",
             SimdLevel::Avx2 => "avx2",
             SimdLevel::Avx512 => "avx512",
+            SimdLevel::Amx => "amx",
             SimdLevel::Neon => "neon",
         }
     }
@@ -66,6 +75,7 @@ impl SimdLevel {
             "scalar" | "none" | "0" => Some(SimdLevel::Scalar),
             "avx2" => Some(SimdLevel::Avx2),
             "avx512" => Some(SimdLevel::Avx512),
+            "amx" => Some(SimdLevel::Amx),
             "neon" => Some(SimdLevel::Neon),
             _ => None,
         }
@@ -83,8 +93,17 @@ struct SimdRequest {
 
 /// The value of `KAIYUAN_SIMD` that forces the AVX-512 dot products.
 pub const FORCE_AVX512: &str = "avx512-all";
+/// The value of `KAIYUAN_SIMD` that forces the AMX dot products (and, for types without
+/// AMX kernels, the AVX-512 ones).
+pub const FORCE_AMX: &str = "amx-all";
 
 fn parse_request(s: &str) -> Option<SimdRequest> {
+    if s.trim().eq_ignore_ascii_case(FORCE_AMX) {
+        return Some(SimdRequest {
+            level: SimdLevel::Amx,
+            force_dots: true,
+        });
+    }
     if s.trim().eq_ignore_ascii_case(FORCE_AVX512) {
         return Some(SimdRequest {
             level: SimdLevel::Avx512,
@@ -122,6 +141,49 @@ fn has_avx512() -> bool {
     false
 }
 
+/// AMX-INT8 (CPUID leaf 7: AMX-TILE and AMX-INT8) on top of AVX-512, and Linux's
+/// permission for this process to use the tile data state, asked for once here.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn has_amx() -> bool {
+    static AMX: OnceLock<bool> = OnceLock::new();
+    *AMX.get_or_init(|| {
+        if !has_avx512() {
+            return false;
+        }
+        // CPUID exists on every x86-64 CPU; leaf 7 is valid (AVX-512 needs it).
+        let leaf7 = std::arch::x86_64::__cpuid_count(7, 0);
+        let (amx_tile, amx_int8) = (leaf7.edx >> 24 & 1 == 1, leaf7.edx >> 25 & 1 == 1);
+        if !(amx_tile && amx_int8) {
+            return false;
+        }
+        // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): 0 once the kernel grants
+        // the process the tile data state, an error if it cannot (old kernel, no AMX).
+        const SYS_ARCH_PRCTL: i64 = 158;
+        const ARCH_REQ_XCOMP_PERM: i64 = 0x1023;
+        const XFEATURE_XTILEDATA: i64 = 18;
+        let ret: i64;
+        // SAFETY: a plain Linux system call that only changes this process's permitted
+        // extended-state features; it reads and writes no memory of ours. The kernel
+        // clobbers rcx and r11.
+        unsafe {
+            std::arch::asm!(
+                "syscall",
+                inlateout("rax") SYS_ARCH_PRCTL => ret,
+                in("rdi") ARCH_REQ_XCOMP_PERM,
+                in("rsi") XFEATURE_XTILEDATA,
+                lateout("rcx") _,
+                lateout("r11") _,
+                options(nostack),
+            );
+        }
+        ret == 0
+    })
+}
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn has_amx() -> bool {
+    false
+}
+
 #[cfg(target_arch = "aarch64")]
 fn has_neon() -> bool {
     std::arch::is_aarch64_feature_detected!("neon")
@@ -131,13 +193,17 @@ fn has_neon() -> bool {
     false
 }
 
-/// Whether this process runs x86 AVX2 (+ FMA + F16C) code: the level is AVX2 or AVX-512.
+/// Whether this process runs x86 AVX2 (+ FMA + F16C) code: the level is AVX2, AVX-512 or
+/// AMX.
 /// For the kernels that have an AVX2 version and no AVX-512 one (attention, exponentials,
 /// activations); the level check is what makes calling their `#[target_feature]` code
 /// sound.
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn runs_avx2() -> bool {
-    matches!(simd_level(), SimdLevel::Avx2 | SimdLevel::Avx512)
+    matches!(
+        simd_level(),
+        SimdLevel::Avx2 | SimdLevel::Avx512 | SimdLevel::Amx
+    )
 }
 
 /// The level kernels run at in this process: the best supported one, capped by
@@ -147,8 +213,8 @@ pub fn simd_level() -> SimdLevel {
     simd_request().level
 }
 
-/// Whether `KAIYUAN_SIMD=avx512-all` asked for every weight type's dot products at the
-/// process level, where a kernel for it exists, instead of the measured per-type choice.
+/// Whether `KAIYUAN_SIMD=avx512-all` (or `amx-all`) asked for every weight type's dot
+/// products at the process level, where a kernel for it exists, instead of the measured per-type choice.
 pub fn dots_forced_to_level() -> bool {
     simd_request().force_dots
 }
@@ -177,7 +243,7 @@ fn simd_request() -> SimdRequest {
                 None => {
                     eprintln!(
                         "kaiyuan: KAIYUAN_SIMD={v} is not one of scalar, avx2, avx512, \
-                         {FORCE_AVX512}, neon; using {}",
+                         {FORCE_AVX512}, amx, {FORCE_AMX}, neon; using {}",
                         best.name()
                     );
                     fallback
@@ -199,6 +265,7 @@ mod tests {
             SimdLevel::Scalar,
             SimdLevel::Avx2,
             SimdLevel::Avx512,
+            SimdLevel::Amx,
             SimdLevel::Neon,
         ] {
             assert_eq!(SimdLevel::parse(l.name()), Some(l));
@@ -220,5 +287,12 @@ mod tests {
             })
         );
         assert_eq!(parse_request("avx2-all"), None);
+        assert_eq!(
+            parse_request("amx-all"),
+            Some(SimdRequest {
+                level: SimdLevel::Amx,
+                force_dots: true
+            })
+        );
     }
 }

@@ -227,6 +227,17 @@ fn matmul_with_several_weight_blocks_per_task() {
 }
 
 #[test]
+fn matmul_with_several_panel_passes_and_activation_chunks() {
+    // Where the legacy formats run the packed-panel mat-mat (AVX-512, AMX): 1100 rows make
+    // several passes of 256 rows per task and a ragged last panel; 150 activation rows make
+    // two full chunks of 64 rows and a ragged third (AMX: tile groups and leftovers).
+    let mut rng = Rng::new(2025);
+    for t in [DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q8_0] {
+        check_matmul_against_matvec(t, 1100, 96, 150, &mut rng);
+    }
+}
+
+#[test]
 fn empty_products() {
     let pool = ThreadPool::new(2);
     let w = WeightMatrix::new(DType::F32, 0, 3, &[]).expect("empty matrix");

@@ -5,6 +5,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kaiyuan_engine::SubmitError;
+use kaiyuan_metering::RateInfo;
 use serde::Serialize;
 
 /// Seconds a client is told to wait (`Retry-After`) when the queue is full.
@@ -47,6 +48,26 @@ pub enum ApiError {
     /// The model's engine thread has died: every request is refused until a restart.
     #[error("{0}")]
     EngineDead(String),
+    /// A valid key that may not do this (a model it is not allowed, the admin API).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// The key's budget cannot cover the request's worst case.
+    #[error("{0}")]
+    InsufficientQuota(String),
+    /// A key's `rpm`, `tpm` or `max_parallel` limit (`tokens`: the limit is on tokens).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        tokens: bool,
+        retry_after: u64,
+        rate: RateInfo,
+    },
+    /// An admin API object that does not exist (a key id).
+    #[error("{0}")]
+    NotFound(String),
+    /// The metering database cannot be used.
+    #[error("{0}")]
+    Metering(String),
 }
 
 impl ApiError {
@@ -68,7 +89,14 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) | ApiError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::InsufficientQuota(_) | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Metering(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,8 +117,14 @@ impl ApiError {
             | ApiError::RouteNotFound(_)
             | ApiError::MethodNotAllowed(_)
             | ApiError::PayloadTooLarge { .. }
-            | ApiError::UnsupportedMediaType(_) => "invalid_request_error",
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::NotFound(_) => "invalid_request_error",
             ApiError::Unauthorized => "authentication_error",
+            ApiError::Forbidden { .. } => "permission_error",
+            ApiError::InsufficientQuota(_) => "insufficient_quota",
+            ApiError::RateLimited { tokens: true, .. } => "tokens",
+            ApiError::RateLimited { .. } => "requests",
+            ApiError::Metering(_) => "server_error",
             ApiError::QueueFull { .. } => "rate_limit_error",
             ApiError::Loading
             | ApiError::ShuttingDown
@@ -115,6 +149,11 @@ impl ApiError {
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Engine(_) => "engine_error",
             ApiError::EngineDead(_) => "engine_failed",
+            ApiError::Forbidden { code, .. } => code,
+            ApiError::InsufficientQuota(_) => "insufficient_quota",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Metering(_) => "metering_unavailable",
         })
     }
 
@@ -176,6 +215,12 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::QueueFull { .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+            }
+            ApiError::RateLimited {
+                retry_after, rate, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                crate::metering::rate_headers(headers, &rate);
             }
             ApiError::Unauthorized => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

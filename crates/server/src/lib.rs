@@ -17,6 +17,7 @@ mod extract;
 mod fim;
 mod generate;
 mod log;
+mod metering;
 mod metrics;
 pub mod prompt;
 mod routes;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 pub use api::reasoning::{ReasoningFormat, TemplateReasoning};
 pub use error::ApiError;
+pub use metering::MeteringConfig;
 pub use state::{EngineFailure, ServedModel, ServerConfig};
 
 use state::AppState;
@@ -95,6 +97,10 @@ impl Server {
         tokio::select! {
             result = serve => result?,
             () = deadline => eprintln!("connections still open after the grace period; closing them"),
+        }
+        if let Some(m) = &self.state.config.metering {
+            // Usage of the requests that ended during the drain.
+            m.meter.flush().await;
         }
         let models: Vec<_> = self.state.models().unwrap_or_default().to_vec();
         tokio::task::spawn_blocking(move || {

@@ -3,10 +3,15 @@
 //!
 //! `req=chatcmpl-… endpoint=chat model=smollm2 status=200 finish=stop prompt=31
 //! completion=12 cached=0 ttft_ms=41 duration_ms=380`
+//!
+//! A metered request's ticket rides on its line and is settled with the line's usage and
+//! status when it is printed, so every admitted request ends in exactly one usage record
+//! (also one that failed, or whose client hung up), without the handlers doing anything.
 
 use std::time::{Duration, Instant};
 
-use kaiyuan_engine::Usage;
+use kaiyuan_engine::{Event, Usage};
+use kaiyuan_metering::Ticket;
 
 /// A request's log line, printed on drop.
 pub struct RequestLog {
@@ -23,6 +28,9 @@ struct Fields {
     usage: Usage,
     ttft: Option<Duration>,
     start: Instant,
+    ticket: Option<Ticket>,
+    /// Generated tokens of the reasoning block (chat), for the usage record.
+    reasoning_tokens: usize,
 }
 
 impl RequestLog {
@@ -39,6 +47,8 @@ impl RequestLog {
                 usage: Usage::default(),
                 ttft: None,
                 start: Instant::now(),
+                ticket: None,
+                reasoning_tokens: 0,
             }),
         }
     }
@@ -47,6 +57,16 @@ impl RequestLog {
         if let Some(fields) = &mut self.fields {
             f(fields);
         }
+    }
+
+    /// The request's id (empty once detached).
+    pub fn id(&self) -> &str {
+        self.fields.as_ref().map_or("", |f| f.id.as_str())
+    }
+
+    /// The metering ticket of an admitted request, settled when the line is printed.
+    pub fn meter(&mut self, ticket: Ticket) {
+        self.with(|f| f.ticket = Some(ticket));
     }
 
     pub fn model(&mut self, name: &str) {
@@ -78,6 +98,24 @@ impl RequestLog {
         self.with(|f| f.usage = usage);
     }
 
+    /// The reasoning tokens among the completion tokens (recorded in the usage record).
+    pub fn reasoning_tokens(&mut self, n: usize) {
+        self.with(|f| f.reasoning_tokens = n);
+    }
+
+    /// Counts a streamed event, so that a stream the client abandons is logged (and metered)
+    /// with the tokens it got: the prefix-cache hits and each generated token. The usage of
+    /// a stream that ends replaces these counts.
+    pub fn event(&mut self, event: &Event) {
+        self.with(|f| match event {
+            Event::Scheduled { cached_tokens } => {
+                f.usage.cached_tokens = f.usage.cached_tokens.max(*cached_tokens);
+            }
+            Event::Token(_) => f.usage.completion_tokens += 1,
+            Event::Finished(_) => {}
+        });
+    }
+
     pub fn prompt_tokens(&mut self, n: usize) {
         self.with(|f| f.usage.prompt_tokens = n);
     }
@@ -107,10 +145,13 @@ impl RequestLog {
         let ttft = f
             .ttft
             .map_or("-".to_string(), |d| d.as_millis().to_string());
-        let user = f
+        let mut user = f
             .user
             .as_ref()
             .map_or(String::new(), |u| format!(" user=\"{u}\""));
+        if let Some(t) = &f.ticket {
+            user.push_str(&format!(" key={}", t.key_id()));
+        }
         format!(
             "req={} endpoint={} model={}{user} status={} finish={} prompt={} completion={} cached={} ttft_ms={} duration_ms={}",
             f.id,
@@ -129,8 +170,11 @@ impl RequestLog {
 
 impl Drop for RequestLog {
     fn drop(&mut self) {
-        if let Some(f) = &self.fields {
+        if let Some(f) = &mut self.fields {
             eprintln!("{}", Self::line(f));
+            if let Some(ticket) = f.ticket.take() {
+                crate::metering::settle(ticket, &f.usage, f.reasoning_tokens, &f.status);
+            }
         }
     }
 }

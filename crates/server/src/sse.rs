@@ -33,6 +33,10 @@ pub trait ChunkFormat: Send + 'static {
     fn finish(&mut self, index: usize, text: &str, reason: &'static str) -> Vec<String>;
     /// The usage chunk (`choices: []`).
     fn usage(&mut self, usage: UsageBody) -> String;
+    /// Generated reasoning tokens of all choices so far (for the request's usage record).
+    fn reasoning_tokens(&self) -> usize {
+        0
+    }
     /// Sees a choice's `Finished` before [`ChunkFormat::finish`] (which stop string ended it).
     fn finished(&mut self, _index: usize, _finished: &Finished) {}
     /// The last chunks: OpenAI's error line if the stream failed, then `[DONE]`.
@@ -91,6 +95,7 @@ struct Driver<F> {
 
 impl<F: ChunkFormat> Driver<F> {
     fn on_event(&mut self, index: usize, event: Event) {
+        self.log.event(&event);
         match event {
             Event::Scheduled { .. } => {}
             Event::Token(t) => {
@@ -117,6 +122,7 @@ impl<F: ChunkFormat> Driver<F> {
     fn on_end(&mut self) {
         let usage = generate::total_usage(&self.jobs, &self.usages);
         self.log.usage(usage);
+        self.log.reasoning_tokens(self.format.reasoning_tokens());
         if self.include_usage {
             let body = UsageBody::new(
                 usage.prompt_tokens,

@@ -114,8 +114,11 @@ impl RefusalCounters {
 pub struct ServerConfig {
     /// The names of the models being served, in command-line order (known before loading).
     pub model_names: Vec<String>,
-    /// Accepted bearer keys; empty: no authentication.
+    /// Accepted bearer keys (unmetered); empty and no metering: no authentication.
     pub api_keys: Vec<String>,
+    /// Issued keys, usage, budgets and limits, and the admin API (`--admin-key`); `None`:
+    /// off.
+    pub metering: Option<crate::metering::MeteringConfig>,
     /// Largest request body in bytes.
     pub body_limit: usize,
     /// How long running requests may take to finish after a shutdown signal.
@@ -132,6 +135,7 @@ impl Default for ServerConfig {
         ServerConfig {
             model_names: Vec::new(),
             api_keys: Vec::new(),
+            metering: None,
             body_limit: 4 * 1024 * 1024,
             grace_period: Duration::from_secs(10),
             reasoning_format: ReasoningFormat::Deepseek,

@@ -60,6 +60,72 @@ thread_local! {
     static SCRATCH: RefCell<(BpeScratch, SpmScratch)> = RefCell::default();
 }
 
+/// Token texts llama.cpp makes control tokens whatever type the file gives them (its vocabulary
+/// loader's end-of-turn, end-of-generation and fill-in-the-middle lists, llama.cpp 0.3.36's
+/// `llama-vocab.cpp`): so Gemma 3's user-defined `</s>` is not matched in plain text, decodes
+/// to nothing unless special tokens are rendered, and ends generation, as in llama.cpp.
+const CONTROL_BY_TEXT: &[&str] = &[
+    // end of turn / end of generation
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "<|flush|>",
+    "<|calls|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "</s>",
+    "<|eom_id|>",
+    "<EOT>",
+    "_<EOT>",
+    "[EOT]",
+    "[EOS]",
+    "<|end_of_text|>",
+    "<end_of_utterance>",
+    "<eos>",
+    "<turn|>",
+    "<|tool_response>",
+    "<\u{ff5c}end\u{2581}of\u{2581}sentence\u{ff5c}>",
+    "[e~[",
+    // fill in the middle: prefix, suffix, middle, pad, repo, file separator
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<\u{ff5c}fim\u{2581}begin\u{ff5c}>",
+    "<PRE>",
+    "\u{2581}<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<\u{ff5c}fim\u{2581}hole\u{ff5c}>",
+    "<SUF>",
+    "\u{2581}<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<\u{ff5c}fim\u{2581}end\u{ff5c}>",
+    "<MID>",
+    "\u{2581}<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
+    "<|fim_pad|>",
+    "<fim-pad>",
+    "<fim_pad>",
+    "<PAD>",
+    "[PAD]",
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+    "<|file_sep|>",
+];
+
 fn check_id(id: Option<u32>, n: usize, key: &str) -> Result<Option<u32>> {
     match id {
         Some(i) if i as usize >= n => Err(Error::InvalidVocab(format!(
@@ -96,6 +162,14 @@ impl Tokenizer {
                 })
                 .collect::<Result<_>>()?
         };
+        let mut types = types;
+        for (i, text) in v.tokens.iter().enumerate() {
+            if matches!(types[i], TokenType::Normal | TokenType::UserDefined)
+                && CONTROL_BY_TEXT.contains(&text.as_str())
+            {
+                types[i] = TokenType::Control;
+            }
+        }
         let unk = check_id(v.unk_id, n, "unknown_token_id")?;
         let (model, is_spm) = match v.model.as_str() {
             "gpt2" => {

@@ -10,6 +10,7 @@ pub mod pull;
 pub mod run;
 mod sampling_args;
 pub mod serve;
+mod serve_metering;
 pub mod store;
 pub mod template;
 pub mod tokenize;

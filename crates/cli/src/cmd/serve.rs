@@ -16,6 +16,7 @@ use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, Server
 
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
+use super::serve_metering::{self, MeteringArgs};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -23,7 +24,8 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 #[derive(clap::Args)]
 #[command(after_help = "\
 Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
-POST /tokenize, POST /detokenize (these need the API key when one is set),
+POST /tokenize, POST /detokenize, GET /v1/usage, GET /user/balance (these need a key
+when --api-key or --admin-key is set), /admin/keys and /admin/usage (the admin key),
 GET /health and GET /metrics (always open, for probes and scrapers).")]
 pub struct ServeArgs {
     /// A GGUF model to serve, optionally with the name clients use (`-m FILE=NAME`);
@@ -88,6 +90,8 @@ pub struct ServeArgs {
     pub load: LoadArgs,
     #[command(flatten)]
     pub source: RefArgs,
+    #[command(flatten)]
+    pub metering: MeteringArgs,
 }
 
 /// One `-m` argument.
@@ -228,9 +232,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
         bail!("--grace-period must be a non-negative number of seconds");
     }
+    let metering = serve_metering::plan(&args.metering)?;
     let config = ServerConfig {
         model_names: specs.iter().map(|s| s.name.clone()).collect(),
         api_keys: api_keys(&args)?,
+        metering: None,
         body_limit: args.body_limit,
         grace_period: Duration::from_secs_f64(args.grace_period),
         reasoning_format: match args.reasoning_format.as_str() {
@@ -243,7 +249,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(args, specs, config))
+    runtime.block_on(async move {
+        let mut config = config;
+        if let Some(plan) = metering {
+            config.metering = Some(serve_metering::open(plan).await?);
+        }
+        serve(args, specs, config).await
+    })
 }
 
 async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> anyhow::Result<()> {

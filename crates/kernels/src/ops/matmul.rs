@@ -19,7 +19,9 @@
 
 use super::OpsError;
 use crate::dtype::DType;
-use crate::quant::{row_bytes, weight_kernels, VecDotXnFn, WeightKernels};
+use crate::quant::{
+    row_bytes, weight_kernels, PanelKernels, VecDotXnFn, WeightKernels, PANEL_ROWS,
+};
 use crate::threads::{split_range, ThreadPool, TASKS_PER_THREAD};
 use std::cell::Cell;
 use std::ops::Range;
@@ -40,6 +42,15 @@ const WEIGHT_BLOCK_BYTES: usize = 16 * 1024;
 const ROWS4_CALL_BYTES: usize = 64 * 1024;
 /// Most rows per stream in one four-row call (sizes the results buffer on the stack).
 const ROWS4_CALL_MAX: usize = 64;
+
+/// [`ACT_TILE_BYTES`] for the packed-panel mat-mat: each panel is packed once per tile, and
+/// per panel the tile streams through once (about 40 bytes per 32-element block and row
+/// against sixteen rows' worth of multiply-adds), which L2 or even L3 keeps up with.
+const PANEL_TILE_BYTES: usize = 1024 * 1024;
+
+/// Fewest activation rows (in a tile) for which the packed-panel mat-mat is used where the
+/// type has one: packing a panel costs about as much as dotting it with one or two rows.
+const PANEL_MIN_ROWS: usize = 4;
 
 /// A row-major weight matrix in GGUF layout: `rows` rows of `cols` elements, each row
 /// `cols / block_size` blocks of its type.
@@ -142,6 +153,8 @@ impl<'a> WeightMatrix<'a> {
 thread_local! {
     /// Quantized-activation scratch reused by [`matvec`] and [`matmul`] on this thread.
     static ACT_SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Packed weight panels and their results, reused by [`panel_tile`] on this thread.
+    static PANEL_SCRATCH: Cell<(Vec<Vec<u8>>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Runs `f` with this thread's activation scratch (taken out of the thread-local, so a
@@ -235,8 +248,28 @@ pub fn matmul_with_scratch(
         quantize(&x[first * cols..(first + n_rows) * cols], part);
     });
     let acts: &[u8] = acts;
+    // The packed-panel mat-mat (where the type has one) needs each activation block's
+    // quant sum, formed once here for all rows.
+    let panel = w.kernels.panel.filter(|_| m >= PANEL_MIN_ROWS);
+    let blocks = cols / w.dtype.block_size();
+    let mut sums = Vec::new();
+    if let (Some(p), true) = (panel, blocks > 0) {
+        sums = vec![0i32; m * blocks];
+        pool.run_split_mut(&mut sums, blocks, |first, part| {
+            for (k, s) in part.chunks_exact_mut(blocks).enumerate() {
+                let j = first + k;
+                (p.act_sums)(cols, &acts[j * act_bytes..(j + 1) * act_bytes], s);
+            }
+        });
+    }
+    let sums: &[i32] = &sums;
 
-    let tile_rows = (ACT_TILE_BYTES / act_bytes).clamp(1, m);
+    let tile_bytes = if panel.is_some() {
+        PANEL_TILE_BYTES
+    } else {
+        ACT_TILE_BYTES
+    };
+    let tile_rows = (tile_bytes / act_bytes).clamp(1, m);
     let vec_dot = w.kernels.vec_dot;
     let vec_dot_x4 = w.kernels.vec_dot_x4;
     let vec_dot_x8 = w.kernels.vec_dot_x8;
@@ -247,13 +280,26 @@ pub fn matmul_with_scratch(
     let out = as_atomic_f32(y);
     let n_tasks = rows.min(pool.n_threads() * TASKS_PER_THREAD);
     pool.run_tasks(n_tasks, |task| {
-        let my_rows = split_range(rows, n_tasks, task);
+        // Whole panels per task where the panel mat-mat runs (no half-empty panels).
+        let my_rows = match panel {
+            Some(_) => {
+                let panels = split_range(rows.div_ceil(PANEL_ROWS), n_tasks, task);
+                panels.start * PANEL_ROWS..(panels.end * PANEL_ROWS).min(rows)
+            }
+            None => split_range(rows, n_tasks, task),
+        };
         if my_rows.is_empty() {
             return;
         }
         for tile_start in (0..m).step_by(tile_rows) {
             let tile = tile_start..(tile_start + tile_rows).min(m);
             let act = |j: usize| &acts[j * act_bytes..(j + 1) * act_bytes];
+            if let (Some(p), true) = (panel, tile.len() >= PANEL_MIN_ROWS) {
+                let tile_acts = &acts[tile.start * act_bytes..tile.end * act_bytes];
+                let tile_sums = &sums[tile.start * blocks..tile.end * blocks];
+                panel_tile(p, w, my_rows.clone(), tile.start, tile_acts, tile_sums, out);
+                continue;
+            }
             let mut r = my_rows.start;
             // Fewer than four activation rows (decoding): four weight rows per pass where
             // a kernel exists, each activation block loaded once for the four. The four
@@ -322,6 +368,68 @@ pub fn matmul_with_scratch(
             }
         }
     });
+}
+
+/// Weight rows packed per pass of [`panel_tile`] (whole panels): their panels (at most
+/// 256 × 64 blocks × 40 bytes) stay in L2 while every activation row of the tile passes.
+const PANEL_PASS_ROWS: usize = 16 * PANEL_ROWS;
+/// Activation rows dotted against all panels of a pass before the next ones, so that their
+/// outputs (a contiguous run per row) stay in L1 meanwhile; a multiple of the AMX kernel's
+/// sixteen-row groups and above its minimum.
+const PANEL_ACT_ROWS: usize = 64;
+
+/// The weight rows `rows` against the activation rows of a tile (`acts`, first row
+/// `first_act`, with their block sums `sums`) through the packed-panel kernels: the rows
+/// are packed [`PANEL_PASS_ROWS`] at a time, once per tile, and each pass's panels are
+/// dotted against [`PANEL_ACT_ROWS`] activation rows at a time.
+fn panel_tile(
+    p: PanelKernels,
+    w: &WeightMatrix,
+    rows: Range<usize>,
+    first_act: usize,
+    acts: &[u8],
+    sums: &[i32],
+    out: &[AtomicU32],
+) {
+    let act_bytes = w.act_row_bytes().max(1);
+    let n_acts = acts.len() / act_bytes;
+    let blocks = w.cols / w.dtype.block_size();
+    let (mut panels, mut results) = PANEL_SCRATCH.with(Cell::take);
+    results.resize(PANEL_ACT_ROWS * PANEL_ROWS, 0.0);
+    for pass in rows.clone().step_by(PANEL_PASS_ROWS) {
+        let pass_end = (pass + PANEL_PASS_ROWS).min(rows.end);
+        let n_panels = (pass_end - pass).div_ceil(PANEL_ROWS);
+        if panels.len() < n_panels {
+            panels.resize_with(n_panels, Vec::new);
+        }
+        let panel_rows = |i: usize| {
+            let first = pass + i * PANEL_ROWS;
+            (first, PANEL_ROWS.min(pass_end - first))
+        };
+        for (i, panel) in panels[..n_panels].iter_mut().enumerate() {
+            let (first, count) = panel_rows(i);
+            (p.pack)(w.cols, count, w.row_span(first, count), panel);
+        }
+        for j0 in (0..n_acts).step_by(PANEL_ACT_ROWS) {
+            let jn = PANEL_ACT_ROWS.min(n_acts - j0);
+            let a = &acts[j0 * act_bytes..(j0 + jn) * act_bytes];
+            let s = &sums[j0 * blocks..(j0 + jn) * blocks];
+            for (i, panel) in panels[..n_panels].iter().enumerate() {
+                let (first, count) = panel_rows(i);
+                (p.dot)(w.cols, panel, a, s, &mut results[..jn * PANEL_ROWS]);
+                for (j, res) in results[..jn * PANEL_ROWS]
+                    .chunks_exact(PANEL_ROWS)
+                    .enumerate()
+                {
+                    let at = (first_act + j0 + j) * w.rows + first;
+                    for (o, v) in out[at..at + count].iter().zip(res) {
+                        o.store(v.to_bits(), Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+    PANEL_SCRATCH.with(|c| c.set((panels, results)));
 }
 
 /// Dots the weight rows `block` against activation rows `*j..`, `N` at a time with

@@ -12,8 +12,8 @@
 //! (the spec) and SIMD versions that must match it.
 //!
 //! Which level runs: [`weight_kernels`] takes every dot product of a weight type from one
-//! level (the per-row bit-identity of `vec_dot`, `vec_dot_rows4`, `vec_dot_x4` and
-//! `vec_dot_x8` holds only within a level), namely the level `measured_dot_level` names for
+//! level (the per-row bit-identity of `vec_dot`, `vec_dot_rows4`, `vec_dot_x4`,
+//! `vec_dot_x8` and the panel mat-mat holds only within a level), namely the level `measured_dot_level` names for
 //! that type under the process's [`simd_level`]: the highest level measured faster than the
 //! one below it, not simply the highest one the CPU has.
 
@@ -52,6 +52,29 @@ pub type VecDotX8Fn = VecDotXnFn<8>;
 /// same type and level. One call covers many rows, so its checks and call cost are paid
 /// once per `4·g` rows rather than per row. Panics if the lengths do not fit.
 pub type VecDotRows4Fn = fn(n: usize, w: [&[u8]; 4], a: &[u8], out: &mut [f32]);
+
+/// Weight rows in one packed panel of the panel mat-mat ([`PanelKernels`]).
+pub const PANEL_ROWS: usize = 16;
+/// Packs `rows` (at most [`PANEL_ROWS`]) weight rows of `n` elements, back to back in
+/// `w`, into a panel in `panel` (resized; missing rows are zero).
+pub type PanelPackFn = fn(n: usize, rows: usize, w: &[u8], panel: &mut Vec<u8>);
+/// The per-block integer sums of one activation row of `n` elements (one per block).
+pub type ActSumsFn = fn(n: usize, a: &[u8], sums: &mut [i32]);
+/// A packed panel against the activation rows back to back in `a` (their [`ActSumsFn`]
+/// sums back to back in `sums`): `out[PANEL_ROWS·r + l]` is the dot product of panel row
+/// `l` with activation row `r`, bit-identical to the [`VecDotFn`] of the same type and
+/// level. `out.len()` is a multiple of [`PANEL_ROWS`].
+pub type PanelDotFn = fn(n: usize, panel: &[u8], a: &[u8], sums: &[i32], out: &mut [f32]);
+
+/// A mat-mat over weights repacked per call into panels of [`PANEL_ROWS`] rows, so that
+/// one instruction serves many weight rows (AVX-512 VNNI: one `vpdpbusd` per four
+/// elements of sixteen rows).
+#[derive(Clone, Copy, Debug)]
+pub struct PanelKernels {
+    pub pack: PanelPackFn,
+    pub act_sums: ActSumsFn,
+    pub dot: PanelDotFn,
+}
 
 /// The activation type a weight type's dot product consumes, or `None` if the weight
 /// type cannot be used in dot products.
@@ -103,9 +126,20 @@ pub fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
     if !level.is_supported() {
         return None;
     }
-    float::vec_dot_fn(dtype, level)
+    float::vec_dot_fn(dtype, family_level(level))
         .or_else(|| legacy::vec_dot_fn(dtype, level))
-        .or_else(|| kquants::vec_dot_fn(dtype, level))
+        .or_else(|| kquants::vec_dot_fn(dtype, family_level(level)))
+}
+
+/// The level whose kernels the float and K-quant families hand out at `level`: AMX adds
+/// tiles only to the legacy formats' mat-mat, so at AMX those families run their AVX-512
+/// kernels (an AMX CPU has AVX-512 VNNI), which keeps every level complete.
+fn family_level(level: SimdLevel) -> SimdLevel {
+    if level == SimdLevel::Amx {
+        SimdLevel::Avx512
+    } else {
+        level
+    }
 }
 
 /// The four-row dot product for weight type `dtype` at exactly `level`, if there is one
@@ -115,7 +149,8 @@ pub fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     if !level.is_supported() {
         return None;
     }
-    legacy::vec_dot_x4_fn(dtype, level).or_else(|| kquants::vec_dot_x4_fn(dtype, level))
+    legacy::vec_dot_x4_fn(dtype, level)
+        .or_else(|| kquants::vec_dot_x4_fn(dtype, family_level(level)))
 }
 
 /// The eight-row dot product for weight type `dtype` at exactly `level`, if there is one
@@ -136,6 +171,16 @@ pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn>
         return None;
     }
     legacy::vec_dot_rows4_fn(dtype, level)
+}
+
+/// The packed-panel mat-mat for weight type `dtype` at exactly `level`, if there is one
+/// and this CPU runs it.
+pub fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
+    // As in `vec_dot_fn`: this check makes handing out target-feature wrappers sound.
+    if !level.is_supported() {
+        return None;
+    }
+    legacy::panel_fn(dtype, level)
 }
 
 /// The kernels for one weight type, resolved once for this process's [`simd_level`].
@@ -160,6 +205,9 @@ pub struct WeightKernels {
     /// Four weight rows at once, bit-identical per row to `vec_dot` (present only where
     /// it exists at the same level as `vec_dot`).
     pub vec_dot_rows4: Option<VecDotRows4Fn>,
+    /// The packed-panel mat-mat, bit-identical per row to `vec_dot` (present only where
+    /// it exists at the same level as `vec_dot`).
+    pub panel: Option<PanelKernels>,
 }
 
 /// Levels to try, best first, when running at `level`.
@@ -168,51 +216,67 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
         SimdLevel::Scalar => &[SimdLevel::Scalar],
         SimdLevel::Avx2 => &[SimdLevel::Avx2, SimdLevel::Scalar],
         SimdLevel::Avx512 => &[SimdLevel::Avx512, SimdLevel::Avx2, SimdLevel::Scalar],
+        SimdLevel::Amx => &[
+            SimdLevel::Amx,
+            SimdLevel::Avx512,
+            SimdLevel::Avx2,
+            SimdLevel::Scalar,
+        ],
         SimdLevel::Neon => &[SimdLevel::Neon, SimdLevel::Scalar],
     }
 }
 
-/// The highest level the dot products of weight type `dtype` (all four: `vec_dot`,
-/// `vec_dot_rows4`, `vec_dot_x4`, `vec_dot_x8`, one level for all so that they stay
-/// bit-identical per row) may run at when the process runs at `level`: a level is used for
-/// a type only where it was measured faster than the level below it.
+/// The highest level the dot products of weight type `dtype` (all five: `vec_dot`,
+/// `vec_dot_rows4`, `vec_dot_x4`, `vec_dot_x8`, `panel`, one level for all so that they
+/// stay bit-identical per row) may run at when the process runs at `level`: a level is
+/// used for a type only where it was measured faster than the level below it.
 ///
-/// AVX-512 runs no type's dots at AVX-512 today. The AVX-512 dot products are one-row
-/// kernels only, while the AVX2 level adds the four-stream mat-vec (`rows4`: Q4_0, Q4_1,
-/// Q5_0, Q8_0) and the four- and eight-row mat-mat kernels (`x4`: those and Q4_K, Q5_K,
-/// Q6_K; `x8`: the legacy four). Evidence, AVX-512 against AVX2:
-/// - Intel Xeon with AVX-512 VNNI (issue 22, `kaiyuan bench`, 1 thread): SmolLM2 Q4_1 (Q4_1,
-///   Q8_0 weights) 189/118 t/s pp512/tg128 against 301/186; Gemma 3 Q4_K_M (Q5_0, Q8_0,
-///   Q4_K, Q6_K) 199/52.2 against 320/71.3. Slower for the types of both models.
+/// AVX-512 runs the legacy formats Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (issue 22): their
+/// AVX-512 VNNI level has the packed-panel mat-mat and a four-stream mat-vec
+/// (`legacy::avx512_panel`, `legacy::avx512`). Measured on an Intel Xeon with AVX-512 VNNI
+/// and AMX (BENCHMARKS.md, "Intel Xeon (AVX-512, AMX)", 1 thread, interleaved rounds,
+/// AVX-512 ÷ AVX2 throughput): mat-mat 576×1536 against 64 rows 3.3–3.5× (Q5_1 7.0×),
+/// against 16 rows 2.3–2.6× (Q5_1 4.3×); cache-resident mat-vec 576×1536 1.19–1.32×; DRAM
+/// mat-vec 4096×4096 1.00–1.08× (memory-bound; Q5_1 1.38×, no AVX2 `rows4`).
+///
+/// Everything else stays at AVX2, where the AVX-512 kernels are one-row only and the AVX2
+/// level has the four-row mat-mat (`x4`: Q4_K, Q5_K, Q6_K). Evidence, AVX-512 against
+/// AVX2:
+/// - Intel Xeon with AVX-512 VNNI (issue 22, `kaiyuan bench`, 1 thread): Gemma 3 Q4_K_M
+///   (Q5_0, Q8_0, Q4_K, Q6_K) 199/52.2 t/s pp512/tg128 against 320/71.3 with the old
+///   one-row AVX-512 kernels for every type.
 /// - AMD EPYC with AVX-512 (BENCHMARKS.md, "AVX-512 vs AVX2 per weight type", 1 thread,
 ///   medians of 3-6 interleaved rounds; mat-vec 576×1536 and 4096×4096, mat-mat 576×1536
 ///   against 64 rows). The ratios are AVX-512 ÷ AVX2 throughput.
 ///
 /// | type | mat-vec | mat-mat | dots at | why |
 /// |---|---|---|---|---|
-/// | Q4_0, Q4_1, Q5_0, Q8_0 | 0.44–0.71 | 0.39–0.69 | AVX2 | slower on both machines |
-/// | Q5_1 | 0.56–0.69 | 0.70 | AVX2 | slower |
 /// | Q4_K, Q5_K | 0.99–1.13 | 0.71–0.77 | AVX2 | mat-mat slower; Intel mix slower |
 /// | Q6_K | 1.15–1.20 | 0.89 | AVX2 | mat-mat slower; Intel mix slower |
 /// | Q2_K, Q3_K | 0.96–1.04 | 0.97–1.02 | AVX2 | within noise |
 /// | F16, BF16 | 0.88–1.13 | 1.20 (ranges overlap) | AVX2 | DRAM mat-vec slower |
 /// | F32 | 0.95–1.07 | 1.06 | AVX2 | within noise |
 ///
-/// So a type moves to AVX-512 only once its AVX-512 kernels are faster in both ops here and
-/// on an Intel machine (the next step of issue 22: AVX-512 `x4`/`x8`/`rows4` kernels).
 /// The activation quantizers have no AVX-512 version; they run at the best level below
 /// (AVX2) and give the same bits at every level.
 ///
+/// AMX (`legacy::amx`: the legacy panels multiplied by `tdpbsud` tiles, the same bits)
+/// measured within ±5% of the AVX-512 panels in mat-mat (the per-block float steps, not the
+/// integer products, bound both), so an AMX process runs every type as an AVX-512 one.
+///
 /// Other levels (Scalar, AVX2, NEON) are the top of their own line and run as they are.
-/// `KAIYUAN_SIMD=avx512-all` bypasses this table ([`dots_forced_to_level`]).
+/// `KAIYUAN_SIMD=avx512-all` and `amx-all` bypass this table ([`dots_forced_to_level`]).
 fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
     use DType::*;
     match (level, dtype) {
-        (SimdLevel::Avx512, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0) => SimdLevel::Avx512,
         (SimdLevel::Avx512, Q2_K | Q3_K | Q4_K | Q5_K | Q6_K) => SimdLevel::Avx2,
         (SimdLevel::Avx512, F32 | F16 | BF16) => SimdLevel::Avx2,
         // Types without dot products: nothing runs, AVX2 is the safe answer.
         (SimdLevel::Avx512, _) => SimdLevel::Avx2,
+        // AMX multiplies the same panels with tiles, and measured no faster than AVX-512
+        // (BENCHMARKS.md, "Intel Xeon (AVX-512, AMX)"): every type as under AVX-512.
+        (SimdLevel::Amx, _) => measured_dot_level(dtype, SimdLevel::Avx512),
         (other, _) => other,
     }
 }
@@ -240,6 +304,7 @@ fn resolve(dtype: DType, level: SimdLevel, force_dots: bool) -> Option<WeightKer
         vec_dot_x4: vec_dot_x4_fn(dtype, dot_level),
         vec_dot_x8: vec_dot_x8_fn(dtype, dot_level),
         vec_dot_rows4: vec_dot_rows4_fn(dtype, dot_level),
+        panel: panel_fn(dtype, dot_level),
     })
 }
 
@@ -301,233 +366,4 @@ pub fn dequantize_row(dtype: DType, src: &[u8], dst: &mut [f32]) -> Option<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn four_and_eight_row_dots_are_bit_identical_to_single_row_dots() {
-        use crate::quant::testing::{random_blocks, Rng};
-        let mut rng = Rng::new(11);
-        // The types with four- and eight-row kernels must stay covered by the loop below.
-        #[cfg(target_arch = "x86_64")]
-        if SimdLevel::Avx2.is_supported() {
-            use DType::*;
-            for t in [Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K] {
-                assert!(
-                    vec_dot_x4_fn(t, SimdLevel::Avx2).is_some(),
-                    "{t}: no AVX2 x4"
-                );
-            }
-            for t in [Q4_0, Q4_1, Q5_0, Q8_0] {
-                assert!(
-                    vec_dot_x8_fn(t, SimdLevel::Avx2).is_some(),
-                    "{t}: no AVX2 x8"
-                );
-            }
-        }
-        for level in SimdLevel::available() {
-            for t in DType::all() {
-                let x4 = vec_dot_x4_fn(t, level);
-                let x8 = vec_dot_x8_fn(t, level);
-                if x4.is_none() && x8.is_none() {
-                    continue;
-                }
-                let dot = vec_dot_fn(t, level).expect("x4/x8 imply a single-row kernel");
-                let act = activation_type(t).unwrap();
-                for nb in [1usize, 2, 3, 7, 18] {
-                    let n = nb * t.block_size();
-                    let w = random_blocks(t, nb, &mut rng).unwrap();
-                    let acts: Vec<Vec<u8>> = (0..8)
-                        .map(|_| {
-                            let x = rng.vec_f32(n, 3.0);
-                            let mut a = vec![0u8; nb * act.type_size()];
-                            quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, &mut a);
-                            a
-                        })
-                        .collect();
-                    let mut got = Vec::new();
-                    if let Some(x4) = x4 {
-                        got.push(x4(n, &w, std::array::from_fn(|r| &acts[r][..])).to_vec());
-                    }
-                    if let Some(x8) = x8 {
-                        got.push(x8(n, &w, std::array::from_fn(|r| &acts[r][..])).to_vec());
-                    }
-                    for rows in got {
-                        for (r, v) in rows.iter().enumerate() {
-                            assert_eq!(
-                                v.to_bits(),
-                                dot(n, &w, &acts[r]).to_bits(),
-                                "{t} {} nb={nb} {} rows: row {r}",
-                                level.name(),
-                                rows.len()
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn four_weight_row_dots_are_bit_identical_to_single_row_dots() {
-        use crate::quant::testing::{random_blocks, Rng};
-        let mut rng = Rng::new(12);
-        for level in SimdLevel::available() {
-            for t in DType::all() {
-                let Some(rows4) = vec_dot_rows4_fn(t, level) else {
-                    continue;
-                };
-                let dot = vec_dot_fn(t, level).expect("rows4 implies a single-row kernel");
-                let act = activation_type(t).unwrap();
-                for (nb, g) in [(1usize, 1usize), (2, 3), (3, 1), (7, 2), (20, 5)] {
-                    let n = nb * t.block_size();
-                    let row_bytes = nb * t.type_size();
-                    let w: Vec<Vec<u8>> = (0..4)
-                        .map(|_| random_blocks(t, g * nb, &mut rng).unwrap())
-                        .collect();
-                    let x = rng.vec_f32(n, 3.0);
-                    let mut a = vec![0u8; nb * act.type_size()];
-                    quantize_fn(act, SimdLevel::Scalar).unwrap()(&x, &mut a);
-                    let mut got = vec![f32::NAN; 4 * g];
-                    rows4(n, [&w[0], &w[1], &w[2], &w[3]], &a, &mut got);
-                    for i in 0..g {
-                        for k in 0..4 {
-                            let row = &w[k][i * row_bytes..(i + 1) * row_bytes];
-                            assert_eq!(
-                                got[4 * i + k].to_bits(),
-                                dot(n, row, &a).to_bits(),
-                                "{t} {} nb={nb} stream {k} row {i}",
-                                level.name()
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The per-type table of `measured_dot_level` for an AVX-512 process, written out
-    /// independently: what the measurements in BENCHMARKS.md ("AVX-512 vs AVX2 per weight
-    /// type") chose, AVX2 for all thirteen weight types with dot products.
-    fn expected_avx512_dot_level(_t: DType) -> SimdLevel {
-        SimdLevel::Avx2
-    }
-
-    /// Checks that `k` takes all its dot products from exactly `level`: the same kernels'
-    /// presence, and the same bits on random rows (AVX2 and AVX-512 sum in different orders,
-    /// so a kernel from another level would show).
-    fn assert_dots_from(k: &WeightKernels, level: SimdLevel, what: &str) {
-        use crate::quant::testing::{random_blocks, Rng};
-        let t = k.dtype;
-        assert_eq!(k.level, level, "{t} {what}: level");
-        assert_eq!(
-            k.vec_dot_x4.is_some(),
-            vec_dot_x4_fn(t, level).is_some(),
-            "{t} {what}: x4"
-        );
-        assert_eq!(
-            k.vec_dot_x8.is_some(),
-            vec_dot_x8_fn(t, level).is_some(),
-            "{t} {what}: x8"
-        );
-        assert_eq!(
-            k.vec_dot_rows4.is_some(),
-            vec_dot_rows4_fn(t, level).is_some(),
-            "{t} {what}: rows4"
-        );
-        let want = vec_dot_fn(t, level).expect("level has a dot");
-        let mut rng = Rng::new(21);
-        let nb = 37;
-        let n = nb * t.block_size();
-        for _ in 0..4 {
-            let w = random_blocks(t, nb, &mut rng).unwrap();
-            let x = rng.vec_f32(n, 3.0);
-            let mut a = vec![0u8; row_bytes(k.act, n)];
-            (k.quantize_act)(&x, &mut a);
-            assert_eq!(
-                (k.vec_dot)(n, &w, &a).to_bits(),
-                want(n, &w, &a).to_bits(),
-                "{t} {what}: vec_dot bits"
-            );
-        }
-    }
-
-    #[test]
-    fn avx512_runs_each_weight_types_dots_at_the_measured_level() {
-        if !SimdLevel::Avx512.is_supported() {
-            eprintln!("no AVX-512 on this CPU: the AVX-512 choice is not checked here");
-            for t in DType::all().filter(|&t| activation_type(t).is_some()) {
-                let k = resolve(t, SimdLevel::Scalar, false).unwrap();
-                assert_dots_from(&k, SimdLevel::Scalar, "scalar");
-            }
-            return;
-        }
-        let mut n_types = 0;
-        for t in DType::all().filter(|&t| activation_type(t).is_some()) {
-            let k = resolve(t, SimdLevel::Avx512, false).unwrap();
-            assert_dots_from(&k, expected_avx512_dot_level(t), "default");
-            let k = resolve(t, SimdLevel::Avx512, true).unwrap();
-            assert_dots_from(&k, SimdLevel::Avx512, "avx512-all");
-            // A cap of AVX2 is AVX2 everywhere, as before.
-            let k = resolve(t, SimdLevel::Avx2, false).unwrap();
-            assert_dots_from(&k, SimdLevel::Avx2, "avx2");
-            n_types += 1;
-        }
-        assert_eq!(
-            n_types, 13,
-            "every weight type with a dot product is checked"
-        );
-        // Issue 22: SmolLM2's Q4_1 gets its mat-mat and four-stream mat-vec kernels.
-        let k = resolve(DType::Q4_1, SimdLevel::Avx512, false).unwrap();
-        assert!(k.vec_dot_x4.is_some() && k.vec_dot_x8.is_some() && k.vec_dot_rows4.is_some());
-        // The quantizer is the AVX2 one either way (there is no AVX-512 quantizer).
-        assert!(quantize_fn(DType::Q8_1, SimdLevel::Avx512).is_none());
-    }
-
-    #[test]
-    fn simd_description_names_the_dot_level_where_it_differs() {
-        let at = |t: DType, level: SimdLevel| WeightKernels {
-            level,
-            ..*weight_kernels(t).expect("kernels")
-        };
-        let (a, b, c) = (
-            at(DType::Q4_1, SimdLevel::Avx2),
-            at(DType::Q4_K, SimdLevel::Avx2),
-            at(DType::F16, SimdLevel::Avx512),
-        );
-        assert_eq!(describe(SimdLevel::Avx2, &[&a, &b]), "avx2");
-        assert_eq!(
-            describe(SimdLevel::Avx512, &[&a, &b]),
-            "avx512 (dot products: avx2)"
-        );
-        assert_eq!(
-            describe(SimdLevel::Avx512, &[&a, &c, &b]),
-            "avx512 (dot products: avx2; avx512 for F16)"
-        );
-    }
-
-    #[test]
-    fn every_supported_weight_type_has_kernels() {
-        for t in DType::all().filter(|t| t.is_supported()) {
-            let k = weight_kernels(t).unwrap_or_else(|| panic!("{t} has no kernels"));
-            assert_eq!(k.act, activation_type(t).unwrap());
-            assert!(
-                vec_dot_fn(t, SimdLevel::Scalar).is_some(),
-                "{t}: no scalar dot"
-            );
-        }
-    }
-
-    #[test]
-    fn unsupported_types_have_none() {
-        for t in [
-            DType::IQ2_XXS,
-            DType::IQ4_NL,
-            DType::TQ1_0,
-            DType::MXFP4,
-            DType::I32,
-        ] {
-            assert!(weight_kernels(t).is_none(), "{t}");
-        }
-    }
-}
+mod tests;

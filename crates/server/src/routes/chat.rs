@@ -176,6 +176,7 @@ fn whole(
         })
         .collect();
     log.status("200");
+    log.reasoning_tokens(reasoning_tokens);
     let body = ChatCompletion {
         header,
         choices,
@@ -361,12 +362,15 @@ impl ChunkFormat for ChatFormat {
     }
 
     fn usage(&mut self, usage: UsageBody) -> String {
-        let reasoning_tokens = self
-            .trackers
+        let reasoning_tokens = self.reasoning_tokens();
+        self.chunk(Vec::new(), Some(usage.with_reasoning(reasoning_tokens)))
+    }
+
+    fn reasoning_tokens(&self) -> usize {
+        self.trackers
             .iter()
             .map(ReasoningTracker::reasoning_tokens)
-            .sum();
-        self.chunk(Vec::new(), Some(usage.with_reasoning(reasoning_tokens)))
+            .sum()
     }
 }
 

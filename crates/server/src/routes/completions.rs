@@ -98,6 +98,7 @@ async fn run(
     log.prompt_tokens(ids.iter().map(Vec::len).sum());
     let jobs = plan_jobs(model, &gen, ids, "prompt", "logprobs")?;
     let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+    crate::metering::admit(model, &jobs, log).await?;
     let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     // The text each choice starts with: its prompt with `echo`, else nothing.
     let prefixes: Vec<String> = jobs

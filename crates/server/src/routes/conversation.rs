@@ -105,6 +105,7 @@ pub async fn start(
             .map(|c| constrain::lazy(c, &p.grammar, &p.triggers))
             .transpose()?;
     }
+    crate::metering::admit(model, &jobs, log).await?;
     let receivers = generate::submit(&model.engine, &jobs, &gen, constraint.as_ref())?;
     Ok(Started {
         jobs,

@@ -59,7 +59,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        metrics::render(&read),
+        metrics::render(&read) + &crate::metering::render_metrics(),
     )
         .into_response()
 }

@@ -72,7 +72,9 @@ pub async fn handle(
                 .next()
                 .ok_or_else(|| ApiError::Engine("the engine returned no choice".into()))?;
             log.status("200");
-            Ok(axum::Json(whole(shape, o, usage)).into_response())
+            let (body, reasoning_tokens) = whole(shape, o, usage);
+            log.reasoning_tokens(reasoning_tokens);
+            Ok(axum::Json(body).into_response())
         }
         .await;
         if let Err(e) = &result {
@@ -142,7 +144,12 @@ fn usage_json(usage: &UsageBody) -> Value {
     })
 }
 
-fn whole(mut shape: Shape, o: generate::ChoiceOutcome, usage: kaiyuan_engine::Usage) -> Value {
+/// The whole reply, and its reasoning tokens.
+fn whole(
+    mut shape: Shape,
+    o: generate::ChoiceOutcome,
+    usage: kaiyuan_engine::Usage,
+) -> (Value, usize) {
     let mut thinking = String::new();
     let mut text = String::new();
     for t in &o.tokens {
@@ -185,11 +192,12 @@ fn whole(mut shape: Shape, o: generate::ChoiceOutcome, usage: kaiyuan_engine::Us
         usage.completion_tokens,
         usage.cached_tokens,
     );
-    json!({
+    let body = json!({
         "id": shape.id, "type": "message", "role": "assistant", "model": shape.model,
         "content": blocks, "stop_reason": reason, "stop_sequence": sequence,
         "usage": usage_json(&usage),
-    })
+    });
+    (body, shape.tracker.reasoning_tokens())
 }
 
 /// The block a stream has open.
@@ -376,6 +384,10 @@ impl ChunkFormat for MessageStream {
                 "type": error_type(e.status()), "message": e.to_string()}}),
             )],
         }
+    }
+
+    fn reasoning_tokens(&self) -> usize {
+        self.shape.tracker.reasoning_tokens()
     }
 
     fn ping(&mut self) -> Option<String> {

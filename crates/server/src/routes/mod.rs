@@ -1,6 +1,8 @@
 //! The router: which path goes to which handler, the authentication layer over the API
-//! routes, the body limit, and JSON answers for unknown paths and wrong methods.
+//! routes (and the admin key's over the admin API), the body limit, and JSON answers for
+//! unknown paths and wrong methods.
 
+pub mod admin;
 pub mod chat;
 pub mod common;
 pub mod completions;
@@ -32,6 +34,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(info::models))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
+        .route("/v1/usage", get(admin::own_usage))
+        .route("/user/balance", get(admin::balance))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_key,
@@ -45,11 +49,26 @@ pub fn router(state: Arc<AppState>) -> Router {
             auth::require_key,
         ))
         .layer(middleware::from_fn(messages::anthropic_errors));
+    let admin = Router::new()
+        .route("/admin/keys", post(admin::create_key).get(admin::list_keys))
+        .route(
+            "/admin/keys/{id}",
+            get(admin::get_key)
+                .patch(admin::patch_key)
+                .delete(admin::revoke_key),
+        )
+        .route("/admin/usage", get(admin::usage))
+        .route("/admin/usage/summary", get(admin::summary))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require_admin,
+        ));
     Router::new()
         .route("/health", get(info::health))
         .route("/metrics", get(info::metrics))
         .merge(api)
         .merge(anthropic)
+        .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -63,10 +63,13 @@ fn alternatives(
 
 /// The grammar after the family's trigger, for `tools` (already narrowed to a named choice).
 /// `None` for the generic format (a JSON Schema, not a grammar).
+/// `args_form`: a Mistral template of tokenizer v11+ (`[TOOL_CALLS]name[ARGS]{...}`, one
+/// marker per call) rather than Nemo's JSON list.
 pub fn call_grammar(
     format: ToolFormat,
     tools: &[&ToolSpec],
     parallel: bool,
+    args_form: bool,
     tokenizer: &Tokenizer,
 ) -> Option<CallGrammar> {
     let a = |text: &str| atom(tokenizer, text);
@@ -93,6 +96,17 @@ pub fn call_grammar(
                     "rest: \"\\n\" call \"\\n\" {close} {}\ncall: {}\n",
                     more(format!("\"\\n\" {open} \"\\n\" call \"\\n\" {close}")),
                     object_call("arguments"),
+                ),
+            }
+        }
+        ToolFormat::Mistral if args_form => {
+            let (calls_tag, args) = (a("[TOOL_CALLS]"), a("[ARGS]"));
+            let calls = alternatives(tools, |name| format!("{} {args}", literal(name)), "");
+            CallGrammar {
+                trigger: "[TOOL_CALLS]",
+                rules: format!(
+                    "rest: call {}\ncall: {calls}\n",
+                    more(format!("{calls_tag} call"))
                 ),
             }
         }

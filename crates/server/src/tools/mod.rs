@@ -117,7 +117,9 @@ pub fn prepare(
         ToolChoice::Named(name) => req.specs.iter().filter(|s| &s.name == name).collect(),
         _ => req.specs.iter().collect(),
     };
-    let g = lark::call_grammar(format, &offered, req.parallel, tokenizer)
+    // Mistral templates of tokenizer v11+ render calls as `name[ARGS]{...}`.
+    let args_form = format == ToolFormat::Mistral && template_source.contains("[ARGS]");
+    let g = lark::call_grammar(format, &offered, req.parallel, args_form, tokenizer)
         .ok_or_else(|| ApiError::Engine(format!("no call grammar for {}", format.name())))?;
     let (lark, triggers) = match req.choice {
         ToolChoice::Auto => (lark::lazy_grammar(&g), vec![g.trigger.to_string()]),

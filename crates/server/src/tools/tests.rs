@@ -355,3 +355,42 @@ fn tool_call_ids_are_checked_where_the_template_reads_them() {
         prepare(ToolFormat::Hermes, "{{ m }}", &tok, None, None, &mut m).unwrap();
     }
 }
+
+#[test]
+fn mistral_v11_templates_get_the_args_form() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    // Mistral's v11+ form (mistral-common; Small 3.2, Devstral, Ministral 3 templates write
+    // `[TOOL_CALLS]name[ARGS]{...}`, one marker per call).
+    let text = "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_time[ARGS]{}";
+    let source = "{{ '[TOOL_CALLS]' + name + '[ARGS]' + arguments }}";
+    let mut messages = vec![Message::text("user", "hi")];
+    let plan = prepare(
+        ToolFormat::Mistral,
+        source,
+        &tok,
+        Some(&request(ToolChoice::Required, true)),
+        None,
+        &mut messages,
+    )
+    .unwrap()
+    .unwrap();
+    accepts(&vocab, &tok, &plan.grammar.spec, text).unwrap();
+    let nemo = "[TOOL_CALLS][{\"name\": \"get_time\", \"arguments\": {}}]";
+    assert!(accepts(&vocab, &tok, &plan.grammar.spec, nemo).is_err());
+    let (_, calls) = ToolFormat::Mistral.parse_all(text);
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].name, "get_time");
+    // A template without `[ARGS]` keeps Nemo's list.
+    let plan = prepare(
+        ToolFormat::Mistral,
+        "[TOOL_CALLS]",
+        &tok,
+        Some(&request(ToolChoice::Required, true)),
+        None,
+        &mut messages,
+    )
+    .unwrap()
+    .unwrap();
+    accepts(&vocab, &tok, &plan.grammar.spec, nemo).unwrap();
+}

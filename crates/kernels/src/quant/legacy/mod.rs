@@ -30,7 +30,11 @@
 //! and the dot-product formulas); `avx2.rs`, `avx512.rs` and `neon.rs` are the dot products
 //! per SIMD level, which (except AVX2's offset correction) compute the same exact
 //! per-block integer sums and differ only in float summation order; `avx2_x4.rs` and
-//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row;
+//! `avx2_rows4.rs` are the four-row AVX2 kernels, bit-identical to `avx2.rs` per row.
+//! The AVX-512 level (`avx512.rs`: four-stream mat-vec; `avx512_panel.rs`: mat-mat over
+//! packed sixteen-row weight panels) gives exactly the scalar reference's bits, and uses
+//! the scalar `vec_dot` as its one-row kernel; the AMX level (`amx.rs`) is the same with
+//! the panels multiplied by AMX tiles;
 //! `quantize_avx2.rs` quantizes activations bit-identically to scalar; `golden_tests.rs`
 //! checks the scalar code against the `gguf` package.
 //!
@@ -41,7 +45,9 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn, VecDotX8Fn};
+use crate::quant::{
+    DequantizeFn, PanelKernels, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn, VecDotX8Fn,
+};
 
 /// Bytes per block of each format (the table above).
 pub(super) const Q4_0_SIZE: usize = 18;
@@ -81,6 +87,8 @@ macro_rules! safe_vec_dots {
 }
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx2_rows4;
@@ -88,6 +96,8 @@ mod avx2_rows4;
 mod avx2_x4;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_panel;
 #[cfg(test)]
 mod golden_tests;
 #[cfg(target_arch = "aarch64")]
@@ -141,6 +151,22 @@ macro_rules! dot_table {
     };
 }
 
+/// The AVX-512 kernel `$f` (a generic of `avx512`, given any further const arguments
+/// `$n`) for `$dtype`'s format, as a `$ty`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! avx512_table {
+    ($dtype:expr, $f:ident, $ty:ty $(, $n:literal)?) => {
+        match $dtype {
+            DType::Q4_0 => Some(avx512::$f::<{ avx512::Q4_0 } $(, $n)?> as $ty),
+            DType::Q4_1 => Some(avx512::$f::<{ avx512::Q4_1 } $(, $n)?> as $ty),
+            DType::Q5_0 => Some(avx512::$f::<{ avx512::Q5_0 } $(, $n)?> as $ty),
+            DType::Q5_1 => Some(avx512::$f::<{ avx512::Q5_1 } $(, $n)?> as $ty),
+            DType::Q8_0 => Some(avx512::$f::<{ avx512::Q8_0 } $(, $n)?> as $ty),
+            _ => None,
+        }
+    };
+}
+
 /// The caller ([`crate::quant::vec_dot_fn`]) has already checked that the CPU supports
 /// `level`; handing out the SIMD wrappers relies on that.
 pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<VecDotFn> {
@@ -149,7 +175,9 @@ pub(in crate::quant) fn vec_dot_fn(dtype: DType, level: SimdLevel) -> Option<Vec
         #[cfg(target_arch = "x86_64")]
         SimdLevel::Avx2 => dot_table!(avx2, dtype),
         #[cfg(target_arch = "x86_64")]
-        SimdLevel::Avx512 => dot_table!(avx512, dtype),
+        // This level's results are the scalar reference's bits (see `avx512`).
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 | SimdLevel::Amx => dot_table!(scalar, dtype),
         #[cfg(target_arch = "aarch64")]
         SimdLevel::Neon => dot_table!(neon, dtype),
         #[allow(unreachable_patterns)]
@@ -172,9 +200,9 @@ macro_rules! avx2_xn {
     };
 }
 
-/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
-/// bit-identical per row to that level's single-row kernel. The caller
-/// ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
+/// The four-activation-row dot product for `dtype` at exactly `level` (AVX2 only; AVX-512
+/// has the panel mat-mat instead, [`panel_fn`]), bit-identical per row to that level's
+/// single-row kernel. The caller ([`crate::quant::vec_dot_x4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX4Fn> {
     // Only x86-64 has four-row kernels so far.
     #[cfg(not(target_arch = "x86_64"))]
@@ -186,8 +214,8 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
     }
 }
 
-/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 only, so
-/// far), bit-identical per row to that level's single-row kernel: the four-row kernels'
+/// The eight-activation-row dot product for `dtype` at exactly `level` (AVX2 only), bit-identical
+/// per row to that level's single-row kernel: the four-row kernels'
 /// arithmetic with the weight block's unpacking shared by twice as many rows. The caller
 /// ([`crate::quant::vec_dot_x8_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<VecDotX8Fn> {
@@ -200,7 +228,7 @@ pub(in crate::quant) fn vec_dot_x8_fn(dtype: DType, level: SimdLevel) -> Option<
     }
 }
 
-/// The four-weight-row dot product for `dtype` at exactly `level` (AVX2 only, so far),
+/// The four-weight-row dot product for `dtype` at exactly `level` (AVX2 and AVX-512),
 /// bit-identical per row to that level's single-row kernel. The caller
 /// ([`crate::quant::vec_dot_rows4_fn`]) has already checked that the CPU supports `level`.
 pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
@@ -215,8 +243,46 @@ pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Opti
             DType::Q8_0 => Some(avx2_rows4::vec_dot_rows4_q8_0_q8_1 as VecDotRows4Fn),
             _ => None,
         },
+        #[cfg(target_arch = "x86_64")]
+        SimdLevel::Avx512 | SimdLevel::Amx => {
+            avx512_table!(dtype, vec_dot_rows4, VecDotRows4Fn)
+        }
         _ => None,
     }
+}
+
+/// The packed-panel mat-mat for `dtype` at exactly `level` (AVX-512 and AMX), bit-identical
+/// per row to that level's single-row kernel (both are the scalar reference's bits). The
+/// caller ([`crate::quant::panel_fn`]) has already checked that the CPU supports `level`.
+pub(in crate::quant) fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (dtype, level);
+    #[cfg(target_arch = "x86_64")]
+    if matches!(level, SimdLevel::Avx512 | SimdLevel::Amx) {
+        // The same panels at both levels; AMX multiplies them with tiles.
+        macro_rules! panel {
+            ($f:ident) => {
+                Some(PanelKernels {
+                    pack: avx512_panel::pack::<{ avx512::$f }>,
+                    act_sums: avx512_panel::act_sums,
+                    dot: if level == SimdLevel::Amx {
+                        amx::dot::<{ avx512::$f }>
+                    } else {
+                        avx512_panel::dot::<{ avx512::$f }>
+                    },
+                })
+            };
+        }
+        return match dtype {
+            DType::Q4_0 => panel!(Q4_0),
+            DType::Q4_1 => panel!(Q4_1),
+            DType::Q5_0 => panel!(Q5_0),
+            DType::Q5_1 => panel!(Q5_1),
+            DType::Q8_0 => panel!(Q8_0),
+            _ => None,
+        };
+    }
+    None
 }
 
 /// Checks the slice lengths every dot product in this family relies on: `n` is whole
