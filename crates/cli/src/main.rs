@@ -36,6 +36,14 @@ enum Command {
     Chat(cmd::chat::ChatArgs),
     /// Prompt and generation speed (tokens/s), by llama-bench's method.
     Bench(cmd::bench::BenchArgs),
+    /// Download a model from the Hugging Face Hub into the local store.
+    Pull(cmd::pull::PullArgs),
+    /// List the models in the local store.
+    List(cmd::store::ListArgs),
+    /// Show a stored model: its record, chat-template capabilities and GGUF summary.
+    Show(cmd::store::ShowArgs),
+    /// Remove models from the local store.
+    Rm(cmd::store::RmArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +57,10 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(*args),
         Command::Chat(args) => cmd::chat::run(&args),
         Command::Bench(args) => cmd::bench::run(&args),
+        Command::Pull(args) => cmd::pull::run(&args),
+        Command::List(args) => cmd::store::list(&args),
+        Command::Show(args) => cmd::store::show(&args),
+        Command::Rm(args) => cmd::store::rm(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

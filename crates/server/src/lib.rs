@@ -29,7 +29,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use api::reasoning::ReasoningFormat;
+pub use api::reasoning::{ReasoningFormat, TemplateReasoning};
 pub use error::ApiError;
 pub use metering::MeteringConfig;
 pub use state::{EngineFailure, ServedModel, ServerConfig};

@@ -12,7 +12,7 @@ use kaiyuan_kernels::DType;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
-mod text;
+pub mod text;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {

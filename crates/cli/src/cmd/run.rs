@@ -13,13 +13,15 @@ use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
 use super::model_file::{LoadArgs, ModelFile};
+use super::model_ref::{resolve_model, RefArgs};
 use super::sampling_args::{threads, SamplingArgs};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// The GGUF model.
+    /// The GGUF model: a file, or a Hugging Face reference (`OWNER/REPO[:QUANT]`,
+    /// `hf.co/…`, `OWNER/REPO/FILE.gguf`) taken from the local store, pulled when absent.
     #[arg(short, long)]
-    pub model: PathBuf,
+    pub model: String,
     /// The prompt to continue.
     #[arg(short, long)]
     pub prompt: String,
@@ -46,10 +48,13 @@ pub struct RunArgs {
     pub grammar: Option<PathBuf>,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub source: RefArgs,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let file = ModelFile::open_for_inference(&args.model, args.load)?;
+    let path = resolve_model(&args.model, args.source)?;
+    let file = ModelFile::open_for_inference(&path, args.load)?;
     let model = file.load_model()?;
     let tok = &file.tokenizer;
     let prompt = tok.encode_with_bos_eos(&args.prompt, args.special);

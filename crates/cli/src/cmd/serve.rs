@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use kaiyuan_engine::{Engine, EngineConfig};
+use kaiyuan_hub::ModelRef;
 use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
 use super::model_file::{LoadArgs, ModelFile};
+use super::model_ref::{resolve_model, RefArgs};
 use super::serve_metering::{self, MeteringArgs};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
@@ -27,7 +29,8 @@ when --api-key or --admin-key is set), /admin/keys and /admin/usage (the admin k
 GET /health and GET /metrics (always open, for probes and scrapers).")]
 pub struct ServeArgs {
     /// A GGUF model to serve, optionally with the name clients use (`-m FILE=NAME`);
-    /// repeat for several (one engine each). Default: SmolLM2-135M-Instruct.Q4_1.gguf
+    /// repeat for several (one engine each). A Hugging Face reference (`OWNER/REPO[:QUANT]`,
+    /// `hf.co/…`, `OWNER/REPO/FILE.gguf`) is taken from the local store, pulled when absent. Default: SmolLM2-135M-Instruct.Q4_1.gguf
     /// in $KAIYUAN_MODELS or models/.
     #[arg(short, long = "model", value_name = "MODEL[=ALIAS]")]
     pub models: Vec<String>,
@@ -91,6 +94,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
+    pub source: RefArgs,
+    #[command(flatten)]
     pub metering: MeteringArgs,
 }
 
@@ -119,16 +124,22 @@ fn model_specs(args: &ServeArgs) -> anyhow::Result<Vec<ModelSpec>> {
     let mut specs: Vec<ModelSpec> = Vec::new();
     for arg in given {
         // `FILE=ALIAS`, unless the whole argument is an existing file.
-        let (path, alias) = match arg.rsplit_once('=') {
-            Some((p, a)) if !Path::new(&arg).exists() => (PathBuf::from(p), Some(a.to_string())),
-            _ => (PathBuf::from(&arg), None),
+        let (given, alias) = match arg.rsplit_once('=') {
+            Some((p, a)) if !Path::new(&arg).exists() => (p.to_string(), Some(a.to_string())),
+            _ => (arg.clone(), None),
         };
+        // A Hugging Face reference is named as written; a file by its stem.
+        let is_ref = !Path::new(&given).exists() && ModelRef::looks_like_ref(&given);
+        let path = resolve_model(&given, args.source)?;
         if !path.is_file() {
             bail!("model file {} does not exist", path.display());
         }
-        let stem = path
-            .file_stem()
-            .map_or_else(|| arg.clone(), |s| s.to_string_lossy().into_owned());
+        let stem = if is_ref {
+            given.clone()
+        } else {
+            path.file_stem()
+                .map_or_else(|| arg.clone(), |s| s.to_string_lossy().into_owned())
+        };
         let name = alias
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| stem.clone());

@@ -8,7 +8,6 @@ mod display;
 mod input;
 
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use kaiyuan_engine::sampling::Sampler;
@@ -16,6 +15,7 @@ use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::Session;
 
 use super::model_file::{LoadArgs, ModelFile};
+use super::model_ref::{resolve_model, RefArgs};
 use super::sampling_args::{threads, SamplingArgs};
 use conversation::{Conversation, Limits, StopReason, Turn};
 use display::ReplyWriter;
@@ -23,9 +23,10 @@ use input::{read_input, Input, PromptKind, HELP};
 
 #[derive(clap::Args)]
 pub struct ChatArgs {
-    /// The GGUF model.
+    /// The GGUF model: a file, or a Hugging Face reference (`OWNER/REPO[:QUANT]`,
+    /// `hf.co/…`, `OWNER/REPO/FILE.gguf`) taken from the local store, pulled when absent.
     #[arg(short, long)]
-    pub model: PathBuf,
+    pub model: String,
     /// A system prompt, kept across /reset.
     #[arg(long)]
     pub system: Option<String>,
@@ -50,13 +51,16 @@ pub struct ChatArgs {
     pub show_prompt: bool,
     #[command(flatten)]
     pub load: LoadArgs,
+    #[command(flatten)]
+    pub source: RefArgs,
 }
 
 pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     if args.n_predict == 0 {
         bail!("-n 0: a reply needs at least one token");
     }
-    let file = ModelFile::open_for_inference(&args.model, args.load)?;
+    let path = resolve_model(&args.model, args.source)?;
+    let file = ModelFile::open_for_inference(&path, args.load)?;
     let model = file.load_model()?;
     let template = match &args.chat_template {
         Some(name) => {
@@ -100,7 +104,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let mut writer = ReplyWriter::new(stdout.lock(), stdout.is_terminal());
     eprintln!(
         "kaiyuan chat: {} ({}), context {ctx} tokens, {n_threads} threads, seed {seed}",
-        args.model.display(),
+        args.model,
         model.config().architecture,
     );
     eprintln!(
