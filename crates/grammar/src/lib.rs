@@ -154,6 +154,8 @@ impl std::error::Error for GrammarError {}
 pub struct GrammarVocab {
     factory: ParserFactory,
     vocab_size: usize,
+    /// Bytes no token starts with, if any (see [`Constraint::compute_mask`]).
+    unwritable: Option<Arc<[bool; 256]>>,
 }
 
 impl fmt::Debug for GrammarVocab {
@@ -169,6 +171,7 @@ impl GrammarVocab {
     /// end-of-generation ids) once the grammar allows the output to end.
     pub fn new(tok: Arc<Tokenizer>, eog: &[u32]) -> Result<GrammarVocab, GrammarError> {
         let trie = vocab::build_trie(&tok, eog);
+        let unwritable = vocab::unwritable_bytes(&trie);
         let vocab_size = tok.vocab_size();
         let env: TokEnv = Arc::new(vocab::KaiyuanEnv { trie, tok });
         let mut factory =
@@ -181,6 +184,7 @@ impl GrammarVocab {
         Ok(GrammarVocab {
             factory,
             vocab_size,
+            unwritable,
         })
     }
 
@@ -206,6 +210,7 @@ impl GrammarVocab {
             .map_err(|e| GrammarError::Invalid(clean_message(&e.to_string())))?;
         let mut constraint = Constraint {
             matcher: Matcher::new(Ok(parser)),
+            unwritable: self.unwritable.clone(),
             ready: None,
             reasoning: None,
             lazy: None,
@@ -272,6 +277,8 @@ impl TokenMask {
 /// request: choices advance independently.
 pub struct Constraint {
     matcher: Matcher,
+    /// The vocabulary's bytes that no token starts with, if any.
+    unwritable: Option<Arc<[bool; 256]>>,
     /// A mask computed ahead (the first one, at compile time).
     ready: Option<TokenMask>,
     /// Free reasoning still comes before the grammar ([`Constraint::after_reasoning`]).
@@ -300,6 +307,7 @@ impl Constraint {
     pub fn fork(&self) -> Constraint {
         Constraint {
             matcher: self.matcher.deep_clone(),
+            unwritable: self.unwritable.clone(),
             ready: self.ready.clone(),
             reasoning: self.reasoning.clone(),
             lazy: self.lazy.clone(),
@@ -354,6 +362,20 @@ impl Constraint {
         }
         if let Some(mask) = self.ready.take() {
             return Ok(mask);
+        }
+        // llguidance allows the tokens of the text the grammar forces next, assuming they
+        // spell all of it; when it holds a byte no token writes, they cannot, and the mask it
+        // computes may allow tokens the grammar then refuses (found by fuzzing). No output
+        // can get past that byte: stop here.
+        if let Some(unwritable) = &self.unwritable {
+            let forced = self.matcher.compute_ff_bytes();
+            // Text up to a forced special token (0xFF, then its name or `[id]`).
+            let text = forced.split(|&b| b == 0xFF).next().unwrap_or(&[]);
+            if let Some(&b) = text.iter().find(|&&b| unwritable[usize::from(b)]) {
+                return Err(GrammarError::Stuck(format!(
+                    "the grammar requires the byte 0x{b:02x}, which no token of this vocabulary writes"
+                )));
+            }
         }
         let mask = self
             .matcher

@@ -68,7 +68,67 @@ impl TokenizerEnv for KaiyuanEnv {
         &self.trie
     }
 
+    /// llguidance allows the tokens returned here when the grammar forces `s`, so they must
+    /// spell exactly `s`. Kaiyuan's encoder gives them for UTF-8 text whose every byte has a
+    /// token. Otherwise (a forced prefix that ends inside a character, or a byte the
+    /// vocabulary lacks, which the encoder writes as the unknown token: no text) the longest
+    /// tokens of the trie, up to the first byte no token starts with (`Constraint` stops
+    /// before forced text with such a byte: found by fuzzing).
     fn tokenize_bytes(&self, s: &[u8]) -> Vec<u32> {
-        self.tok.encode(&String::from_utf8_lossy(s), false)
+        if let Ok(text) = std::str::from_utf8(s) {
+            let ids = self.tok.encode(text, false);
+            if spells(&self.trie, &ids, s) {
+                return ids;
+            }
+        }
+        greedy_prefix(&self.trie, s)
     }
+}
+
+/// Whether the trie bytes of `ids` are exactly `s`.
+fn spells(trie: &TokTrie, ids: &[u32], s: &[u8]) -> bool {
+    let mut rest = s;
+    for &id in ids {
+        match rest.strip_prefix(trie.token(id)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// Longest-match tokens spelling `s` from its start, up to the first byte no token starts
+/// with (`TokTrie::greedy_tokenize` skips such a byte and goes on: other bytes than `s`).
+fn greedy_prefix(trie: &TokTrie, s: &[u8]) -> Vec<u32> {
+    let mut ids = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let mut node = trie.root();
+        let mut best = None;
+        for (j, &b) in s[i..].iter().enumerate() {
+            let Some(child) = trie.child_at_byte(node, b) else {
+                break;
+            };
+            node = child;
+            if let Some(id) = node.token_id() {
+                best = Some((id, j + 1));
+            }
+        }
+        let Some((id, len)) = best else {
+            break;
+        };
+        ids.push(id);
+        i += len;
+    }
+    ids
+}
+
+/// The bytes no token of `trie` starts with (bytes a byte-level vocabulary left out), or
+/// `None` when every byte starts some token.
+pub(crate) fn unwritable_bytes(trie: &TokTrie) -> Option<Arc<[bool; 256]>> {
+    let mut missing = [false; 256];
+    for b in 0..=255u8 {
+        missing[usize::from(b)] = trie.child_at_byte(trie.root(), b).is_none();
+    }
+    missing.iter().any(|&m| m).then(|| Arc::new(missing))
 }

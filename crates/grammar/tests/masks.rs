@@ -8,7 +8,7 @@ use kaiyuan_tokenizer::{Tokenizer, Vocab};
 use serde_json::json;
 
 // A SentencePiece-style vocabulary. Token types: 1 normal, 2 unknown, 3 control, 6 byte.
-const TOKENS: [(&str, i32); 18] = [
+const TOKENS: [(&str, i32); 20] = [
     ("<unk>", 2),      // 0
     ("<s>", 3),        // 1
     ("</s>", 3),       // 2: end of generation
@@ -27,6 +27,8 @@ const TOKENS: [(&str, i32); 18] = [
     ("\"a\"", 1),      // 15
     ("<|im_end|>", 3), // 16
     ("x", 1),          // 17
+    ("[", 1),          // 18
+    ("]", 1),          // 19
 ];
 const EOS: u32 = 2;
 

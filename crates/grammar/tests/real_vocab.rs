@@ -232,3 +232,50 @@ fn a_lazy_grammar_starts_at_its_trigger() {
     }
     assert!(!c.is_finished() && !c.is_active());
 }
+
+/// Walks `spec` taking, at each step, the first token the mask allows: every such token
+/// must be accepted (found by fuzzing: grammar_compile). A grammar the vocabulary cannot
+/// write may be refused, or get stuck where no token fits; that is an error, not a mask.
+fn follow_first_allowed(vocab: &GrammarVocab, spec: GrammarSpec) {
+    let Ok(mut c) = vocab.compile(&spec) else {
+        return;
+    };
+    for _ in 0..32 {
+        if c.is_finished() {
+            return;
+        }
+        let Ok(mask) = c.compute_mask() else {
+            return;
+        };
+        let token = (0..vocab.vocab_size() as u32)
+            .find(|&id| mask.allows(id))
+            .expect("a mask is never empty");
+        c.commit(token)
+            .unwrap_or_else(|e| panic!("{spec:?}: allowed token {token} refused: {e}"));
+    }
+}
+
+/// Text the grammar forces is tokenized to decide which tokens the mask allows. Bytes that
+/// SmolLM2's vocabulary has no token for (0x04) encode as the unknown token, and a forced
+/// prefix ending inside a character is not UTF-8: neither may put a token that does not
+/// spell those bytes in the mask.
+#[test]
+fn forced_bytes_only_allow_tokens_that_spell_them() {
+    let tok = tokenizer(MODELS[0]);
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    follow_first_allowed(&vocab, GrammarSpec::Regex("1\u{4}x".into()));
+    follow_first_allowed(&vocab, GrammarSpec::Regex("1+\u{0}\u{3}\u{4}\u{1}".into()));
+    // The fuzzer's input: the mask once allowed 0x00 where 0x03 was forced.
+    let nul = |n: usize| "\u{0}".repeat(n);
+    let found = format!(
+        "1+\u{0}\u{3}\u{4}{}o\"{}?<{}\u{4}{}",
+        nul(4),
+        nul(11),
+        nul(28),
+        nul(14)
+    );
+    follow_first_allowed(&vocab, GrammarSpec::Regex(found));
+    // Forced text whose missing byte comes after a few tokens (the mask was off by them).
+    follow_first_allowed(&vocab, GrammarSpec::Regex("inLength\u{4}\u{0}".into()));
+    follow_first_allowed(&vocab, GrammarSpec::Regex("ab(é|ê)".into()));
+}

@@ -25,6 +25,17 @@ mod sse;
 mod state;
 mod tools;
 
+/// The request parsers, public only so that the fuzz targets in `crates/server/fuzz` (a
+/// separate crate, outside the workspace) can call them. Not an API: hidden from the docs and
+/// free to change with the parsers.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::api::anthropic::{count_tokens, messages};
+    pub use crate::api::tools::{assistant_tool_calls, tools_request};
+    pub use crate::api::validate::{chat, completion};
+    pub use crate::extract::parse_object;
+}
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
