@@ -13,6 +13,8 @@ let conversations = store.loadConversations();
 let current = conversations[0] || store.newConversation();
 let controller = null; // AbortController of the running request
 let paintQueued = false;
+let serial = 0;
+const uid = () => `m${Date.now().toString(36)}${(serial++).toString(36)}`;
 
 const actions = { edit: editFrom, regenerate: regenerateAt };
 
@@ -150,12 +152,22 @@ function paint() {
   const box = $("messages");
   const nodes = box.querySelectorAll("article.msg");
   current.messages.forEach((m, i) => {
-    if (nodes[i]) renderMessage(m, i, actions, nodes[i]);
-    else box.append(renderMessage(m, i, actions));
+    // Only messages that changed are rebuilt (so an opened reasoning block stays open).
+    const sig = signature(m, i);
+    if (nodes[i] && nodes[i].dataset.sig === sig) return;
+    const node = nodes[i] ? renderMessage(m, i, actions, nodes[i]) : renderMessage(m, i, actions);
+    node.dataset.sig = sig;
+    if (!nodes[i]) box.append(node);
   });
   for (let i = current.messages.length; i < nodes.length; i++) nodes[i].remove();
   $("empty").hidden = current.messages.length > 0;
   box.scrollTop = box.scrollHeight;
+}
+
+function signature(m, i) {
+  const calls = m.tool_calls ? JSON.stringify(m.tool_calls).length : 0;
+  return [current.id, i, m.id, m.role, (m.content || "").length, (m.reasoning || "").length, calls,
+    m.streaming ? 1 : 0, m.error || "", JSON.stringify(m.stats || {})].join("|");
 }
 
 function paintSoon() {
@@ -189,7 +201,7 @@ function requestBody() {
 async function answer() {
   const body = requestBody();
   if (!body) return;
-  const reply = { role: "assistant", content: "", reasoning: "", streaming: true, stats: {} };
+  const reply = { id: uid(), role: "assistant", content: "", reasoning: "", streaming: true, stats: {} };
   current.messages.push(reply);
   persist();
   paint();
@@ -252,7 +264,7 @@ function setBusy(busy) {
 
 function send(text) {
   if (controller || !text.trim()) return;
-  current.messages.push({ role: "user", content: text });
+  current.messages.push({ id: uid(), role: "user", content: text });
   $("input").value = "";
   answer();
 }
