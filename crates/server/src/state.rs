@@ -128,6 +128,8 @@ pub struct ServerConfig {
     /// Chat: whether templates that can switch thinking render with it on when a request
     /// does not say (`--thinking on|off`).
     pub thinking: bool,
+    /// Serve the web UI (`/`, `/admin`, `/ui/*`); `--no-ui` turns it off.
+    pub ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -140,6 +142,7 @@ impl Default for ServerConfig {
             grace_period: Duration::from_secs(10),
             reasoning_format: ReasoningFormat::Deepseek,
             thinking: true,
+            ui: true,
         }
     }
 }
