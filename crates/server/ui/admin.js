@@ -34,7 +34,11 @@ function head(table, names) {
   return body;
 }
 
-const usd = (v) => (v === null || v === undefined ? "—" : `$${Number(v).toFixed(4)}`);
+function usd(v) {
+  if (v === null || v === undefined) return "—";
+  const n = Number(v);
+  return `$${n.toFixed(n !== 0 && Math.abs(n) < 0.01 ? 6 : 4)}`;
+}
 const limit = (v) => (v === null || v === undefined ? "—" : String(v));
 
 function notice(text) {
@@ -174,7 +178,10 @@ function chart(rows) {
     amount.textContent = byCost ? usd(value) : String(value);
     svg.append(rect, label, amount);
   });
-  box.append(svg);
+  const caption = document.createElement("p");
+  caption.className = "muted";
+  caption.textContent = byCost ? "Cost per day (USD)" : "Tokens per day (prompt + completion; nothing is priced)";
+  box.append(caption, svg);
 }
 
 function optionalNumber(id) {

@@ -315,7 +315,14 @@ function start() {
   $("settings-toggle").addEventListener("click", () => {
     $("settings").hidden = !$("settings").hidden;
   });
-  $("menu").addEventListener("click", () => document.body.classList.toggle("menu-open"));
+  $("menu").addEventListener("click", (e) => {
+    e.stopPropagation();
+    document.body.classList.toggle("menu-open");
+  });
+  // At phone width the list is a drawer: a tap beside it closes it.
+  document.querySelector(".main").addEventListener("click", () => {
+    document.body.classList.remove("menu-open");
+  });
   $("theme").addEventListener("click", () => {
     const order = ["auto", "light", "dark"];
     settings.theme = order[(order.indexOf(settings.theme) + 1) % order.length];
