@@ -6,7 +6,7 @@ Checks: the streamed answer grows in the page; Stop cancels (the server's cancel
 rises); switching models sends the other name; reasoning shows in a collapsible block; a
 model answer with <script> and <img onerror> renders as text (no element, no dialog); a wrong
 key gives a readable 401 message; the admin page creates a key, the chat page uses it, the
-admin page shows its usage row; phone width has no horizontal scroll. With
+admin page shows its usage row; phone width has no horizontal scroll; `--no-ui` serves no page. With
 KAIYUAN_UI_SCREENSHOTS=DIR it also saves the README's screenshots there.
 """
 
@@ -251,3 +251,16 @@ def test_desktop_screenshot(browser, ui_server, scheme):
     answer = wait_done(page)
     answer.locator("details.reasoning summary").click()
     page.screenshot(path=f"{SHOTS}/ui-chat-desktop-{scheme}.png")
+
+
+def test_no_ui_serves_no_page():
+    s = Server("-t", "1", "--no-ui")
+    try:
+        for path in ("/", "/admin", "/ui/chat.js"):
+            status, _, body = s.get(path)
+            assert status == 404, (path, status)
+            assert b'"error"' in body
+        assert s.get("/health")[0] == 200
+    finally:
+        assert s.terminate() == 0, f"log kept at {s.log_path}"
+
