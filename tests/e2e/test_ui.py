@@ -6,7 +6,8 @@ Checks: the streamed answer grows in the page; Stop cancels (the server's cancel
 rises); switching models sends the other name; reasoning shows in a collapsible block; a
 model answer with <script> and <img onerror> renders as text (no element, no dialog); a wrong
 key gives a readable 401 message; the admin page creates a key, the chat page uses it, the
-admin page shows its usage row; phone width has no horizontal scroll; `--no-ui` serves no page. With
+admin page shows its usage row; regenerate, edit-and-resend and the conversation list
+work; a context overflow reads as such; phone width has no horizontal scroll; `--no-ui` serves no page. With
 KAIYUAN_UI_SCREENSHOTS=DIR it also saves the README's screenshots there.
 """
 
@@ -176,6 +177,42 @@ def test_wrong_key_is_a_readable_401(browser, ui_server):
     expect(page.locator("#notice")).to_contain_text("API key")
     send(page, "Hello?")
     expect(last_answer(page).locator(".error")).to_contain_text("refused the API key (401)", timeout=WAIT_MS)
+
+
+def test_context_too_long_is_a_readable_message(browser, ui_server):
+    page = open_chat(browser, ui_server, maxTokens=1_000_000)
+    send(page, "Hello")
+    error = wait_done(page).locator(".error")
+    expect(error).to_contain_text("too long for the model's context")
+
+
+def test_regenerate_edit_and_conversations(browser, ui_server):
+    page = open_chat(browser, ui_server)
+    send(page, "First question")
+    wait_done(page)
+    with page.expect_request("**/v1/chat/completions") as again:
+        last_answer(page).get_by_role("button", name="Regenerate").click()
+    sent = again.value.post_data_json["messages"]
+    assert [m["content"] for m in sent] == ["First question"], "regenerate resends up to the user turn"
+    wait_done(page)
+    expect(page.locator("article.msg")).to_have_count(2)
+    # Edit: the text comes back into the input and the turns from it are dropped.
+    page.locator("article.msg.user").get_by_role("button", name="Edit").click()
+    expect(page.locator("#input")).to_have_value("First question")
+    expect(page.locator("article.msg")).to_have_count(0)
+    with page.expect_request("**/v1/chat/completions") as edited:
+        send(page, "Edited question")
+    assert [m["content"] for m in edited.value.post_data_json["messages"]] == ["Edited question"]
+    wait_done(page)
+    # A second conversation, then back to the first one from the list.
+    page.click("#new-chat")
+    expect(page.locator("article.msg")).to_have_count(0)
+    send(page, "Second chat")
+    wait_done(page)
+    page.locator("#conversations .conv-open", has_text="Edited question").click()
+    expect(page.locator("article.msg.user .bubble")).to_have_text("Edited question")
+    page.reload()
+    expect(page.locator("#conversations .conv-open", has_text="Second chat")).to_have_count(1)
 
 
 def test_admin_creates_a_key_that_the_chat_uses(browser, ui_server):
