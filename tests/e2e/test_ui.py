@@ -3,7 +3,7 @@ driven by Python Playwright against the real `kaiyuan serve` (debug build, SmolL
 names, metering on, the fixture thinking template so a reasoning block can be forced).
 
 Checks: the streamed answer grows in the page; Stop cancels (the server's cancelled counter
-rises); switching models sends the other name; reasoning shows in a collapsible block; a
+rises); switching models sends the other name; reasoning shows in a collapsible block; tool calls show as cards; a
 model answer with <script> and <img onerror> renders as text (no element, no dialog); a wrong
 key gives a readable 401 message; the admin page creates a key, the chat page uses it, the
 admin page shows its usage row; regenerate, edit-and-resend and the conversation list
@@ -156,6 +156,20 @@ def test_reasoning_streams_into_a_collapsible_block(browser, ui_server):
     assert answer.locator(".content").inner_text().strip() in ("Paris.", "Rome.")
 
 
+def test_tool_calls_show_as_cards(browser, ui_server):
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    extra = json.dumps({"tools": [tool], "tool_choice": "required"})
+    page = open_chat(browser, ui_server, extra=extra, maxTokens=60)
+    send(page, "What is the weather in Paris?")
+    answer = wait_done(page)
+    card = answer.locator(".tool-card")
+    expect(card).to_have_count(1)
+    expect(card.locator(".tool-name")).to_have_text("Tool call: get_weather")
+    expect(card.locator("pre")).to_contain_text('"city"')
+    assert "tool_calls" in answer.locator(".stats").inner_text()
+
+
 def test_model_html_renders_as_text(browser, ui_server):
     extra = grammar(literal(XSS))
     page = open_chat(browser, ui_server, extra=extra, maxTokens=64)
@@ -238,7 +252,9 @@ def test_admin_creates_a_key_that_the_chat_uses(browser, ui_server):
 
     chat = open_chat(browser, ui_server, key=key)
     send(chat, "Hello from the new key")
-    assert wait_done(chat).locator(".error").count() == 0
+    answer = wait_done(chat)
+    assert answer.locator(".error").count() == 0
+    expect(answer.locator(".stats")).to_contain_text("cost $0.0", timeout=WAIT_MS)
 
     admin.reload()
     expect(admin.locator("#usage tbody")).to_contain_text("ui-team", timeout=WAIT_MS)

@@ -210,9 +210,11 @@ async function answer() {
   const started = performance.now();
   let first = null;
   let pieces = 0;
+  let responseId = null;
   try {
     await streamChat(body, settings.apiKey, controller.signal, (chunk) => {
       if (chunk.usage) reply.stats.usage = chunk.usage;
+      if (chunk.id) responseId = chunk.id;
       const choice = (chunk.choices || [])[0];
       if (!choice) return;
       const d = choice.delta || {};
@@ -253,6 +255,21 @@ async function answer() {
     setBusy(false);
     persist();
     paint();
+  }
+  if (responseId && reply.stats.usage) addCost(reply, responseId);
+}
+
+/** With an issued (metered) key: the answer's cost from the key's own usage records. */
+async function addCost(reply, responseId) {
+  try {
+    const usage = await callJson("GET", "/v1/usage?limit=50", settings.apiKey);
+    const record = (usage.data || []).find((r) => r.id === responseId);
+    if (!record) return;
+    reply.stats.cost = record.cost;
+    persist();
+    paint();
+  } catch {
+    // Not metered (no key, the admin key, or metering off): no cost to show.
   }
 }
 

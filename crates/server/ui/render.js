@@ -1,7 +1,8 @@
 // The chat page's DOM for one message: a user bubble (with Edit), or an assistant answer
 // with its reasoning in a collapsible block (open while it streams), its tool calls as
 // cards, its Markdown content (through markdown.js: escaped first), its error, and its
-// stats line (time to first token, tokens/s, prompt / cached / completion tokens). Text
+// stats line (time to first token, tokens/s, prompt / cached / completion tokens, cost
+// when the key is metered). Text
 // from the model only ever reaches the page via textContent or renderMarkdown.
 
 import { renderMarkdown } from "./markdown.js";
@@ -27,6 +28,7 @@ export function statsText(stats) {
     const reasoning = u.completion_tokens_details && u.completion_tokens_details.reasoning_tokens;
     if (reasoning) parts.push(`reasoning ${reasoning}`);
   }
+  if (typeof stats.cost === "number") parts.push(`cost $${stats.cost.toFixed(6)}`);
   if (stats.finish) parts.push(stats.finish);
   return parts.join(" · ");
 }
