@@ -14,6 +14,7 @@ let current = conversations[0] || store.newConversation();
 let controller = null; // AbortController of the running request
 let paintQueued = false;
 let serial = 0;
+const unmeteredKeys = new Set();
 const uid = () => `m${Date.now().toString(36)}${(serial++).toString(36)}`;
 
 const actions = { edit: editFrom, regenerate: regenerateAt };
@@ -261,6 +262,7 @@ async function answer() {
 
 /** With an issued (metered) key: the answer's cost from the key's own usage records. */
 async function addCost(reply, responseId) {
+  if (unmeteredKeys.has(settings.apiKey)) return;
   try {
     const usage = await callJson("GET", "/v1/usage?limit=50", settings.apiKey);
     const record = (usage.data || []).find((r) => r.id === responseId);
@@ -269,7 +271,9 @@ async function addCost(reply, responseId) {
     persist();
     paint();
   } catch {
-    // Not metered (no key, the admin key, or metering off): no cost to show.
+    // Not metered (no key, the admin key, or metering off): no cost to show, and no more
+    // asking with this key.
+    unmeteredKeys.add(settings.apiKey);
   }
 }
 
