@@ -49,7 +49,7 @@ def ui_server():
 def browser():
     assert os.path.exists(CHROMIUM), f"{CHROMIUM} is missing: run scripts/install-chromium"
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield b
         b.close()
 
