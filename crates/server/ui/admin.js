@@ -151,7 +151,7 @@ function chart(rows) {
   const svg = document.createElementNS(ns, "svg");
   const width = 600;
   const height = 200;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("viewBox", `-40 0 ${width + 80} ${height}`); // room for the end labels
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", byCost ? "Cost per day" : "Tokens per day");
   const max = Math.max(...entries.map((e) => e[1])) || 1;
