@@ -7,7 +7,8 @@ rises); switching models sends the other name; reasoning shows in a collapsible 
 model answer with <script> and <img onerror> renders as text (no element, no dialog); a wrong
 key gives a readable 401 message; the admin page creates a key, the chat page uses it, the
 admin page shows its usage row; regenerate, edit-and-resend and the conversation list
-work; a context overflow reads as such; phone width has no horizontal scroll; `--no-ui` serves no page. With
+work; the settings (JSON mode, sampling, thinking, system prompt) reach the request; a
+context overflow reads as such; phone width has no horizontal scroll; `--no-ui` serves no page. With
 KAIYUAN_UI_SCREENSHOTS=DIR it also saves the README's screenshots there.
 """
 
@@ -155,6 +156,20 @@ def test_reasoning_streams_into_a_collapsible_block(browser, ui_server):
     block.locator("summary").click()
     assert block.locator(".reasoning-text").inner_text().strip().startswith(("hmm", "well"))
     assert answer.locator(".content").inner_text().strip() in ("Paris.", "Rome.")
+
+
+def test_settings_reach_the_request(browser, ui_server):
+    page = open_chat(browser, ui_server, jsonMode=True, temperature=0.5, topP=0.9, maxTokens=48,
+                     system="Answer in JSON.")
+    with page.expect_request("**/v1/chat/completions") as request:
+        send(page, "Give me a JSON object about a cat.")
+    body = request.value.post_data_json
+    assert body["response_format"] == {"type": "json_object"}
+    assert (body["temperature"], body["top_p"], body["max_tokens"]) == (0.5, 0.9, 48)
+    assert body["thinking"] == {"type": "disabled"}
+    assert body["messages"][0] == {"role": "system", "content": "Answer in JSON."}
+    text = wait_done(page).locator(".content").inner_text().strip()
+    assert text.startswith("{"), text
 
 
 def test_tool_calls_show_as_cards(browser, ui_server):
