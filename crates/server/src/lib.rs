@@ -7,7 +7,7 @@
 //!   when loaded ([`Server::set_models`]), shut down gracefully on a signal ([`Server::run`]).
 //! - `routes/`: one file per endpoint family; `api/`: request, validation, response types;
 //!   `generate.rs`: choices as engine requests; `sse.rs`: streams; `error.rs`: the one
-//!   place errors become HTTP statuses.
+//!   place errors become HTTP statuses; `ui/`: the embedded web UI (`/`, `/admin`).
 
 mod api;
 mod auth;
@@ -24,6 +24,7 @@ mod routes;
 mod sse;
 mod state;
 mod tools;
+mod ui;
 
 /// The request parsers, public only so that the fuzz targets in `crates/server/fuzz` (a
 /// separate crate, outside the workspace) can call them. Not an API: hidden from the docs and

@@ -131,6 +131,8 @@ pub struct ServerConfig {
     /// Prompts rendered and tokenized at once (CPU work before a request reaches the
     /// engine); more wait. Default: the number of CPUs.
     pub prompt_workers: usize,
+    /// Serve the web UI (`/`, `/admin`, `/ui/*`); `--no-ui` turns it off.
+    pub ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -144,6 +146,7 @@ impl Default for ServerConfig {
             reasoning_format: ReasoningFormat::Deepseek,
             thinking: true,
             prompt_workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ui: true,
         }
     }
 }

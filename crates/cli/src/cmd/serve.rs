@@ -26,7 +26,8 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
 POST /tokenize, POST /detokenize, GET /v1/usage, GET /user/balance (these need a key
 when --api-key or --admin-key is set), /admin/keys and /admin/usage (the admin key),
-GET /health and GET /metrics (always open, for probes and scrapers).")]
+GET /health and GET /metrics (always open, for probes and scrapers); the web UI at
+GET / (chat) and GET /admin (keys and usage) unless --no-ui.")]
 pub struct ServeArgs {
     /// A GGUF model to serve, optionally with the name clients use (`-m FILE=NAME`);
     /// repeat for several (one engine each). A Hugging Face reference (`OWNER/REPO[:QUANT]`,
@@ -91,6 +92,9 @@ pub struct ServeArgs {
     /// templates that read `enable_thinking`.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     pub thinking: String,
+    /// Do not serve the web UI (the chat page at `/`, the admin page at `/admin`).
+    #[arg(long)]
+    pub no_ui: bool,
     #[command(flatten)]
     pub load: LoadArgs,
     #[command(flatten)]
@@ -249,6 +253,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             _ => ReasoningFormat::Deepseek,
         },
         thinking: args.thinking == "on",
+        ui: !args.no_ui,
         ..ServerConfig::default()
     };
     let config = match args.prompt_workers {

@@ -63,12 +63,18 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             auth::require_admin,
         ));
+    let ui = if state.config.ui {
+        crate::ui::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .route("/health", get(info::health))
         .route("/metrics", get(info::metrics))
         .merge(api)
         .merge(anthropic)
         .merge(admin)
+        .merge(ui)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
