@@ -81,7 +81,8 @@ def test_a_stop_sequence_is_reported(server):
 def test_tool_use_then_a_tool_result_turn(server):
     c = client(server)
     r = c.messages.create(model=MODEL, max_tokens=80, extra_body=GREEDY, tools=TOOLS,
-                          tool_choice={"type": "any"},
+                          # One call: this small model repeats parallel calls until max_tokens.
+                          tool_choice={"type": "any", "disable_parallel_tool_use": True},
                           messages=[{"role": "user", "content": "What is the weather in Paris?"}])
     assert r.stop_reason == "tool_use"
     uses = [b for b in r.content if b.type == "tool_use"]
@@ -99,7 +100,8 @@ def test_tool_use_then_a_tool_result_turn(server):
     assert follow.content[0].type == "text" and follow.content[0].text
     # Streamed tool use: input_json_delta fragments reassemble to the same input.
     with c.messages.stream(model=MODEL, max_tokens=80, extra_body=GREEDY, tools=TOOLS,
-                           tool_choice={"type": "tool", "name": "get_weather"},
+                           tool_choice={"type": "tool", "name": "get_weather",
+                                        "disable_parallel_tool_use": True},
                            messages=[{"role": "user", "content": "Weather in Rome?"}]) as s:
         final = s.get_final_message()
     use = [b for b in final.content if b.type == "tool_use"][0]
