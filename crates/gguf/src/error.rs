@@ -122,6 +122,10 @@ pub enum GgufError {
 
     #[error("unsupported tensor types: {}", list_tensors(.0))]
     UnsupportedTensorTypes(Vec<(String, DType)>),
+
+    /// A `gguf-split` model whose shards are missing or do not belong together.
+    #[error("split model {path}: {reason}")]
+    Split { path: PathBuf, reason: String },
 }
 
 fn list_tensors(tensors: &[(String, DType)]) -> String {

@@ -34,7 +34,7 @@ impl TensorInfo {
 }
 
 /// The bytes a [`GgufFile`] was parsed from.
-enum Storage {
+pub(crate) enum Storage {
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
     /// A copy of the file in huge-page memory.
@@ -42,7 +42,7 @@ enum Storage {
 }
 
 impl Storage {
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Storage::Mapped(m) => m,
             Storage::Owned(v) => v,
@@ -64,6 +64,17 @@ pub struct GgufFile {
     tensors: Vec<TensorInfo>,
     tensor_index: HashMap<String, usize>,
     data_offset: u64,
+    /// The other shards of a `gguf-split` model (see `split.rs`); empty for one file.
+    pub(crate) shards: Vec<Shard>,
+    /// Per tensor, which storage holds its data: 0 this file's, `k` `shards[k - 1]`.
+    /// Empty for one file.
+    pub(crate) tensor_shard: Vec<u16>,
+}
+
+/// One more shard of a split model: its bytes and where its data section starts.
+pub(crate) struct Shard {
+    pub(crate) storage: Storage,
+    pub(crate) data_offset: u64,
 }
 
 impl std::fmt::Debug for GgufFile {
@@ -99,6 +110,15 @@ impl GgufFile {
         // the mapping is an ordinary read-only byte slice that lives as long as `self`.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
         GgufFile::from_storage(Storage::Mapped(map))
+    }
+
+    /// Opens `path` mapped ([`GgufFile::open`]) or copied ([`GgufFile::open_resident`]).
+    pub(crate) fn open_one(path: &Path, resident: bool) -> Result<GgufFile, GgufError> {
+        if resident {
+            GgufFile::open_resident(path)
+        } else {
+            GgufFile::open(path)
+        }
     }
 
     /// Reads the file at `path` into memory of its own and validates it: an anonymous
@@ -138,7 +158,7 @@ impl GgufFile {
         GgufFile::from_storage(Storage::Owned(bytes))
     }
 
-    fn from_storage(storage: Storage) -> Result<GgufFile, GgufError> {
+    pub(crate) fn from_storage(storage: Storage) -> Result<GgufFile, GgufError> {
         let Parsed {
             version,
             alignment,
@@ -165,7 +185,41 @@ impl GgufFile {
             tensors,
             tensor_index,
             data_offset,
+            shards: Vec::new(),
+            tensor_shard: Vec::new(),
         })
+    }
+
+    /// Takes the other shards' tensors into this one (`split.rs` checked them): their
+    /// infos are appended, their bytes kept alive beside this file's.
+    pub(crate) fn absorb(&mut self, shards: Vec<GgufFile>) -> Result<(), GgufError> {
+        self.tensor_shard = vec![0; self.tensors.len()];
+        for (k, shard) in shards.into_iter().enumerate() {
+            let id = u16::try_from(k + 1).map_err(|_| GgufError::CountTooLarge {
+                what: "split.count".into(),
+                count: k as u64 + 1,
+                remaining: 0,
+                min_each: 1,
+            })?;
+            for t in shard.tensors {
+                if self.tensor_index.contains_key(&t.name) {
+                    return Err(GgufError::DuplicateTensor(t.name));
+                }
+                self.tensor_index.insert(t.name.clone(), self.tensors.len());
+                self.tensors.push(t);
+                self.tensor_shard.push(id);
+            }
+            self.shards.push(Shard {
+                storage: shard.storage,
+                data_offset: shard.data_offset,
+            });
+        }
+        Ok(())
+    }
+
+    /// Shards of a split model, this file included (1 for a whole file).
+    pub fn shard_count(&self) -> usize {
+        1 + self.shards.len()
     }
 
     /// GGUF format version (2 or 3).
@@ -338,13 +392,40 @@ impl GgufFile {
     /// Panics if `t` is not one of this file's tensor infos (a programmer error): the
     /// ranges of this file's tensors were checked against its length when it was opened.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
-        let start = self.data_offset.checked_add(t.offset);
+        let (bytes, data_offset) = match self.shard_of(t) {
+            0 => (self.storage.bytes(), self.data_offset),
+            k => {
+                let s = &self.shards[k - 1];
+                (s.storage.bytes(), s.data_offset)
+            }
+        };
+        let start = data_offset.checked_add(t.offset);
         let end = start.and_then(|s| s.checked_add(t.size));
         let range = start
             .zip(end)
             .and_then(|(s, e)| Some((usize::try_from(s).ok()?, usize::try_from(e).ok()?)))
-            .and_then(|(s, e)| self.storage.bytes().get(s..e));
+            .and_then(|(s, e)| bytes.get(s..e));
         range.expect("invariant: tensor_data called with a TensorInfo of this file")
+    }
+
+    /// Which storage holds `t`'s data (0: this file's). Found from `t`'s place in the
+    /// tensor table (callers pass references into [`GgufFile::tensors`]), else by name.
+    fn shard_of(&self, t: &TensorInfo) -> usize {
+        if self.tensor_shard.is_empty() {
+            return 0;
+        }
+        let base = self.tensors.as_ptr() as usize;
+        let size = std::mem::size_of::<TensorInfo>();
+        let at = (t as *const TensorInfo as usize).wrapping_sub(base);
+        let idx = if at % size == 0 && at / size < self.tensors.len() {
+            at / size
+        } else {
+            match self.tensor_index.get(&t.name) {
+                Some(&i) => i,
+                None => return 0,
+            }
+        };
+        usize::from(self.tensor_shard[idx])
     }
 
     /// The raw bytes of the tensor called `name`.

@@ -6,11 +6,14 @@
 //! front (every check is listed in the `parse` module and exercised by
 //! `tests/malformed.rs`), so [`GgufFile::tensor_data`] is a
 //! plain slice of the mapping. [`writer`] builds GGUF files for tests and fixtures.
+//! [`GgufFile::open_split`] opens a `gguf-split` model (`NAME-00001-of-0000N.gguf`) as one
+//! file: the first shard's metadata, every shard's tensors.
 
 mod error;
 mod file;
 mod names;
 mod parse;
+mod split;
 mod value;
 pub mod writer;
 
@@ -18,4 +21,5 @@ pub use error::GgufError;
 pub use file::{GgufFile, TensorInfo};
 pub use names::file_type_name;
 pub use parse::{DEFAULT_ALIGNMENT, MAX_ARRAY_NESTING, MAX_DIMS};
+pub use split::shard_paths;
 pub use value::{Array, Value, ValueType};

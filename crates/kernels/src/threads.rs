@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 /// How long a waiting thread spins before blocking.
 pub const SPIN_TIME: Duration = Duration::from_micros(50);
 
-/// Tasks per thread that [`ThreadPool::run_split_mut`] cuts its data into: enough that a
+/// Tasks per thread that [`PoolCore::run_split_mut`] cuts its data into: enough that a
 /// thread arriving late finds work left, few enough that claiming costs nothing.
 pub const TASKS_PER_THREAD: usize = 4;
 
@@ -164,8 +164,14 @@ unsafe fn run_tasks_of(s: &Shared, job: Job) -> Option<Box<dyn Any + Send>> {
 }
 
 /// A fixed set of worker threads that run closures in parallel, the calling thread
-/// taking part.
+/// taking part. A handle: with [`share_pools`] on, every `ThreadPool::new` in the process
+/// hands out the same pool (see `shared.rs`); the methods are those of [`PoolCore`].
 pub struct ThreadPool {
+    core: Arc<PoolCore>,
+}
+
+/// The pool itself (its threads and the dispatch); reached through a [`ThreadPool`].
+pub struct PoolCore {
     shared: Arc<Shared>,
     workers: Vec<JoinHandle<()>>,
     n_threads: usize,
@@ -174,10 +180,35 @@ pub struct ThreadPool {
 }
 
 impl ThreadPool {
-    /// A pool of `n_threads` threads in all, counting the caller of [`run`](Self::run)
-    /// (`0` is treated as `1`; `1` runs everything inline and spawns nothing). If the OS
-    /// refuses to spawn a thread, the pool keeps the ones it got and says so on stderr.
+    /// A pool of `n_threads` threads in all, counting the caller of
+    /// [`run`](PoolCore::run) (`0` is treated as `1`; `1` runs everything inline and spawns
+    /// nothing). If the OS refuses to spawn a thread, the pool keeps the ones it got and
+    /// says so on stderr. With [`share_pools`] on and `n_threads` at least its budget, the
+    /// process's one shared pool instead.
     pub fn new(n_threads: usize) -> ThreadPool {
+        match shared::shared_pool(n_threads) {
+            Some(core) => ThreadPool { core },
+            None => ThreadPool {
+                core: Arc::new(PoolCore::new(n_threads)),
+            },
+        }
+    }
+
+    /// Whether `self` and `other` are handles to the same pool.
+    pub fn same_pool(&self, other: &ThreadPool) -> bool {
+        Arc::ptr_eq(&self.core, &other.core)
+    }
+}
+
+impl std::ops::Deref for ThreadPool {
+    type Target = PoolCore;
+    fn deref(&self) -> &PoolCore {
+        &self.core
+    }
+}
+
+impl PoolCore {
+    fn new(n_threads: usize) -> PoolCore {
         let wanted = n_threads.max(1);
         let shared = Arc::new(Shared {
             generation: AtomicU64::new(0),
@@ -214,7 +245,7 @@ impl ThreadPool {
             }
         }
         let n_threads = workers.len() + 1;
-        ThreadPool {
+        PoolCore {
             shared,
             workers,
             n_threads,
@@ -450,7 +481,7 @@ fn worker_loop(s: &Shared) {
     }
 }
 
-impl Drop for ThreadPool {
+impl Drop for PoolCore {
     /// Stops and joins the workers (they are idle: `run` borrows the pool).
     fn drop(&mut self) {
         let s = &*self.shared;
@@ -471,10 +502,13 @@ impl Drop for ThreadPool {
 impl std::fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ThreadPool")
-            .field("n_threads", &self.n_threads)
+            .field("n_threads", &self.core.n_threads)
             .finish()
     }
 }
+
+mod shared;
+pub use shared::{share_pools, shared_budget};
 
 #[cfg(test)]
 mod tests;

@@ -26,8 +26,17 @@ pub enum ApiError {
     Unsupported { param: String, message: String },
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
-    #[error("the model `{0}` is not served here (see GET /v1/models)")]
-    ModelNotFound(String),
+    #[error("the model `{model}` does not exist here; the models are: {available} (see GET /v1/models)")]
+    ModelNotFound { model: String, available: String },
+    /// A configured model that cannot serve now: still loading after the wait
+    /// (`model_loading`), its load failed (`model_load_failed`), or no room under the
+    /// memory budget (`model_no_room`).
+    #[error("the model `{model}` is unavailable: {reason}")]
+    ModelUnavailable {
+        model: String,
+        code: &'static str,
+        reason: String,
+    },
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("method {0} is not allowed here")]
@@ -89,7 +98,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. } | ApiError::Unsupported { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::ModelNotFound(_) | ApiError::RouteNotFound(_) | ApiError::NotFound(_) => {
+            ApiError::ModelNotFound { .. } | ApiError::RouteNotFound(_) | ApiError::NotFound(_) => {
                 StatusCode::NOT_FOUND
             }
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
@@ -101,9 +110,10 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::QueueFull { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Loading | ApiError::ShuttingDown | ApiError::EngineDead(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Loading
+            | ApiError::ShuttingDown
+            | ApiError::EngineDead(_)
+            | ApiError::ModelUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Engine(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -113,7 +123,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { .. }
             | ApiError::Unsupported { .. }
-            | ApiError::ModelNotFound(_)
+            | ApiError::ModelNotFound { .. }
             | ApiError::RouteNotFound(_)
             | ApiError::MethodNotAllowed(_)
             | ApiError::PayloadTooLarge { .. }
@@ -129,7 +139,8 @@ impl ApiError {
             ApiError::Loading
             | ApiError::ShuttingDown
             | ApiError::Engine(_)
-            | ApiError::EngineDead(_) => "server_error",
+            | ApiError::EngineDead(_)
+            | ApiError::ModelUnavailable { .. } => "server_error",
         }
     }
 
@@ -139,13 +150,14 @@ impl ApiError {
             ApiError::Invalid { .. } => return None,
             ApiError::Unsupported { .. } => "unsupported_parameter",
             ApiError::Unauthorized => "invalid_api_key",
-            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::RouteNotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::QueueFull { .. } => "queue_full",
             ApiError::Loading => "model_loading",
+            ApiError::ModelUnavailable { code, .. } => code,
             ApiError::ShuttingDown => "shutting_down",
             ApiError::Engine(_) => "engine_error",
             ApiError::EngineDead(_) => "engine_failed",
@@ -162,7 +174,7 @@ impl ApiError {
         match self {
             ApiError::Invalid { param, .. } => param.as_deref(),
             ApiError::Unsupported { param, .. } => Some(param),
-            ApiError::ModelNotFound(_) => Some("model"),
+            ApiError::ModelNotFound { .. } => Some("model"),
             _ => None,
         }
     }

@@ -5,6 +5,8 @@
 //!
 //! - [`Server`]: bind first, serve `/health` (503 while loading) at once, install the models
 //!   when loaded ([`Server::set_models`]), shut down gracefully on a signal ([`Server::run`]).
+//! - `models/`: the registry of configured models: load on first request, keep-alive,
+//!   the memory budget (LRU unloading), aliases, `/v1/models` cards.
 //! - `routes/`: one file per endpoint family; `api/`: request, validation, response types;
 //!   `generate.rs`: choices as engine requests; `sse.rs`: streams; `error.rs`: the one
 //!   place errors become HTTP statuses; `ui/`: the embedded web UI (`/`, `/admin`).
@@ -19,6 +21,7 @@ mod generate;
 mod log;
 mod metering;
 mod metrics;
+pub mod models;
 pub mod prompt;
 mod routes;
 mod sse;
@@ -44,6 +47,7 @@ use std::time::Duration;
 pub use api::reasoning::{ReasoningFormat, TemplateReasoning};
 pub use error::ApiError;
 pub use metering::MeteringConfig;
+pub use models::{LoadFn, ModelEntry, RegistryConfig};
 pub use state::{EngineFailure, ServedModel, ServerConfig};
 
 use state::AppState;
@@ -70,9 +74,41 @@ impl Server {
         routes::router(Arc::clone(&self.state))
     }
 
-    /// Installs the loaded models (once): `/health` turns 200 and requests are served.
+    /// Installs the start-up models, loaded (once): `/health` turns 200 and requests are
+    /// served. A model configured with [`Server::add_models`] under the same name keeps
+    /// its entry (aliases, pinning); others are added pinned.
     pub fn set_models(&self, models: Vec<ServedModel>) -> bool {
         self.state.set_models(models)
+    }
+
+    /// Configures models the server knows before any is loaded: those with a loader load
+    /// on their first request (and may be unloaded again: keep-alive, memory budget). A
+    /// name or alias used twice is an error.
+    pub fn add_models(&self, models: Vec<ModelEntry>) -> Result<(), String> {
+        models
+            .into_iter()
+            .try_for_each(|m| self.state.registry.add(m))
+    }
+
+    /// Starts the keep-alive housekeeping on the current tokio runtime (`run` does it):
+    /// unpinned models idle for longer than the keep-alive are unloaded.
+    pub fn spawn_keep_alive(&self) {
+        let Some(keep_alive) = self.state.config.registry.keep_alive else {
+            return;
+        };
+        let state = Arc::downgrade(&self.state);
+        let tick = (keep_alive / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                interval.tick().await;
+                let Some(state) = state.upgrade() else { return };
+                if state.is_shutting_down() {
+                    return;
+                }
+                state.registry.unload_idle();
+            }
+        });
     }
 
     /// The first served model whose engine has died, with why (`None` while all run, and
@@ -99,6 +135,7 @@ impl Server {
             state.begin_shutdown(grace);
             let _ = signalled_tx.send(());
         };
+        self.spawn_keep_alive();
         let serve = axum::serve(listener, self.router()).with_graceful_shutdown(signal);
         let deadline = async move {
             match signalled_rx.await {
@@ -114,7 +151,7 @@ impl Server {
             // Usage of the requests that ended during the drain.
             m.meter.flush().await;
         }
-        let models: Vec<_> = self.state.models().unwrap_or_default().to_vec();
+        let models = self.state.registry.loaded();
         tokio::task::spawn_blocking(move || {
             for m in models {
                 m.engine.join();

@@ -1,9 +1,10 @@
-//! What every handler shares: the served models (set once loading ends), the server's
-//! settings, and the counters the engines do not keep (requests refused before reaching
-//! an engine).
+//! What every handler shares: the model registry (the configured models, loaded on
+//! demand; ready once the start-up models are installed), the server's settings, and the
+//! counters the engines do not keep (requests refused before reaching an engine).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kaiyuan_chat::ChatTemplate;
@@ -13,6 +14,7 @@ use kaiyuan_tokenizer::Tokenizer;
 
 use crate::api::reasoning::{ReasoningFormat, TemplateReasoning};
 use crate::error::ApiError;
+use crate::models::{ModelEntry, Registry, RegistryConfig};
 
 /// One loaded model with its engine.
 pub struct ServedModel {
@@ -31,6 +33,9 @@ pub struct ServedModel {
     grammar: Arc<OnceLock<Result<Arc<GrammarVocab>, String>>>,
     /// Requests refused for this model before or at the engine's door.
     pub counters: RefusalCounters,
+    /// Request fields (`temperature`, `top_p`, `max_tokens`…) used where a chat or
+    /// completion request leaves them out (a models file's `sampling`).
+    pub sampling_defaults: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ServedModel {
@@ -61,7 +66,35 @@ impl ServedModel {
             template,
             grammar,
             counters: RefusalCounters::default(),
+            sampling_defaults: serde_json::Map::new(),
         }
+    }
+
+    /// Sets the default sampling fields (see [`ServedModel::sampling_defaults`]).
+    pub fn with_defaults(mut self, defaults: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.sampling_defaults = defaults;
+        self
+    }
+
+    /// `body` with the default sampling fields it lacks, or `None` when there is nothing to
+    /// add (no defaults, or the body is not an object: validation reports that).
+    /// `max_tokens` is not added when the body has `max_completion_tokens`.
+    pub fn with_sampling_defaults(&self, body: &serde_json::Value) -> Option<serde_json::Value> {
+        let obj = body.as_object()?;
+        let missing: Vec<_> = self
+            .sampling_defaults
+            .iter()
+            .filter(|(k, _)| !obj.contains_key(k.as_str()))
+            .filter(|(k, _)| !(k.as_str() == "max_tokens" && obj.contains_key("max_completion_tokens")))
+            .collect();
+        if missing.is_empty() {
+            return None;
+        }
+        let mut obj = obj.clone();
+        for (k, v) in missing {
+            obj.insert(k.clone(), v.clone());
+        }
+        Some(serde_json::Value::Object(obj))
     }
 
     /// The vocabulary prepared for structured output; blocks until it is ready (call it
@@ -77,9 +110,6 @@ impl ServedModel {
             .clone()
     }
 
-    fn answers_to(&self, requested: &str) -> bool {
-        requested == self.name || requested == self.stem
-    }
 }
 
 fn prepare_grammar(tokenizer: Arc<Tokenizer>, eog: &[u32]) -> Result<Arc<GrammarVocab>, String> {
@@ -112,8 +142,11 @@ impl RefusalCounters {
 /// The server's settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
-    /// The names of the models being served, in command-line order (known before loading).
+    /// Models installed at start by `Server::set_models` (known before loading), in
+    /// command-line order; more come with `Server::add_models`.
     pub model_names: Vec<String>,
+    /// Keep-alive, memory budget and load wait of the models loaded on demand.
+    pub registry: RegistryConfig,
     /// Accepted bearer keys (unmetered); empty and no metering: no authentication.
     pub api_keys: Vec<String>,
     /// Issued keys, usage, budgets and limits, and the admin API (`--admin-key`); `None`:
@@ -139,6 +172,7 @@ impl Default for ServerConfig {
     fn default() -> ServerConfig {
         ServerConfig {
             model_names: Vec::new(),
+            registry: RegistryConfig::default(),
             api_keys: Vec::new(),
             metering: None,
             body_limit: 4 * 1024 * 1024,
@@ -154,7 +188,10 @@ impl Default for ServerConfig {
 /// Shared by all handlers.
 pub struct AppState {
     pub config: ServerConfig,
-    models: OnceLock<Vec<Arc<ServedModel>>>,
+    /// Every configured model and which are loaded.
+    pub registry: Registry,
+    /// The start-up models are installed (`/health` 200).
+    ready: AtomicBool,
     shutting_down: AtomicBool,
     /// Unix seconds when the server started (`created` of the model list).
     pub started: u64,
@@ -166,66 +203,84 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: ServerConfig) -> AppState {
+        let registry = Registry::new(config.registry);
+        for name in &config.model_names {
+            // Names are unique here (the CLI checked); a duplicate just stays one entry.
+            let _ = registry.add(ModelEntry {
+                name: name.clone(),
+                aliases: Vec::new(),
+                pinned: true,
+                bytes: 0,
+                context: None,
+                load: None,
+            });
+        }
         AppState {
             prompt_work: tokio::sync::Semaphore::new(config.prompt_workers.max(1)),
             config,
-            models: OnceLock::new(),
+            registry,
+            ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
             started: unix_now(),
         }
     }
 
-    /// Installs the loaded models; `false` if they were already set. Models that arrive
-    /// after a shutdown began are shut down at once.
+    /// Installs the start-up models (loaded, under their names) and opens for requests;
+    /// `false` if that already happened. Models that arrive after a shutdown began are
+    /// shut down at once.
     pub fn set_models(&self, models: Vec<ServedModel>) -> bool {
-        let set = self
-            .models
-            .set(models.into_iter().map(Arc::new).collect())
-            .is_ok();
+        if self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        for m in models {
+            self.registry.install(m);
+        }
+        self.ready.store(true, Ordering::Release);
         if self.is_shutting_down() {
             self.begin_shutdown(Duration::ZERO);
         }
-        set
+        true
     }
 
-    /// The loaded models, or `None` while loading.
-    pub fn models(&self) -> Option<&[Arc<ServedModel>]> {
-        self.models.get().map(Vec::as_slice)
+    /// The loaded models, or `None` while the start-up models load.
+    pub fn models(&self) -> Option<Vec<Arc<ServedModel>>> {
+        self.ready
+            .load(Ordering::Acquire)
+            .then(|| self.registry.loaded())
     }
 
-    /// Picks the model a request names. With one model served, any name (or none) picks
-    /// it, as llama-server does; with several, the name must match one (alias or file
-    /// stem), or be absent for the first.
-    pub fn resolve(&self, requested: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
+    /// Picks the model a request names (a configured name or alias; absent: the first
+    /// configured model), loading it if needed. An unknown name is 404 `model_not_found`
+    /// naming the models there are, also when only one is served.
+    pub async fn resolve(&self, requested: Option<&str>) -> Result<Arc<ServedModel>, ApiError> {
         if self.is_shutting_down() {
             return Err(ApiError::ShuttingDown);
         }
-        let models = self.models().ok_or(ApiError::Loading)?;
-        let found = match (models, requested) {
-            ([only], _) => Some(only),
-            (all, None) => all.first(),
-            (all, Some(name)) => all.iter().find(|m| m.answers_to(name)),
+        if !self.ready.load(Ordering::Acquire) {
+            return Err(ApiError::Loading);
+        }
+        let Some(name) = self.registry.canonical(requested) else {
+            return Err(ApiError::ModelNotFound {
+                model: requested.unwrap_or_default().to_string(),
+                available: self.registry.names().join(", "),
+            });
         };
-        found
-            .cloned()
-            .ok_or_else(|| ApiError::ModelNotFound(requested.unwrap_or_default().to_string()))
+        self.registry.acquire(&name).await
     }
 
     /// Stops every engine (running requests get `grace` to finish); new requests get 503.
     pub fn begin_shutdown(&self, grace: Duration) {
         self.shutting_down.store(true, Ordering::Release);
-        for model in self.models().unwrap_or_default() {
-            model.engine.shutdown(grace);
-        }
+        self.registry.shutdown_all(grace);
     }
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
-    /// The first served model whose engine thread has died, with why.
+    /// The first loaded model whose engine thread has died, with why.
     pub fn engine_failure(&self) -> Option<EngineFailure> {
-        self.models().unwrap_or_default().iter().find_map(|m| {
+        self.registry.loaded().iter().find_map(|m| {
             m.engine.failure().map(|reason| EngineFailure {
                 model: m.name.clone(),
                 reason,

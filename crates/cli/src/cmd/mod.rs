@@ -11,6 +11,7 @@ pub mod run;
 mod sampling_args;
 pub mod serve;
 mod serve_metering;
+mod serve_models;
 pub mod store;
 pub mod template;
 pub mod tokenize;

@@ -1,6 +1,6 @@
 //! Opening a model file for the commands that need its tokenizer or chat template.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -30,7 +30,7 @@ pub struct LoadArgs {
 /// mapped instead (slower decoding rather than an out-of-memory kill), and this says so.
 /// Where the OS does not report it (not Linux), the copy is made.
 fn fits_in_free_memory(path: &Path) -> bool {
-    let Ok(len) = std::fs::metadata(path).map(|m| m.len()) else {
+    let Ok(len) = model_bytes(path) else {
         return true; // opening reports the error
     };
     let available = available_memory();
@@ -44,6 +44,23 @@ fn fits_in_free_memory(path: &Path) -> bool {
         );
     }
     fits
+}
+
+/// Bytes of the model at `path`: the file, or every shard of a gguf-split model named
+/// `NAME-00001-of-0000N.gguf` (those that exist; opening reports a missing one).
+pub fn model_bytes(path: &Path) -> std::io::Result<u64> {
+    let first = std::fs::metadata(path)?.len();
+    let Some(shards) = kaiyuan_gguf::shard_paths(path) else {
+        return Ok(first);
+    };
+    if shards.first().map(PathBuf::as_path) != Some(path) {
+        return Ok(first);
+    }
+    Ok(shards
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 /// The rule of [`fits_in_free_memory`]: a file of `len` bytes plus a quarter fits in
@@ -70,12 +87,9 @@ impl ModelFile {
     /// would not fit in available memory.
     pub fn open_for_inference(path: &Path, load: LoadArgs) -> anyhow::Result<ModelFile> {
         let resident = !load.mmap && fits_in_free_memory(path);
-        let gguf = if resident {
-            GgufFile::open_resident(path)
-        } else {
-            GgufFile::open(path)
-        }
-        .with_context(|| format!("cannot load {}", path.display()))?;
+        // The first shard of a gguf-split model brings the others.
+        let gguf = GgufFile::open_split(path, resident)
+            .with_context(|| format!("cannot load {}", path.display()))?;
         let vocab = Vocab::from_gguf(&gguf)
             .with_context(|| format!("cannot read the tokenizer of {}", path.display()))?;
         let tokenizer = Tokenizer::from_vocab(&vocab)

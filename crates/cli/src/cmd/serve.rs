@@ -1,6 +1,10 @@
 //! `kaiyuan serve`: binds the address first (so `/health` answers 503 "loading" at once),
-//! loads each model and starts its engine on a background thread, then serves the
-//! OpenAI-compatible API until SIGINT/SIGTERM, when it shuts down gracefully and exits 0.
+//! loads the pinned models (every `-m`, and `pinned` ones of `--models FILE`) and starts
+//! their engines on a background thread, then serves the OpenAI-compatible API until
+//! SIGINT/SIGTERM, when it shuts down gracefully and exits 0. The other models of a models
+//! file load on their first request and unload after `--keep-alive` idle or to stay
+//! within `--max-loaded-bytes` (the server's registry does that). All engines share one
+//! worker pool of `--threads` threads.
 //! If an engine thread dies, `/health` reports it and the server shuts down the same way
 //! but exits 1, so that a supervisor restarts it (unless `--keep-running-on-engine-failure`).
 
@@ -14,9 +18,12 @@ use kaiyuan_engine::{Engine, EngineConfig};
 use kaiyuan_hub::ModelRef;
 use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
+use kaiyuan_server::{ModelEntry, RegistryConfig};
+
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
 use super::serve_metering::{self, MeteringArgs};
+use super::serve_models::{parse_bytes, parse_keep_alive, ModelConfig, ModelsFile};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -24,8 +31,9 @@ pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 #[derive(clap::Args)]
 #[command(after_help = "\
 Endpoints: POST /v1/chat/completions, POST /v1/completions, GET /v1/models,
-POST /tokenize, POST /detokenize, GET /v1/usage, GET /user/balance (these need a key
-when --api-key or --admin-key is set), /admin/keys and /admin/usage (the admin key),
+GET /v1/models/{id}, POST /tokenize, POST /detokenize, GET /v1/usage, GET /user/balance
+(these need a key when --api-key or --admin-key is set), /admin/keys, /admin/usage and
+POST /admin/models/{id}/load|unload (the admin key),
 GET /health and GET /metrics (always open, for probes and scrapers); the web UI at
 GET / (chat) and GET /admin (keys and usage) unless --no-ui.")]
 pub struct ServeArgs {
@@ -33,15 +41,35 @@ pub struct ServeArgs {
     /// repeat for several (one engine each). A Hugging Face reference (`OWNER/REPO[:QUANT]`,
     /// `hf.co/…`, `OWNER/REPO/FILE.gguf`) is taken from the local store, pulled when absent. Default: SmolLM2-135M-Instruct.Q4_1.gguf
     /// in $KAIYUAN_MODELS or models/.
+    /// -m models are loaded at start and never unloaded (pinned).
     #[arg(short, long = "model", value_name = "MODEL[=ALIAS]")]
     pub models: Vec<String>,
+    /// A models file (TOML, `[[models]]` tables: name, path or ref, aliases, context,
+    /// threads, pinned, sampling); besides any -m. Without -m, the default model is not
+    /// added.
+    #[arg(long = "models", value_name = "FILE")]
+    pub models_file: Option<PathBuf>,
+    /// Unload a model that is not pinned after this long without requests (`5m`, `30s`,
+    /// `0`: as soon as it is idle, `-1`: never).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub keep_alive: String,
+    /// Loaded models' files may take this many bytes together (`8G`, `800M`); to load
+    /// another, the least recently used idle model that is not pinned is unloaded.
+    /// Default: no limit.
+    #[arg(long, value_name = "BYTES")]
+    pub max_loaded_bytes: Option<String>,
+    /// Seconds a request waits for its model to load (or for room to load it) before it
+    /// gets 503.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub load_timeout: f64,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// Port to listen on (0: any free port, printed at start).
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
-    /// Threads of each engine's forward pass (default: all cores).
+    /// Threads of the worker pool that every engine's forward pass shares (default: all
+    /// cores).
     #[arg(short, long)]
     pub threads: Option<usize>,
     /// Positions one request may use, prompt + generated (default: the model's training
@@ -103,14 +131,105 @@ pub struct ServeArgs {
     pub metering: MeteringArgs,
 }
 
-/// One `-m` argument.
+/// One model to serve: a `-m` argument or a models file's table.
+#[derive(Clone)]
 struct ModelSpec {
     path: PathBuf,
     name: String,
     stem: String,
+    aliases: Vec<String>,
+    pinned: bool,
+    context: Option<usize>,
+    threads: Option<usize>,
+    sampling: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ModelSpec {
+    /// The registry's entry, loading with `args`' settings.
+    fn entry(self, args: &Arc<ServeArgs>) -> ModelEntry {
+        let bytes = super::model_file::model_bytes(&self.path).unwrap_or(0);
+        let context = self.context.or(args.ctx).or_else(|| {
+            kaiyuan_hub::ModelInfo::read(&self.path)
+                .ok()
+                .and_then(|i| i.context_length)
+                .map(|c| (c as usize).clamp(1, 4096))
+        });
+        let mut aliases = self.aliases.clone();
+        if self.stem != self.name && !aliases.contains(&self.stem) {
+            aliases.push(self.stem.clone());
+        }
+        let (name, pinned) = (self.name.clone(), self.pinned);
+        let args = Arc::clone(args);
+        ModelEntry {
+            name,
+            aliases,
+            pinned,
+            bytes,
+            context,
+            load: Some(Arc::new(move || load(&self, &args).map_err(|e| format!("{e:#}")))),
+        }
+    }
+}
+
+/// The models file's models, after the `-m` ones (names checked against them).
+fn file_specs(args: &ServeArgs, taken: &[ModelSpec]) -> anyhow::Result<Vec<ModelSpec>> {
+    let Some(path) = &args.models_file else {
+        return Ok(Vec::new());
+    };
+    let file = ModelsFile::read(path)?;
+    let mut specs = Vec::new();
+    for m in file.models {
+        let ModelConfig {
+            name,
+            path: file_path,
+            reference,
+            aliases,
+            context,
+            threads,
+            pinned,
+            sampling,
+        } = m;
+        for n in std::iter::once(&name).chain(&aliases) {
+            if let Some(other) = taken
+                .iter()
+                .find(|s| &s.name == n || &s.stem == n || s.aliases.contains(n))
+            {
+                bail!(
+                    "the models file names a model {n:?}, which -m already serves as {:?}",
+                    other.name
+                );
+            }
+        }
+        let path = match (file_path, reference) {
+            (Some(p), _) => p,
+            (None, Some(r)) => resolve_model(&r, args.source)
+                .with_context(|| format!("model {name:?} of the models file"))?,
+            (None, None) => bail!("model {name:?} needs `path` or `ref`"),
+        };
+        if !path.is_file() {
+            bail!(
+                "model {name:?} of the models file: {} does not exist",
+                path.display()
+            );
+        }
+        specs.push(ModelSpec {
+            path,
+            stem: name.clone(),
+            name,
+            aliases,
+            pinned,
+            context,
+            threads,
+            sampling: sampling.as_json(),
+        });
+    }
+    Ok(specs)
 }
 
 fn model_specs(args: &ServeArgs) -> anyhow::Result<Vec<ModelSpec>> {
+    if args.models.is_empty() && args.models_file.is_some() {
+        return Ok(Vec::new());
+    }
     let given: Vec<String> = if args.models.is_empty() {
         let dir = std::env::var_os("KAIYUAN_MODELS")
             .map_or_else(|| PathBuf::from("models"), PathBuf::from);
@@ -150,7 +269,16 @@ fn model_specs(args: &ServeArgs) -> anyhow::Result<Vec<ModelSpec>> {
         if specs.iter().any(|s| s.name == name || s.stem == name) {
             bail!("two models are named {name:?}; give one an alias with -m FILE=NAME");
         }
-        specs.push(ModelSpec { path, name, stem });
+        specs.push(ModelSpec {
+            path,
+            name,
+            stem,
+            aliases: Vec::new(),
+            pinned: true,
+            context: None,
+            threads: None,
+            sampling: serde_json::Map::new(),
+        });
     }
     Ok(specs)
 }
@@ -195,10 +323,9 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
         eprintln!("note: {}: {note}", spec.name);
     }
     let mut config = EngineConfig::for_model(&model);
-    if let Some(t) = args.threads {
-        config.threads = t;
-    }
-    if let Some(c) = args.ctx {
+    // The shared pool's size (see `run`), unless the model asks for a pool of its own.
+    config.threads = spec.threads.unwrap_or_else(|| thread_budget(args));
+    if let Some(c) = spec.context.or(args.ctx) {
         config.context = c;
         config.kv_tokens = config.kv_tokens.max(4 * c);
     }
@@ -233,17 +360,50 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
         engine,
         tokenizer,
         template,
-    ))
+    )
+    .with_defaults(spec.sampling.clone()))
+}
+
+/// Threads of the pool the engines share: `--threads`, else every core.
+fn thread_budget(args: &ServeArgs) -> usize {
+    args.threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1)
+}
+
+/// `--keep-alive`, `--max-loaded-bytes` and `--load-timeout`.
+fn registry_config(args: &ServeArgs) -> anyhow::Result<RegistryConfig> {
+    let keep_alive = parse_keep_alive(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    let max_loaded_bytes = args
+        .max_loaded_bytes
+        .as_deref()
+        .map(parse_bytes)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--max-loaded-bytes: {e}"))?;
+    if !(args.load_timeout.is_finite() && args.load_timeout > 0.0) {
+        bail!("--load-timeout must be a positive number of seconds");
+    }
+    Ok(RegistryConfig {
+        keep_alive,
+        max_loaded_bytes,
+        load_wait: Duration::from_secs_f64(args.load_timeout),
+    })
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let specs = model_specs(&args)?;
+    let mut specs = model_specs(&args)?;
+    let more = file_specs(&args, &specs)?;
+    specs.extend(more);
+    let registry = registry_config(&args)?;
+    // One worker pool for every engine: two loaded models never run two machine-sized
+    // pools (ARCHITECTURE.md, "serve: many models").
+    kaiyuan_kernels::threads::share_pools(thread_budget(&args));
     if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
         bail!("--grace-period must be a non-negative number of seconds");
     }
     let metering = serve_metering::plan(&args.metering)?;
     let config = ServerConfig {
-        model_names: specs.iter().map(|s| s.name.clone()).collect(),
+        registry,
         api_keys: api_keys(&args)?,
         metering: None,
         body_limit: args.body_limit,
@@ -278,25 +438,43 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> anyhow::Result<()> {
+    let args = Arc::new(args);
     let addr = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local: SocketAddr = listener.local_addr()?;
+    let pinned: Vec<ModelSpec> = specs.iter().filter(|s| s.pinned).cloned().collect();
     eprintln!(
-        "kaiyuan listening on http://{local} (loading {} model(s))",
+        "kaiyuan listening on http://{local} (loading {} pinned model(s) of {})",
+        pinned.len(),
         specs.len()
     );
     let server = Server::new(config);
+    let mut entries: Vec<ModelEntry> = Vec::new();
+    for spec in specs {
+        let mut e = spec.entry(&args);
+        // A file stem is a convenience alias: two `-m` of one file keep only the first's.
+        e.aliases.retain(|a| {
+            !entries
+                .iter()
+                .any(|o| &o.name == a || o.aliases.contains(a))
+        });
+        entries.push(e);
+    }
+    server
+        .add_models(entries)
+        .map_err(anyhow::Error::msg)?;
     let keep_running = args.keep_running_on_engine_failure;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {
         let server = server.clone();
+        let args = Arc::clone(&args);
         std::thread::Builder::new()
             .name("kaiyuan-loader".into())
             .spawn(move || {
                 let loaded: anyhow::Result<Vec<ServedModel>> =
-                    specs.iter().map(|s| load(s, &args)).collect();
+                    pinned.iter().map(|s| load(s, &args)).collect();
                 match loaded {
                     Ok(models) => {
                         server.set_models(models);

@@ -182,21 +182,6 @@ pub struct CompletionLogprobs {
     pub text_offset: Vec<usize>,
 }
 
-/// `GET /v1/models`.
-#[derive(Debug, Serialize)]
-pub struct ModelList {
-    pub object: &'static str,
-    pub data: Vec<ModelCard>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ModelCard {
-    pub id: String,
-    pub object: &'static str,
-    pub created: u64,
-    pub owned_by: &'static str,
-}
-
 /// The error object a stream sends (as a `data:` line of its own) when it ends abnormally.
 #[derive(Debug, Serialize)]
 pub struct StreamError {

@@ -22,15 +22,16 @@ pub const SYSTEM_FINGERPRINT: &str = concat!("fp_kaiyuan_", env!("CARGO_PKG_VERS
 
 /// A fresh response id: `prefix-` and 24 hex digits.
 /// The served model a request names, logging the name asked for until one is resolved (so
-/// a 404 shows what was asked), then the one served, and the request's `user`.
-pub fn resolve_model(
+/// a 404 shows what was asked), then the one served, and the request's `user`. Waits (a
+/// bounded time) while the model loads.
+pub async fn resolve_model(
     state: &AppState,
     asked: Option<&str>,
     user: Option<&str>,
     log: &mut RequestLog,
 ) -> Result<Arc<ServedModel>, ApiError> {
     log.model(asked.unwrap_or("-"));
-    let model = state.resolve(asked)?;
+    let model = state.resolve(asked).await?;
     log.model(&model.name);
     log.user(user);
     Ok(model)

@@ -39,7 +39,13 @@ pub async fn handle(
             params.model.as_deref(),
             params.gen.user.as_deref(),
             &mut log,
-        )?;
+        )
+        .await?;
+        // The model's default sampling fills the fields the request left out.
+        let params = match model.with_sampling_defaults(&body) {
+            Some(body) => validate::completion(&body)?,
+            None => params,
+        };
         let result = run(&model, &state, params, id, &mut log).await;
         if let Err(e) = &result {
             model.counters.count(e);

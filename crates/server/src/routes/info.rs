@@ -1,4 +1,5 @@
-//! The endpoints that only report: `GET /health`, `GET /v1/models`, `GET /metrics`.
+//! The endpoints that only report: `GET /health`, `GET /metrics` (the model list is in
+//! `models.rs`).
 
 use std::sync::Arc;
 
@@ -7,7 +8,6 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::api::response::{ModelCard, ModelList};
 use crate::metrics::{self, ModelMetrics};
 use crate::state::AppState;
 
@@ -28,26 +28,6 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
         (StatusCode::OK, "ok")
     };
     (status, axum::Json(json!({ "status": text }))).into_response()
-}
-
-/// The served models (known before they finish loading).
-pub async fn models(State(state): State<Arc<AppState>>) -> Response {
-    let data = state
-        .config
-        .model_names
-        .iter()
-        .map(|name| ModelCard {
-            id: name.clone(),
-            object: "model",
-            created: state.started,
-            owned_by: "kaiyuan",
-        })
-        .collect();
-    axum::Json(ModelList {
-        object: "list",
-        data,
-    })
-    .into_response()
 }
 
 /// Prometheus text; empty of series while the models load.

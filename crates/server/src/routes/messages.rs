@@ -44,7 +44,8 @@ pub async fn handle(
             params.model.as_deref(),
             params.gen.user.as_deref(),
             &mut log,
-        )?;
+        )
+        .await?;
         let gen = params.gen.clone();
         let result = async {
             let Started {
@@ -95,7 +96,7 @@ pub async fn count_tokens(
     let result = async {
         let ApiJson(body) = body?;
         let mut params = anthropic::count_tokens(&body)?;
-        let model = resolve_model(&state, params.model.as_deref(), None, &mut log)?;
+        let model = resolve_model(&state, params.model.as_deref(), None, &mut log).await?;
         let (ids, _, _) = conversation::prompt(&model, &state, &mut params).await?;
         log.status("200");
         Ok(axum::Json(json!({"input_tokens": ids.len()})).into_response())

@@ -9,6 +9,7 @@ pub mod completions;
 pub mod conversation;
 pub mod info;
 pub mod messages;
+pub mod models;
 pub mod tokenize;
 
 use std::sync::Arc;
@@ -31,7 +32,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         // DeepSeek's beta base URL for FIM (its chat prefix completion is /beta/chat/...).
         .route("/beta/completions", post(completions::handle))
         .route("/beta/chat/completions", post(chat::handle))
-        .route("/v1/models", get(info::models))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{id}", get(models::get))
         .route("/tokenize", post(tokenize::tokenize))
         .route("/detokenize", post(tokenize::detokenize))
         .route("/v1/usage", get(admin::own_usage))
@@ -59,6 +61,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/usage", get(admin::usage))
         .route("/admin/usage/summary", get(admin::summary))
+        .route("/admin/models/{id}/load", post(models::load))
+        .route("/admin/models/{id}/unload", post(models::unload))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::require_admin,

@@ -21,7 +21,7 @@ pub async fn tokenize(
 ) -> Result<Response, ApiError> {
     let ApiJson(body) = body?;
     let req: TokenizeRequest = from_body(&body)?;
-    let model = state.resolve(req.model.as_deref())?;
+    let model = state.resolve(req.model.as_deref()).await?;
     let tokens = tokio::task::spawn_blocking(move || {
         let tok = &model.tokenizer;
         let special = req.parse_special.unwrap_or(true);
@@ -57,7 +57,7 @@ pub async fn detokenize(
 ) -> Result<Response, ApiError> {
     let ApiJson(body) = body?;
     let req: DetokenizeRequest = from_body(&body)?;
-    let model = state.resolve(req.model.as_deref())?;
+    let model = state.resolve(req.model.as_deref()).await?;
     let vocab = model.tokenizer.vocab_size();
     let ids = req
         .tokens
