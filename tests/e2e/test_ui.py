@@ -333,3 +333,34 @@ def test_no_ui_serves_no_page():
     finally:
         assert s.terminate() == 0, f"log kept at {s.log_path}"
 
+
+
+def model_cards(server):
+    status, _, body = server.get("/v1/models", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert status == 200, body
+    return {m["id"]: m for m in json.loads(body)["data"]}
+
+
+def test_admin_unloads_and_loads_a_model(browser, ui_server):
+    """The admin page's Models table: Unload frees a model (the chat picker then says it
+    loads on first use), Load brings it back; the server's /v1/models agrees each time."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    admin = context.new_page()
+    admin.goto(ui_server.url + "/admin")
+    admin.fill("#admin-key", ADMIN)
+    admin.click("#login button[type=submit]")
+    row = admin.locator("#models tbody tr[data-model='smol-b']")
+    expect(row.locator(".state")).to_have_text("loaded (pinned)", timeout=WAIT_MS)
+    row.get_by_role("button", name="Unload").click()
+    expect(row.locator(".state")).to_have_text("not loaded", timeout=WAIT_MS)
+    cards = model_cards(ui_server)
+    assert cards["smol-b"]["loaded"] is False and cards["smol-a"]["loaded"] is True
+
+    chat = open_chat(browser, ui_server)
+    expect(chat.locator("#model option[value='smol-b']")).to_have_text("smol-b (loads on first use)")
+
+    row.get_by_role("button", name="Load").click()
+    expect(row.locator(".state")).to_have_text("loaded (pinned)", timeout=WAIT_MS)
+    cards = model_cards(ui_server)
+    assert cards["smol-b"]["loaded"] is True
+    context.close()

@@ -1,8 +1,9 @@
 // The admin page's controller: asks for the admin key (kept in sessionStorage, so it is
 // gone when the tab closes), lists keys with spend against budget, creates a key (budget,
 // period, limits, models; the secret shown once), revokes one, and shows usage per day,
-// key and model as a table and a bar chart of cost (or tokens) per day. It uses only the
-// admin API: /admin/keys and /admin/usage.
+// key and model as a table and a bar chart of cost (or tokens) per day, and the configured
+// models with their state and Load / Unload buttons. It uses the admin API (/admin/keys,
+// /admin/usage, /admin/models/{id}/load|unload) and GET /v1/models.
 
 import { callJson } from "./api.js";
 
@@ -184,6 +185,59 @@ function chart(rows) {
   box.append(caption, svg);
 }
 
+/** The state word a model card shows: loaded, loading, or idle (loads on first request). */
+export function modelState(m) {
+  if (m.loaded) return m.pinned ? "loaded (pinned)" : "loaded";
+  if (m.loading) return "loading…";
+  return "not loaded";
+}
+
+function mib(bytes) {
+  return bytes == null ? "—" : `${(bytes / (1 << 20)).toFixed(0)} MiB`;
+}
+
+async function loadModels() {
+  const list = await callJson("GET", "/v1/models", adminKey);
+  const body = head($("models"), ["Model", "Aliases", "State", "#Context", "#Size", "Capabilities", ""]);
+  for (const m of list.data || []) {
+    const tr = document.createElement("tr");
+    tr.dataset.model = m.id;
+    cell(tr, m.id);
+    cell(tr, (m.aliases || []).join(", "));
+    cell(tr, modelState(m), "state");
+    cell(tr, m.context_length == null ? "—" : String(m.context_length), "num");
+    cell(tr, mib(m.size_bytes), "num");
+    const caps = m.capabilities;
+    cell(tr, caps ? [caps.tool_format && `tools: ${caps.tool_format}`, caps.reasoning && "reasoning"].filter(Boolean).join(", ") : "—");
+    const act = cell(tr, "");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "link";
+    const action = m.loaded ? "unload" : "load";
+    button.textContent = m.loaded ? "Unload" : "Load";
+    button.disabled = Boolean(m.loading);
+    button.addEventListener("click", () => modelAction(m.id, action, button));
+    act.append(button);
+    body.append(tr);
+  }
+}
+
+async function modelAction(id, action, button) {
+  button.disabled = true;
+  button.textContent = action === "load" ? "Loading…" : "Unloading…";
+  try {
+    await callJson("POST", `/admin/models/${encodeURIComponent(id)}/${action}`, adminKey);
+    notice("");
+  } catch (err) {
+    notice(err.message);
+  }
+  try {
+    await loadModels();
+  } catch (err) {
+    notice(err.message);
+  }
+}
+
 function optionalNumber(id) {
   const v = $(id).value.trim();
   return v === "" ? undefined : Number(v);
@@ -232,6 +286,7 @@ async function refresh() {
   try {
     await loadKeys();
     await loadUsage();
+    await loadModels();
     notice("");
     $("panel").hidden = false;
     $("login").hidden = true;

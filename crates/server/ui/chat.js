@@ -87,7 +87,8 @@ async function loadModels() {
     for (const m of list.data || []) {
       const option = document.createElement("option");
       option.value = m.id;
-      option.textContent = m.id;
+      // A configured model that is not loaded yet loads on its first request.
+      option.textContent = m.loaded === false ? `${m.id} (loads on first use)` : m.id;
       select.append(option);
     }
     const ids = (list.data || []).map((m) => m.id);
