@@ -88,6 +88,13 @@ fn batched_equals_alone_gemma3_sliding_window() {
     check_batch("gemma3");
 }
 
+/// Mixture of experts: the batch's rows are grouped by expert across sequences, yet each
+/// row's logits are exactly those of its sequence run alone.
+#[test]
+fn batched_equals_alone_qwen3moe() {
+    check_batch("qwen3moe");
+}
+
 #[test]
 fn logits_only_for_rows_that_want_them() {
     let model = Model::open(tiny("qwen2.f32.gguf")).expect("model opens");
