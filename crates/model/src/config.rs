@@ -195,7 +195,19 @@ impl ModelConfig {
         let layers = read_layers(&m, spec, num_layers, theta_base)?;
         let moe = match &spec.moe {
             Some(moe) => Some(MoeConfig::from_gguf(file, spec.name, moe, num_layers)?),
-            None => None,
+            // Mixtral is written as `llama` with experts: refuse it rather than fail on a
+            // missing dense FFN tensor.
+            None => match m.usize_opt("expert_count")? {
+                Some(n) if n > 0 => {
+                    return Err(ModelError::Unsupported(format!(
+                        "{n} experts ({}): a mixture of experts on the {} architecture \
+                         (Mixtral-style) is not supported yet",
+                        m.key("expert_count"),
+                        spec.name
+                    )))
+                }
+                _ => None,
+            },
         };
 
         let has = |name: &str| file.tensor(name).is_some();

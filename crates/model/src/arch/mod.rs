@@ -92,23 +92,26 @@ pub const ALL: [&ArchSpec; 5] = [
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 10] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
     (
-        "deepseek2",
-        "multi-head latent attention (MLA) and grouped expert routing",
+        "deepseek",
+        "DeepSeek-MoE's spec (shared experts over a Llama layout)",
     ),
+    ("deepseek2", "multi-head latent attention (MLA)"),
     (
-        "deepseek3",
-        "multi-head latent attention (MLA) and grouped expert routing",
+        "deepseek32",
+        "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("ernie4_5", "ERNIE 4.5's decoder spec"),
+    ("ernie4_5", "ERNIE 4.5's spec"),
     ("ernie4_5-moe", "ERNIE 4.5's MoE spec"),
     ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
     ("glm4moe", "GLM-4-MoE's spec"),
-    ("hunyuan-dense", "Hunyuan's decoder spec"),
+    ("hunyuan-dense", "Hunyuan's spec"),
     ("hunyuan-moe", "Hunyuan's MoE spec"),
-    ("mixtral", "a mixture-of-experts Llama spec"),
+    ("llama4", "Llama 4's interleaved attention and MoE"),
+    ("olmoe", "OLMoE's spec"),
+    ("gpt-oss", "gpt-oss's attention sinks and MoE"),
 ];
 
 /// Names of the supported architectures, for error messages.
