@@ -225,3 +225,55 @@ fn inspect_corrupt_file_fails_readably() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.gguf"));
 }
+
+#[test]
+fn inspect_moe_shows_experts_and_attention() {
+    // The tiny Qwen3-MoE converted by llama.cpp (tools/tiny_moe_models.py): 8 experts,
+    // 2 per token, 4 query heads sharing 2 KV heads.
+    let path = repo_root().join("testdata/tiny/qwen3moe.q8_0.gguf");
+    let j = inspect_json(&path);
+    let m = &j["model"];
+    assert_eq!(m["support"], "supported");
+    assert_eq!(m["attention"], "grouped-query (4 query heads, 2 KV heads)");
+    assert_eq!(m["experts"]["count"], 8);
+    assert_eq!(m["experts"]["used_per_token"], 2);
+    assert_eq!(m["experts"]["feed_forward_length"], 32);
+    let out = kaiyuan(&["inspect", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Experts:       8 routed, 2 used per token, FFN 32 each"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_names_a_recognised_but_unsupported_architecture() {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inspect_deepseek2.gguf");
+    let mut w = GgufWriter::new();
+    w.kv("general.architecture", Value::String("deepseek2".into()))
+        .kv("deepseek2.attention.head_count", Value::U32(16))
+        .kv("deepseek2.attention.kv_lora_rank", Value::U32(512))
+        .kv("deepseek2.expert_count", Value::U32(64))
+        .kv("deepseek2.expert_used_count", Value::U32(6))
+        .kv("deepseek2.expert_shared_count", Value::U32(2))
+        .kv("deepseek2.leading_dense_block_count", Value::U32(1))
+        .kv("deepseek2.expert_gating_func", Value::U32(1));
+    w.write(&path).unwrap();
+    let j = inspect_json(&path);
+    let m = &j["model"];
+    let support = m["support"].as_str().unwrap();
+    assert!(
+        support.starts_with("recognised, not supported yet"),
+        "{support}"
+    );
+    assert_eq!(
+        m["attention"],
+        "multi-head latent (MLA: KV rank 512, no query compression)"
+    );
+    let out = kaiyuan(&["inspect", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Experts:       64 routed, 6 used per token, 2 shared, softmax router, first 1 layer(s) dense"),
+        "{text}"
+    );
+}

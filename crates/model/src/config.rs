@@ -10,6 +10,7 @@
 
 use crate::arch::{Activation, ArchSpec, Presence, SlidingPattern};
 use crate::error::ModelError;
+use crate::moe::MoeConfig;
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::RopeStyle;
 
@@ -80,6 +81,8 @@ pub struct ModelConfig {
     pub sandwich_norms: bool,
     /// Added to stored RMS-norm weights at load.
     pub norm_weight_offset: f32,
+    /// Mixture of experts, for MoE architectures.
+    pub moe: Option<MoeConfig>,
 }
 
 /// Typed metadata access that names the full key in errors.
@@ -190,6 +193,22 @@ impl ModelConfig {
         let theta_base = m.positive_f32_opt("rope.freq_base")?.unwrap_or(10_000.0);
         let rope_scaling = read_rope_scaling(&m, context_length)?;
         let layers = read_layers(&m, spec, num_layers, theta_base)?;
+        let moe = match &spec.moe {
+            Some(moe) => Some(MoeConfig::from_gguf(file, spec.name, moe, num_layers)?),
+            // Mixtral is written as `llama` with experts: refuse it rather than fail on a
+            // missing dense FFN tensor.
+            None => match m.usize_opt("expert_count")? {
+                Some(n) if n > 0 => {
+                    return Err(ModelError::Unsupported(format!(
+                        "{n} experts ({}): a mixture of experts on the {} architecture \
+                         (Mixtral-style) is not supported yet",
+                        m.key("expert_count"),
+                        spec.name
+                    )))
+                }
+                _ => None,
+            },
+        };
 
         let has = |name: &str| file.tensor(name).is_some();
         let present = |p: Presence, name: &str| match p {
@@ -233,6 +252,7 @@ impl ModelConfig {
             qk_norm: present(spec.qk_norm, "blk.0.attn_q_norm.weight"),
             sandwich_norms: spec.sandwich_norms,
             norm_weight_offset: spec.norm_weight_offset,
+            moe,
         })
     }
 

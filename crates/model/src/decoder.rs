@@ -10,18 +10,20 @@
 //! h = x·emb_scale
 //! a = attn(norm(h))              Q,K,V (+bias) → [Q/K norm] → RoPE → cache → softmax(QKᵀ·s)V → O
 //! h = h + [post_attn_norm](a)
-//! f = down(act(gate(norm(h))) · up(norm(h)))
+//! f = down(act(gate(norm(h))) · up(norm(h)))   or, in MoE layers, Σₖ wₖ·expertₖ(norm(h))
+//!                                                 [+ shared experts]  (see `moe.rs`)
 //! h = h + [post_ffw_norm](f)
 //! logits = output(norm(h))       only for rows that want them; [final softcap]
 //! ```
 //! The bracketed steps and the constants come from [`ModelConfig`] / [`ArchSpec`]
 //! (see `arch/`), never from the architecture's name.
 
-use crate::arch::{self, Activation};
+use crate::arch;
 use crate::attention::{attend, AttnScratch, AttnShape, RowInfo};
 use crate::config::{ModelConfig, RopeScaling};
 use crate::error::ModelError;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
+use crate::moe::{dense_ffn, moe_ffn, Ffn, FfnScratch};
 use crate::weights::{MatrixRef, Weights};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::{self, RopeParams};
@@ -109,8 +111,7 @@ pub struct Scratch {
     v: Vec<f32>,
     att: Vec<f32>,
     proj: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
+    ffn: FfnScratch,
     rows: Vec<RowInfo>,
     /// Batch rows whose logits are wanted.
     picked: Vec<usize>,
@@ -282,16 +283,36 @@ impl Model {
             // Feed-forward.
             let xn = &mut s.xn[..n_rows * hidden];
             rms_rows(x, &lw.ffn_norm, c.rms_eps, xn);
-            let gate = sized(&mut s.gate, n_rows * c.ffn_size);
-            let up = sized(&mut s.up, n_rows * c.ffn_size);
-            self.project(pool, &lw.gate, xn, gate, &mut s.act);
-            self.project(pool, &lw.up, xn, up, &mut s.act);
-            match c.activation {
-                Activation::Silu => ops::swiglu(gate, up),
-                Activation::GeluTanh => ops::geglu(gate, up),
-            }
             let proj = &mut s.proj[..n_rows * hidden];
-            self.project(pool, &lw.down, gate, proj, &mut s.act);
+            match &lw.ffn {
+                Ffn::Dense(w) => dense_ffn(
+                    pool,
+                    &self.file,
+                    w,
+                    c.activation,
+                    xn,
+                    proj,
+                    &mut s.ffn,
+                    &mut s.act,
+                ),
+                Ffn::Moe(w) => {
+                    let moe = c
+                        .moe
+                        .as_ref()
+                        .expect("invariant: MoE weights only with a MoE config");
+                    moe_ffn(
+                        pool,
+                        &self.file,
+                        moe,
+                        w,
+                        c.activation,
+                        xn,
+                        proj,
+                        &mut s.ffn,
+                        &mut s.act,
+                    )
+                }
+            }
             if let Some([_, post_ffw]) = &lw.sandwich {
                 rms_rows_in_place(proj, post_ffw, c.rms_eps);
             }

@@ -19,6 +19,13 @@ pub enum ModelError {
         supported: Vec<&'static str>,
     },
 
+    #[error("architecture {name:?} is recognised but not supported yet (it needs {needs}); supported architectures: {}", supported.join(", "))]
+    RecognisedUnsupported {
+        name: String,
+        needs: &'static str,
+        supported: Vec<&'static str>,
+    },
+
     #[error("required metadata key {key} is missing")]
     MissingKey { key: String },
 

@@ -7,6 +7,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::moe::{DenseFfn, Ffn, MoeWeights};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::WeightMatrix;
 use kaiyuan_kernels::quant::dequantize_fn;
@@ -34,6 +35,20 @@ impl MatrixRef {
     }
 }
 
+#[cfg(test)]
+impl MatrixRef {
+    /// Tensor `name` of `file` viewed as `[rows, cols]`, unchecked (tests build layers by hand).
+    pub(crate) fn for_test(file: &GgufFile, name: &str, rows: usize, cols: usize) -> MatrixRef {
+        let tensor = file.tensors().iter().position(|t| t.name == name).unwrap();
+        MatrixRef {
+            tensor,
+            dtype: file.tensors()[tensor].dtype,
+            rows,
+            cols,
+        }
+    }
+}
+
 /// One transformer block's tensors.
 pub(crate) struct LayerWeights {
     pub attn_norm: Vec<f32>,
@@ -48,9 +63,7 @@ pub(crate) struct LayerWeights {
     /// Post-attention and post-FFN norms (sandwich) when the config has them.
     pub sandwich: Option<[Vec<f32>; 2]>,
     pub ffn_norm: Vec<f32>,
-    pub gate: MatrixRef,
-    pub up: MatrixRef,
-    pub down: MatrixRef,
+    pub ffn: Ffn,
 }
 
 pub(crate) struct Weights {
@@ -107,6 +120,81 @@ impl Loader<'_> {
             rows,
             cols,
         })
+    }
+
+    /// A 3-D stack of `experts` matrices `[rows, cols]` (GGML dims `[cols, rows, experts]`),
+    /// as one `[experts · rows, cols]` matrix.
+    fn experts(
+        &self,
+        name: &str,
+        experts: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<MatrixRef, ModelError> {
+        let idx = self.find(name)?;
+        self.check_dims(idx, &[cols as u64, rows as u64, experts as u64])?;
+        let t = &self.file.tensors()[idx];
+        let stacked = experts
+            .checked_mul(rows)
+            .ok_or_else(|| ModelError::TensorShape {
+                name: name.into(),
+                found: t.dims.clone(),
+                expected: vec![],
+            })?;
+        WeightMatrix::new(t.dtype, stacked, cols, self.file.tensor_data(t)).map_err(|source| {
+            ModelError::TensorType {
+                name: name.into(),
+                source,
+            }
+        })?;
+        Ok(MatrixRef {
+            tensor: idx,
+            dtype: t.dtype,
+            rows: stacked,
+            cols,
+        })
+    }
+
+    /// Layer `i`'s feed-forward tensors: dense, or router + experts (+ shared experts).
+    fn ffn(&self, c: &ModelConfig, i: usize) -> Result<Ffn, ModelError> {
+        let n = |suffix: &str| format!("blk.{i}.{suffix}");
+        let hidden = c.hidden_size;
+        let dense = |kind: &str, ff: usize| -> Result<DenseFfn, ModelError> {
+            Ok(DenseFfn {
+                gate: self.matrix(&n(&format!("ffn_gate{kind}.weight")), ff, hidden)?,
+                up: self.matrix(&n(&format!("ffn_up{kind}.weight")), ff, hidden)?,
+                down: self.matrix(&n(&format!("ffn_down{kind}.weight")), hidden, ff)?,
+            })
+        };
+        let moe = match &c.moe {
+            Some(m) if m.is_moe_layer(i) => m,
+            _ => return Ok(Ffn::Dense(dense("", c.ffn_size)?)),
+        };
+        let (e, ff) = (moe.router.experts, moe.expert_ffn_size);
+        if self.file.tensor(&n("ffn_gate_inp_shexp.weight")).is_some() {
+            return Err(ModelError::Unsupported(format!(
+                "{} (a gated shared expert)",
+                n("ffn_gate_inp_shexp.weight")
+            )));
+        }
+        let probs_bias = match self.file.tensor(&n("exp_probs_b.bias")) {
+            Some(_) => Some(self.vector(&n("exp_probs_b.bias"), e)?),
+            None => None,
+        };
+        let shared = match moe.shared_ffn_size {
+            Some(sff) => Some(dense("_shexp", sff)?),
+            None => None,
+        };
+        Ok(Ffn::Moe(Box::new(MoeWeights {
+            router: self.matrix(&n("ffn_gate_inp.weight"), e, hidden)?,
+            probs_bias,
+            experts: DenseFfn {
+                gate: self.experts(&n("ffn_gate_exps.weight"), e, ff, hidden)?,
+                up: self.experts(&n("ffn_up_exps.weight"), e, ff, hidden)?,
+                down: self.experts(&n("ffn_down_exps.weight"), e, hidden, ff)?,
+            },
+            shared,
+        })))
     }
 
     /// A vector of `len` elements, dequantized to f32.
@@ -172,9 +260,7 @@ impl Loader<'_> {
             qk_norm,
             sandwich,
             ffn_norm: self.norm(&n("ffn_norm.weight"), hidden)?,
-            gate: self.matrix(&n("ffn_gate.weight"), c.ffn_size, hidden)?,
-            up: self.matrix(&n("ffn_up.weight"), c.ffn_size, hidden)?,
-            down: self.matrix(&n("ffn_down.weight"), hidden, c.ffn_size)?,
+            ffn: self.ffn(c, i)?,
         })
     }
 }

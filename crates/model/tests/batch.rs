@@ -88,6 +88,13 @@ fn batched_equals_alone_gemma3_sliding_window() {
     check_batch("gemma3");
 }
 
+/// Mixture of experts: the batch's rows are grouped by expert across sequences, yet each
+/// row's logits are exactly those of its sequence run alone.
+#[test]
+fn batched_equals_alone_qwen3moe() {
+    check_batch("qwen3moe");
+}
+
 #[test]
 fn logits_only_for_rows_that_want_them() {
     let model = Model::open(tiny("qwen2.f32.gguf")).expect("model opens");
@@ -116,4 +123,65 @@ fn logits_only_for_rows_that_want_them() {
     assert_eq!(logits.row(0).len(), model.config().vocab_size);
     let expected = alone(&model, &pool, &t1, 0);
     assert_eq!(logits.row(0), &expected[2 * model.config().vocab_size..]);
+}
+
+/// The tiny qwen3moe F32 file with expert `expert` of layer `layer` set to NaN.
+fn poisoned_expert(layer: usize, expert: usize) -> Model {
+    use kaiyuan_gguf::writer::GgufWriter;
+    use kaiyuan_gguf::GgufFile;
+    let src = GgufFile::open(tiny("qwen3moe.f32.gguf")).expect("fixture");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    let target = format!("blk.{layer}.ffn_gate_exps.weight");
+    for t in src.tensors() {
+        let mut data = src.tensor_data(t).to_vec();
+        if t.name == target {
+            // GGML dims [hidden, ffn, experts]: expert e is the e-th run of hidden·ffn floats.
+            let per = (t.dims[0] * t.dims[1]) as usize * 4;
+            for b in data[expert * per..(expert + 1) * per].chunks_exact_mut(4) {
+                b.copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+        }
+        w.tensor(t.name.clone(), &t.dims, t.dtype, data);
+    }
+    let file = GgufFile::from_bytes(w.to_bytes()).expect("rewritten file parses");
+    Model::from_gguf(std::sync::Arc::new(file)).expect("model opens")
+}
+
+/// Decoding one token computes only the experts its router chose: poisoning any other
+/// expert with NaN leaves the logits bit-identical (a dense evaluation weighting the unused
+/// experts by zero would turn them into NaN), while poisoning a chosen one shows up.
+#[test]
+fn decode_reads_only_the_chosen_experts() {
+    let pool = ThreadPool::new(1);
+    let clean = Model::open(tiny("qwen3moe.f32.gguf")).expect("model opens");
+    let token = [golden("qwen3moe").tokens[0]];
+    let reference = Session::new(&clean, 16)
+        .eval(&pool, &token, false)
+        .expect("decode");
+    let (layers, experts, used) = (2, 8, 2);
+    for layer in 0..layers {
+        let mut untouched = 0;
+        for expert in 0..experts {
+            let model = poisoned_expert(layer, expert);
+            let logits = Session::new(&model, 16)
+                .eval(&pool, &token, false)
+                .expect("decode");
+            if logits
+                .iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+            {
+                untouched += 1;
+            } else {
+                assert!(
+                    logits.iter().all(|v| v.is_nan()),
+                    "layer {layer} expert {expert}: changed without being NaN"
+                );
+            }
+        }
+        assert_eq!(untouched, experts - used, "layer {layer}");
+    }
 }

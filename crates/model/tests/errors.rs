@@ -14,7 +14,16 @@ use std::sync::Arc;
 
 /// The tiny llama fixture rewritten with `edit_kv` applied and `drop_tensor` left out.
 fn rewritten(edit_kv: impl Fn(&str, &Value) -> Option<Value>, drop_tensor: &str) -> Arc<GgufFile> {
-    let src = GgufFile::open(tiny("llama.f32.gguf")).expect("fixture");
+    rewritten_from("llama.f32.gguf", edit_kv, drop_tensor)
+}
+
+/// The tiny fixture `name` rewritten with `edit_kv` applied and `drop_tensor` left out.
+fn rewritten_from(
+    name: &str,
+    edit_kv: impl Fn(&str, &Value) -> Option<Value>,
+    drop_tensor: &str,
+) -> Arc<GgufFile> {
+    let src = GgufFile::open(tiny(name)).expect("fixture");
     let mut w = GgufWriter::new();
     for (k, v) in src.metadata() {
         if let Some(v) = edit_kv(k, v) {
@@ -61,6 +70,98 @@ fn unsupported_architecture_lists_supported() {
     ));
     assert!(
         err.contains("rwkv6") && err.contains("llama") && err.contains("gemma3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn recognised_architecture_is_refused_by_name() {
+    let err = open_err(rewritten(
+        |k, v| {
+            Some(if k == "general.architecture" {
+                Value::String("deepseek2".into())
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(
+        err.contains("\"deepseek2\" is recognised but not supported yet")
+            && err.contains("multi-head latent attention"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dense_architecture_with_experts_is_refused() {
+    // Mixtral is written as `llama` with `llama.expert_count`.
+    let file = rewritten(|_, v| Some(v.clone()), "");
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    w.kv("llama.expert_count", Value::U32(8));
+    for t in file.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            file.tensor_data(t).to_vec(),
+        );
+    }
+    let err = open_err(Arc::new(GgufFile::from_bytes(w.to_bytes()).unwrap()));
+    assert!(
+        err.contains("llama.expert_count") && err.contains("not supported yet"),
+        "{err}"
+    );
+}
+
+#[test]
+fn moe_missing_expert_tensor_is_named() {
+    let err = open_err(rewritten_from(
+        "qwen3moe.f32.gguf",
+        |_, v| Some(v.clone()),
+        "blk.1.ffn_down_exps.weight",
+    ));
+    assert!(err.contains("blk.1.ffn_down_exps.weight"), "{err}");
+}
+
+#[test]
+fn moe_more_experts_used_than_exist_is_refused() {
+    let err = open_err(rewritten_from(
+        "qwen3moe.f32.gguf",
+        |k, v| {
+            Some(if k == "qwen3moe.expert_used_count" {
+                Value::U32(9)
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(err.contains("9 experts used per token out of 8"), "{err}");
+}
+
+#[test]
+fn moe_unknown_gating_function_is_refused() {
+    let file = rewritten_from("qwen3moe.f32.gguf", |_, v| Some(v.clone()), "");
+    let mut w = GgufWriter::new();
+    for (k, v) in file.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    w.kv("qwen3moe.expert_gating_func", Value::U32(4));
+    for t in file.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            file.tensor_data(t).to_vec(),
+        );
+    }
+    let err = open_err(Arc::new(GgufFile::from_bytes(w.to_bytes()).unwrap()));
+    assert!(
+        err.contains("expert gating function 4") && err.contains("qwen3moe.expert_gating_func"),
         "{err}"
     );
 }

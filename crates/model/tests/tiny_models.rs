@@ -1,4 +1,5 @@
-//! Tiny random-weight models (testdata/tiny, made by tools/tiny_models.py) against the
+//! Tiny random-weight models (testdata/tiny, made by tools/tiny_models.py and, for the
+//! mixture-of-experts ones converted by llama.cpp, tools/tiny_moe_models.py) against the
 //! logits of Hugging Face transformers' own forward pass, at every position, run as one
 //! prefill and token by token, in F32 and Q8_0.
 
@@ -79,4 +80,14 @@ fn gemma3_f32_matches_transformers() {
 #[test]
 fn gemma3_q8_0_matches_transformers() {
     check("gemma3", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn qwen3moe_f32_matches_transformers() {
+    check("qwen3moe", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn qwen3moe_q8_0_matches_transformers() {
+    check("qwen3moe", "q8_0", Q8_TOLERANCE);
 }

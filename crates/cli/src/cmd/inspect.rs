@@ -1,4 +1,5 @@
-//! `kaiyuan inspect FILE [--json]`: summarises a GGUF file — architecture,
+//! `kaiyuan inspect FILE [--json]`: summarises a GGUF file — architecture (with support,
+//! attention kind and experts),
 //! hyper-parameters (`<arch>.*` keys), `general.*` keys, tokenizer, totals and the tensor
 //! table, marking tensor types the engine cannot compute with. The same [`Report`] is
 //! printed as text or, with `--json`, as one JSON document.
@@ -12,6 +13,7 @@ use kaiyuan_kernels::DType;
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 
+pub mod model;
 pub mod text;
 
 #[derive(clap::Args)]
@@ -42,6 +44,8 @@ pub struct Report {
     pub alignment: u64,
     pub data_offset: u64,
     pub architecture: Option<String>,
+    /// Support, attention kind and experts, when the file names an architecture.
+    pub model: Option<model::ModelSummary>,
     pub name: Option<String>,
     pub file_type: Option<FileType>,
     pub quantization_version: Option<u64>,
@@ -338,6 +342,7 @@ fn build_report(path: &Path, file: &GgufFile) -> Report {
         alignment: file.alignment(),
         data_offset: file.data_offset(),
         architecture: arch,
+        model: model::summary(file),
         name: file
             .get("general.name")
             .and_then(Value::as_str)

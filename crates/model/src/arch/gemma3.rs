@@ -22,4 +22,5 @@ pub const SPEC: ArchSpec = ArchSpec {
     norm_weight_offset: 0.0,
     sliding_pattern: SlidingPattern::LastOfEvery(6),
     local_rope_base: Some(10_000.0),
+    moe: None,
 };

@@ -9,8 +9,10 @@ mod gemma3;
 mod llama;
 mod qwen2;
 mod qwen3;
+mod qwen3moe;
 
 use crate::error::ModelError;
+use crate::router::Gating;
 use kaiyuan_kernels::ops::RopeStyle;
 
 /// The feed-forward activation of a gated FFN: `act(gate) · up`.
@@ -65,10 +67,52 @@ pub struct ArchSpec {
     /// RoPE base of sliding-window layers when the file gives none
     /// (`{arch}.rope.local.freq_base` overrides it); `None`: same as global layers.
     pub local_rope_base: Option<f32>,
+    /// Mixture of experts: `None` for dense models.
+    pub moe: Option<MoeSpec>,
+}
+
+/// Routing defaults of a MoE architecture, used where the file has no key for them
+/// (`{arch}.expert_gating_func`, `{arch}.expert_weights_norm`), as llama.cpp's graph for the
+/// architecture assumes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoeSpec {
+    pub gating: Gating,
+    /// Chosen experts' weights are divided by their sum.
+    pub normalize: bool,
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 4] = [&llama::SPEC, &qwen2::SPEC, &qwen3::SPEC, &gemma3::SPEC];
+pub const ALL: [&ArchSpec; 5] = [
+    &llama::SPEC,
+    &qwen2::SPEC,
+    &qwen3::SPEC,
+    &gemma3::SPEC,
+    &qwen3moe::SPEC,
+];
+
+/// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
+/// is refused by name rather than run through a decoder that would compute it wrongly.
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
+    (
+        "deepseek",
+        "DeepSeek-MoE's spec (shared experts over a Llama layout)",
+    ),
+    ("deepseek2", "multi-head latent attention (MLA)"),
+    (
+        "deepseek32",
+        "multi-head latent attention with sparse indexing",
+    ),
+    ("qwen2moe", "a sigmoid-gated shared expert"),
+    ("ernie4_5", "ERNIE 4.5's spec"),
+    ("ernie4_5-moe", "ERNIE 4.5's MoE spec"),
+    ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
+    ("glm4moe", "GLM-4-MoE's spec"),
+    ("hunyuan-dense", "Hunyuan's spec"),
+    ("hunyuan-moe", "Hunyuan's MoE spec"),
+    ("llama4", "Llama 4's interleaved attention and MoE"),
+    ("olmoe", "OLMoE's spec"),
+    ("gpt-oss", "gpt-oss's attention sinks and MoE"),
+];
 
 /// Names of the supported architectures, for error messages.
 pub fn supported_names() -> Vec<&'static str> {
@@ -77,6 +121,13 @@ pub fn supported_names() -> Vec<&'static str> {
 
 /// The spec for `general.architecture == name`.
 pub fn lookup(name: &str) -> Result<&'static ArchSpec, ModelError> {
+    if let Some((_, needs)) = RECOGNISED_UNSUPPORTED.iter().find(|(n, _)| *n == name) {
+        return Err(ModelError::RecognisedUnsupported {
+            name: name.to_owned(),
+            needs,
+            supported: supported_names(),
+        });
+    }
     ALL.iter().copied().find(|s| s.name == name).ok_or_else(|| {
         ModelError::UnsupportedArchitecture {
             found: name.to_owned(),
@@ -93,8 +144,23 @@ mod tests {
     fn unknown_architecture_lists_the_supported_ones() {
         let err = lookup("mamba").unwrap_err().to_string();
         assert!(err.contains("\"mamba\""), "{err}");
-        for name in ["llama", "qwen2", "qwen3", "gemma3"] {
+        for name in ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe"] {
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn recognised_architectures_are_refused_by_name() {
+        for (name, _) in RECOGNISED_UNSUPPORTED {
+            let err = lookup(name).unwrap_err();
+            assert!(
+                matches!(err, ModelError::RecognisedUnsupported { .. }),
+                "{name}: {err}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("{name:?}")), "{msg}");
+            assert!(msg.contains("not supported yet"), "{msg}");
+        }
+        assert!(lookup("qwen3moe").is_ok());
     }
 }

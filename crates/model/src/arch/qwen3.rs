@@ -16,4 +16,5 @@ pub const SPEC: ArchSpec = ArchSpec {
     norm_weight_offset: 0.0,
     sliding_pattern: SlidingPattern::None,
     local_rope_base: None,
+    moe: None,
 };

@@ -101,6 +101,9 @@ pub fn render(r: &Report) -> String {
         r.gguf_version, r.alignment, r.data_offset
     );
     let _ = writeln!(o, "Architecture:  {}", opt(&r.architecture));
+    if let Some(m) = &r.model {
+        super::model::render(o, m);
+    }
     let _ = writeln!(o, "Name:          {}", opt(&r.name));
     let file_type = r
         .file_type

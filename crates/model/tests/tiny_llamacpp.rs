@@ -1,0 +1,102 @@
+//! The tiny mixture-of-experts models (testdata/tiny/qwen3moe.{f32,q8_0}.gguf) against
+//! llama.cpp on the same files (golden `qwen3moe.llamacpp.json`, written by
+//! `tools/tiny_moe_llamacpp.py` with llama-cpp-python 0.3.36): our prompt logits within the
+//! tolerance of `tiny_models.rs` of llama.cpp's at every position (one batch), and our argmax
+//! equal to llama.cpp's greedy choice at every step of its continuation, decoded one token at
+//! a time, except at near-ties (llama.cpp's own best two logits closer than the file's margin:
+//! random tiny models have flat logits, so these are frequent). The continuation follows
+//! llama.cpp's tokens, so a near-tie skips one step instead of ending the comparison.
+
+mod common;
+
+use common::{max_err_over_range, repo_root, tiny};
+use kaiyuan_kernels::threads::ThreadPool;
+use kaiyuan_model::{Model, Session};
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| u32::try_from(x.as_u64().expect("id")).expect("id fits u32"))
+        .collect()
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    let best = (0..row.len())
+        .max_by(|&a, &b| row[a].total_cmp(&row[b]).then(b.cmp(&a)))
+        .expect("row");
+    u32::try_from(best).expect("id fits u32")
+}
+
+/// `near_tie`: a step where llama.cpp's best two logits are closer than this is skipped
+/// (about 10× our largest absolute logit difference from llama.cpp on the file).
+fn check(arch: &str, weights: &str, tolerance: f32, near_tie: f64, min_steps: usize) {
+    let path = repo_root().join(format!("testdata/tiny/{arch}.llamacpp.json"));
+    let golden: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("golden")).expect("JSON");
+    let model = Model::open(tiny(&format!("{arch}.{weights}.gguf"))).expect("model opens");
+    let pool = ThreadPool::new(2);
+    let mut compared = 0;
+    for (i, p) in golden["files"][weights]
+        .as_array()
+        .expect("prompts")
+        .iter()
+        .enumerate()
+    {
+        let prompt = ids(&p["prompt_tokens"]);
+        let want: Vec<f32> = p["prompt_logits"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(|r| r.as_array().expect("row").iter())
+            .map(|v| v.as_f64().expect("logit") as f32)
+            .collect();
+        let mut s = Session::new(&model, 128);
+        let ours = s.eval(&pool, &prompt, true).expect("prefill");
+        let err = max_err_over_range(&ours, &want);
+        eprintln!("{arch} {weights} prompt {i}: max error / logit range vs llama.cpp = {err:.2e}");
+        assert!(
+            err <= tolerance,
+            "{arch} {weights} prompt {i}: {err} > {tolerance}"
+        );
+
+        let vocab = model.config().vocab_size;
+        let mut logits = ours[ours.len() - vocab..].to_vec();
+        let generated = ids(&p["generated"]);
+        for (step, (&theirs, top2)) in generated
+            .iter()
+            .zip(p["top2"].as_array().expect("top2"))
+            .enumerate()
+        {
+            let t = top2.as_array().expect("step");
+            let gap = t[1].as_f64().expect("logit") - t[3].as_f64().expect("logit");
+            let mine = argmax(&logits);
+            if gap >= near_tie {
+                assert_eq!(
+                    mine, theirs,
+                    "{arch} {weights} prompt {i} step {step}: we chose {mine}, llama.cpp {theirs} (its gap {gap:.3})"
+                );
+                compared += 1;
+            }
+            if step + 1 < generated.len() {
+                logits = s.eval(&pool, &[theirs], false).expect("decode");
+            }
+        }
+    }
+    eprintln!("{arch} {weights}: {compared} greedy steps equal to llama.cpp's");
+    assert!(
+        compared >= min_steps,
+        "{arch} {weights}: only {compared} greedy steps compared"
+    );
+}
+
+#[test]
+fn qwen3moe_f32_matches_llamacpp() {
+    check("qwen3moe", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn qwen3moe_q8_0_matches_llamacpp() {
+    check("qwen3moe", "q8_0", 3e-2, 0.1, 40);
+}
