@@ -52,9 +52,7 @@ fn greedy_run_follows_llama_cpp_to_its_first_near_tie() {
         .iter()
         .map(|v| v.as_u64().expect("id") as u32)
         .collect();
-    let want = tokenizer(&smollm2())
-        .decode(&ids, false)
-        .expect("decode");
+    let want = tokenizer(&smollm2()).decode(&ids, false).expect("decode");
     let (out, _) = run(text, steps, &["--temp", "0"]);
     assert_eq!(out, format!("{text}{want}\n"));
 }
