@@ -7,6 +7,8 @@
 //! - [`Message`], [`Content`], [`RenderOptions`]: the inputs, as an OpenAI-style chat request has them.
 //! - [`RenderedPrompt`]: the output as [`Segment`]s of kind [`SegmentKind::Markup`] or
 //!   [`SegmentKind::Content`]; see `segments.rs` for how the two are told apart.
+//! - [`encode_rendered`], [`encode_text`]: a rendered prompt (markup with control tokens,
+//!   content as plain text) or a plain one into token ids, as every caller feeds the model.
 //! - [`ReasoningSplitter`]: separates streamed reasoning (`<think>`…`</think>`) from the answer.
 //! - [`tools`]: streaming tool-call parsers, one per model family ([`tools::ToolFormat`]), and
 //!   the generic JSON format's schema and system prompt.
@@ -20,6 +22,7 @@
 //! text forms (`none`, `true`), a difference no template we know of relies on.
 
 mod builtin;
+mod encode;
 mod environment;
 mod message;
 mod pyjson;
@@ -32,6 +35,7 @@ mod token_aware;
 pub mod tools;
 
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
+pub use encode::{encode_rendered, encode_text, PromptTokens};
 pub use message::{Content, Message};
 pub use reasoning::{
     ends_inside_reasoning, ReasoningSplitter, SplitDelta, THINK_CLOSE, THINK_OPEN,

@@ -2,11 +2,17 @@
 //! conversation and reuses the KV cache across turns, `/reset` clears, `/exit` and end of
 //! input quit with status 0, multi-line input reaches the model as one message, an
 //! overflowing conversation is refused with both numbers, and bad arguments are clear
-//! errors. The rendered prompts come from `--show-prompt` (stderr). No timings are asserted.
+//! errors. Replies come from the engine: a greedy reply equals the engine's for the shown
+//! prompt, and a reply ends on every end-of-generation id. The rendered prompts come from
+//! `--show-prompt` (stderr). No timings are asserted.
 
 mod common;
 
+use common::engine::{cli_sampling, generate, tokenizer};
 use common::{assert_clean_error, kaiyuan, kaiyuan_with_stdin, smollm2, stderr, stdout};
+
+/// The engine's KV block size: its prefix cache reuses whole blocks.
+const BLOCK_TOKENS: usize = 16;
 
 /// A prompt `--show-prompt` printed: its text and counts.
 #[derive(Debug)]
@@ -61,14 +67,25 @@ fn answers_keeps_the_conversation_and_resets() {
     let err = stderr(&out);
     let shown = prompts(&err);
     assert_eq!(shown.len(), 3, "{err}");
-    // The second turn sees the first question and its answer, reusing the cached prefix.
+    // The second turn sees the first question and its answer, reusing the cached prefix:
+    // every full block of the first prompt at least (the prefix cache works in blocks).
     assert!(shown[1].text.starts_with(&shown[0].text), "{err}");
     assert_eq!(shown[1].text.matches("<|im_start|>assistant").count(), 2);
-    assert!(shown[1].reused >= shown[0].tokens, "{err}");
-    // After /reset the prompt is the first one again, and most of it is still cached.
+    assert_eq!(shown[1].reused % BLOCK_TOKENS, 0, "{err}");
+    assert!(
+        shown[1].reused >= shown[0].tokens / BLOCK_TOKENS * BLOCK_TOKENS,
+        "{err}"
+    );
+    assert!(shown[1].reused > 0, "{err}");
+    // After /reset the prompt is the first one again, and all its full blocks but one that
+    // would leave nothing to evaluate are still cached (the last token is always computed).
     assert!(err.contains("(conversation cleared)"));
     assert_eq!(shown[2].text, shown[0].text);
-    assert_eq!(shown[2].reused, shown[2].tokens - 1);
+    assert_eq!(
+        shown[2].reused,
+        (shown[2].tokens - 1) / BLOCK_TOKENS * BLOCK_TOKENS,
+        "{err}"
+    );
     assert!(!err.contains("never sent"));
     // Three replies on stdout (one line each at least), with some text.
     let text = stdout(&out);
@@ -137,6 +154,39 @@ fn a_reply_that_fills_the_context_stops_and_says_so() {
         err.contains("context is full") && err.contains("holds 42"),
         "{err}"
     );
+}
+
+#[test]
+fn a_greedy_reply_equals_the_engine_for_the_shown_prompt() {
+    let out = chat(&["-n", "24"], "What is the capital of France?\n");
+    let err = stderr(&out);
+    let shown = prompts(&err);
+    assert_eq!(shown.len(), 1, "{err}");
+    // The rendered prompt has no control-token text in the message, so encoding it whole
+    // with control tokens recognised gives the ids the server would feed the model.
+    let m = smollm2();
+    let ids = tokenizer(&m).encode_with_bos_eos(&shown[0].text, true);
+    assert_eq!(ids.len(), shown[0].tokens);
+    let (want, _) = generate(&m, ids, cli_sampling(0.0, 0), 24);
+    assert_eq!(stdout(&out), format!("{want}\n"));
+}
+
+#[test]
+fn a_reply_ends_on_every_end_of_generation_id() {
+    let m = smollm2();
+    for id in tokenizer(&m).end_of_generation_ids() {
+        let bias = format!("{id}+100");
+        let out = chat(&["--logit-bias", &bias], "Hi\nHi again\n");
+        let err = stderr(&out);
+        assert_eq!(prompts(&err).len(), 2, "{err}");
+        assert_eq!(stdout(&out), "\n\n", "token {id}: {err}");
+        assert!(!err.contains("stopped at -n"), "token {id}: {err}");
+        assert!(err.contains("reply: 1 tokens"), "token {id}: {err}");
+    }
+    // An ordinary token forced runs to -n.
+    let out = chat(&["--logit-bias", "81+100", "-n", "4"], "Hi\n");
+    assert_eq!(stdout(&out), "aaaa\n");
+    assert!(stderr(&out).contains("stopped at -n 4 tokens"));
 }
 
 #[test]

@@ -1,66 +1,15 @@
-//! Turning prompts into token ids: a rendered chat prompt ([`encode_rendered`]) keeps the
-//! template's markup and the conversation's text apart — control tokens are recognised in
-//! markup only, so a user who types `<|im_end|>` gets those characters, never the control
-//! token (`kaiyuan_chat::segments`). `kaiyuan template --tokens` shows the same ids.
+//! The server's side of prompt encoding. Chat prompts are encoded by `kaiyuan_chat`
+//! ([`encode_rendered`], re-exported here), next to the templates, so the CLI and the server
+//! feed a model the same ids; completions recognise control tokens written in the prompt, as
+//! llama-server does; and a token's text for `logprobs`.
 
-use kaiyuan_chat::{RenderedPrompt, SegmentKind};
+pub use kaiyuan_chat::{encode_rendered, PromptTokens};
 use kaiyuan_tokenizer::Tokenizer;
-
-/// A chat prompt's ids, segment by segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PromptTokens {
-    /// The BOS the model's metadata asks for, when the template did not write it already.
-    pub bos: Option<u32>,
-    pub segments: Vec<(SegmentKind, Vec<u32>)>,
-}
-
-impl PromptTokens {
-    /// All ids in order.
-    pub fn ids(&self) -> Vec<u32> {
-        let len = self
-            .segments
-            .iter()
-            .map(|(_, ids)| ids.len())
-            .sum::<usize>();
-        let mut ids = Vec::with_capacity(len + 1);
-        ids.extend(self.bos);
-        for (_, seg) in &self.segments {
-            ids.extend_from_slice(seg);
-        }
-        ids
-    }
-}
-
-/// Tokenizes `rendered`: markup with control tokens recognised, content as plain text, and
-/// a BOS first if the model wants one — unless the template's markup already begins with
-/// it (templates that write `{{ bos_token }}` would otherwise give two).
-pub fn encode_rendered(tok: &Tokenizer, rendered: &RenderedPrompt) -> PromptTokens {
-    // Segments are parts of one text: a SentencePiece leading space goes only where the
-    // whole text would have one (at the start or after a special token).
-    let mut after_special = true;
-    let segments: Vec<(SegmentKind, Vec<u32>)> = rendered
-        .segments
-        .iter()
-        .filter(|seg| !seg.text.is_empty())
-        .map(|seg| {
-            let markup = seg.kind == SegmentKind::Markup;
-            let mut ids = Vec::new();
-            after_special = tok.encode_continuation(&seg.text, markup, after_special, &mut ids);
-            (seg.kind, ids)
-        })
-        .collect();
-    let first = segments.iter().find_map(|(_, ids)| ids.first().copied());
-    let bos = match (tok.add_bos(), tok.bos_id()) {
-        (true, Some(bos)) if first != Some(bos) => Some(bos),
-        _ => None,
-    };
-    PromptTokens { bos, segments }
-}
 
 /// Tokenizes a completions prompt: BOS/EOS as the model asks, control tokens recognised
 /// (the caller writes the whole prompt, as with llama-server).
 pub fn encode_text(tok: &Tokenizer, text: &str) -> Vec<u32> {
-    tok.encode_with_bos_eos(text, true)
+    kaiyuan_chat::encode_text(tok, text, true)
 }
 
 /// The text of token `id` as a response shows it (control tokens by their text), and its

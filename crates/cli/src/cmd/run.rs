@@ -1,17 +1,20 @@
 //! `kaiyuan run -m MODEL -p PROMPT`: continues a prompt with the model and streams the text
 //! to stdout; speed goes to stderr. `--json-schema FILE` / `--grammar FILE` constrain the
-//! output (structured output, as the server's `response_format` does).
+//! output (structured output, as the server's `response_format` does). Generation runs
+//! through the engine (`local_engine.rs`): the same sampler, end-of-generation ids and
+//! detokenizer as the server, so greedy or seeded output equals a server completion's.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use kaiyuan_engine::sampling::{Sampler, TokenHistory};
+use kaiyuan_chat::encode_text;
+use kaiyuan_engine::{Event, FinishReason, GenerateRequest};
 use kaiyuan_grammar::{Constraint, GrammarSpec, GrammarVocab};
-use kaiyuan_kernels::threads::ThreadPool;
-use kaiyuan_model::Session;
 
+use super::local_engine::{seeded, LocalEngine};
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
 use super::sampling_args::{threads, SamplingArgs};
@@ -53,11 +56,14 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.n_predict == 0 {
+        bail!("-n 0: at least one token must be generated");
+    }
     let path = resolve_model(&args.model, args.source)?;
     let file = ModelFile::open_for_inference(&path, args.load)?;
     let model = file.load_model()?;
     let tok = &file.tokenizer;
-    let prompt = tok.encode_with_bos_eos(&args.prompt, args.special);
+    let prompt = encode_text(tok, &args.prompt, args.special);
     if prompt.is_empty() {
         bail!("the prompt is empty");
     }
@@ -70,64 +76,55 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.n_predict
         );
     }
-    let mut constraint = constraint(args, &file.tokenizer)?;
-    let params = args.sampling.params();
-    let mut sampler = Sampler::new(params, model.config().vocab_size)?;
+    let constraint = constraint(args, tok)?;
+    let sampling = seeded(args.sampling.params()?, model.config().vocab_size)?;
+    let seed = sampling.seed.unwrap_or_default();
     let n_threads = threads(args.threads)?;
-    let pool = ThreadPool::new(n_threads);
-    let mut session = Session::try_new(&model, ctx)?;
-    let mut history = TokenHistory::new();
-    history.push_prompt(&prompt);
-    let mut decoder = tok.stream_decoder(false);
-    for &id in &prompt {
-        decoder.push(id)?;
-    }
-    // The engine's end-of-generation ids (EOS, EOT and end-of-turn markers).
-    let stop = tok.end_of_generation_ids();
+    let prompt_tokens = prompt.len();
+    let engine = LocalEngine::start(model, Arc::clone(tok), n_threads, ctx)?;
+    // Times count from submission, as the engine's time to first token does.
+    let start = Instant::now();
+    // The engine stops on the model's end-of-generation ids (EOS, EOT, end-of-turn markers)
+    // and when the grammar is complete, exactly as for the server's requests.
+    let mut events = engine.submit(GenerateRequest {
+        prompt,
+        sampling,
+        max_tokens: args.n_predict,
+        stop: Vec::new(),
+        stop_token_ids: Vec::new(),
+        ignore_eos: false,
+        constraint,
+    })?;
 
     let mut out = std::io::stdout().lock();
     write!(out, "{}", args.prompt)?;
     out.flush()?;
-    let start = Instant::now();
-    let mut logits = session.eval(&pool, &prompt, false)?;
-    let prefill = start.elapsed();
-    let mut generated = 0usize;
-    while generated < args.n_predict {
-        let mask = match &mut constraint {
-            Some(c) => Some(c.compute_mask()?),
-            None => None,
-        };
-        let next = sampler
-            .sample_masked(&mut logits, &history, mask.as_ref())?
-            .token;
-        generated += 1;
-        if stop.contains(&next) {
-            break;
-        }
-        history.push(next);
-        write!(out, "{}", decoder.push(next)?)?;
-        out.flush()?;
-        if let Some(c) = &mut constraint {
-            c.commit(next)?;
-            if c.is_finished() {
-                break;
+    let finished = loop {
+        match events.recv()? {
+            Event::Scheduled { .. } => {}
+            Event::Token(t) => {
+                write!(out, "{}", t.text)?;
+                out.flush()?;
             }
+            Event::Finished(f) => break f,
         }
-        if generated == args.n_predict {
-            break;
-        }
-        logits = session.eval(&pool, &[next], false)?;
+    };
+    writeln!(out, "{}", finished.text)?;
+    match &finished.reason {
+        FinishReason::Stop | FinishReason::Length => {}
+        FinishReason::Error(e) => bail!("generation failed: {e}"),
+        other => bail!("generation ended early ({})", other.as_str()),
     }
-    writeln!(out, "{}", decoder.finish())?;
-    let decode = start.elapsed() - prefill;
+    let total = start.elapsed();
+    let prefill = finished.time_to_first_token.unwrap_or(total);
+    let decode = total.saturating_sub(prefill);
+    let generated = finished.usage.completion_tokens;
     eprintln!(
-        "prompt: {} tokens in {:.2} s ({:.1} tokens/s); generated: {generated} tokens in {:.2} s ({:.1} tokens/s); {n_threads} threads, seed {}",
-        prompt.len(),
+        "prompt: {prompt_tokens} tokens in {:.2} s ({:.1} tokens/s); generated: {generated} tokens in {:.2} s ({:.1} tokens/s); {n_threads} threads, seed {seed}",
         prefill.as_secs_f64(),
-        prompt.len() as f64 / prefill.as_secs_f64(),
+        prompt_tokens as f64 / prefill.as_secs_f64().max(1e-9),
         decode.as_secs_f64(),
         generated as f64 / decode.as_secs_f64().max(1e-9),
-        sampler.seed()
     );
     Ok(())
 }
@@ -135,7 +132,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 /// The grammar `--json-schema` or `--grammar` asks for, compiled for this vocabulary.
 fn constraint(
     args: &RunArgs,
-    tok: &std::sync::Arc<kaiyuan_tokenizer::Tokenizer>,
+    tok: &Arc<kaiyuan_tokenizer::Tokenizer>,
 ) -> anyhow::Result<Option<Constraint>> {
     let (flag, path, spec) = match (&args.json_schema, &args.grammar) {
         (Some(path), _) => {
@@ -156,7 +153,7 @@ fn constraint(
         }
         (None, None) => return Ok(None),
     };
-    let vocab = GrammarVocab::new(std::sync::Arc::clone(tok), &tok.end_of_generation_ids())?;
+    let vocab = GrammarVocab::new(Arc::clone(tok), &tok.end_of_generation_ids())?;
     let c = vocab
         .compile(&spec)
         .with_context(|| format!("invalid {flag} {}", path.display()))?;

@@ -6,13 +6,12 @@
 //! prompt is tokenized the way Kaiyuan feeds it to a model: the template's markup with
 //! control tokens recognised, message text as plain text, so a user who writes
 //! `<|im_end|>` gets those characters, not the control token. The ids are the ones the
-//! server feeds the model (`kaiyuan_server::prompt::encode_rendered`).
+//! server feeds the model (`kaiyuan_chat::encode_rendered`).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use kaiyuan_chat::{ChatRequest, SegmentKind};
-use kaiyuan_server::prompt::encode_rendered;
+use kaiyuan_chat::{encode_rendered, ChatRequest, SegmentKind};
 
 use super::model_file::ModelFile;
 

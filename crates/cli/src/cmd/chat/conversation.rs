@@ -1,20 +1,22 @@
-//! [`Conversation`]: the messages of one `kaiyuan chat` session and the model session that
-//! answers them. Each turn re-renders the whole conversation with the chat template, and only
-//! the tokens after the longest prefix shared with what the KV cache already holds are
-//! evaluated (`Session::truncate` to that prefix), so a turn costs its new tokens, not the
+//! [`Conversation`]: the messages of one `kaiyuan chat` session and the engine that answers
+//! them. Each turn re-renders the whole conversation with the chat template and submits it to
+//! the engine like a server request (same encoding, sampler, end-of-generation ids): the
+//! engine's prefix cache keeps the blocks of earlier turns, so a turn evaluates only the
+//! tokens after the longest cached run of full 16-token blocks it shares with them, not the
 //! whole history.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use kaiyuan_chat::{
-    ChatTemplate, Message, ReasoningSplitter, RenderOptions, RenderedPrompt, SplitDelta,
+    encode_rendered, ChatTemplate, Message, ReasoningSplitter, RenderOptions, SplitDelta,
 };
-use kaiyuan_engine::sampling::{Sampler, TokenHistory};
-use kaiyuan_kernels::threads::ThreadPool;
-use kaiyuan_model::Session;
+use kaiyuan_engine::sampling::SamplingParams;
+use kaiyuan_engine::{Event, FinishReason, GenerateRequest};
 use kaiyuan_tokenizer::Tokenizer;
+
+use super::super::local_engine::LocalEngine;
 
 /// Why a reply ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,47 +54,45 @@ pub struct TurnStats {
 pub struct Limits {
     /// Tokens per reply at most.
     pub max_reply_tokens: usize,
-    /// Tokens that end a reply.
-    pub stop_tokens: Vec<u32>,
 }
 
 pub struct Conversation<'m> {
     tokenizer: &'m Tokenizer,
     template: &'m ChatTemplate,
-    session: Session<'m>,
-    sampler: Sampler,
+    engine: &'m LocalEngine,
+    /// Every reply is sampled with these settings, its seed included (as a server request
+    /// with that `seed` would be).
+    sampling: SamplingParams,
     limits: Limits,
     system: Option<String>,
     messages: Vec<Message>,
-    /// The tokens whose keys and values the session holds, in order.
-    cached: Vec<u32>,
 }
 
 impl<'m> Conversation<'m> {
     pub fn new(
         tokenizer: &'m Tokenizer,
         template: &'m ChatTemplate,
-        session: Session<'m>,
-        sampler: Sampler,
+        engine: &'m LocalEngine,
+        sampling: SamplingParams,
         limits: Limits,
         system: Option<String>,
     ) -> Conversation<'m> {
         let mut c = Conversation {
             tokenizer,
             template,
-            session,
-            sampler,
+            engine,
+            sampling,
             limits,
             system,
             messages: Vec::new(),
-            cached: Vec::new(),
         };
         c.reset();
         c
     }
 
-    /// Forgets the conversation (the system prompt stays). The cache is kept: the next turn
-    /// reuses whatever prefix still matches (typically the system prompt).
+    /// Forgets the conversation (the system prompt stays). The engine's prefix cache is
+    /// kept: the next turn reuses whatever prefix still matches (typically the system
+    /// prompt).
     pub fn reset(&mut self) {
         self.messages.clear();
         if let Some(system) = &self.system {
@@ -101,15 +101,14 @@ impl<'m> Conversation<'m> {
     }
 
     pub fn capacity(&self) -> usize {
-        self.session.max_ctx()
+        self.engine.context()
     }
 
-    /// Adds the user's message, renders the conversation, evaluates what the cache lacks and
+    /// Adds the user's message, renders the conversation, has the engine answer it and
     /// streams the reply to `sink` as reasoning/answer deltas. With `debug`, the rendered
-    /// prompt and its token counts are written there first.
+    /// prompt and its token counts are written there once the engine has scheduled it.
     pub fn reply(
         &mut self,
-        pool: &ThreadPool,
         user_text: &str,
         sink: &mut dyn FnMut(&SplitDelta) -> std::io::Result<()>,
         debug: Option<&mut dyn Write>,
@@ -128,7 +127,9 @@ impl<'m> Conversation<'m> {
                 )));
             }
         };
-        let prompt = prompt_ids(self.tokenizer, &rendered);
+        // The server's encoding: markup with control tokens recognised, message text as
+        // plain text, one BOS.
+        let prompt = encode_rendered(self.tokenizer, &rendered).ids();
         let capacity = self.capacity();
         if prompt.len() >= capacity {
             self.messages.pop();
@@ -137,32 +138,20 @@ impl<'m> Conversation<'m> {
                 prompt.len()
             )));
         }
-
-        // Keep the cached prefix this prompt shares; at least one token must be evaluated to
-        // get logits for the reply's first token.
-        let shared = common_prefix(&self.cached, &prompt).min(prompt.len() - 1);
-        self.session.truncate(shared);
-        self.cached.truncate(shared);
-        if let Some(out) = debug {
-            writeln!(
-                out,
-                "--- prompt: {} tokens, {shared} reused from the cache, {} evaluated ---\n{}\n--- end of prompt ---",
-                prompt.len(),
-                prompt.len() - shared,
-                rendered.text()
-            )?;
-        }
+        // The reply gets what the context leaves, up to -n.
+        let max_tokens = self.limits.max_reply_tokens.min(capacity - prompt.len());
+        let prompt_tokens = prompt.len();
         let start = Instant::now();
-        let mut logits = self
-            .session
-            .eval(pool, &prompt[shared..], false)
-            .context("evaluating the prompt")?;
-        self.cached.extend_from_slice(&prompt[shared..]);
-        let prefill = start.elapsed();
+        let mut events = self.engine.submit(GenerateRequest {
+            prompt,
+            sampling: self.sampling.clone(),
+            max_tokens,
+            stop: Vec::new(),
+            stop_token_ids: Vec::new(),
+            ignore_eos: false,
+            constraint: None,
+        })?;
 
-        let mut history = TokenHistory::new();
-        history.push_prompt(&prompt);
-        let mut decoder = self.tokenizer.stream_decoder(false);
         let mut splitter = ReasoningSplitter::for_prompt(&rendered);
         let (mut reasoning, mut answer) = (String::new(), String::new());
         let mut emit = |d: SplitDelta| -> anyhow::Result<()> {
@@ -173,30 +162,38 @@ impl<'m> Conversation<'m> {
             }
             Ok(())
         };
-        let mut generated = 0;
-        let stop = loop {
-            if generated == self.limits.max_reply_tokens {
-                break StopReason::Length;
+        let mut debug = debug;
+        let mut reused = 0;
+        let finished = loop {
+            match events.recv()? {
+                Event::Scheduled { cached_tokens } => {
+                    reused = cached_tokens;
+                    if let Some(out) = debug.take() {
+                        writeln!(
+                            out,
+                            "--- prompt: {prompt_tokens} tokens, {reused} reused from the cache, {} evaluated ---\n{}\n--- end of prompt ---",
+                            prompt_tokens - reused,
+                            rendered.text()
+                        )?;
+                    }
+                }
+                Event::Token(t) => emit(splitter.push(&t.text))?,
+                Event::Finished(f) => break f,
             }
-            let next = self.sampler.sample(&mut logits, &history)?.token;
-            generated += 1;
-            if self.limits.stop_tokens.contains(&next) {
-                break StopReason::EndOfTurn;
-            }
-            history.push(next);
-            let text = decoder.push(next).context("decoding the reply")?;
-            emit(splitter.push(&text))?;
-            if self.session.position() == capacity {
-                break StopReason::ContextFull { capacity };
-            }
-            logits = self
-                .session
-                .eval(pool, &[next], false)
-                .context("evaluating the reply")?;
-            self.cached.push(next);
         };
-        emit(splitter.push(&decoder.finish()))?;
+        emit(splitter.push(&finished.text))?;
         emit(splitter.finish())?;
+        let stop = match finished.reason {
+            FinishReason::Stop => StopReason::EndOfTurn,
+            FinishReason::Length if max_tokens < self.limits.max_reply_tokens => {
+                StopReason::ContextFull { capacity }
+            }
+            FinishReason::Length => StopReason::Length,
+            FinishReason::Error(e) => bail!("generation failed: {e}"),
+            other => bail!("generation ended early ({})", other.as_str()),
+        };
+        let total = start.elapsed();
+        let prefill = finished.time_to_first_token.unwrap_or(total);
 
         let mut message = Message::text("assistant", &answer);
         if !reasoning.is_empty() {
@@ -204,36 +201,12 @@ impl<'m> Conversation<'m> {
         }
         self.messages.push(message);
         Ok(Turn::Answered(TurnStats {
-            prompt_tokens: prompt.len(),
-            reused: shared,
-            generated,
+            prompt_tokens,
+            reused,
+            generated: finished.usage.completion_tokens,
             stop,
             prefill,
-            decode: start.elapsed() - prefill,
+            decode: total.saturating_sub(prefill),
         }))
-    }
-}
-
-/// The prompt's token ids as a model receives them — the server's encoding (markup with
-/// control tokens recognised, message text as plain text, one BOS), so `chat`, `template
-/// --tokens` and `serve` feed the model the same ids.
-pub fn prompt_ids(tokenizer: &Tokenizer, prompt: &RenderedPrompt) -> Vec<u32> {
-    kaiyuan_server::prompt::encode_rendered(tokenizer, prompt).ids()
-}
-
-fn common_prefix(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn common_prefix_lengths() {
-        assert_eq!(common_prefix(&[], &[1]), 0);
-        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2, 4]), 2);
-        assert_eq!(common_prefix(&[1, 2], &[1, 2, 3]), 2);
-        assert_eq!(common_prefix(&[1, 2, 3], &[1, 2]), 2);
     }
 }

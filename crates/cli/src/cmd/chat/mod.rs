@@ -1,5 +1,6 @@
 //! `kaiyuan chat -m MODEL`: an interactive conversation with a model through its chat
-//! template, on a terminal or a pipe. Input rules and commands are in `input.rs`, the
+//! template, on a terminal or a pipe, answered by the engine the server runs (each turn a
+//! request with the same seed and sampling settings). Input rules and commands are in `input.rs`, the
 //! conversation and its KV-cache reuse in `conversation.rs`, how replies are shown in
 //! `display.rs`.
 
@@ -8,12 +9,11 @@ mod display;
 mod input;
 
 use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use kaiyuan_engine::sampling::Sampler;
-use kaiyuan_kernels::threads::ThreadPool;
-use kaiyuan_model::Session;
 
+use super::local_engine::{seeded, LocalEngine};
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
 use super::sampling_args::{threads, SamplingArgs};
@@ -80,19 +80,18 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
         bail!("--ctx {ctx}: the context must hold at least 2 tokens");
     }
     let n_threads = threads(args.threads)?;
-    let pool = ThreadPool::new(n_threads);
-    let sampler = Sampler::new(args.sampling.params(), model.config().vocab_size)
-        .context("invalid sampling settings")?;
-    let seed = sampler.seed();
+    let sampling = seeded(args.sampling.params()?, model.config().vocab_size)?;
+    let seed = sampling.seed.unwrap_or_default();
+    let architecture = model.config().architecture;
+    let engine = LocalEngine::start(model, Arc::clone(&file.tokenizer), n_threads, ctx)?;
     let limits = Limits {
         max_reply_tokens: args.n_predict,
-        stop_tokens: file.tokenizer.end_of_generation_ids(),
     };
     let mut conversation = Conversation::new(
         &file.tokenizer,
         &template,
-        Session::try_new(&model, ctx)?,
-        sampler,
+        &engine,
+        sampling,
         limits,
         args.system.clone(),
     );
@@ -104,8 +103,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let mut writer = ReplyWriter::new(stdout.lock(), stdout.is_terminal());
     eprintln!(
         "kaiyuan chat: {} ({}), context {ctx} tokens, {n_threads} threads, seed {seed}",
-        args.model,
-        model.config().architecture,
+        args.model, architecture,
     );
     eprintln!(
         "/help for help; end a line with \\ to continue it, or put lines between two \"\"\" lines; /reset clears, /exit quits"
@@ -140,7 +138,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
                 } else {
                     None
                 };
-                let turn = conversation.reply(&pool, &text, &mut |d| writer.write(d), debug)?;
+                let turn = conversation.reply(&text, &mut |d| writer.write(d), debug)?;
                 match turn {
                     Turn::Refused(why) => eprintln!("error: {why}"),
                     Turn::Answered(stats) => {
