@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod chat;
 pub mod inspect;
+mod mapped;
 mod model_file;
 mod model_ref;
 pub mod perplexity;

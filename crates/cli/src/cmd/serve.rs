@@ -14,6 +14,7 @@ use kaiyuan_engine::{Engine, EngineConfig};
 use kaiyuan_hub::ModelRef;
 use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
+use super::mapped::{self, FileWatch};
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
 use super::serve_metering::{self, MeteringArgs};
@@ -179,9 +180,22 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
     Ok(keys)
 }
 
-/// Loads one model and starts its engine.
-fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
+/// Loads one model and starts its engine; a mapped file's watch goes into `watches`.
+fn load(
+    spec: &ModelSpec,
+    args: &ServeArgs,
+    watches: &std::sync::Mutex<Vec<FileWatch>>,
+) -> anyhow::Result<ServedModel> {
     let file = ModelFile::open_for_inference(&spec.path, args.load)?;
+    if file.mapped {
+        mapped::report_sigbus();
+        let watch = FileWatch::new(&spec.path)
+            .with_context(|| format!("cannot read {}", spec.path.display()))?;
+        watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(watch);
+    }
     let model = file.load_model()?;
     let (template, note) = match &args.chat_template_file {
         None => file.chat_template()?,
@@ -241,6 +255,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
         bail!("--grace-period must be a non-negative number of seconds");
     }
+    // The engine would quietly raise a 0 to 1 (a one-position context, say): refuse it.
+    for (flag, value) in [
+        ("--threads", args.threads),
+        ("--ctx", args.ctx),
+        ("--max-seqs", args.max_seqs),
+        ("--kv-tokens", args.kv_tokens),
+        ("--max-batch-tokens", args.max_batch_tokens),
+    ] {
+        if value == Some(0) {
+            bail!("{flag} 0: must be at least 1");
+        }
+    }
     let metering = serve_metering::plan(&args.metering)?;
     let config = ServerConfig {
         model_names: specs.iter().map(|s| s.name.clone()).collect(),
@@ -290,13 +316,15 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
     let server = Server::new(config);
     let keep_running = args.keep_running_on_engine_failure;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    let watches = Arc::new(std::sync::Mutex::new(Vec::new()));
     {
         let server = server.clone();
+        let watches = Arc::clone(&watches);
         std::thread::Builder::new()
             .name("kaiyuan-loader".into())
             .spawn(move || {
                 let loaded: anyhow::Result<Vec<ServedModel>> =
-                    specs.iter().map(|s| load(s, &args)).collect();
+                    specs.iter().map(|s| load(s, &args, &watches)).collect();
                 match loaded {
                     Ok(models) => {
                         server.set_models(models);
@@ -311,7 +339,7 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
     }
     let (load_error_tx, load_error_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     let (engine_failed_tx, engine_failed_rx) = tokio::sync::oneshot::channel::<EngineFailure>();
-    let engine_died = engine_failure(server.clone(), keep_running);
+    let engine_died = engine_failure(server.clone(), keep_running, watches);
     let shutdown = async move {
         tokio::select! {
             () = signal() => {}
@@ -338,13 +366,28 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
 }
 
 /// Completes when a served model's engine has died (checked every 200 ms), after logging it;
-/// never, with `keep_running` (the failure is still logged, once).
-async fn engine_failure(server: Server, keep_running: bool) -> EngineFailure {
+/// never, with `keep_running` (the failure is still logged, once). A mapped model file
+/// changed in place (checked at the same pace) ends the process at once with status 1:
+/// its weights are no longer the ones loaded, so nothing more is served from them.
+async fn engine_failure(
+    server: Server,
+    keep_running: bool,
+    watches: Arc<std::sync::Mutex<Vec<FileWatch>>>,
+) -> EngineFailure {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let failure = loop {
         tick.tick().await;
         if let Some(f) = server.engine_failure() {
             break f;
+        }
+        let changed = watches
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find_map(FileWatch::changed);
+        if let Some(why) = changed {
+            eprintln!("error: {why}; exiting (replace a mapped model file by renaming a new file over it)");
+            std::process::exit(1);
         }
     };
     eprintln!(
