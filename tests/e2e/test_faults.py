@@ -193,7 +193,7 @@ def test_a_slow_reader_does_not_stall_others():
         done = threading.Event()
 
         def read_slowly():
-            while not received.endswith(b"data: [DONE]\n\n"):
+            while not received.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end
                 chunk = slow.recv(256)
                 if not chunk:
                     break
