@@ -2,12 +2,13 @@
 each response's usage and against the price file (the expected cost is computed here from
 the TOML with exact decimals, independently of the server), revocation and expiry (401), a
 model a key may not use (403), a budget under 50 concurrent requests (429
-insufficient_quota, never overspent), per-minute limits (429 with Retry-After and
-x-ratelimit-* headers), and an abandoned stream still recorded."""
+insufficient_quota, never overspent), per-minute request and token limits (429 with
+Retry-After and x-ratelimit-* headers), and an abandoned stream still recorded."""
 
 import concurrent.futures
 import decimal
 import json
+import re
 import tempfile
 import threading
 import time
@@ -237,6 +238,45 @@ def test_requests_per_minute_429_with_retry_after_and_headers(metered):
     assert err["code"] == "rate_limit_exceeded" and err["type"] == "requests"
     assert 1 <= int(h3["retry-after"]) <= 60
     assert h3["x-ratelimit-remaining-requests"] == "0" and h3["x-ratelimit-reset-requests"].endswith("s")
+
+
+def test_tokens_per_minute_429_with_retry_after_and_headers(metered):
+    """`tpm` counts a window's prompt tokens at admission (and the completion tokens when a
+    request settles): a request is admitted while the window is under the limit, and the
+    x-ratelimit-*-tokens headers are OpenAI's (limit, remaining = limit - used, reset as a
+    duration such as "17s" or "1m0s")."""
+    key = new_key(metered, tpm=100)
+    auth = {"Authorization": f"Bearer {key['key']}"}
+    # About 60 prompt tokens: one request fits under 100, two do not.
+    body = {"model": MODEL, "prompt": " ".join(f"word{i}" for i in range(20)), "max_tokens": 1}
+    for _ in range(3):  # a minute boundary may reset the window once mid-test
+        s1, h1, r1 = metered.post("/v1/completions", body, auth)
+        s2, h2, _ = metered.post("/v1/completions", body, auth)
+        s3, h3, raw = metered.post("/v1/completions", body, auth)
+        if s3 == 429:
+            break
+    assert (s1, s2, s3) == (200, 200, 429), (s1, s2, s3, raw)
+    prompt = json.loads(r1)["usage"]["prompt_tokens"]
+    assert 50 <= prompt < 100, prompt  # the premise of the test
+    assert h1["x-ratelimit-limit-tokens"] == "100"
+    assert h1["x-ratelimit-remaining-tokens"] == str(100 - prompt)
+    assert h2["x-ratelimit-remaining-tokens"] == "0"
+    # No rpm on this key: no request headers.
+    assert "x-ratelimit-limit-requests" not in h1
+    err = error_of(raw)
+    assert err["code"] == "rate_limit_exceeded" and err["type"] == "tokens", err
+    assert "tokens per minute" in err["message"], err
+    assert 1 <= int(h3["retry-after"]) <= 60
+    assert h3["x-ratelimit-limit-tokens"] == "100" and h3["x-ratelimit-remaining-tokens"] == "0"
+    assert re.fullmatch(r"([1-9]|[1-5]\d)s|1m0s", h3["x-ratelimit-reset-tokens"]), h3
+    assert int(h3["retry-after"]) == go_seconds(h3["x-ratelimit-reset-tokens"])
+
+
+def go_seconds(duration):
+    """Seconds of a Go-style duration of whole seconds ("45s", "1m0s")."""
+    m = re.fullmatch(r"(?:(\d+)m)?(\d+)s", duration)
+    assert m, duration
+    return int(m.group(1) or 0) * 60 + int(m.group(2))
 
 
 def test_an_abandoned_stream_is_recorded_as_cancelled(metered):

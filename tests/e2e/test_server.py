@@ -179,3 +179,121 @@ def test_sigterm_ends_every_stream_with_a_final_chunk_and_done():
         assert "stopped" in s.log()
     finally:
         s.kill()
+
+
+# The HTTP half of the bad-input table (RELIABILITY.md, "Bad input"; the CLI half is
+# crates/cli/tests/bad_input.rs): (path, body, extra headers, status, param). A body is sent
+# as bytes when it is bytes, else as JSON; `param` is checked when it is not ANY.
+ANY = object()
+USER = [{"role": "user", "content": "hi"}]
+CHAT = "/v1/chat/completions"
+FUNC = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+BAD_INPUT = [
+    # Not JSON, or not an object.
+    (CHAT, b'{"messages": [', {}, 400, None),
+    (CHAT, b"[1, 2, 3]", {}, 400, None),
+    (CHAT, b"null", {}, 400, None),
+    (CHAT, b"", {}, 400, None),
+    (CHAT, b"[" * 100_000 + b"]" * 100_000, {}, 400, None),
+    (CHAT, b'{"messages": [{"role": "user", "content": "\xff\xfe bad utf-8"}]}', {}, 400, None),
+    (CHAT, b'{"messages": [{"role": "user", "content": "\\ud800 lone surrogate"}]}', {}, 400, None),
+    # Wrong types and values.
+    (CHAT, {"messages": USER, "temperature": "hot"}, {}, 400, "temperature"),
+    (CHAT, {"messages": USER, "max_tokens": -1}, {}, 400, "max_tokens"),
+    (CHAT, {"messages": USER, "max_tokens": 1e30}, {}, 400, "max_tokens"),
+    (CHAT, b'{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 123456789012345678901234567890}', {}, 400, "max_tokens"),
+    (CHAT, {"messages": USER, "max_tokens": 2.5}, {}, 400, "max_tokens"),
+    (CHAT, {"messages": USER, "n": 1000}, {}, 400, "n"),
+    (CHAT, {"messages": USER, "n": 0}, {}, 400, "n"),
+    (CHAT, {"messages": USER, "top_p": 1.5}, {}, 400, "top_p"),
+    (CHAT, {"messages": USER, "frequency_penalty": -3}, {}, 400, "frequency_penalty"),
+    (CHAT, {"messages": USER, "seed": "abc"}, {}, 400, "seed"),
+    (CHAT, {"messages": USER, "stream": True, "stream_options": {"include_usage": "yes"}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "stop": [f"s{i}" for i in range(17)]}, {}, 400, "stop"),
+    (CHAT, {"messages": USER, "stop": "x" * 1000}, {}, 400, "stop"),
+    (CHAT, {"messages": USER, "stop": [1]}, {}, 400, "stop[0]"),
+    (CHAT, {"messages": USER, "logit_bias": {str(i): 1 for i in range(301)}}, {}, 400, "logit_bias"),
+    (CHAT, {"messages": USER, "logit_bias": {"5": "high"}}, {}, 400, "logit_bias.5"),
+    (CHAT, {"messages": USER, "logit_bias": {"5": 1000}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "logit_bias": [1, 2]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "logprobs": True, "top_logprobs": -1}, {}, 400, "top_logprobs"),
+    (CHAT, {"messages": USER, "temperature": -1}, {}, 400, "temperature"),
+    # Messages.
+    (CHAT, {"messages": []}, {}, 400, "messages"),
+    (CHAT, {}, {}, 400, "messages"),
+    (CHAT, {"messages": [{"content": "no role"}]}, {}, 400, ANY),
+    (CHAT, {"messages": [{"role": "robot", "content": "x"}]}, {}, 400, "messages[0].role"),
+    (CHAT, {"messages": [{"role": "user", "content": 5}]}, {}, 400, ANY),
+    (CHAT, {"messages": [{"role": "user", "content": [{"type": "text"}]}]}, {}, 400, ANY),
+    (CHAT, {"messages": [{"role": "user", "content": [{"type": "audio", "data": "x"}]}]}, {}, 400, ANY),
+    (CHAT, {"messages": ["hi"]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "n": "two"}, {}, 400, "n"),
+    # Tools and structured output.
+    (CHAT, {"messages": USER, "tools": [{"type": "function"}]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": [{"type": "retrieval"}]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": [{"type": "function", "function": {"name": "bad name!"}}]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": [{"type": "function", "function": {"name": "f", "parameters": "x"}}]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": [FUNC, FUNC]}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": [FUNC], "tool_choice": {"type": "function", "function": {"name": "g"}}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tool_choice": "required"}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "tools": "f"}, {}, 400, "tools"),
+    (CHAT, {"messages": USER, "response_format": {"type": "xml"}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "response_format": {"type": "json_schema"}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}}, {}, 400, ANY),
+    (CHAT, {"messages": USER, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"$ref": "http://example.com/s.json"}}}}, {}, 400, ANY),
+    # Transport.
+    (CHAT, b'{"messages": []}', {"Content-Type": "application/xml"}, 415, None),
+    (CHAT, b'{"messages": []}', {"Content-Type": "multipart/form-data; boundary=x"}, 415, None),
+    (CHAT, b"x" * (5 * 1024 * 1024), {}, 413, None),
+    # Completions.
+    ("/v1/completions", {}, {}, 400, "prompt"),
+    ("/v1/completions", {"prompt": 5}, {}, 400, "prompt"),
+    ("/v1/completions", {"prompt": [99999999]}, {}, 400, ANY),
+    ("/v1/completions", {"prompt": [-1]}, {}, 400, ANY),
+    ("/v1/completions", {"prompt": "a", "max_tokens": -5}, {}, 400, "max_tokens"),
+    ("/v1/completions", {"prompt": "a", "logprobs": 100}, {}, 400, "logprobs"),
+    ("/v1/completions", {"prompt": "a", "echo": "yes"}, {}, 400, ANY),
+    # Tokenizer routes.
+    ("/tokenize", {"content": 5}, {}, 400, ANY),
+    ("/tokenize", {}, {}, 400, ANY),
+    ("/detokenize", {"tokens": [-1]}, {}, 400, ANY),
+    ("/detokenize", {"tokens": [99999999]}, {}, 400, ANY),
+    ("/detokenize", {"tokens": "1 2"}, {}, 400, ANY),
+]
+
+
+@pytest.mark.parametrize(
+    "path, body, headers, status, param", BAD_INPUT,
+    ids=[f"{i}-{case[0].rsplit('/', 1)[-1]}-{case[3]}" for i, case in enumerate(BAD_INPUT)],
+)
+def test_bad_input_gets_a_clean_4xx_and_the_server_stays_healthy(server, path, body, headers, status, param):
+    got, hdrs, raw = server.post(path, body, headers)
+    assert got == status, raw[:300]
+    assert hdrs["content-type"] == "application/json", hdrs
+    err = error_of(raw)
+    if param is not ANY:
+        assert err["param"] == param, err
+    assert server.get("/health")[0] == 200
+
+
+ANTHROPIC_BAD_INPUT = [
+    ({"messages": USER}, "max_tokens"),
+    ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, None),
+    ({"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "video"}]}]}, None),
+    ({"max_tokens": -5, "messages": USER}, "max_tokens"),
+    ({"max_tokens": 5, "messages": USER, "tools": [{"name": "f"}]}, None),
+    ({"max_tokens": 5, "messages": USER, "tool_choice": {"type": "sometimes"}}, None),
+    (b"{broken", None),
+]
+
+
+@pytest.mark.parametrize("body, field", ANTHROPIC_BAD_INPUT)
+def test_anthropic_bad_input_gets_anthropics_error_shape(server, body, field):
+    got, hdrs, raw = server.post("/v1/messages", body, {"anthropic-version": "2023-06-01"})
+    assert got == 400, raw[:300]
+    doc = json.loads(raw)
+    assert doc["type"] == "error" and doc["error"]["type"] == "invalid_request_error", doc
+    assert isinstance(doc["error"]["message"], str) and doc["error"]["message"]
+    if field:
+        assert field in doc["error"]["message"], doc
+    assert server.get("/health")[0] == 200

@@ -298,9 +298,19 @@ pub fn record_before_done(response: Response, meter: Meter) -> Response {
     Response::from_parts(parts, Body::from_stream(wrapped))
 }
 
+/// A whole number of seconds as OpenAI writes its `x-ratelimit-reset-*` values (Go's
+/// duration format: `45s`, `1m0s`).
+fn reset_duration(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs}s")
+    } else {
+        format!("{}m{}s", secs / 60, secs % 60)
+    }
+}
+
 /// OpenAI's `x-ratelimit-*` headers for the limits a key has.
 pub fn rate_headers(headers: &mut HeaderMap, rate: &RateInfo) {
-    let reset = format!("{}s", (rate.reset_ms.max(0) as u64).div_ceil(1000));
+    let reset = reset_duration((rate.reset_ms.max(0) as u64).div_ceil(1000));
     let mut put = |name: &'static str, value: String| {
         if let Ok(v) = HeaderValue::from_str(&value) {
             headers.insert(HeaderName::from_static(name), v);
@@ -430,5 +440,25 @@ mod tests {
         assert_eq!(h["x-ratelimit-remaining-requests"], "1");
         assert_eq!(h["x-ratelimit-reset-requests"], "2s");
         assert!(!h.contains_key("x-ratelimit-limit-tokens"));
+    }
+
+    #[test]
+    fn reset_is_a_go_duration_like_openais() {
+        // OpenAI writes `x-ratelimit-reset-tokens: 6m0s`, `…-requests: 1s`: a full minute
+        // window is `1m0s`, not `60s`.
+        let mut h = HeaderMap::new();
+        rate_headers(
+            &mut h,
+            &RateInfo {
+                limit_tokens: Some(100),
+                remaining_tokens: Some(0),
+                reset_ms: 60_000,
+                ..RateInfo::default()
+            },
+        );
+        assert_eq!(h["x-ratelimit-reset-tokens"], "1m0s");
+        assert_eq!(h["x-ratelimit-limit-tokens"], "100");
+        assert_eq!(reset_duration(59), "59s");
+        assert_eq!(reset_duration(125), "2m5s");
     }
 }

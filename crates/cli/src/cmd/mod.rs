@@ -4,6 +4,7 @@ pub mod bench;
 pub mod chat;
 pub mod inspect;
 mod local_engine;
+mod mapped;
 mod model_file;
 mod model_ref;
 pub mod perplexity;

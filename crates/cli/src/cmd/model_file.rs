@@ -12,6 +12,8 @@ use kaiyuan_tokenizer::{TokenType, Tokenizer, Vocab};
 pub struct ModelFile {
     pub gguf: Arc<GgufFile>,
     pub tokenizer: Arc<Tokenizer>,
+    /// The file is mapped, not copied: it must not change while in use (`mapped.rs`).
+    pub mapped: bool,
 }
 
 /// How the commands that run a model hold its weights.
@@ -97,6 +99,7 @@ impl ModelFile {
         Ok(ModelFile {
             gguf: Arc::new(gguf),
             tokenizer: Arc::new(tokenizer),
+            mapped: !resident,
         })
     }
 

@@ -20,6 +20,7 @@ use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, Server
 
 use kaiyuan_server::{ModelEntry, RegistryConfig};
 
+use super::mapped::{self, FileWatch};
 use super::model_file::{LoadArgs, ModelFile};
 use super::model_ref::{resolve_model, RefArgs};
 use super::serve_metering::{self, MeteringArgs};
@@ -166,7 +167,9 @@ impl ModelSpec {
             pinned,
             bytes,
             context,
-            load: Some(Arc::new(move || load(&self, &args).map_err(|e| format!("{e:#}")))),
+            load: Some(Arc::new(move || {
+                load(&self, &args).map_err(|e| format!("{e:#}"))
+            })),
         }
     }
 }
@@ -307,9 +310,19 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
     Ok(keys)
 }
 
-/// Loads one model and starts its engine.
+/// Loads one model and starts its engine; a mapped file's watch goes into
+/// [`mapped::watches`].
 fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
     let file = ModelFile::open_for_inference(&spec.path, args.load)?;
+    if file.mapped {
+        mapped::report_sigbus();
+        let watch = FileWatch::new(&spec.path)
+            .with_context(|| format!("cannot read {}", spec.path.display()))?;
+        mapped::watches()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(watch);
+    }
     let model = file.load_model()?;
     let (template, note) = match &args.chat_template_file {
         None => file.chat_template()?,
@@ -373,7 +386,8 @@ fn thread_budget(args: &ServeArgs) -> usize {
 
 /// `--keep-alive`, `--max-loaded-bytes` and `--load-timeout`.
 fn registry_config(args: &ServeArgs) -> anyhow::Result<RegistryConfig> {
-    let keep_alive = parse_keep_alive(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    let keep_alive =
+        parse_keep_alive(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
     let max_loaded_bytes = args
         .max_loaded_bytes
         .as_deref()
@@ -400,6 +414,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     kaiyuan_kernels::threads::share_pools(thread_budget(&args));
     if !(args.grace_period.is_finite() && args.grace_period >= 0.0) {
         bail!("--grace-period must be a non-negative number of seconds");
+    }
+    // The engine would quietly raise a 0 to 1 (a one-position context, say): refuse it.
+    for (flag, value) in [
+        ("--threads", args.threads),
+        ("--ctx", args.ctx),
+        ("--max-seqs", args.max_seqs),
+        ("--kv-tokens", args.kv_tokens),
+        ("--max-batch-tokens", args.max_batch_tokens),
+    ] {
+        if value == Some(0) {
+            bail!("{flag} 0: must be at least 1");
+        }
     }
     let metering = serve_metering::plan(&args.metering)?;
     let config = ServerConfig {
@@ -462,9 +488,7 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
         });
         entries.push(e);
     }
-    server
-        .add_models(entries)
-        .map_err(anyhow::Error::msg)?;
+    server.add_models(entries).map_err(anyhow::Error::msg)?;
     let keep_running = args.keep_running_on_engine_failure;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {
@@ -516,13 +540,24 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
 }
 
 /// Completes when a served model's engine has died (checked every 200 ms), after logging it;
-/// never, with `keep_running` (the failure is still logged, once).
+/// never, with `keep_running` (the failure is still logged, once). A mapped model file
+/// changed in place (checked at the same pace) ends the process at once with status 1:
+/// its weights are no longer the ones loaded, so nothing more is served from them.
 async fn engine_failure(server: Server, keep_running: bool) -> EngineFailure {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let failure = loop {
         tick.tick().await;
         if let Some(f) = server.engine_failure() {
             break f;
+        }
+        let changed = mapped::watches()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find_map(FileWatch::changed);
+        if let Some(why) = changed {
+            eprintln!("error: {why}; exiting (replace a mapped model file by renaming a new file over it)");
+            std::process::exit(1);
         }
     };
     eprintln!(
