@@ -60,8 +60,11 @@ async fn call(server: &Server, request: Request<Body>) -> (StatusCode, String, V
     (status, content_type, body.to_bytes().to_vec())
 }
 
-/// A series: its name and sorted labels.
-type Series = (String, Vec<(String, String)>);
+/// A series' labels, sorted.
+type Labels = Vec<(String, String)>;
+
+/// A series: its name and labels.
+type Series = (String, Labels);
 
 /// Parses `name{a="x",b="y"}` (label values with `\\`, `\"`, `\n` escapes).
 fn parse_series(s: &str) -> Series {
@@ -165,7 +168,7 @@ fn parse_exposition(text: &str) -> BTreeMap<Series, f64> {
             continue;
         }
         let bucket = format!("{family}_bucket");
-        let mut per_series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut per_series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
         for ((name, labels), v) in &samples {
             if *name == bucket {
                 let le = &labels.iter().find(|(k, _)| k == "le").unwrap().1;
