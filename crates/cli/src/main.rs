@@ -2,6 +2,7 @@
 //! `anyhow`.
 
 mod cmd;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,11 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (request lines, shutdown, errors) are written to stderr: `text` for
+    /// people, `json` (one object per line) for log pipelines. `RUST_LOG` filters them
+    /// (default: `warn,kaiyuan=info`).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -48,6 +54,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = logging::init(cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Inspect(args) => cmd::inspect::run(&args),
         Command::Tokenize(args) => cmd::tokenize::run(&args),

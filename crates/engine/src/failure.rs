@@ -1,5 +1,5 @@
 //! What happens when the engine thread dies: the worker loop runs under `catch_unwind`, a
-//! panic is logged to stderr and its message kept, and
+//! panic is logged (`tracing`, level error) and its message kept, and
 //! [`EngineHandle::failure`](crate::EngineHandle::failure) reports it, so that a server can
 //! answer its health check truthfully and exit for a supervisor to restart it.
 
@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 pub(crate) fn run_catching(failure: &OnceLock<String>, f: impl FnOnce()) {
     if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
         let reason = format!("the engine thread panicked: {}", message(&*payload));
-        eprintln!("error: {reason}");
+        tracing::error!("{reason}");
         let _ = failure.set(reason);
     }
 }

@@ -1,6 +1,8 @@
 //! Counters and gauges the engine thread keeps for monitoring (`/metrics`): plain atomics
-//! written by the engine, read by anyone through [`EngineMetrics::snapshot`]. The
-//! Prometheus rendering belongs to the server.
+//! written by the engine, read by anyone through [`EngineMetrics::snapshot`]. Atomics, not
+//! `prometheus-client`'s metric types (its histograms lock), so that the engine thread
+//! never waits on a scrape; the server hands the snapshots to `prometheus-client` as a
+//! collector, which writes the text.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;

@@ -47,9 +47,10 @@ impl WriterHandle {
         if let Err(mpsc::error::SendError(Msg::Settle(job, _))) =
             self.tx.send(Msg::Settle(job, ack))
         {
-            eprintln!(
-                "metering: writer stopped; usage of request {} (key {}) not recorded",
-                job.request_id, job.key_id
+            tracing::error!(
+                req = %job.request_id,
+                key = %job.key_id,
+                "metering: writer stopped; usage not recorded"
             );
         }
     }
@@ -84,7 +85,7 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Msg>) {
             },
             _ = sweep.tick() => {
                 if let Err(e) = sweep_now(&pool).await {
-                    eprintln!("metering: cannot release expired reservations: {e}");
+                    tracing::warn!("metering: cannot release expired reservations: {e}");
                 }
                 continue;
             }
@@ -117,9 +118,10 @@ async fn run(pool: AnyPool, mut rx: mpsc::UnboundedReceiver<Msg>) {
         }
         if let Err(e) = &result {
             for job in &jobs {
-                eprintln!(
-                    "metering: usage of request {} (key {}) not recorded: {e}",
-                    job.request_id, job.key_id
+                tracing::error!(
+                    req = %job.request_id,
+                    key = %job.key_id,
+                    "metering: usage not recorded: {e}"
                 );
             }
         }

@@ -131,7 +131,7 @@ impl Server {
         let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
             shutdown.await;
-            eprintln!("shutting down: no new connections; {grace:?} for running requests");
+            tracing::info!("shutting down: no new connections; {grace:?} for running requests");
             state.begin_shutdown(grace);
             let _ = signalled_tx.send(());
         };
@@ -145,7 +145,7 @@ impl Server {
         };
         tokio::select! {
             result = serve => result?,
-            () = deadline => eprintln!("connections still open after the grace period; closing them"),
+            () = deadline => tracing::warn!("connections still open after the grace period; closing them"),
         }
         if let Some(m) = &self.state.config.metering {
             // Usage of the requests that ended during the drain.

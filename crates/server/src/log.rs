@@ -1,11 +1,16 @@
-//! One line on stderr per API request, written when the request ends (for a stream: when
-//! the stream ends or the client hangs up):
+//! One `tracing` event per API request (target `kaiyuan_server::request`, level info),
+//! emitted when the request ends (for a stream: when the stream ends or the client hangs
+//! up). The CLI's subscriber writes it to stderr, as text by default:
 //!
-//! `req=chatcmpl-… endpoint=chat model=smollm2 status=200 finish=stop prompt=31
-//! completion=12 cached=0 ttft_ms=41 duration_ms=380`
+//! `… INFO kaiyuan_server::request: req=chatcmpl-… endpoint=chat model=smollm2 status=200
+//! finish=stop prompt=31 completion=12 cached=0 ttft_ms=41 duration_ms=380`
+//!
+//! or as one JSON object per line with the same fields (`--log-format json`). `user` (cut to
+//! 64 characters) and `key` (a key id, never the key) appear when the request has them,
+//! `ttft_ms` when a token came.
 //!
 //! A metered request's ticket rides on its line and is settled with the line's usage and
-//! status when it is printed, so every admitted request ends in exactly one usage record
+//! status when it is emitted, so every admitted request ends in exactly one usage record
 //! (also one that failed, or whose client hung up), without the handlers doing anything.
 
 use std::time::{Duration, Instant};
@@ -13,7 +18,10 @@ use std::time::{Duration, Instant};
 use kaiyuan_engine::{Event, Usage};
 use kaiyuan_metering::Ticket;
 
-/// A request's log line, printed on drop.
+/// Where request lines go: `RUST_LOG=kaiyuan_server::request=off` silences them.
+pub const TARGET: &str = "kaiyuan_server::request";
+
+/// A request's log line, emitted on drop.
 pub struct RequestLog {
     fields: Option<Fields>,
 }
@@ -73,15 +81,10 @@ impl RequestLog {
         self.with(|f| f.model = name.to_string());
     }
 
-    /// The request's `user` field, shown escaped and cut to 64 characters.
+    /// The request's `user` field, cut to 64 characters (the formatter quotes and escapes
+    /// it: Rust's `Debug` in text, a JSON string in JSON).
     pub fn user(&mut self, user: Option<&str>) {
-        let user = user.map(|u| {
-            u.chars()
-                .take(64)
-                .collect::<String>()
-                .escape_debug()
-                .to_string()
-        });
+        let user = user.map(|u| u.chars().take(64).collect::<String>());
         self.with(|f| f.user = user);
     }
 
@@ -136,42 +139,35 @@ impl RequestLog {
         }
     }
 
-    fn line(f: &Fields) -> String {
+    /// Emits the line as a `tracing` event (target [`TARGET`], level info).
+    fn emit(f: &Fields) {
         let finish = if f.finish.is_empty() {
             "-".to_string()
         } else {
             f.finish.join(",")
         };
-        let ttft = f
-            .ttft
-            .map_or("-".to_string(), |d| d.as_millis().to_string());
-        let mut user = f
-            .user
-            .as_ref()
-            .map_or(String::new(), |u| format!(" user=\"{u}\""));
-        if let Some(t) = &f.ticket {
-            user.push_str(&format!(" key={}", t.key_id()));
-        }
-        format!(
-            "req={} endpoint={} model={}{user} status={} finish={} prompt={} completion={} cached={} ttft_ms={} duration_ms={}",
-            f.id,
-            f.endpoint,
-            f.model,
-            f.status,
-            finish,
-            f.usage.prompt_tokens,
-            f.usage.completion_tokens,
-            f.usage.cached_tokens,
-            ttft,
-            f.start.elapsed().as_millis()
-        )
+        tracing::info!(
+            target: TARGET,
+            req = %f.id,
+            endpoint = %f.endpoint,
+            model = %f.model,
+            user = f.user.as_deref(),
+            key = f.ticket.as_ref().map(|t| tracing::field::display(t.key_id())),
+            status = %f.status,
+            finish = %finish,
+            prompt = f.usage.prompt_tokens,
+            completion = f.usage.completion_tokens,
+            cached = f.usage.cached_tokens,
+            ttft_ms = f.ttft.map(|d| d.as_millis() as u64),
+            duration_ms = f.start.elapsed().as_millis() as u64,
+        );
     }
 }
 
 impl Drop for RequestLog {
     fn drop(&mut self) {
         if let Some(f) = &mut self.fields {
-            eprintln!("{}", Self::line(f));
+            Self::emit(f);
             if let Some(ticket) = f.ticket.take() {
                 crate::metering::settle(ticket, &f.usage, f.reasoning_tokens, &f.status);
             }

@@ -156,7 +156,7 @@ fn refusal(r: Refusal) -> ApiError {
 
 /// A database failure: 503 (the request is not served unmetered).
 pub fn metering_error(e: kaiyuan_metering::MeterError) -> ApiError {
-    eprintln!("metering: {e}");
+    tracing::error!("metering: {e}");
     ApiError::Metering("the metering database is unavailable; retry later".into())
 }
 
@@ -217,49 +217,32 @@ pub fn settle(
     ticket.settle_detached(s);
 }
 
-/// The metering counters in Prometheus text (nothing until a metered request ended).
-pub fn render_metrics() -> String {
+/// The metering counters per model, for `/metrics` (empty until a metered request ended).
+pub fn metered_totals() -> Vec<MeteredTotals> {
     let Ok(totals) = TOTALS.lock() else {
-        return String::new();
+        return Vec::new();
     };
-    if totals.is_empty() {
-        return String::new();
-    }
-    let mut out = String::new();
-    let label = |m: &str| {
-        m.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    };
-    type Get = fn(&ModelTotals) -> String;
-    let families: [(&str, &str, Get); 3] = [
-        (
-            "kaiyuan_metered_cost_usd_total",
-            "What metered requests cost by the price table (USD).",
-            |t| format!("{:.9}", kaiyuan_metering::nano_to_usd(t.cost_nano)),
-        ),
-        (
-            "kaiyuan_metered_cached_tokens_total",
-            "Prompt tokens of metered requests served from the prefix cache (billed at the cache-hit price).",
-            |t| t.cached_tokens.to_string(),
-        ),
-        (
-            "kaiyuan_metered_requests_total",
-            "Metered requests settled (one usage record each).",
-            |t| t.requests.to_string(),
-        ),
-    ];
-    for (name, help, get) in families {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for (model, t) in totals.iter() {
-            out.push_str(&format!(
-                "{name}{{model=\"{}\"}} {}\n",
-                label(model),
-                get(t)
-            ));
-        }
-    }
-    out
+    totals
+        .iter()
+        .map(|(model, t)| MeteredTotals {
+            model: model.clone(),
+            cost_usd: kaiyuan_metering::nano_to_usd(t.cost_nano),
+            cached_tokens: t.cached_tokens,
+            requests: t.requests,
+        })
+        .collect()
+}
+
+/// One model's metering counters at one moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MeteredTotals {
+    pub model: String,
+    /// What its metered requests cost by the price table.
+    pub cost_usd: f64,
+    /// Prompt tokens of metered requests served from the prefix cache.
+    pub cached_tokens: u64,
+    /// Metered requests settled (one usage record each).
+    pub requests: u64,
 }
 
 /// The last frame of every stream (`sse.rs`).

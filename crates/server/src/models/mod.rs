@@ -405,11 +405,12 @@ impl Registry {
                 .unwrap_or_else(|_| Err("the loader panicked".to_string()))
                 .map(Arc::new);
             match &result {
-                Ok(_) => eprintln!(
-                    "loaded model {name} on request in {:.1} s",
-                    started.elapsed().as_secs_f64()
+                Ok(_) => tracing::info!(
+                    model = %name,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "loaded model on request"
                 ),
-                Err(e) => eprintln!("error: cannot load model {name}: {e}"),
+                Err(e) => tracing::error!(model = %name, error = %e, "cannot load model"),
             }
             {
                 let mut entries = lock(&entries);
@@ -430,7 +431,7 @@ impl Registry {
         };
         if let Err(e) = std::thread::Builder::new().name(thread_name).spawn(job) {
             // `job` (and with it `tx`) is dropped: the waiters see the channel close.
-            eprintln!("error: cannot start a thread to load a model: {e}");
+            tracing::error!(error = %e, "cannot start a thread to load a model");
             let mut entries = lock(&self.entries);
             if let Some(e) = entries.iter_mut().find(|e| e.spec.name == name) {
                 e.slot = Slot::Unloaded;
@@ -524,7 +525,7 @@ fn retire(name: &str, model: Arc<ServedModel>, why: UnloadReason, grace: Duratio
         UnloadReason::MakeRoom => "to make room under --max-loaded-bytes",
         UnloadReason::Admin => "by the admin API",
     };
-    eprintln!("unloading model {name} ({why})");
+    tracing::info!(model = %name, reason = %why, "unloading model");
     let _ = std::thread::Builder::new()
         .name("kaiyuan-unload".into())
         .spawn(move || model.engine.join());

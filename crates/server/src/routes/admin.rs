@@ -52,7 +52,7 @@ pub async fn create_key(
                 .create_key(&spec, kaiyuan_metering::now_ms())
                 .await
                 .map_err(metering_error)?;
-            eprintln!("admin: issued API key {}", issued.info.id);
+            tracing::info!(key = %issued.info.id, "admin: issued API key");
             Ok((StatusCode::CREATED, Json(issued)).into_response())
         }
         .await,
@@ -93,7 +93,7 @@ pub async fn patch_key(
                 .await
                 .map_err(metering_error)?;
             let key = key.ok_or_else(|| no_key(&id))?;
-            eprintln!("admin: changed API key {}", key.id);
+            tracing::info!(key = %key.id, "admin: changed API key");
             Ok(Json(key).into_response())
         }
         .await,
@@ -108,7 +108,7 @@ pub async fn revoke_key(State(state): State<Arc<AppState>>, Path(id): Path<Strin
                 .await
                 .map_err(metering_error)?;
             let key = key.ok_or_else(|| no_key(&id))?;
-            eprintln!("admin: revoked API key {}", key.id);
+            tracing::info!(key = %key.id, "admin: revoked API key");
             Ok(Json(key).into_response())
         }
         .await,

@@ -33,13 +33,10 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus text; empty of series while the models load.
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let models = state.models().unwrap_or_default();
-    let read: Vec<ModelMetrics<'_>> = models.iter().map(|m| ModelMetrics::read(m)).collect();
+    let read: Vec<ModelMetrics> = models.iter().map(|m| ModelMetrics::read(m)).collect();
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics::render(&read) + &crate::metering::render_metrics(),
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(read, crate::metering::metered_totals()),
     )
         .into_response()
 }
