@@ -21,7 +21,10 @@ fn pools_are_shared_only_after_share_pools_and_keep_the_budget() {
     assert!(!c.same_pool(&a));
     assert_eq!(c.n_threads(), 2, "the budget, not what an engine asks for");
     let small = ThreadPool::new(1);
-    assert!(!small.same_pool(&c), "fewer threads than the budget: a pool of its own");
+    assert!(
+        !small.same_pool(&c),
+        "fewer threads than the budget: a pool of its own"
+    );
     assert_eq!(small.n_threads(), 1);
 
     // Both handles run work on it, from two threads at once.

@@ -41,10 +41,15 @@ fn check_same_logits(arch: &str) {
                 assert_eq!(split.tensor_data(merged), part.tensor_data(t), "{}", t.name);
             }
         }
-        let expected = logits(GgufFile::open(tiny(&format!("{name}.gguf"))).unwrap(), &tokens);
+        let expected = logits(
+            GgufFile::open(tiny(&format!("{name}.gguf"))).unwrap(),
+            &tokens,
+        );
         let got = logits(split, &tokens);
         assert!(
-            got.iter().map(|x| x.to_bits()).eq(expected.iter().map(|x| x.to_bits())),
+            got.iter()
+                .map(|x| x.to_bits())
+                .eq(expected.iter().map(|x| x.to_bits())),
             "{arch}: a split model gives other logits than the whole file"
         );
     }
@@ -95,7 +100,10 @@ fn missing_and_mismatched_shards_are_clear_errors() {
 
     let missing = dir_with(&[(shard(g, 1), &first), (shard(g, 2), &second)]);
     let e = open_err(&missing.join(&first));
-    assert!(e.contains("shard 3 of 3 is missing") && e.contains(&third), "{e}");
+    assert!(
+        e.contains("shard 3 of 3 is missing") && e.contains(&third),
+        "{e}"
+    );
 
     // Llama's third shard under Gemma's name: another split (other tensor count).
     let mixed = dir_with(&[

@@ -26,7 +26,9 @@ pub enum ApiError {
     Unsupported { param: String, message: String },
     #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
     Unauthorized,
-    #[error("the model `{model}` does not exist here; the models are: {available} (see GET /v1/models)")]
+    #[error(
+        "the model `{model}` does not exist here; the models are: {available} (see GET /v1/models)"
+    )]
     ModelNotFound { model: String, available: String },
     /// A configured model that cannot serve now: still loading after the wait
     /// (`model_loading`), its load failed (`model_load_failed`), or no room under the

@@ -85,7 +85,9 @@ impl ServedModel {
             .sampling_defaults
             .iter()
             .filter(|(k, _)| !obj.contains_key(k.as_str()))
-            .filter(|(k, _)| !(k.as_str() == "max_tokens" && obj.contains_key("max_completion_tokens")))
+            .filter(|(k, _)| {
+                !(k.as_str() == "max_tokens" && obj.contains_key("max_completion_tokens"))
+            })
             .collect();
         if missing.is_empty() {
             return None;
@@ -109,7 +111,6 @@ impl ServedModel {
             })
             .clone()
     }
-
 }
 
 fn prepare_grammar(tokenizer: Arc<Tokenizer>, eog: &[u32]) -> Result<Arc<GrammarVocab>, String> {

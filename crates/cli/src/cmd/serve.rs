@@ -51,7 +51,12 @@ pub struct ServeArgs {
     pub models_file: Option<PathBuf>,
     /// Unload a model that is not pinned after this long without requests (`5m`, `30s`,
     /// `0`: as soon as it is idle, `-1`: never).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
     pub keep_alive: String,
     /// Loaded models' files may take this many bytes together (`8G`, `800M`); to load
     /// another, the least recently used idle model that is not pinned is unloaded.
@@ -166,7 +171,9 @@ impl ModelSpec {
             pinned,
             bytes,
             context,
-            load: Some(Arc::new(move || load(&self, &args).map_err(|e| format!("{e:#}")))),
+            load: Some(Arc::new(move || {
+                load(&self, &args).map_err(|e| format!("{e:#}"))
+            })),
         }
     }
 }
@@ -373,7 +380,8 @@ fn thread_budget(args: &ServeArgs) -> usize {
 
 /// `--keep-alive`, `--max-loaded-bytes` and `--load-timeout`.
 fn registry_config(args: &ServeArgs) -> anyhow::Result<RegistryConfig> {
-    let keep_alive = parse_keep_alive(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
+    let keep_alive =
+        parse_keep_alive(&args.keep_alive).map_err(|e| anyhow::anyhow!("--keep-alive: {e}"))?;
     let max_loaded_bytes = args
         .max_loaded_bytes
         .as_deref()
@@ -462,9 +470,7 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
         });
         entries.push(e);
     }
-    server
-        .add_models(entries)
-        .map_err(anyhow::Error::msg)?;
+    server.add_models(entries).map_err(anyhow::Error::msg)?;
     let keep_running = args.keep_running_on_engine_failure;
     let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
     {

@@ -78,7 +78,10 @@ impl Sampling {
         put("top_p", self.top_p.map(Into::into));
         put("top_k", self.top_k.map(Into::into));
         put("min_p", self.min_p.map(Into::into));
-        put("repetition_penalty", self.repetition_penalty.map(Into::into));
+        put(
+            "repetition_penalty",
+            self.repetition_penalty.map(Into::into),
+        );
         put("presence_penalty", self.presence_penalty.map(Into::into));
         put("frequency_penalty", self.frequency_penalty.map(Into::into));
         put("max_tokens", self.max_tokens.map(Into::into));
@@ -116,8 +119,13 @@ impl ModelsFile {
                 bail!("a model has an empty name");
             }
             match (&m.path, &m.reference) {
-                (Some(_), Some(_)) => bail!("model {:?} has both `path` and `ref`; give one", m.name),
-                (None, None) => bail!("model {:?} needs `path` (a GGUF file) or `ref` (a Hugging Face reference)", m.name),
+                (Some(_), Some(_)) => {
+                    bail!("model {:?} has both `path` and `ref`; give one", m.name)
+                }
+                (None, None) => bail!(
+                    "model {:?} needs `path` (a GGUF file) or `ref` (a Hugging Face reference)",
+                    m.name
+                ),
                 _ => {}
             }
             if m.context == Some(0) {
@@ -134,7 +142,10 @@ impl ModelsFile {
                     if first == m.name {
                         bail!("model {:?} lists the name {n:?} twice", m.name);
                     }
-                    bail!("the name {n:?} is used by two models: {first:?} and {:?}", m.name);
+                    bail!(
+                        "the name {n:?} is used by two models: {first:?} and {:?}",
+                        m.name
+                    );
                 }
             }
         }
@@ -153,10 +164,9 @@ pub fn parse_keep_alive(s: &str) -> Result<Option<Duration>, String> {
         Some(i) => t.split_at(i),
         None => (t, "s"),
     };
-    let value: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (like 5m, 30s, 500ms, 0, or -1 for forever)"))?;
+    let value: f64 = num.trim().parse().map_err(|_| {
+        format!("{s:?} is not a duration (like 5m, 30s, 500ms, 0, or -1 for forever)")
+    })?;
     let secs = match unit {
         "ms" => value / 1000.0,
         "s" => value,
@@ -165,7 +175,9 @@ pub fn parse_keep_alive(s: &str) -> Result<Option<Duration>, String> {
         _ => return Err(format!("{s:?}: the unit must be ms, s, m or h")),
     };
     if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("{s:?} must be a non-negative duration (or -1 for forever)"));
+        return Err(format!(
+            "{s:?} must be a non-negative duration (or -1 for forever)"
+        ));
     }
     Ok(Some(Duration::from_secs_f64(secs)))
 }
@@ -236,9 +248,13 @@ context = 1024
         let both = error_of("[[models]]\nname = \"a\"\npath = \"a.gguf\"\nref = \"o/r\"\n");
         assert!(both.contains("both"), "{both}");
         let neither = error_of("[[models]]\nname = \"a\"\n");
-        assert!(neither.contains("path") && neither.contains("ref"), "{neither}");
+        assert!(
+            neither.contains("path") && neither.contains("ref"),
+            "{neither}"
+        );
         assert!(error_of("").contains("no model"));
-        let sampling = error_of("[[models]]\nname = \"a\"\npath = \"a\"\nsampling = { temp = 1 }\n");
+        let sampling =
+            error_of("[[models]]\nname = \"a\"\npath = \"a\"\nsampling = { temp = 1 }\n");
         assert!(sampling.contains("temp"), "{sampling}");
         let top = error_of("model = 1\n[[models]]\nname = \"a\"\npath = \"a\"\n");
         assert!(top.contains("model"), "{top}");
@@ -247,7 +263,10 @@ context = 1024
     #[test]
     fn keep_alive_and_byte_sizes_parse() {
         assert_eq!(parse_keep_alive("5m"), Ok(Some(Duration::from_secs(300))));
-        assert_eq!(parse_keep_alive("500ms"), Ok(Some(Duration::from_millis(500))));
+        assert_eq!(
+            parse_keep_alive("500ms"),
+            Ok(Some(Duration::from_millis(500)))
+        );
         assert_eq!(parse_keep_alive("2"), Ok(Some(Duration::from_secs(2))));
         assert_eq!(parse_keep_alive("0"), Ok(Some(Duration::ZERO)));
         assert_eq!(parse_keep_alive("-1"), Ok(None));
