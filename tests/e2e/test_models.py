@@ -214,3 +214,40 @@ def test_a_bad_models_file_is_refused_at_start(extra, mentions):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert mentions in r.stderr, r.stderr
+
+
+def test_admin_loads_and_unloads_models_only_with_the_admin_key():
+    admin_key = "admin-models-0123456789abcdef"
+    tmp = tempfile.mkdtemp(prefix="kaiyuan-models-e2e-")
+    s = Server("-t", "2", "--models", models_file(), "--keep-alive", "-1",
+               "--admin-key", admin_key, "--db", f"sqlite://{tmp}/meter.db")
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    try:
+        status, _, body = s.request("POST", "/admin/models/gemma3/load", b"", auth)
+        assert status == 200, body
+        card = json.loads(body)
+        assert card["id"] == "gemma" and card["loaded"] is True
+        status, _, body = s.request("POST", "/admin/models/smol/unload", b"", auth)
+        assert status == 200 and json.loads(body)["loaded"] is False, body
+        assert loaded_with(s, auth) == {"smol": False, "gemma": True}
+        # Without the admin key: refused, nothing unloaded.
+        status, _, _ = s.request("POST", "/admin/models/gemma/unload", b"")
+        assert status == 401
+        status, _, body = s.request("POST", "/admin/models/nope/load", b"", auth)
+        assert status == 404 and error_of(body)["code"] == "model_not_found"
+        assert loaded_with(s, auth) == {"smol": False, "gemma": True}
+    finally:
+        assert s.terminate() == 0, f"log kept at {s.log_path}"
+
+
+def test_without_an_admin_key_the_model_admin_api_does_not_exist(two):
+    status, _, body = two.request("POST", "/admin/models/gemma/unload", b"")
+    assert status == 404, body
+    assert loaded(two)["smol"] is True
+
+
+def loaded_with(server, headers):
+    """`loaded` per model, for a server whose API needs a key (the admin key works)."""
+    status, _, body = server.request("GET", "/v1/models", None, headers)
+    assert status == 200, body
+    return {m["id"]: m["loaded"] for m in json.loads(body)["data"]}

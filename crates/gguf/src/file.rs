@@ -417,7 +417,7 @@ impl GgufFile {
         let base = self.tensors.as_ptr() as usize;
         let size = std::mem::size_of::<TensorInfo>();
         let at = (t as *const TensorInfo as usize).wrapping_sub(base);
-        let idx = if at % size == 0 && at / size < self.tensors.len() {
+        let idx = if at.is_multiple_of(size) && at / size < self.tensors.len() {
             at / size
         } else {
             match self.tensor_index.get(&t.name) {

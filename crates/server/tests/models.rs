@@ -364,13 +364,12 @@ async fn idle_models_unload_after_the_keep_alive_but_pinned_ones_stay() {
 async fn the_memory_budget_unloads_the_least_recently_used_model() {
     let loaders: Vec<Loader> = (0..3).map(|_| Loader::default()).collect();
     let names = ["a", "b", "c"];
-    let entries = names
+    let mut entries: Vec<ModelEntry> = names
         .iter()
         .zip(&loaders)
         .map(|(n, l)| entry(n, &[], false, 10, l.load_fn(n)))
         .collect();
     let big = Loader::default();
-    let mut entries: Vec<ModelEntry> = entries;
     entries.push(entry("huge", &[], false, 21, big.load_fn("huge")));
     let s = server(registry(None, Some(20)), entries);
     assert_eq!(tokenize(&s, "a").await.0, StatusCode::OK);
