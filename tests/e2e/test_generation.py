@@ -6,6 +6,7 @@ import concurrent.futures
 import json
 import random
 
+import openai
 import pytest
 
 from kaiyuan_e2e import read_events, wait_for
@@ -47,11 +48,16 @@ def test_chat_whole_response(client):
     assert again.usage.prompt_tokens_details.cached_tokens == (u.prompt_tokens - 1) // 16 * 16
 
 
-def test_single_model_accepts_any_model_name(client):
-    r = client.chat.completions.create(
-        model="gpt-4o", messages=QUESTION, max_tokens=2, temperature=0
-    )
-    assert r.model == MODEL
+def test_single_model_refuses_an_unknown_model_name(client):
+    # Like OpenAI and vLLM (issue 19): an unknown `model` is 404 even with one model served,
+    # and the error names the models there are.
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(
+            model="gpt-4o", messages=QUESTION, max_tokens=2, temperature=0
+        )
+    err = e.value.body
+    assert err["code"] == "model_not_found" and err["param"] == "model", err
+    assert "gpt-4o" in err["message"] and MODEL in err["message"], err
 
 
 def test_chat_stream_matches_the_whole_response(client):

@@ -230,7 +230,7 @@ def gemma_path():
 
 
 def test_gemma_vocabulary():
-    s = Server("-t", "2", "-m", str(gemma_path()))
+    s = Server("-t", "2", "-m", f"{gemma_path()}=gemma")
     try:
         c = make_client(s)
         for case in SCHEMAS[:4]:

@@ -316,13 +316,14 @@ async fn loaded_model_serves_tokenize_detokenize_metrics_and_context_checks() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_of(&body).1, json!("prompt"));
 
-    // One model: any name picks it.
-    let (status, _, _) = call(
+    // One model: an unknown name is still 404 (issue 19; OpenAI and vLLM do the same).
+    let (status, _, body) = call(
         &s,
         post("/tokenize", r#"{"model": "whatever", "content": "a"}"#),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&body).2, json!("model_not_found"));
 
     let (status, headers, body) = call(&s, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);

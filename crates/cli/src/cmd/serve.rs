@@ -52,7 +52,12 @@ pub struct ServeArgs {
     pub models_file: Option<PathBuf>,
     /// Unload a model that is not pinned after this long without requests (`5m`, `30s`,
     /// `0`: as soon as it is idle, `-1`: never).
-    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
     pub keep_alive: String,
     /// Loaded models' files may take this many bytes together (`8G`, `800M`); to load
     /// another, the least recently used idle model that is not pinned is unloaded.
