@@ -1,7 +1,9 @@
 //! The local model store: `$KAIYUAN_HOME` (default `~/.cache/kaiyuan`) holds
 //! `blobs/sha256-<hex>` (files by content hash, shared between references) and
-//! `manifests/hf.co/OWNER/REPO/<tag-…|file-…>.json` (one per reference). Manifests and blobs are
-//! written to a temporary name and renamed into place, so a reader never sees half of one.
+//! `manifests/hf.co/OWNER/REPO/<tag-…|file-…>.json` (one per reference), and for `gguf-split`
+//! models `split/<first shard's hex>/` with links named as the repository names the shards
+//! (the loader finds shards by name). Manifests and blobs are written to a temporary name and
+//! renamed into place, so a reader never sees half of one.
 
 use std::path::{Path, PathBuf};
 
@@ -127,16 +129,48 @@ impl Store {
                 ),
             });
         }
-        if let Some(n) = m.info.split_count {
-            return Err(HubError::BadGguf {
-                path,
-                reason: format!(
-                    "{} is a gguf-split model in {n} shards, which kaiyuan cannot load yet (merge them with llama-gguf-split --merge)",
-                    m.reference
-                ),
-            });
+        if m.info.split_count.is_some() {
+            return self.shard_links(m);
         }
         Ok(path)
+    }
+
+    /// A `gguf-split` model's shards under their repository names, so that the loader finds
+    /// the other shards beside the first (`NAME-0000k-of-0000n.gguf`): links to the blobs in
+    /// `split/<first shard's sha256>/`, made when first needed; the first link's path.
+    fn shard_links(&self, m: &Manifest) -> Result<PathBuf, HubError> {
+        let dir = self.root.join("split").join(&m.files[0].sha256);
+        std::fs::create_dir_all(&dir).map_err(|e| HubError::io(&dir, e))?;
+        let mut first = None;
+        for f in &m.files {
+            let blob = self.blob_path(&f.sha256);
+            let len = std::fs::metadata(&blob).map(|md| md.len());
+            if len.as_ref().ok() != Some(&f.size) {
+                return Err(HubError::BadManifest {
+                    path: blob,
+                    reason: format!(
+                        "shard {} of {} is missing or has the wrong size: pull it again",
+                        f.name, m.reference
+                    ),
+                });
+            }
+            let name = Path::new(&f.name)
+                .file_name()
+                .ok_or_else(|| HubError::BadManifest {
+                    path: dir.clone(),
+                    reason: format!("the shard name {:?} has no file name", f.name),
+                })?;
+            let link = dir.join(name);
+            if std::fs::read_link(&link).ok().as_deref() != Some(blob.as_path()) {
+                let _ = std::fs::remove_file(&link);
+                link_file(&blob, &link).map_err(|e| HubError::io(&link, e))?;
+            }
+            first.get_or_insert(link);
+        }
+        first.ok_or_else(|| HubError::BadManifest {
+            path: dir,
+            reason: format!("{} lists no files", m.reference),
+        })
     }
 
     /// Writes `m` as the manifest of `r` (atomically).
@@ -219,9 +253,18 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes blobs (not partial downloads) that no manifest names; returns the bytes freed.
+    /// Deletes blobs (not partial downloads) that no manifest names, and the shard links of
+    /// split models no longer in the store; returns the bytes freed.
     pub fn collect_garbage(&self) -> Result<u64, HubError> {
         let keep = self.referenced()?;
+        if let Ok(links) = std::fs::read_dir(self.root.join("split")) {
+            for entry in links.flatten() {
+                let name = format!("sha256-{}", entry.file_name().to_string_lossy());
+                if !keep.contains(&name) {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
         let dir = self.blobs_dir();
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -276,4 +319,17 @@ pub(crate) fn unique_tmp(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(format!(".tmp-{}-{n}", std::process::id()));
     PathBuf::from(s)
+}
+
+/// A link at `link` to `blob`: a symbolic link where the platform has them, else a hard link
+/// (blobs and links live in one store, so on one file system).
+fn link_file(blob: &Path, link: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(blob, link)
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::hard_link(blob, link)
+    }
 }

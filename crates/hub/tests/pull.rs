@@ -460,3 +460,50 @@ mod tempdir {
         }
     }
 }
+
+/// A `gguf-split` model (three shards, written by llama.cpp's gguf-py splitter:
+/// tools/split_tiny.py) pulled by tag loads as one model from the store, with every tensor of
+/// the unsplit file; `rm` takes the shard links with the blobs.
+#[tokio::test]
+async fn gguf_split_shards_load_from_the_store_as_one_model() {
+    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/tiny");
+    let hub = FakeHub::start().await;
+    let shard = |k: usize| {
+        let name = format!("llama.q8_0-{k:05}-of-00003.gguf");
+        FakeFile::new(
+            &name,
+            bytes::Bytes::from(std::fs::read(tiny.join("split").join(&name)).unwrap()),
+        )
+    };
+    hub.add_repo(
+        "test/tiny-split-GGUF",
+        Repo {
+            files: vec![shard(3), shard(1), shard(2)],
+            token: None,
+        },
+    );
+    let (_d, store) = store();
+    let r = ModelRef::parse("test/tiny-split-GGUF:Q8_0").unwrap();
+    let m = pull(&client(&hub), &store, &r, QUIET).await.unwrap();
+    assert_eq!(m.files.len(), 3);
+    assert_eq!(m.info.split_count, Some(3));
+    let path = store.model_path(&r).unwrap().unwrap();
+    assert_eq!(
+        path.file_name().unwrap().to_str(),
+        Some("llama.q8_0-00001-of-00003.gguf")
+    );
+    let split = kaiyuan_gguf::GgufFile::open_split(&path, true).unwrap();
+    let whole = kaiyuan_gguf::GgufFile::open(tiny.join("llama.q8_0.gguf")).unwrap();
+    assert_eq!(split.tensors().len(), whole.tensors().len());
+    for t in whole.tensors() {
+        let s = split
+            .tensor(&t.name)
+            .unwrap_or_else(|| panic!("{} missing", t.name));
+        assert_eq!(split.tensor_data(s), whole.tensor_data(t), "{}", t.name);
+    }
+    // Asking again reuses the links.
+    assert_eq!(store.model_path(&r).unwrap().unwrap(), path);
+    store.remove(&r).unwrap();
+    assert!(names(&store.root().join("blobs")).is_empty());
+    assert!(names(&store.root().join("split")).is_empty());
+}
