@@ -15,7 +15,7 @@ mod card;
 pub use card::model_card;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -65,8 +65,10 @@ impl Default for RegistryConfig {
     }
 }
 
-/// A load's outcome, as its waiters see it.
-type LoadResult = Option<Result<Arc<ServedModel>, String>>;
+/// A load's outcome, as its waiters see it: the model as a `Weak`, so that the channel (which
+/// lives as long as its sender or any receiver) never keeps a model counted busy after its
+/// waiters are done; the table holds the model itself.
+type LoadResult = Option<Result<Weak<ServedModel>, String>>;
 
 enum Slot {
     Unloaded,
@@ -298,8 +300,12 @@ impl Registry {
                 Ok(Ok(r)) => r.clone(),
             };
             match outcome {
-                // The waiter's `Arc` keeps it busy, so keep-alive cannot take it first.
-                Some(Ok(m)) => return Ok(m),
+                // The waiter's `Arc` keeps it busy from here on; if it was unloaded in the
+                // moment since the load ended, the next turn loads it again.
+                Some(Ok(m)) => match m.upgrade() {
+                    Some(m) => return Ok(m),
+                    None => continue,
+                },
                 Some(Err(e)) => {
                     return Err(unavailable(
                         name,
@@ -427,7 +433,9 @@ impl Registry {
                     };
                 }
             }
-            let _ = tx.send(Some(result));
+            let outcome = result.as_ref().map(Arc::downgrade).map_err(Clone::clone);
+            drop(result);
+            let _ = tx.send(Some(outcome));
         };
         if let Err(e) = std::thread::Builder::new().name(thread_name).spawn(job) {
             // `job` (and with it `tx`) is dropped: the waiters see the channel close.
