@@ -412,11 +412,10 @@ impl Registry {
                 .map(Arc::new);
             match &result {
                 Ok(_) => tracing::info!(
-                    model = %name,
-                    seconds = started.elapsed().as_secs_f64(),
-                    "loaded model on request"
+                    "loaded model {name} on request in {:.1} s",
+                    started.elapsed().as_secs_f64()
                 ),
-                Err(e) => tracing::error!(model = %name, error = %e, "cannot load model"),
+                Err(e) => tracing::error!("cannot load model {name}: {e}"),
             }
             {
                 let mut entries = lock(&entries);
@@ -533,7 +532,7 @@ fn retire(name: &str, model: Arc<ServedModel>, why: UnloadReason, grace: Duratio
         UnloadReason::MakeRoom => "to make room under --max-loaded-bytes",
         UnloadReason::Admin => "by the admin API",
     };
-    tracing::info!(model = %name, reason = %why, "unloading model");
+    tracing::info!("unloading model {name} ({why})");
     let _ = std::thread::Builder::new()
         .name("kaiyuan-unload".into())
         .spawn(move || model.engine.join());
