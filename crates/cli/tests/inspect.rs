@@ -248,16 +248,16 @@ fn inspect_moe_shows_experts_and_attention() {
 
 #[test]
 fn inspect_names_a_recognised_but_unsupported_architecture() {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inspect_deepseek2.gguf");
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("inspect_deepseek32.gguf");
     let mut w = GgufWriter::new();
-    w.kv("general.architecture", Value::String("deepseek2".into()))
-        .kv("deepseek2.attention.head_count", Value::U32(16))
-        .kv("deepseek2.attention.kv_lora_rank", Value::U32(512))
-        .kv("deepseek2.expert_count", Value::U32(64))
-        .kv("deepseek2.expert_used_count", Value::U32(6))
-        .kv("deepseek2.expert_shared_count", Value::U32(2))
-        .kv("deepseek2.leading_dense_block_count", Value::U32(1))
-        .kv("deepseek2.expert_gating_func", Value::U32(1));
+    w.kv("general.architecture", Value::String("deepseek32".into()))
+        .kv("deepseek32.attention.head_count", Value::U32(16))
+        .kv("deepseek32.attention.kv_lora_rank", Value::U32(512))
+        .kv("deepseek32.expert_count", Value::U32(64))
+        .kv("deepseek32.expert_used_count", Value::U32(6))
+        .kv("deepseek32.expert_shared_count", Value::U32(2))
+        .kv("deepseek32.leading_dense_block_count", Value::U32(1))
+        .kv("deepseek32.expert_gating_func", Value::U32(1));
     w.write(&path).unwrap();
     let j = inspect_json(&path);
     let m = &j["model"];
@@ -274,6 +274,28 @@ fn inspect_names_a_recognised_but_unsupported_architecture() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Experts:       64 routed, 6 used per token, 2 shared, softmax router, first 1 layer(s) dense"),
+        "{text}"
+    );
+}
+
+#[test]
+fn inspect_deepseek2_shows_latent_attention() {
+    // The tiny DeepSeek-V3-style model converted by llama.cpp (tools/tiny_moe_models.py).
+    let path = repo_root().join("testdata/tiny/deepseek2v3.q8_0.gguf");
+    let j = inspect_json(&path);
+    let m = &j["model"];
+    assert_eq!(m["support"], "supported");
+    assert_eq!(
+        m["attention"],
+        "multi-head latent (MLA: KV rank 96, query rank 32)"
+    );
+    let out = kaiyuan(&["inspect", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "Experts:       8 routed, 2 used per token, 1 shared, FFN 32 each, sigmoid router, \
+             2 of 4 groups, first 1 layer(s) dense"
+        ),
         "{text}"
     );
 }

@@ -10,6 +10,7 @@
 
 use crate::arch::{Activation, ArchSpec, Presence, SlidingPattern};
 use crate::error::ModelError;
+use crate::mla::MlaConfig;
 use crate::moe::MoeConfig;
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::RopeStyle;
@@ -83,6 +84,10 @@ pub struct ModelConfig {
     pub norm_weight_offset: f32,
     /// Mixture of experts, for MoE architectures.
     pub moe: Option<MoeConfig>,
+    /// Multi-head latent attention, for MLA architectures: then `num_kv_heads` is 1 and
+    /// `head_dim` is the width of one cached latent (`kv_lora_rank + rope`), and the cache
+    /// holds no separate values (see [`crate::mla`]).
+    pub mla: Option<MlaConfig>,
 }
 
 /// Typed metadata access that names the full key in errors.
@@ -156,7 +161,16 @@ impl ModelConfig {
                 reason: format!("{num_kv_heads} does not divide the {num_heads} query heads"),
             });
         }
-        let head_dim = match m.usize_opt("attention.key_length")? {
+        let mla = match spec.mla {
+            true => Some(MlaConfig::from_gguf(file, spec.name)?),
+            false => None,
+        };
+        // MLA caches one latent of `kv_lora_rank + rope` values per token, as one KV head.
+        let (num_kv_heads, key_length) = match &mla {
+            Some(mla) => (1, Some(mla.cache_width())),
+            None => (num_kv_heads, m.usize_opt("attention.key_length")?),
+        };
+        let head_dim = match key_length {
             Some(d) => d,
             None if hidden_size.is_multiple_of(num_heads) => hidden_size / num_heads,
             None => {
@@ -165,7 +179,7 @@ impl ModelConfig {
                 })
             }
         };
-        if let Some(dv) = m.usize_opt("attention.value_length")? {
+        if let (None, Some(dv)) = (&mla, m.usize_opt("attention.value_length")?) {
             if dv != head_dim {
                 return Err(ModelError::Unsupported(format!(
                     "value head size {dv} differs from key head size {head_dim}"
@@ -216,9 +230,10 @@ impl ModelConfig {
             Presence::Optional => has(name),
             Presence::Required => true,
         };
-        let attention_scale = match m.positive_f32_opt("attention.scale")? {
-            Some(s) => s,
-            None => 1.0 / (head_dim as f32).sqrt(),
+        let attention_scale = match (&mla, m.positive_f32_opt("attention.scale")?) {
+            (Some(mla), _) => mla.attention_scale(&rope_scaling)?,
+            (None, Some(s)) => s,
+            (None, None) => 1.0 / (head_dim as f32).sqrt(),
         };
         let embedding_scale = if spec.scale_embeddings_by_sqrt_hidden {
             (hidden_size as f32).sqrt()
@@ -253,6 +268,7 @@ impl ModelConfig {
             sandwich_norms: spec.sandwich_norms,
             norm_weight_offset: spec.norm_weight_offset,
             moe,
+            mla,
         })
     }
 

@@ -20,11 +20,13 @@
 
 use crate::arch;
 use crate::attention::{attend, AttnScratch, AttnShape, RowInfo};
-use crate::config::{ModelConfig, RopeScaling};
+use crate::config::ModelConfig;
 use crate::error::ModelError;
 use crate::kv::{BlockId, KvCache, BLOCK_TOKENS};
+use crate::mla::{self, MlaScratch, MlaStep};
 use crate::moe::{dense_ffn, moe_ffn, Ffn, FfnScratch};
-use crate::weights::{MatrixRef, Weights};
+use crate::rope_scaling::{resolve_rope, LayerRope};
+use crate::weights::{AttnWeights, LayerWeights, MatrixRef, Weights};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::{self, RopeParams};
 use kaiyuan_kernels::quant::dequantize_fn;
@@ -117,6 +119,7 @@ pub struct Scratch {
     picked: Vec<usize>,
     act: Vec<u8>,
     attn: AttnScratch,
+    mla: MlaScratch,
 }
 
 impl Scratch {
@@ -131,15 +134,6 @@ fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
         v.resize(n, 0.0);
     }
     &mut v[..n]
-}
-
-/// RoPE settings of one layer, resolved at load.
-struct LayerRope {
-    theta_base: f32,
-    freq_scale: f32,
-    factors: Option<Vec<f32>>,
-    /// Extra multiplier of attention scores (YaRN's magnitude correction, squared).
-    score_mult: f32,
 }
 
 /// A loaded model: its file, configuration and weights.
@@ -216,6 +210,46 @@ impl Model {
 
         for (l, lw) in self.weights.layers.iter().enumerate() {
             let rope = &self.layer_rope[l];
+            let params = RopeParams {
+                style: c.rope_style,
+                n_rot: c.n_rot,
+                theta_base: rope.theta_base,
+                freq_scale: rope.freq_scale,
+                freq_factors: rope.factors.as_deref(),
+            };
+            // Attention input norm. [rows, hidden]
+            let xn = sized(&mut s.xn, n_rows * hidden);
+            rms_rows(&s.x[..n_rows * hidden], &lw.attn_norm, c.rms_eps, xn);
+            let proj = sized(&mut s.proj, n_rows * hidden);
+            let (wq, wk, wv) = match &lw.attn {
+                AttnWeights::Qkv { wq, wk, wv } => (wq, wk, wv),
+                AttnWeights::Mla(w) => {
+                    let step = MlaStep {
+                        pool,
+                        file: &self.file,
+                        config: c,
+                        layer: l,
+                        rope: &params,
+                        scale: c.attention_scale * rope.score_mult,
+                        rows: &s.rows,
+                        seqs,
+                    };
+                    mla::attention(
+                        &step,
+                        w,
+                        &lw.wo,
+                        kv,
+                        xn,
+                        proj,
+                        &mut s.mla,
+                        &mut s.attn,
+                        &mut s.act,
+                    );
+                    ops::add(&mut s.x[..n_rows * hidden], proj);
+                    self.feed_forward(pool, lw, n_rows, s);
+                    continue;
+                }
+            };
             let shape = AttnShape {
                 num_heads: c.num_heads,
                 num_kv_heads: c.num_kv_heads,
@@ -224,15 +258,12 @@ impl Model {
                 softcap: c.attn_logit_softcap,
                 window: c.layers[l].sliding_window,
             };
-            // Attention input norm. [rows, hidden]
-            let xn = sized(&mut s.xn, n_rows * hidden);
-            rms_rows(&s.x[..n_rows * hidden], &lw.attn_norm, c.rms_eps, xn);
             let q = sized(&mut s.q, n_rows * q_dim);
             let k = sized(&mut s.k, n_rows * kv_dim);
             let v = sized(&mut s.v, n_rows * kv_dim);
-            self.project(pool, &lw.wq, xn, q, &mut s.act);
-            self.project(pool, &lw.wk, xn, k, &mut s.act);
-            self.project(pool, &lw.wv, xn, v, &mut s.act);
+            self.project(pool, wq, xn, q, &mut s.act);
+            self.project(pool, wk, xn, k, &mut s.act);
+            self.project(pool, wv, xn, v, &mut s.act);
             if let Some([bq, bk, bv]) = &lw.qkv_bias {
                 add_rows(q, bq);
                 add_rows(k, bk);
@@ -242,13 +273,6 @@ impl Model {
                 rms_heads(q, qn, c.rms_eps);
                 rms_heads(k, kn, c.rms_eps);
             }
-            let params = RopeParams {
-                style: c.rope_style,
-                n_rot: c.n_rot,
-                theta_base: rope.theta_base,
-                freq_scale: rope.freq_scale,
-                freq_factors: rope.factors.as_deref(),
-            };
             for (r, info) in s.rows.iter().enumerate() {
                 ops::rope_qk(
                     &mut q[r * q_dim..(r + 1) * q_dim],
@@ -279,47 +303,53 @@ impl Model {
                 rms_rows_in_place(proj, post_attn, c.rms_eps);
             }
             ops::add(x, proj);
+            self.feed_forward(pool, lw, n_rows, s);
+        }
 
-            // Feed-forward.
-            let xn = &mut s.xn[..n_rows * hidden];
-            rms_rows(x, &lw.ffn_norm, c.rms_eps, xn);
-            let proj = &mut s.proj[..n_rows * hidden];
-            match &lw.ffn {
-                Ffn::Dense(w) => dense_ffn(
+        self.output(pool, seqs, s)
+    }
+
+    /// The feed-forward half of layer `lw` on the rows of `s.x`, added to them.
+    fn feed_forward(&self, pool: &ThreadPool, lw: &LayerWeights, n_rows: usize, s: &mut Scratch) {
+        let c = &self.config;
+        let hidden = c.hidden_size;
+        let x = &s.x[..n_rows * hidden];
+        let xn = &mut s.xn[..n_rows * hidden];
+        rms_rows(x, &lw.ffn_norm, c.rms_eps, xn);
+        let proj = &mut s.proj[..n_rows * hidden];
+        match &lw.ffn {
+            Ffn::Dense(w) => dense_ffn(
+                pool,
+                &self.file,
+                w,
+                c.activation,
+                xn,
+                proj,
+                &mut s.ffn,
+                &mut s.act,
+            ),
+            Ffn::Moe(w) => {
+                let moe = c
+                    .moe
+                    .as_ref()
+                    .expect("invariant: MoE weights only with a MoE config");
+                moe_ffn(
                     pool,
                     &self.file,
+                    moe,
                     w,
                     c.activation,
                     xn,
                     proj,
                     &mut s.ffn,
                     &mut s.act,
-                ),
-                Ffn::Moe(w) => {
-                    let moe = c
-                        .moe
-                        .as_ref()
-                        .expect("invariant: MoE weights only with a MoE config");
-                    moe_ffn(
-                        pool,
-                        &self.file,
-                        moe,
-                        w,
-                        c.activation,
-                        xn,
-                        proj,
-                        &mut s.ffn,
-                        &mut s.act,
-                    )
-                }
+                )
             }
-            if let Some([_, post_ffw]) = &lw.sandwich {
-                rms_rows_in_place(proj, post_ffw, c.rms_eps);
-            }
-            ops::add(&mut s.x[..n_rows * hidden], proj);
         }
-
-        self.output(pool, seqs, s)
+        if let Some([_, post_ffw]) = &lw.sandwich {
+            rms_rows_in_place(proj, post_ffw, c.rms_eps);
+        }
+        ops::add(&mut s.x[..n_rows * hidden], proj);
     }
 
     fn project(
@@ -460,130 +490,5 @@ fn rms_heads(x: &mut [f32], w: &[f32], eps: f32) {
 fn add_rows(x: &mut [f32], bias: &[f32]) {
     for row in x.chunks_exact_mut(bias.len()) {
         ops::add(row, bias);
-    }
-}
-
-/// Per-layer RoPE parameters: the layer's base, plus the file's scaling for layers using
-/// the global base (local sliding-window bases are not scaled, as in llama.cpp).
-fn resolve_rope(c: &ModelConfig, rope_freqs: Option<&[f32]>) -> Result<Vec<LayerRope>, ModelError> {
-    c.layers
-        .iter()
-        .map(|layer| {
-            let scaled = layer.rope_theta == c.theta_base;
-            let mut r = LayerRope {
-                theta_base: layer.rope_theta,
-                freq_scale: 1.0,
-                factors: if scaled {
-                    rope_freqs.map(<[f32]>::to_vec)
-                } else {
-                    None
-                },
-                score_mult: 1.0,
-            };
-            if !scaled {
-                return Ok(r);
-            }
-            match &c.rope_scaling {
-                RopeScaling::None => {}
-                RopeScaling::Linear { factor } => r.freq_scale = 1.0 / factor,
-                RopeScaling::Yarn { .. } if rope_freqs.is_some() => {
-                    return Err(ModelError::Unsupported(
-                        "YaRN scaling together with rope_freqs.weight".into(),
-                    ))
-                }
-                RopeScaling::Yarn {
-                    factor,
-                    original_context,
-                    beta_fast,
-                    beta_slow,
-                    ext_factor,
-                    attn_factor,
-                } => {
-                    let (factors, mscale) = yarn_factors(
-                        c.n_rot,
-                        layer.rope_theta,
-                        1.0 / factor,
-                        *original_context,
-                        *beta_fast,
-                        *beta_slow,
-                        *ext_factor,
-                        *attn_factor,
-                    );
-                    if c.n_rot != c.head_dim && mscale != 1.0 {
-                        return Err(ModelError::Unsupported(
-                            "YaRN with partial rotary dimensions".into(),
-                        ));
-                    }
-                    r.factors = Some(factors);
-                    r.score_mult = mscale * mscale;
-                }
-            }
-            Ok(r)
-        })
-        .collect()
-}
-
-/// YaRN as per-pair frequency divisors: GGML's `rope_yarn` mixes the interpolated angle
-/// `freq_scale·θ` and the original `θ` by a ramp over pair index between the correction
-/// dimensions of `beta_fast` and `beta_slow`, and scales cos/sin by
-/// `attn_factor·(1 + 0.1·ln(1/freq_scale))` (applied here to the scores, squared).
-#[allow(clippy::too_many_arguments)]
-fn yarn_factors(
-    n_rot: usize,
-    base: f32,
-    freq_scale: f32,
-    original_context: usize,
-    beta_fast: f32,
-    beta_slow: f32,
-    ext_factor: f32,
-    attn_factor: f32,
-) -> (Vec<f32>, f32) {
-    let (n, base) = (n_rot as f64, f64::from(base));
-    let corr_dim = |beta: f32| {
-        n * (original_context as f64 / (f64::from(beta) * 2.0 * std::f64::consts::PI)).ln()
-            / (2.0 * base.ln())
-    };
-    let low = corr_dim(beta_fast).floor().max(0.0);
-    let high = corr_dim(beta_slow).ceil().min(n - 1.0);
-    let fs = f64::from(freq_scale);
-    let factors = (0..n_rot / 2)
-        .map(|i| {
-            let y = (i as f64 - low) / (high - low).max(0.001);
-            let ramp = 1.0 - y.clamp(0.0, 1.0);
-            let mix = ramp * f64::from(ext_factor);
-            (1.0 / ((1.0 - mix) * fs + mix)) as f32
-        })
-        .collect();
-    let mscale = if ext_factor != 0.0 {
-        attn_factor * (1.0 + 0.1 * (1.0 / fs).ln()) as f32
-    } else {
-        attn_factor
-    };
-    (factors, mscale)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::yarn_factors;
-
-    #[test]
-    fn yarn_limits() {
-        // No stretching (factor 1): every pair keeps its frequency, scale is attn_factor.
-        let (f, m) = yarn_factors(64, 10_000.0, 1.0, 4096, 32.0, 1.0, 1.0, 1.0);
-        assert!(f.iter().all(|&x| (x - 1.0).abs() < 1e-6), "{f:?}");
-        assert_eq!(m, 1.0);
-        // ext_factor 0: pure linear interpolation (every divisor = factor), no mscale.
-        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 0.0, 1.0);
-        assert!(f.iter().all(|&x| (x - 4.0).abs() < 1e-5), "{f:?}");
-        assert_eq!(m, 1.0);
-        // Full YaRN, factor 4: high-frequency pairs (small i) keep their frequency,
-        // low-frequency pairs are interpolated, and mscale = 1 + 0.1 ln 4.
-        let (f, m) = yarn_factors(64, 10_000.0, 0.25, 4096, 32.0, 1.0, 1.0, 1.0);
-        assert!(
-            (f[0] - 1.0).abs() < 1e-6 && (f[31] - 4.0).abs() < 1e-5,
-            "{f:?}"
-        );
-        assert!(f.windows(2).all(|w| w[0] <= w[1]), "{f:?}");
-        assert!((m - (1.0 + 0.1 * 4f32.ln())).abs() < 1e-6);
     }
 }

@@ -7,6 +7,8 @@
 //!
 //! Layout per layer: `[block][kv_head][slot][head_dim]`, so one head's keys of one block
 //! are contiguous (`BLOCK_TOKENS × head_dim` values), and so are all the heads of a block.
+//! For multi-head latent attention the values are the keys themselves (each cached row is
+//! one token's latent, read as both; see `mla.rs`), so only keys are stored.
 //! Keys and values each sit in one zeroed allocation whose pages the OS commits as they
 //! are first written, so a pool sized for many contexts costs memory only as it fills.
 //! (2 MiB huge pages were tried: decode at depth 1024 ran ~8% faster, but the kernel
@@ -40,7 +42,9 @@ pub struct KvCache {
     per_layer: usize,
     /// `[layer][block][kv_head][slot][head_dim]` f16 bits.
     keys: Vec<u16>,
+    /// As `keys`; empty when the values are the keys.
     values: Vec<u16>,
+    values_are_keys: bool,
 }
 
 impl KvCache {
@@ -69,9 +73,9 @@ impl KvCache {
         let (Some(per_layer), Some(len)) = (per_layer, len) else {
             return Err(fail("its size overflows".into()));
         };
-        let buffer = || {
-            zeroed_u16(len)
-                .ok_or_else(|| fail(format!("the allocator refused 2 × {len} f16 values")))
+        let values_are_keys = config.mla.is_some();
+        let buffer = |len: usize| {
+            zeroed_u16(len).ok_or_else(|| fail(format!("the allocator refused {len} f16 values")))
         };
         Ok(KvCache {
             num_blocks,
@@ -79,8 +83,9 @@ impl KvCache {
             num_kv_heads: config.num_kv_heads,
             head_dim: config.head_dim,
             per_layer,
-            keys: buffer()?,
-            values: buffer()?,
+            keys: buffer(len)?,
+            values: buffer(if values_are_keys { 0 } else { len })?,
+            values_are_keys,
         })
     }
 
@@ -95,13 +100,14 @@ impl KvCache {
 
     /// Bytes of KV storage held.
     pub fn bytes(&self) -> usize {
-        2 * self.keys.len() * 2
+        (self.keys.len() + self.values.len()) * 2
     }
 
     pub(crate) fn matches(&self, config: &ModelConfig) -> bool {
         self.num_layers == config.num_layers
             && self.num_kv_heads == config.num_kv_heads
             && self.head_dim == config.head_dim
+            && self.values_are_keys == config.mla.is_some()
     }
 
     fn head_offset(&self, layer: usize, block: BlockId, head: usize) -> usize {
@@ -109,7 +115,8 @@ impl KvCache {
             + (block.index() * self.num_kv_heads + head) * BLOCK_TOKENS * self.head_dim
     }
 
-    /// Stores position `slot` of `block` for `layer`: `k` and `v` are `[kv_heads, head_dim]`.
+    /// Stores position `slot` of `block` for `layer`: `k` and `v` are `[kv_heads, head_dim]`
+    /// (`v` is ignored when the values are the keys).
     pub(crate) fn write(
         &mut self,
         layer: usize,
@@ -125,6 +132,9 @@ impl KvCache {
             let keys = &mut self.keys[at..at + d];
             for (dst, &x) in keys.iter_mut().zip(&k[src.clone()]) {
                 *dst = f32_to_f16(x);
+            }
+            if self.values_are_keys {
+                continue;
             }
             let values = &mut self.values[at..at + d];
             for (dst, &x) in values.iter_mut().zip(&v[src]) {
@@ -143,7 +153,12 @@ impl KvCache {
     /// Values of `block` for `layer`, KV head `head`, laid out as in [`Self::key_head`].
     pub(crate) fn value_head(&self, layer: usize, block: BlockId, head: usize) -> &[u16] {
         let at = self.head_offset(layer, block, head);
-        &self.values[at..at + BLOCK_TOKENS * self.head_dim]
+        let values = if self.values_are_keys {
+            &self.keys
+        } else {
+            &self.values
+        };
+        &values[at..at + BLOCK_TOKENS * self.head_dim]
     }
 }
 

@@ -170,8 +170,9 @@ fn sized(v: &mut Vec<f32>, n: usize) -> &mut [f32] {
     &mut v[..n]
 }
 
-/// Expert `e` of a stacked `[experts · rows, cols]` matrix.
-fn expert<'a>(w: &WeightMatrix<'a>, experts: usize, e: usize) -> WeightMatrix<'a> {
+/// Expert `e` of a stacked `[experts · rows, cols]` matrix (also a head of MLA's stacked
+/// per-head matrices).
+pub(crate) fn expert<'a>(w: &WeightMatrix<'a>, experts: usize, e: usize) -> WeightMatrix<'a> {
     let rows = w.rows() / experts;
     WeightMatrix::new(w.dtype(), rows, w.cols(), w.row_span(e * rows, rows))
         .expect("invariant: a slice of whole rows of a validated matrix")

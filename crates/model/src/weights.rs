@@ -7,6 +7,7 @@
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::mla::MlaWeights;
 use crate::moe::{DenseFfn, Ffn, MoeWeights};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::WeightMatrix;
@@ -49,12 +50,22 @@ impl MatrixRef {
     }
 }
 
+/// A layer's attention projections before the output projection.
+pub(crate) enum AttnWeights {
+    /// Separate Q, K, V projections (multi-head, grouped-query and multi-query attention).
+    Qkv {
+        wq: MatrixRef,
+        wk: MatrixRef,
+        wv: MatrixRef,
+    },
+    /// Multi-head latent attention.
+    Mla(Box<MlaWeights>),
+}
+
 /// One transformer block's tensors.
 pub(crate) struct LayerWeights {
     pub attn_norm: Vec<f32>,
-    pub wq: MatrixRef,
-    pub wk: MatrixRef,
-    pub wv: MatrixRef,
+    pub attn: AttnWeights,
     pub wo: MatrixRef,
     /// Q, K, V biases when the config has them.
     pub qkv_bias: Option<[Vec<f32>; 3]>,
@@ -77,7 +88,7 @@ pub(crate) struct Weights {
     pub layers: Vec<LayerWeights>,
 }
 
-struct Loader<'a> {
+pub(crate) struct Loader<'a> {
     file: &'a GgufFile,
     norm_offset: f32,
 }
@@ -104,7 +115,12 @@ impl Loader<'_> {
     }
 
     /// A `[rows, cols]` matrix (GGML dims `[cols, rows]`).
-    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<MatrixRef, ModelError> {
+    pub(crate) fn matrix(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<MatrixRef, ModelError> {
         let idx = self.find(name)?;
         self.check_dims(idx, &[cols as u64, rows as u64])?;
         let t = &self.file.tensors()[idx];
@@ -124,7 +140,7 @@ impl Loader<'_> {
 
     /// A 3-D stack of `experts` matrices `[rows, cols]` (GGML dims `[cols, rows, experts]`),
     /// as one `[experts · rows, cols]` matrix.
-    fn experts(
+    pub(crate) fn experts(
         &self,
         name: &str,
         experts: usize,
@@ -212,7 +228,7 @@ impl Loader<'_> {
         Ok(out)
     }
 
-    fn norm(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
+    pub(crate) fn norm(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         let mut w = self.vector(name, len)?;
         if self.norm_offset != 0.0 {
             for v in &mut w {
@@ -250,12 +266,24 @@ impl Loader<'_> {
         } else {
             None
         };
+        let (attn, attn_out_dim) = match &c.mla {
+            Some(m) => (
+                AttnWeights::Mla(Box::new(MlaWeights::load(self, c, i)?)),
+                c.num_heads * m.v_head_dim,
+            ),
+            None => (
+                AttnWeights::Qkv {
+                    wq: self.matrix(&n("attn_q.weight"), q_dim, hidden)?,
+                    wk: self.matrix(&n("attn_k.weight"), kv_dim, hidden)?,
+                    wv: self.matrix(&n("attn_v.weight"), kv_dim, hidden)?,
+                },
+                q_dim,
+            ),
+        };
         Ok(LayerWeights {
             attn_norm: self.norm(&n("attn_norm.weight"), hidden)?,
-            wq: self.matrix(&n("attn_q.weight"), q_dim, hidden)?,
-            wk: self.matrix(&n("attn_k.weight"), kv_dim, hidden)?,
-            wv: self.matrix(&n("attn_v.weight"), kv_dim, hidden)?,
-            wo: self.matrix(&n("attn_output.weight"), hidden, q_dim)?,
+            attn,
+            wo: self.matrix(&n("attn_output.weight"), hidden, attn_out_dim)?,
             qkv_bias,
             qk_norm,
             sandwich,

@@ -95,6 +95,14 @@ fn batched_equals_alone_qwen3moe() {
     check_batch("qwen3moe");
 }
 
+/// Multi-head latent attention over a keys-only cache in interleaved, non-contiguous
+/// blocks (paging), with grouped expert routing: still each sequence's own logits.
+#[test]
+fn batched_equals_alone_deepseek2() {
+    check_batch("deepseek2");
+    check_batch("deepseek2v3");
+}
+
 #[test]
 fn logits_only_for_rows_that_want_them() {
     let model = Model::open(tiny("qwen2.f32.gguf")).expect("model opens");

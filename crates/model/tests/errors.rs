@@ -79,7 +79,7 @@ fn recognised_architecture_is_refused_by_name() {
     let err = open_err(rewritten(
         |k, v| {
             Some(if k == "general.architecture" {
-                Value::String("deepseek2".into())
+                Value::String("deepseek32".into())
             } else {
                 v.clone()
             })
@@ -87,8 +87,8 @@ fn recognised_architecture_is_refused_by_name() {
         "",
     ));
     assert!(
-        err.contains("\"deepseek2\" is recognised but not supported yet")
-            && err.contains("multi-head latent attention"),
+        err.contains("\"deepseek32\" is recognised but not supported yet")
+            && err.contains("multi-head latent attention with sparse indexing"),
         "{err}"
     );
 }
@@ -226,4 +226,56 @@ fn bad_batch_inputs_are_rejected() {
         run(&mut kv, &[1; 3], &[BlockId(2)]),
         Err(ModelError::BlockOutOfRange { block: 2, .. })
     ));
+}
+
+/// An older deepseek2 conversion (one `attn_kv_b` per layer, no `key_length_mla`) is
+/// refused with what to do, not run as something else.
+#[test]
+fn older_deepseek2_conversion_is_refused_with_advice() {
+    let src = GgufFile::open(tiny("deepseek2.f32.gguf")).expect("fixture");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        if k != "deepseek2.attention.key_length_mla" {
+            w.kv(k.clone(), v.clone());
+        }
+    }
+    for t in src.tensors() {
+        let name = t.name.replace("attn_k_b", "attn_kv_b");
+        w.tensor(name, &t.dims, t.dtype, src.tensor_data(t).to_vec());
+    }
+    let err = open_err(Arc::new(GgufFile::from_bytes(w.to_bytes()).unwrap()));
+    assert!(
+        err.contains("attn_kv_b") && err.contains("convert_hf_to_gguf.py"),
+        "{err}"
+    );
+}
+
+/// YaRN on MLA needs the file's log multiplier (Hugging Face's `mscale_all_dim`): without
+/// it llama.cpp and transformers disagree, so it is refused rather than guessed.
+#[test]
+fn deepseek2_yarn_without_log_multiplier_is_refused() {
+    let err = open_err(rewritten_from(
+        "deepseek2v3.f32.gguf",
+        |k, v| (k != "deepseek2.rope.scaling.yarn_log_multiplier").then(|| v.clone()),
+        "",
+    ));
+    assert!(err.contains("yarn_log_multiplier"), "{err}");
+}
+
+/// The MLA cache holds one row of `rope + kv_lora_rank` f16 values per token and layer
+/// (its values are its keys), not a key and a value per head.
+#[test]
+fn deepseek2_cache_holds_only_the_latent() {
+    let model = Model::open(tiny("deepseek2.f32.gguf")).expect("model opens");
+    let c = model.config();
+    let mla = c.mla.as_ref().expect("MLA config");
+    assert_eq!(
+        (c.num_kv_heads, c.head_dim),
+        (1, mla.rope_dim + mla.kv_lora_rank)
+    );
+    let kv = KvCache::new(c, 4);
+    assert_eq!(
+        kv.bytes(),
+        c.num_layers * 4 * kaiyuan_model::BLOCK_TOKENS * c.head_dim * 2
+    );
 }

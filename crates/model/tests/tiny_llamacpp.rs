@@ -1,5 +1,5 @@
-//! The tiny mixture-of-experts models (testdata/tiny/qwen3moe.{f32,q8_0}.gguf) against
-//! llama.cpp on the same files (golden `qwen3moe.llamacpp.json`, written by
+//! The tiny mixture-of-experts models (testdata/tiny/{qwen3moe,deepseek2,deepseek2v3}.{f32,q8_0}.gguf)
+//! against llama.cpp on the same files (golden `<arch>.llamacpp.json`, written by
 //! `tools/tiny_moe_llamacpp.py` with llama-cpp-python 0.3.36): our prompt logits within the
 //! tolerance of `tiny_models.rs` of llama.cpp's at every position (one batch), and our argmax
 //! equal to llama.cpp's greedy choice at every step of its continuation, decoded one token at
@@ -99,4 +99,24 @@ fn qwen3moe_f32_matches_llamacpp() {
 #[test]
 fn qwen3moe_q8_0_matches_llamacpp() {
     check("qwen3moe", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn deepseek2_f32_matches_llamacpp() {
+    check("deepseek2", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn deepseek2_q8_0_matches_llamacpp() {
+    check("deepseek2", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn deepseek2v3_f32_matches_llamacpp() {
+    check("deepseek2v3", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn deepseek2v3_q8_0_matches_llamacpp() {
+    check("deepseek2v3", "q8_0", 3e-2, 0.1, 40);
 }

@@ -1,5 +1,6 @@
 //! Tiny random-weight models (testdata/tiny, made by tools/tiny_models.py and, for the
-//! mixture-of-experts ones converted by llama.cpp, tools/tiny_moe_models.py) against the
+//! mixture-of-experts ones converted by llama.cpp — qwen3moe, and deepseek2 with its
+//! multi-head latent attention — tools/tiny_moe_models.py) against the
 //! logits of Hugging Face transformers' own forward pass, at every position, run as one
 //! prefill and token by token, in F32 and Q8_0.
 
@@ -90,4 +91,24 @@ fn qwen3moe_f32_matches_transformers() {
 #[test]
 fn qwen3moe_q8_0_matches_transformers() {
     check("qwen3moe", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn deepseek2_f32_matches_transformers() {
+    check("deepseek2", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn deepseek2_q8_0_matches_transformers() {
+    check("deepseek2", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn deepseek2v3_f32_matches_transformers() {
+    check("deepseek2v3", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn deepseek2v3_q8_0_matches_transformers() {
+    check("deepseek2v3", "q8_0", Q8_TOLERANCE);
 }

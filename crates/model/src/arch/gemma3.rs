@@ -23,4 +23,5 @@ pub const SPEC: ArchSpec = ArchSpec {
     sliding_pattern: SlidingPattern::LastOfEvery(6),
     local_rope_base: Some(10_000.0),
     moe: None,
+    mla: false,
 };

@@ -18,4 +18,5 @@ pub const SPEC: ArchSpec = ArchSpec {
     sliding_pattern: SlidingPattern::None,
     local_rope_base: None,
     moe: None,
+    mla: false,
 };

@@ -5,6 +5,7 @@
 //! Facts per architecture come from llama.cpp's model graphs (`src/models/*.cpp`,
 //! `llama-model.cpp` hyper-parameter loading) and Hugging Face's `modeling_*.py`.
 
+mod deepseek2;
 mod gemma3;
 mod llama;
 mod qwen2;
@@ -69,6 +70,9 @@ pub struct ArchSpec {
     pub local_rope_base: Option<f32>,
     /// Mixture of experts: `None` for dense models.
     pub moe: Option<MoeSpec>,
+    /// Multi-head latent attention (`attn_kv_a_mqa`, `attn_k_b`, `attn_v_b`; see
+    /// [`crate::mla`]) instead of separate Q/K/V projections.
+    pub mla: bool,
 }
 
 /// Routing defaults of a MoE architecture, used where the file has no key for them
@@ -82,22 +86,22 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 5] = [
+pub const ALL: [&ArchSpec; 6] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
     &gemma3::SPEC,
     &qwen3moe::SPEC,
+    &deepseek2::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 12] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
     ),
-    ("deepseek2", "multi-head latent attention (MLA)"),
     (
         "deepseek32",
         "multi-head latent attention with sparse indexing",
@@ -144,7 +148,7 @@ mod tests {
     fn unknown_architecture_lists_the_supported_ones() {
         let err = lookup("mamba").unwrap_err().to_string();
         assert!(err.contains("\"mamba\""), "{err}");
-        for name in ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe"] {
+        for name in ["llama", "qwen2", "qwen3", "gemma3", "qwen3moe", "deepseek2"] {
             assert!(err.contains(name), "{err}");
         }
     }
@@ -162,5 +166,6 @@ mod tests {
             assert!(msg.contains("not supported yet"), "{msg}");
         }
         assert!(lookup("qwen3moe").is_ok());
+        assert!(lookup("deepseek2").is_ok());
     }
 }

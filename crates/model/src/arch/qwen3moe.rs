@@ -24,4 +24,5 @@ pub const SPEC: ArchSpec = ArchSpec {
         gating: Gating::Softmax,
         normalize: true,
     }),
+    mla: false,
 };

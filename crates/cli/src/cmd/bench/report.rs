@@ -168,10 +168,12 @@ impl Record {
 
 /// Bytes of the f16 KV cache the attention of one generated token reads, averaged over the
 /// `n` tokens generated after `depth`: keys and values of every cached position a layer
-/// attends to (a sliding-window layer only its window).
+/// attends to (a sliding-window layer only its window; multi-head latent attention caches
+/// one latent row per position that serves as key and value).
 pub fn kv_bytes_per_token(model: &Model, depth: usize, n: usize) -> f64 {
     let c = model.config();
-    let per_position = (c.kv_dim() * 2 * 2) as f64; // K and V, 2 bytes each
+    let tensors = if c.mla.is_some() { 1 } else { 2 }; // K and V
+    let per_position = (c.kv_dim() * tensors * 2) as f64; // 2 bytes each
     let total: f64 = (0..n.max(1))
         .map(|i| {
             let attended = depth + i + 1;
