@@ -12,11 +12,19 @@ file and for a few prompts cut from the golden token sequence (token ids, no tok
 The reference is llama.cpp itself through llama-cpp-python (tools/setup-llamacpp builds it
 into .venv); nothing here calls Kaiyuan's code.
 
+One file is not given to llama.cpp as is: llama.cpp requires `deepseek2.attention.q_lora_rank`
+unless a deepseek2 model has DeepSeek-V2-Lite's 26 or 27 layers, so for the 3-layer
+V2-Lite-style model (no query compression, so the converter writes no q_lora_rank) it runs
+on a temporary copy made by gguf-py's own gguf_new_metadata with `q_lora_rank = 0` added,
+which llama.cpp reads as "no query compression" (it then loads `attn_q`). Tensors and every
+other key are copied unchanged.
+
 Run from the repository root: .venv/bin/python tools/tiny_moe_llamacpp.py [ARCH...]
 """
 import json
 import os
 import sys
+import tempfile
 
 import numpy as np
 import gguf
@@ -40,6 +48,20 @@ def top2(logits):
     order = np.argsort(-logits, kind="stable")
     a, b = int(order[0]), int(order[1])
     return [a, float(logits[a]), b, float(logits[b])]
+
+
+def for_llamacpp(path, work):
+    """`path`, or a copy that llama.cpp accepts (see the module docs)."""
+    from gguf.scripts.gguf_new_metadata import MetadataDetails, copy_with_new_metadata
+    r = gguf.GGUFReader(path)
+    arch = r.get_field("general.architecture").contents()
+    key = f"{arch}.attention.q_lora_rank"
+    if arch != "deepseek2" or r.get_field(key) is not None:
+        return path
+    out = os.path.join(work, os.path.basename(path))
+    w = gguf.GGUFWriter(out, arch=arch, endianess=r.endianess)
+    copy_with_new_metadata(r, w, {key: MetadataDetails(gguf.GGUFValueType.UINT32, 0)}, [])
+    return out
 
 
 def run_file(path, tokens):
@@ -74,7 +96,9 @@ def main():
                          "no flash attention; tools/tiny_moe_llamacpp.py",
                "n_generate": N_GENERATE, "files": {}}
         for weights in ("f32", "q8_0"):
-            doc["files"][weights] = run_file(os.path.join(TINY, f"{arch}.{weights}.gguf"), tokens)
+            with tempfile.TemporaryDirectory() as work:
+                path = for_llamacpp(os.path.join(TINY, f"{arch}.{weights}.gguf"), work)
+                doc["files"][weights] = run_file(path, tokens)
         path = os.path.join(TINY, f"{arch}.llamacpp.json")
         with open(path, "w") as f:
             json.dump(doc, f, separators=(",", ":"))

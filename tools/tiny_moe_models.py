@@ -6,11 +6,13 @@ llama.cpp's own convert_hf_to_gguf.py, taken from the pinned llama-cpp-python so
 archive (tools/setup-llamacpp-native leaves it in .cache/llamacpp-native/), so the tensor
 layout and metadata of the 3-D expert tensors are exactly what users' files have.
 
-For each architecture (today: qwen3moe) this
+For each architecture (qwen3moe; deepseek2, a DeepSeek-V2-Lite-style model; deepseek2v3, a
+DeepSeek-V3-style one, both `general.architecture = deepseek2`) this
   1. trains a tiny byte-level BPE tokenizer (`tokenizers`) on a fixed text, so the model
      directory is a complete Hugging Face checkpoint the converter accepts;
-  2. builds the `transformers` model (Qwen3MoeForCausalLM) with a small config and seeded
-     random weights, saves it with save_pretrained;
+  2. builds the `transformers` model (Qwen3MoeForCausalLM, DeepseekV2ForCausalLM,
+     DeepseekV3ForCausalLM) with a small config and seeded random weights, saves it with
+     save_pretrained;
   3. runs transformers' own forward pass (eager attention, float32) on a fixed token
      sequence: the independent reference;
   4. converts the checkpoint with convert_hf_to_gguf.py `--outtype f32` and `--outtype q8_0`;
@@ -27,8 +29,14 @@ which this tokenizer uses). Nothing else in the converter is changed.
 It also prints, per layer, the smallest gap between the k-th and (k+1)-th router logit
 over the sequence: a near-tie there lets Q8_0's rounding pick another expert than
 transformers' float32 does (and then that position and the later ones differ by far more
-than any tolerance). So the weight seed is the one of seeds 1..299 with the widest smallest
-gap (WEIGHT_SEED = 78: 0.037); the token sequence keeps seed 1234 like tools/tiny_models.py.
+than any tolerance). So qwen3moe's weight seed is the one of seeds 1..299 with the widest
+smallest gap (78: 0.037). For DeepSeek's routers that gap was not enough (sigmoid scores and
+expert groups are narrower), so tools/tiny_moe_seeds.py runs transformers' model a second
+time with every matrix rounded through gguf's own Q8_0 as the converter quantizes it and
+keeps the seeds whose expert choices do not change at any position; of those, the one with
+the widest gap (deepseek2: 68 of 1..150, gap 0.027 in logits; deepseek2v3: 71, gap 0.0072
+in sigmoid + bias selection scores, also the widest of 1..299). The token sequence keeps
+seed 1234 like tools/tiny_models.py.
 
 Run from the repository root: python3 tools/tiny_moe_models.py
 (needs torch, transformers, tokenizers, gguf, numpy; tools/requirements.txt pins them).
@@ -50,7 +58,8 @@ OUT = os.path.join(ROOT, "testdata", "tiny")
 LLAMACPP_VERSION = "0.3.36"
 ARCHIVE = os.path.join(ROOT, ".cache", "llamacpp-native", f"llama_cpp_python-{LLAMACPP_VERSION}.tar.gz")
 SEED = 1234
-WEIGHT_SEED = 78
+# Per architecture: the weight seed of 1..299 with the widest smallest router gap.
+WEIGHT_SEEDS = {"qwen3moe": 78, "deepseek2": 68, "deepseek2v3": 71}
 N_TOKENS = 40
 VOCAB = 320
 
@@ -75,7 +84,39 @@ def make_tokenizer(path):
     return len(fast)
 
 
+# DeepSeek's multi-head latent attention (llama.cpp's `deepseek2`), small but with every
+# width distinct so a transposed or swapped tensor cannot go unnoticed, and every matrix
+# row a multiple of 32 (so Q8_0 quantizes every 2-D tensor): 4 heads of 32 + 16 (nope +
+# rope) query/key dims and 64 value dims, a KV latent of 96, 3 layers of which the first
+# is dense, 8 routed experts (2 per token) of FFN 32 and one shared expert.
+MLA = dict(hidden_size=64, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=3,
+           num_attention_heads=4, num_key_value_heads=4, kv_lora_rank=96, qk_nope_head_dim=32,
+           qk_rope_head_dim=16, v_head_dim=64, n_routed_experts=8, num_experts_per_tok=2,
+           n_shared_experts=1, first_k_dense_replace=1, max_position_embeddings=256,
+           rms_norm_eps=1e-6, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0)
+
+
 def make_config(arch, vocab):
+    if arch == "deepseek2":
+        # DeepSeek-V2-Lite's shape of model: no query compression, softmax router, plain
+        # top-k without renormalization, routed scaling 1, plain RoPE.
+        return tf.DeepseekV2Config(
+            vocab_size=vocab, q_lora_rank=None, topk_method="greedy", n_group=None,
+            topk_group=None, norm_topk_prob=False, routed_scaling_factor=1.0,
+            scoring_func="softmax", rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+            **MLA)
+    if arch == "deepseek2v3":
+        # DeepSeek-V3/R1's: query compression, sigmoid router with the score-correction bias,
+        # 2 of 4 expert groups, renormalized and scaled by 2.5, YaRN (factor 4 over an
+        # original context of 64, V2-Lite's mscale = mscale_all_dim = 0.707).
+        return tf.DeepseekV3Config(
+            vocab_size=vocab, q_lora_rank=32, n_group=4, topk_group=2, norm_topk_prob=True,
+            routed_scaling_factor=2.5, scoring_func="sigmoid", topk_method="noaux_tc",
+            num_mtp_layers=0, rope_interleave=True,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 64, "beta_fast": 32.0,
+                             "beta_slow": 1.0, "mscale": 0.707, "mscale_all_dim": 0.707},
+            **MLA)
     if arch == "qwen3moe":
         return tf.Qwen3MoeConfig(
             vocab_size=vocab, hidden_size=64, intermediate_size=128, moe_intermediate_size=32,
@@ -88,9 +129,13 @@ def make_config(arch, vocab):
 
 
 def randomize(model, seed):
-    """Weights large enough that every part of the network matters (as tiny_models.py)."""
+    """Weights large enough that every part of the network matters (as tiny_models.py);
+    DeepSeek-V3's score-correction bias (a buffer) N(0, 0.1^2)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=g))
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g))
@@ -103,16 +148,37 @@ def randomize(model, seed):
                 p.copy_(torch.randn(p.shape, generator=g) / fan_in ** 0.5)
 
 
+def selection_gap(mod, logits, k):
+    """DeepSeek-V3's router: the smallest gap between the k-th and (k+1)-th selection score
+    (sigmoid + bias) among the chosen groups, or between the last chosen group's score and
+    the next one's, whichever is smaller."""
+    sel = logits.sigmoid() + mod.e_score_correction_bias
+    groups = sel.view(sel.shape[0], mod.num_group, -1)
+    gscore = groups.topk(2, dim=-1).values.sum(-1)
+    gtop = torch.topk(gscore, mod.topk_group + 1, dim=-1).values
+    group_gap = gtop[:, mod.topk_group - 1] - gtop[:, mod.topk_group]
+    chosen = torch.topk(gscore, mod.topk_group, dim=-1).indices
+    keep = torch.zeros_like(gscore).scatter_(1, chosen, 1.0)
+    masked = sel.masked_fill(~keep.repeat_interleave(groups.shape[-1], dim=1).bool(), -1e9)
+    top = torch.topk(masked, k + 1, dim=-1).values
+    return torch.minimum(top[:, k - 1] - top[:, k], group_gap).min()
+
+
 def router_margins(model, tokens, k):
-    """Per MoE layer: the smallest gap between the k-th and (k+1)-th router logit."""
+    """Per MoE layer: the smallest gap between the k-th and (k+1)-th router logit (for
+    DeepSeek-V3's grouped sigmoid router, see selection_gap)."""
     gaps = {}
     hooks = []
     for i, layer in enumerate(model.model.layers):
         def hook(mod, inp, out, i=i):
             x = inp[0].reshape(-1, inp[0].shape[-1])
+            if hasattr(mod, "e_score_correction_bias"):
+                gaps[i] = float(selection_gap(mod, x @ mod.weight.T, k))
+                return
             top = torch.topk(x @ mod.weight.T, k + 1, dim=-1).values
             gaps[i] = float((top[:, k - 1] - top[:, k]).min())
-        hooks.append(layer.mlp.gate.register_forward_hook(hook))
+        if hasattr(layer.mlp, "gate"):  # not DeepSeek's leading dense layers
+            hooks.append(layer.mlp.gate.register_forward_hook(hook))
     with torch.no_grad():
         model(torch.tensor(tokens[None, :]))
     for h in hooks:
@@ -174,10 +240,11 @@ def main():
             vocab = make_tokenizer(model_dir)
             tokens = np.random.default_rng(SEED).integers(0, vocab, N_TOKENS)
             cfg = make_config(arch, vocab)
-            torch.manual_seed(WEIGHT_SEED)
+            seed = WEIGHT_SEEDS[arch]
+            torch.manual_seed(seed)
             model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
             model = model.float().eval()
-            randomize(model, WEIGHT_SEED)
+            randomize(model, seed)
             gaps = router_margins(model, tokens, cfg.num_experts_per_tok)
             with torch.no_grad():
                 logits = model(torch.tensor(tokens[None, :])).logits[0].float().numpy()

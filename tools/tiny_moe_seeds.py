@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Chooses weight seeds for tools/tiny_moe_models.py: for each seed of a range, builds the
+tiny model exactly as that tool does, records its routers' chosen experts at every position
+of the golden token sequence, then rounds every matrix through gguf's Q8_0 (as the
+converter's `--outtype q8_0` does: the routers `mlp.gate` stay F32, and `kv_b_proj`'s key half
+is rounded along the rows of llama.cpp's transposed `attn_k_b`) and runs it again. A seed is
+usable when no position changes experts; among those, the widest router gap is best
+(tiny_moe_models.router_margins). Prints one line per seed and the five best.
+
+Everything here is transformers' and gguf's code; nothing calls Kaiyuan.
+
+Run from the repository root: python3 tools/tiny_moe_seeds.py ARCH FIRST LAST
+"""
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import gguf
+import transformers as tf
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tiny_moe_models as t  # noqa: E402
+
+Q8 = gguf.GGMLQuantizationType.Q8_0
+
+
+def q8_round_trip(a):
+    """`a` quantized to Q8_0 along its last axis and back."""
+    a = a.detach().float().numpy()
+    back = gguf.quants.dequantize(gguf.quants.quantize(a, Q8), Q8)
+    return torch.from_numpy(back.reshape(a.shape).copy())
+
+
+def quantize_like_converter(model, cfg):
+    nope = getattr(cfg, "qk_nope_head_dim", None)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim < 2 or name.endswith("mlp.gate.weight"):
+                continue
+            if name.endswith("kv_b_proj.weight"):
+                w = p.view(cfg.num_attention_heads, nope + cfg.v_head_dim, -1)
+                w[:, :nope, :] = q8_round_trip(w[:, :nope, :].transpose(1, 2)).transpose(1, 2)
+                w[:, nope:, :] = q8_round_trip(w[:, nope:, :])
+            else:
+                p.copy_(q8_round_trip(p))
+
+
+def chosen_experts(model, tokens, k):
+    """Per MoE layer: each position's chosen experts (sorted), as the router selects them."""
+    out, hooks = {}, []
+    for i, layer in enumerate(model.model.layers):
+        if not hasattr(layer.mlp, "gate"):
+            continue
+
+        def hook(mod, inp, _out, i=i):
+            x = inp[0].reshape(-1, inp[0].shape[-1])
+            sel = x @ mod.weight.T
+            if hasattr(mod, "e_score_correction_bias"):
+                sel = sel.sigmoid() + mod.e_score_correction_bias
+                per = sel.shape[1] // mod.num_group
+                groups = sel.view(sel.shape[0], mod.num_group, per).topk(2, dim=-1).values.sum(-1)
+                best = torch.topk(groups, mod.topk_group, dim=-1).indices
+                keep = torch.zeros_like(groups).scatter_(1, best, 1.0)
+                sel = sel.masked_fill(~keep.repeat_interleave(per, dim=1).bool(), float("-inf"))
+            out[i] = torch.topk(sel, k, dim=-1).indices.sort(-1).values
+        hooks.append(layer.mlp.gate.register_forward_hook(hook))
+    with torch.no_grad():
+        model(torch.tensor(tokens[None, :]))
+    for h in hooks:
+        h.remove()
+    return out
+
+
+def main():
+    arch, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with tempfile.TemporaryDirectory() as work:
+        vocab = t.make_tokenizer(os.path.join(work, "tokenizer"))
+    tokens = np.random.default_rng(t.SEED).integers(0, vocab, t.N_TOKENS)
+    cfg = t.make_config(arch, vocab)
+    k = cfg.num_experts_per_tok
+    results = []
+    for seed in range(first, last + 1):
+        torch.manual_seed(seed)
+        model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
+        model = model.float().eval()
+        t.randomize(model, seed)
+        gap = min(t.router_margins(model, tokens, k).values())
+        before = chosen_experts(model, tokens, k)
+        quantize_like_converter(model, cfg)
+        after = chosen_experts(model, tokens, k)
+        stable = all(torch.equal(before[i], after[i]) for i in before)
+        results.append((stable, gap, seed))
+        print(f"seed {seed}: routing unchanged by Q8_0 {stable}, smallest gap {gap:.4f}", flush=True)
+    results.sort(reverse=True)
+    print("best:", [(seed, round(gap, 4)) for stable, gap, seed in results[:5] if stable])
+
+
+if __name__ == "__main__":
+    main()
