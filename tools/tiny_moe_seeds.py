@@ -4,12 +4,16 @@ tiny model exactly as that tool does, records its routers' chosen experts at eve
 of the golden token sequence, then rounds every matrix through gguf's Q8_0 (as the
 converter's `--outtype q8_0` does: the routers `mlp.gate` stay F32, and `kv_b_proj`'s key half
 is rounded along the rows of llama.cpp's transposed `attn_k_b`) and runs it again. A seed is
-usable when no position changes experts; among those, the widest router gap is best
-(tiny_moe_models.router_margins). Prints one line per seed and the five best.
+usable when no position changes experts, over the golden sequence and over the prompts
+tools/tiny_moe_llamacpp.py cuts from it (each run from position 0: other hidden states);
+among those, the widest router gap over all of them is best
+(tiny_moe_models.router_margins). Prints one
+line per seed and the five best.
 
 Everything here is transformers' and gguf's code; nothing calls Kaiyuan.
 
 Run from the repository root: python3 tools/tiny_moe_seeds.py ARCH FIRST LAST
+(or ARCH SEED,SEED,... for a list).
 """
 import os
 import sys
@@ -24,6 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tiny_moe_models as t  # noqa: E402
 
 Q8 = gguf.GGMLQuantizationType.Q8_0
+# tools/tiny_moe_llamacpp.py's PROMPTS (that module needs llama_cpp, so not imported).
+PROMPTS = [(0, 8), (10, 30), (4, 40)]
 
 
 def q8_round_trip(a):
@@ -74,23 +80,28 @@ def chosen_experts(model, tokens, k):
 
 
 def main():
-    arch, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    arch = sys.argv[1]
+    if len(sys.argv) == 3:  # ARCH SEED,SEED,...
+        seeds = [int(x) for x in sys.argv[2].split(",")]
+    else:  # ARCH FIRST LAST
+        seeds = range(int(sys.argv[2]), int(sys.argv[3]) + 1)
     with tempfile.TemporaryDirectory() as work:
         vocab = t.make_tokenizer(os.path.join(work, "tokenizer"))
     tokens = np.random.default_rng(t.SEED).integers(0, vocab, t.N_TOKENS)
     cfg = t.make_config(arch, vocab)
     k = cfg.num_experts_per_tok
     results = []
-    for seed in range(first, last + 1):
+    for seed in seeds:
         torch.manual_seed(seed)
         model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
         model = model.float().eval()
         t.randomize(model, seed)
-        gap = min(t.router_margins(model, tokens, k).values())
-        before = chosen_experts(model, tokens, k)
+        runs = [tokens] + [tokens[lo:hi] for lo, hi in PROMPTS]
+        gap = min(min(t.router_margins(model, run, k).values()) for run in runs)
+        before = [chosen_experts(model, run, k) for run in runs]
         quantize_like_converter(model, cfg)
-        after = chosen_experts(model, tokens, k)
-        stable = all(torch.equal(before[i], after[i]) for i in before)
+        after = [chosen_experts(model, run, k) for run in runs]
+        stable = all(torch.equal(b[i], a[i]) for b, a in zip(before, after) for i in b)
         results.append((stable, gap, seed))
         print(f"seed {seed}: routing unchanged by Q8_0 {stable}, smallest gap {gap:.4f}", flush=True)
     results.sort(reverse=True)

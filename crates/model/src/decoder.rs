@@ -245,6 +245,9 @@ impl Model {
                         &mut s.attn,
                         &mut s.act,
                     );
+                    if let Some([post_attn, _]) = &lw.sandwich {
+                        rms_rows_in_place(proj, post_attn, c.rms_eps);
+                    }
                     ops::add(&mut s.x[..n_rows * hidden], proj);
                     self.feed_forward(pool, lw, n_rows, s);
                     continue;
