@@ -152,7 +152,19 @@ impl ModelConfig {
             arch: spec.name,
         };
         let hidden_size = m.usize_req("embedding_length")?;
-        let num_layers = m.usize_req("block_count")?;
+        // Multi-token-prediction layers (`nextn_predict_layers`, e.g. GLM's) are appended
+        // after the decoder's layers, as llama.cpp counts them; they are not run here.
+        let num_layers = match m.usize_opt("nextn_predict_layers")? {
+            Some(n) if n > 0 => m
+                .usize_req("block_count")?
+                .checked_sub(n)
+                .filter(|&l| l > 0)
+                .ok_or_else(|| ModelError::BadValue {
+                    key: m.key("nextn_predict_layers"),
+                    reason: format!("{n} leaves no decoder layers in {}", m.key("block_count")),
+                })?,
+            _ => m.usize_req("block_count")?,
+        };
         let num_heads = m.usize_req("attention.head_count")?;
         let num_kv_heads = m.usize_opt("attention.head_count_kv")?.unwrap_or(num_heads);
         if num_kv_heads == 0 || !num_heads.is_multiple_of(num_kv_heads) {

@@ -279,3 +279,44 @@ fn deepseek2_cache_holds_only_the_latent() {
         c.num_layers * 4 * kaiyuan_model::BLOCK_TOKENS * c.head_dim * 2
     );
 }
+
+/// Trailing multi-token-prediction layers (`nextn_predict_layers`, counted in
+/// `block_count`, as llama.cpp writes them) are not run: the logits are those of the file
+/// without them.
+#[test]
+fn trailing_prediction_layers_are_not_run() {
+    let plain = Model::open(tiny("deepseek2.f32.gguf")).expect("model opens");
+    let with_mtp = rewritten_from(
+        "deepseek2.f32.gguf",
+        |k, v| {
+            Some(match k {
+                "deepseek2.block_count" => Value::U32(4),
+                _ => v.clone(),
+            })
+        },
+        "",
+    );
+    let mut w = GgufWriter::new();
+    for (k, v) in with_mtp.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    w.kv("deepseek2.nextn_predict_layers", Value::U32(1));
+    for t in with_mtp.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            with_mtp.tensor_data(t).to_vec(),
+        );
+    }
+    let with_mtp = Model::from_gguf(Arc::new(GgufFile::from_bytes(w.to_bytes()).unwrap()))
+        .expect("model with a prediction layer opens");
+    assert_eq!(with_mtp.config().num_layers, 3);
+    let pool = ThreadPool::new(1);
+    let tokens = [1, 2, 3, 4];
+    let a = Session::new(&plain, 16).eval(&pool, &tokens, true).unwrap();
+    let b = Session::new(&with_mtp, 16)
+        .eval(&pool, &tokens, true)
+        .unwrap();
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
