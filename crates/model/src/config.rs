@@ -140,6 +140,17 @@ impl Meta<'_> {
 }
 
 impl ModelConfig {
+    /// The configuration of the model in `file`, whatever its (supported) architecture:
+    /// what [`crate::Model::from_gguf`] would run, read without loading any weight.
+    pub fn of_file(file: &GgufFile) -> Result<ModelConfig, ModelError> {
+        let name =
+            file.get_str("general.architecture")?
+                .ok_or_else(|| ModelError::NoArchitecture {
+                    supported: crate::arch::supported_names(),
+                })?;
+        ModelConfig::from_gguf(file, crate::arch::lookup(name)?)
+    }
+
     /// Reads the configuration of an architecture described by `spec` from `file`.
     pub fn from_gguf(file: &GgufFile, spec: &'static ArchSpec) -> Result<ModelConfig, ModelError> {
         let m = Meta {
