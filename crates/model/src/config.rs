@@ -78,7 +78,11 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
     pub qkv_bias: bool,
     pub qk_norm: bool,
+    /// Q/K norms after RoPE rather than before.
+    pub qk_norm_after_rope: bool,
     pub sandwich_norms: bool,
+    /// `ffn_up` holds the gate rows then the up rows; there is no `ffn_gate`.
+    pub fused_gate_up: bool,
     /// Added to stored RMS-norm weights at load.
     pub norm_weight_offset: f32,
     /// Mixture of experts, for MoE architectures.
@@ -250,7 +254,9 @@ impl ModelConfig {
             tied_embeddings: !has("output.weight"),
             qkv_bias: present(spec.qkv_bias, "blk.0.attn_q.bias"),
             qk_norm: present(spec.qk_norm, "blk.0.attn_q_norm.weight"),
+            qk_norm_after_rope: spec.qk_norm_after_rope,
             sandwich_norms: spec.sandwich_norms,
+            fused_gate_up: spec.fused_gate_up,
             norm_weight_offset: spec.norm_weight_offset,
             moe,
         })

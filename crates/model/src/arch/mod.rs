@@ -56,9 +56,14 @@ pub struct ArchSpec {
     pub qkv_bias: Presence,
     /// `blk.{i}.attn_{q,k}_norm.weight`: per-head RMS norm of Q and K before RoPE.
     pub qk_norm: Presence,
+    /// The Q/K norms come after RoPE instead (Hunyuan).
+    pub qk_norm_after_rope: bool,
     /// `blk.{i}.post_attention_norm.weight` / `blk.{i}.post_ffw_norm.weight`: RMS norms of
     /// the attention and FFN outputs before the residual add (Gemma's sandwich norms).
     pub sandwich_norms: bool,
+    /// `blk.{i}.ffn_up.weight` holds the gate rows then the up rows (`2·ffn` rows) and there
+    /// is no `ffn_gate.weight` (GLM-4's fused `gate_up_proj`).
+    pub fused_gate_up: bool,
     /// Token embeddings are multiplied by `sqrt(hidden_size)`.
     pub scale_embeddings_by_sqrt_hidden: bool,
     /// Added to every stored RMS-norm weight (0 when the converter already folded it in).
