@@ -91,3 +91,23 @@ fn qwen3moe_f32_matches_transformers() {
 fn qwen3moe_q8_0_matches_transformers() {
     check("qwen3moe", "q8_0", Q8_TOLERANCE);
 }
+
+#[test]
+fn ernie4_5_f32_matches_transformers() {
+    check("ernie4_5", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_q8_0_matches_transformers() {
+    check("ernie4_5", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_moe_f32_matches_transformers() {
+    check("ernie4_5-moe", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_moe_q8_0_matches_transformers() {
+    check("ernie4_5-moe", "q8_0", Q8_TOLERANCE);
+}

@@ -5,6 +5,8 @@
 //! Facts per architecture come from llama.cpp's model graphs (`src/models/*.cpp`,
 //! `llama-model.cpp` hyper-parameter loading) and Hugging Face's `modeling_*.py`.
 
+mod ernie4_5;
+mod ernie4_5_moe;
 mod gemma3;
 mod llama;
 mod qwen2;
@@ -87,17 +89,19 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 5] = [
+pub const ALL: [&ArchSpec; 7] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
     &gemma3::SPEC,
     &qwen3moe::SPEC,
+    &ernie4_5::SPEC,
+    &ernie4_5_moe::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 11] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
@@ -108,8 +112,6 @@ pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
         "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("ernie4_5", "ERNIE 4.5's spec"),
-    ("ernie4_5-moe", "ERNIE 4.5's MoE spec"),
     ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
     ("glm4moe", "GLM-4-MoE's spec"),
     ("hunyuan-dense", "Hunyuan's spec"),
@@ -166,6 +168,8 @@ mod tests {
             assert!(msg.contains(&format!("{name:?}")), "{msg}");
             assert!(msg.contains("not supported yet"), "{msg}");
         }
-        assert!(lookup("qwen3moe").is_ok());
+        for name in ["qwen3moe", "ernie4_5", "ernie4_5-moe"] {
+            assert!(lookup(name).is_ok(), "{name}");
+        }
     }
 }
