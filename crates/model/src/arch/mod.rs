@@ -8,6 +8,8 @@
 mod ernie4_5;
 mod ernie4_5_moe;
 mod gemma3;
+mod glm4;
+mod hunyuan_dense;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -89,7 +91,7 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 7] = [
+pub const ALL: [&ArchSpec; 9] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
@@ -97,11 +99,13 @@ pub const ALL: [&ArchSpec; 7] = [
     &qwen3moe::SPEC,
     &ernie4_5::SPEC,
     &ernie4_5_moe::SPEC,
+    &glm4::SPEC,
+    &hunyuan_dense::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 11] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 9] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
@@ -112,9 +116,7 @@ pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 11] = [
         "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
     ("glm4moe", "GLM-4-MoE's spec"),
-    ("hunyuan-dense", "Hunyuan's spec"),
     ("hunyuan-moe", "Hunyuan's MoE spec"),
     ("llama4", "Llama 4's interleaved attention and MoE"),
     ("olmoe", "OLMoE's spec"),
@@ -168,7 +170,13 @@ mod tests {
             assert!(msg.contains(&format!("{name:?}")), "{msg}");
             assert!(msg.contains("not supported yet"), "{msg}");
         }
-        for name in ["qwen3moe", "ernie4_5", "ernie4_5-moe"] {
+        for name in [
+            "qwen3moe",
+            "ernie4_5",
+            "ernie4_5-moe",
+            "glm4",
+            "hunyuan-dense",
+        ] {
             assert!(lookup(name).is_ok(), "{name}");
         }
     }
