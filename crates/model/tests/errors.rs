@@ -227,3 +227,39 @@ fn bad_batch_inputs_are_rejected() {
         Err(ModelError::BlockOutOfRange { block: 2, .. })
     ));
 }
+
+#[test]
+fn zero_moe_layer_step_is_refused() {
+    let err = open_err(rewritten_from(
+        "ernie4_5-moe.f32.gguf",
+        |k, v| {
+            Some(if k == "ernie4_5-moe.interleave_moe_layer_step" {
+                Value::U32(0)
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(
+        err.contains("ernie4_5-moe.interleave_moe_layer_step") && err.contains("positive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fused_gate_up_of_the_wrong_size_is_named() {
+    // GLM-4's ffn_up must hold 2·feed_forward_length rows (gate, then up).
+    let err = open_err(rewritten_from(
+        "glm4.f32.gguf",
+        |k, v| {
+            Some(if k == "glm4.feed_forward_length" {
+                Value::U32(64)
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(err.contains("blk.0.ffn_up.weight"), "{err}");
+}
