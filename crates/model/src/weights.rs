@@ -268,6 +268,16 @@ impl Loader<'_> {
 
     fn layer(&self, c: &ModelConfig, i: usize) -> Result<LayerWeights, ModelError> {
         let n = |suffix: &str| format!("blk.{i}.{suffix}");
+        // Biases the decoder does not add (ERNIE 4.5 with `use_bias`, some Llama variants):
+        // refused rather than silently left out.
+        for b in ["attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+            let name = n(&format!("{b}.bias"));
+            if self.file.tensor(&name).is_some() {
+                return Err(ModelError::Unsupported(format!(
+                    "{name}: a bias on the attention output or FFN projections"
+                )));
+            }
+        }
         let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let qkv_bias = if c.qkv_bias {
             Some([
