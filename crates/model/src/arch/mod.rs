@@ -5,7 +5,11 @@
 //! Facts per architecture come from llama.cpp's model graphs (`src/models/*.cpp`,
 //! `llama-model.cpp` hyper-parameter loading) and Hugging Face's `modeling_*.py`.
 
+mod ernie4_5;
+mod ernie4_5_moe;
 mod gemma3;
+mod glm4;
+mod hunyuan_dense;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -56,9 +60,14 @@ pub struct ArchSpec {
     pub qkv_bias: Presence,
     /// `blk.{i}.attn_{q,k}_norm.weight`: per-head RMS norm of Q and K before RoPE.
     pub qk_norm: Presence,
+    /// The Q/K norms come after RoPE instead (Hunyuan).
+    pub qk_norm_after_rope: bool,
     /// `blk.{i}.post_attention_norm.weight` / `blk.{i}.post_ffw_norm.weight`: RMS norms of
     /// the attention and FFN outputs before the residual add (Gemma's sandwich norms).
     pub sandwich_norms: bool,
+    /// `blk.{i}.ffn_up.weight` holds the gate rows then the up rows (`2·ffn` rows) and there
+    /// is no `ffn_gate.weight` (GLM-4's fused `gate_up_proj`).
+    pub fused_gate_up: bool,
     /// Token embeddings are multiplied by `sqrt(hidden_size)`.
     pub scale_embeddings_by_sqrt_hidden: bool,
     /// Added to every stored RMS-norm weight (0 when the converter already folded it in).
@@ -82,17 +91,21 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 5] = [
+pub const ALL: [&ArchSpec; 9] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
     &gemma3::SPEC,
     &qwen3moe::SPEC,
+    &ernie4_5::SPEC,
+    &ernie4_5_moe::SPEC,
+    &glm4::SPEC,
+    &hunyuan_dense::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 9] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
@@ -103,11 +116,7 @@ pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 13] = [
         "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("ernie4_5", "ERNIE 4.5's spec"),
-    ("ernie4_5-moe", "ERNIE 4.5's MoE spec"),
-    ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
     ("glm4moe", "GLM-4-MoE's spec"),
-    ("hunyuan-dense", "Hunyuan's spec"),
     ("hunyuan-moe", "Hunyuan's MoE spec"),
     ("llama4", "Llama 4's interleaved attention and MoE"),
     ("olmoe", "OLMoE's spec"),
@@ -161,6 +170,14 @@ mod tests {
             assert!(msg.contains(&format!("{name:?}")), "{msg}");
             assert!(msg.contains("not supported yet"), "{msg}");
         }
-        assert!(lookup("qwen3moe").is_ok());
+        for name in [
+            "qwen3moe",
+            "ernie4_5",
+            "ernie4_5-moe",
+            "glm4",
+            "hunyuan-dense",
+        ] {
+            assert!(lookup(name).is_ok(), "{name}");
+        }
     }
 }
