@@ -8,8 +8,9 @@
 //! - Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 //! - Qwen2: the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
-//! - DeepSeek-V3, DeepSeek LLM, and llama.cpp's `default`: several regexes in sequence, see
-//!   [`crate::staged`]
+//! - Qwen3.5 (`qwen35`): the Qwen2 regex with `[\p{L}\p{M}]` for `\p{L}`, see [`crate::staged`]
+//! - DeepSeek-V3, DeepSeek LLM, DeepSeek Coder, Falcon and llama.cpp's `default`: several
+//!   regexes in sequence, see [`crate::staged`]
 //!
 //! Every scanner returns the leftmost match of the regex's alternatives in order at each
 //! position, exactly as a backtracking engine would; the pieces cover the text completely.
@@ -24,9 +25,15 @@ pub enum PreTokenizer {
     SmolLm,
     Llama3,
     Qwen2,
+    /// Qwen3.5: Qwen2's rule, with combining marks joining letters.
+    Qwen35,
     DeepSeekV3,
     /// DeepSeek LLM 7B/67B: six regexes in sequence, with fixed character ranges.
     DeepSeekLlm,
+    /// DeepSeek Coder 1.3B/6.7B/33B: five regexes in sequence, every digit alone.
+    DeepSeekCoder,
+    /// Falcon 7B/40B: punctuation runs, GPT-2, ASCII digit triples.
+    Falcon,
     /// llama.cpp's `default` byte-level BPE split (punctuation runs, GPT-2, digit triples).
     Default,
 }
@@ -43,7 +50,10 @@ impl PreTokenizer {
             | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" => PreTokenizer::Qwen2,
             "deepseek-v3" => PreTokenizer::DeepSeekV3,
+            "qwen35" => PreTokenizer::Qwen35,
             "deepseek-llm" => PreTokenizer::DeepSeekLlm,
+            "deepseek-coder" => PreTokenizer::DeepSeekCoder,
+            "falcon" => PreTokenizer::Falcon,
             "default" => PreTokenizer::Default,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
@@ -87,6 +97,9 @@ impl PreTokenizer {
             PreTokenizer::Qwen2 => scan(&all, out, |c, i| llama3_match(c, i, 1)),
             PreTokenizer::DeepSeekV3 => crate::staged::split_deepseek_v3(text, out),
             PreTokenizer::DeepSeekLlm => crate::staged::split_deepseek_llm(text, out),
+            PreTokenizer::DeepSeekCoder => crate::staged::split_deepseek_coder(text, out),
+            PreTokenizer::Falcon => crate::staged::split_falcon(text, out),
+            PreTokenizer::Qwen35 => crate::staged::split_qwen35(text, out),
             PreTokenizer::Default => crate::staged::split_default(text, out),
             PreTokenizer::SmolLm => {
                 let mut seg_start = 0;
