@@ -205,3 +205,19 @@ fn supported_vocabularies_match_llamacpp_on_every_case() {
     );
     assert!(checked >= 500, "only {checked} cases");
 }
+
+/// Falcon's vocabulary has no token for 14 ASCII control bytes and no unknown token: both
+/// references drop such characters. Expected ids from HF `tokenizers` 0.23.3 (BPE over the
+/// file's tokens and merges, ByteLevel) and llama.cpp (llama-cpp-python 0.3.36, `vocab_only`).
+#[test]
+fn falcon_drops_characters_it_has_no_token_for() {
+    let dir = vocab_dir();
+    let tok = Tokenizer::from_vocab(&read_vocab(&dir, "falcon")).expect("falcon builds");
+    for (text, want) in [
+        ("a\u{3}b", &[76, 77][..]),
+        ("x\u{b}y", &[99, 100]),
+        ("hello\u{1d} world", &[30835, 1079]),
+    ] {
+        assert_eq!(tok.encode(text, false), want, "{text:?}");
+    }
+}
