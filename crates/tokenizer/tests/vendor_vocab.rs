@@ -221,3 +221,99 @@ fn falcon_drops_characters_it_has_no_token_for() {
         assert_eq!(tok.encode(text, false), want, "{text:?}");
     }
 }
+
+/// The whole tokenizer corpus (868 strings and 13 probes) through llama.cpp with some of these
+/// vocabularies, and with vocabularies relabelled with other `tokenizer.ggml.pre` names
+/// (testdata/golden/tokenizer/vendor_vocab.llamacpp.json, made by
+/// tools/vendor_vocab_llamacpp_golden.py): ids with control tokens as text and recognised, and
+/// BOS as llama.cpp adds it for the name. No tolerance.
+#[test]
+fn corpus_matches_llamacpp_with_relabelled_vocabularies() {
+    use sha2::{Digest, Sha256};
+    let dir = vocab_dir();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let golden = root.join("testdata/golden/tokenizer/vendor_vocab.llamacpp.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&golden).expect("read golden"))
+            .expect("golden JSON");
+    let corpus = root.join("testdata/golden/tokenizer/smollm2.llamacpp.json");
+    let corpus: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&corpus).expect("read corpus"))
+            .expect("corpus JSON");
+    let mut texts: Vec<String> = corpus["cases"]
+        .as_array()
+        .expect("cases")
+        .iter()
+        .map(|c| c["text"].as_str().expect("text").to_owned())
+        .collect();
+    texts.extend(
+        doc["probes"]
+            .as_array()
+            .expect("probes")
+            .iter()
+            .map(|t| t.as_str().expect("probe").to_owned()),
+    );
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .expect("ids")
+            .iter()
+            .map(|x| x.as_u64().expect("id") as u32)
+            .collect()
+    };
+    let vocabs = doc["vocabularies"].as_object().expect("vocabularies");
+    assert_eq!(vocabs.len(), 9);
+    let mut report = Vec::new();
+    let mut checked = 0;
+    for (key, v) in vocabs {
+        let file = dir.join(v["file"].as_str().expect("file"));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            sha,
+            v["sha256"].as_str().expect("sha256"),
+            "{key}: other file"
+        );
+        let gguf = GgufFile::open(&file).expect("open vocabulary");
+        let mut vocab = Vocab::from_gguf(&gguf).expect("tokenizer metadata");
+        if let Some(pre) = v["pre"].as_str() {
+            vocab.pre = Some(pre.to_owned());
+        }
+        let tok = Tokenizer::from_vocab(&vocab).unwrap_or_else(|e| panic!("{key}: {e}"));
+        // An entry whose ids equal an earlier one's (same vocabulary, same split) names it.
+        let rows = match v["same_ids_as"].as_str() {
+            Some(other) => &vocabs[other]["ids"],
+            None => &v["ids"],
+        };
+        let rows = rows.as_array().expect("ids rows");
+        assert_eq!(rows.len(), texts.len(), "{key}: rows");
+        let special = v["ids_special"].as_object().expect("ids_special");
+        for (i, (text, row)) in texts.iter().zip(rows).enumerate() {
+            let want = ids(row);
+            let want_special = special.get(&i.to_string()).map_or(want.clone(), ids);
+            for (allow, want) in [(false, want), (true, want_special)] {
+                let got = tok.encode(text, allow);
+                if got != want {
+                    report.push(format!(
+                        "{key} (special={allow}): {text:?}\n   want {want:?}\n   got  {got:?}"
+                    ));
+                }
+                checked += 1;
+            }
+        }
+        for (text, want) in v["bos"].as_object().expect("bos") {
+            let got = tok.encode_with_bos_eos(text, true);
+            if got != ids(want) {
+                report.push(format!("{key} (BOS): {text:?}: want {want} got {got:?}"));
+            }
+        }
+    }
+    assert!(
+        report.is_empty(),
+        "{} differences from llama.cpp ({checked} encodings):\n{}",
+        report.len(),
+        report.join("\n")
+    );
+}
