@@ -17,7 +17,8 @@ smollm2.llamacpp.json (the same corpus, in order) plus PROBES through:
   DeepSeek LLM's vocabulary, `hunyuan` on Qwen2's, `glm4` and `chatglm-bpe` on Llama 3's.
 
 For each string: `ids` = `tokenize(text, add_bos=False, special=False)` and, only where it
-differs, `ids_special` (`special=True`). An entry whose ids equal an earlier entry's (the same
+differs, `ids_special` (`special=True`); `decoded`, only where it is not the text:
+`llama_detokenize(ids, remove_special=False, unparse_special=False)`. An entry whose ids equal an earlier entry's (the same
 vocabulary under a name llama.cpp splits the same way) says `same_ids_as` that entry instead. Also `add_bos=True, special=True` for BOS_SAMPLES, to
 record whether llama.cpp adds BOS for the name. Loaded with `vocab_only=True`; nothing of
 Kaiyuan is imported.
@@ -28,6 +29,7 @@ Kaiyuan is imported.
 Deterministic: rerunning with the same build and sdist reproduces the file byte for byte.
 """
 
+import ctypes
 import hashlib
 import json
 import pathlib
@@ -83,6 +85,19 @@ def relabel(src: pathlib.Path, pre: str, dst: pathlib.Path) -> None:
     dst.write_bytes(data[:vtype_at + 4] + struct.pack("<Q", len(new)) + new + data[start + n:])
 
 
+def detokenize(llm, ids) -> str:
+    """llama.cpp's `llama_detokenize(remove_special=False, unparse_special=False)`, called
+    directly (llama-cpp-python's `Llama.detokenize` truncates pieces over 32 bytes)."""
+    arr = (llama_cpp.llama_token * max(1, len(ids)))(*ids)
+    size = 64 + 8 * len(ids)
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_detokenize(llm._model.vocab, arr, len(ids), buf, size, False, False)
+        if n >= 0:
+            return buf.raw[:n].decode("utf-8", "replace")
+        size = -n
+
+
 def main() -> int:
     if not VOCABS.is_dir():
         print(f"{VOCABS} is missing: run scripts/fetch-templates", file=sys.stderr)
@@ -98,11 +113,14 @@ def main() -> int:
                 path = pathlib.Path(tmp) / f"{name}-as-{pre}.gguf"
                 relabel(src, pre, path)
             llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
-            ids, special = [], {}
+            ids, special, decoded = [], {}, {}
             for i, text in enumerate(texts):
                 raw = text.encode("utf-8")
                 plain = llm.tokenize(raw, add_bos=False, special=False)
                 ids.append(plain)
+                back = detokenize(llm, plain)
+                if back != text:
+                    decoded[str(i)] = back
                 with_special = llm.tokenize(raw, add_bos=False, special=True)
                 if with_special != plain:
                     special[str(i)] = with_special
@@ -114,12 +132,14 @@ def main() -> int:
             }
             # Ids identical to an earlier entry's (the same vocabulary under a name llama.cpp
             # splits the same way) are stored once.
-            same = [k for k, v in vocabs.items() if v.get("ids") == ids and v["ids_special"] == special]
+            same = [k for k, v in vocabs.items()
+                    if v.get("ids") == ids and v["ids_special"] == special and v["decoded"] == decoded]
             if same:
                 entry["same_ids_as"] = same[0]
             else:
                 entry["ids"] = ids
             entry["ids_special"] = special
+            entry["decoded"] = decoded
             vocabs[key] = entry
             del llm
             print(f"{key}: {len(ids)} strings, {len(special)} differ with special=True", file=sys.stderr)
@@ -136,7 +156,7 @@ def main() -> int:
         f.write('  "vocabularies": {\n')
         for k, (key, v) in enumerate(vocabs.items()):
             f.write(f"    {json.dumps(key)}: {{\n")
-            fields = [k for k in ("file", "sha256", "pre", "bos", "ids_special", "same_ids_as") if k in v]
+            fields = [k for k in ("file", "sha256", "pre", "bos", "ids_special", "decoded", "same_ids_as") if k in v]
             f.write(",\n".join(f'      "{k}": {json.dumps(v[k], separators=(",", ":"))}' for k in fields))
             if "ids" in v:
                 f.write(',\n      "ids": [\n')
