@@ -23,7 +23,7 @@ References (interim; the issue's final reference is llama.cpp through `llama-cpp
            (sentencepiece requires one; the GGUF marks it control).
 
 Also writes pretokenize.json: for each pre-tokenizer variant Kaiyuan implements (gpt2, smollm,
-llama3, qwen2, deepseek-v3, deepseek-llm, default), the pieces Hugging Face `tokenizers` cuts each
+llama3, qwen2, deepseek-v3, deepseek-llm, default, qwen35, deepseek-coder, falcon), the pieces Hugging Face `tokenizers` cuts each
 corpus string (and 1000 seeded random strings dense in regex-relevant characters, then the
 deepseek-llm strings below) into, with the variant's split regex run by its Oniguruma engine
 (`pre_tokenizers.Split(Regex(..), "isolated")`; smollm: `Digits(individual_digits)` first).
@@ -49,8 +49,9 @@ must give without BOS/EOS) and, for strings that contain a control token literal
 "ids_special" (control tokens recognised: the text is cut at the leftmost-longest control
 token, each control token becomes its id and each piece between is encoded as above).
 
-Usage: .venv/bin/python tools/tokenizer_golden.py [--models DIR] [--out DIR]
-Needs: gguf, tokenizers, sentencepiece, protobuf (see testdata/golden/tokenizer/README.md).
+Usage: .venv/bin/python tools/tokenizer_golden.py [--models DIR] [--out DIR] [--pretokenize-only]
+Needs: gguf, tokenizers, sentencepiece, protobuf (see testdata/golden/tokenizer/README.md);
+--pretokenize-only writes pretokenize.json alone and needs only `tokenizers`.
 The output is deterministic (fixed seed, no timestamps).
 """
 
@@ -332,6 +333,21 @@ QWEN2_SPLIT = (
     r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"
     r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
+# Qwen3.5 (`qwen35`): Qwen2's regex with combining marks joining letters.
+QWEN35_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+    r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+# DeepSeek Coder (`deepseek-coder`), as llama.cpp lists it.
+DEEPSEEK_CODER_SPLITS = [
+    "[\r\n]",
+    r"\s?\p{L}+",
+    r"\s?\p{P}+",
+    "[" + DEEPSEEK_LLM_CJK + "]+",
+    r"\p{N}",
+]
+# Falcon (`falcon`), as llama.cpp lists it (its second regex is GPT-2's).
+FALCON_SPLITS = [r"[\p{P}\$\+<=>\^~\|`]+", GPT2_SPLIT, r"[0-9][0-9][0-9]"]
 
 
 def pretokenizer_stress_texts() -> list[str]:
@@ -423,6 +439,9 @@ def pretokenizer_golden(texts: list[str]) -> dict:
         "deepseek-v3": pt.Sequence([split(r) for r in DEEPSEEK_V3_SPLITS]),
         "deepseek-llm": pt.Sequence([split(r) for r in DEEPSEEK_LLM_SPLITS]),
         "default": pt.Sequence([split(r) for r in DEFAULT_SPLITS]),
+        "qwen35": split(QWEN35_SPLIT),
+        "deepseek-coder": pt.Sequence([split(r) for r in DEEPSEEK_CODER_SPLITS]),
+        "falcon": pt.Sequence([split(r) for r in FALCON_SPLITS]),
     }
     out = {}
     for name, pre in variants.items():
@@ -464,10 +483,10 @@ def main() -> int:
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap.add_argument("--models", default=os.path.join(repo, "models"))
     ap.add_argument("--out", default=os.path.join(repo, "testdata", "golden", "tokenizer"))
+    ap.add_argument("--pretokenize-only", action="store_true",
+                    help="write pretokenize.json only (needs no model file nor sentencepiece)")
     args = ap.parse_args()
 
-    import google.protobuf
-    import sentencepiece
     import tokenizers
 
     texts = corpus()
@@ -494,6 +513,11 @@ def main() -> int:
             for name, rows in pre.items()))
         f.write("\n  }\n}\n")
     print(f"{path}: {len(pre)} variants", file=sys.stderr)
+    if args.pretokenize_only:
+        return 0
+
+    import google.protobuf
+    import sentencepiece
 
     var_texts = texts + extra
     var = variants_golden(read_tokenizer_metadata(os.path.join(args.models, SMOLLM2)), var_texts)

@@ -128,8 +128,8 @@ def test_unknown_models_are_404_in_both_api_shapes(two):
     assert chat(two, "gemma3")[1]["model"] == "gemma"
 
 
-def gguf_tokens(path):
-    """`tokenizer.ggml.tokens` of a GGUF file (v3 layout: header, then key/value pairs)."""
+def gguf_metadata(path):
+    """The key/value pairs of a GGUF file (v3 layout: header, then key/value pairs)."""
     scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
               10: "<Q", 11: "<q", 12: "<d"}
     with open(path, "rb") as f:
@@ -149,12 +149,42 @@ def gguf_tokens(path):
 
         assert f.read(4) == b"GGUF" and read("<I") == 3
         read("<Q")  # tensors
+        meta = {}
         for _ in range(read("<Q")):
             key, kind = string(), read("<I")
-            v = value(kind)
-            if key == "tokenizer.ggml.tokens":
-                return v
-    raise AssertionError(f"{path} has no tokenizer.ggml.tokens")
+            meta[key] = value(kind)
+        return meta
+
+
+def gguf_tokens(path):
+    """`tokenizer.ggml.tokens` of a GGUF file."""
+    return gguf_metadata(path)["tokenizer.ggml.tokens"]
+
+
+def kv_bytes_per_position(path):
+    """Bytes one position of an f16 KV cache takes over all layers: keys and values of every
+    KV head (GGUF's `attention.key_length`/`value_length`, else embedding ÷ heads)."""
+    meta = gguf_metadata(path)
+    arch = meta["general.architecture"]
+    heads = meta[f"{arch}.attention.head_count"]
+    kv_heads = meta.get(f"{arch}.attention.head_count_kv", heads)
+    k = meta.get(f"{arch}.attention.key_length", meta[f"{arch}.embedding_length"] // heads)
+    v = meta.get(f"{arch}.attention.value_length", k)
+    return meta[f"{arch}.block_count"] * kv_heads * (k + v) * 2
+
+
+def test_memory_bytes_are_the_weights_plus_the_full_kv_pool(two):
+    chat(two, "gemma")
+    c = cards(two)
+    # SmolLM2: 30 layers × 3 KV heads × (64 + 64) × 2 bytes; Gemma 3 270M: 18 × 1 × 512 × 2.
+    per_position = {"smol": 23040, "gemma": 18432}
+    for name, path in (("smol", SMOL_FILE), ("gemma", GEMMA_FILE)):
+        assert kv_bytes_per_position(path) == per_position[name], name
+        card = c[name]
+        assert card["size_bytes"] == path.stat().st_size
+        positions = 16 * two.metric("kaiyuan_kv_blocks_total", model=name)
+        assert positions >= card["context_length"], card
+        assert card["memory_bytes"] == card["size_bytes"] + positions * per_position[name], card
 
 
 def test_each_model_tokenizes_with_its_own_vocabulary(two):
@@ -188,11 +218,17 @@ def test_idle_models_unload_after_the_keep_alive():
 
 
 def test_the_memory_budget_unloads_the_least_recently_used_model():
-    budget = SMOL_FILE.stat().st_size + GEMMA_FILE.stat().st_size - 1
+    # Room for either model with its KV pool, not both (`memory_bytes`, checked above). The
+    # files alone would fit: the KV pools are what does not.
+    smol_kv, gemma_kv = 16384 * 23040, 16384 * 18432
+    budget = SMOL_FILE.stat().st_size + GEMMA_FILE.stat().st_size + smol_kv + gemma_kv - 1
     s = Server("-t", "2", "--models", models_file(smol_pinned=False), "--keep-alive", "-1",
                "--max-loaded-bytes", str(budget))
     try:
         assert loaded(s) == {"smol": False, "gemma": False}
+        assert {n: c["memory_bytes"] for n, c in cards(s).items()} == {
+            "smol": SMOL_FILE.stat().st_size + smol_kv,
+            "gemma": GEMMA_FILE.stat().st_size + gemma_kv}
         assert chat(s, "smol")[0] == 200
         assert chat(s, "gemma")[0] == 200
         assert loaded(s) == {"smol": False, "gemma": True}
@@ -236,6 +272,18 @@ def test_admin_loads_and_unloads_models_only_with_the_admin_key():
         status, _, body = s.request("POST", "/admin/models/nope/load", b"", auth)
         assert status == 404 and error_of(body)["code"] == "model_not_found"
         assert loaded_with(s, auth) == {"smol": False, "gemma": True}
+        # A key that may not use a model is refused before the model is loaded for it.
+        status, _, body = s.request("POST", "/admin/keys",
+                                    json.dumps({"name": "gemma only", "models": ["gemma"]}).encode(),
+                                    {**auth, "Content-Type": "application/json"})
+        assert status == 201, body
+        key = {"Authorization": f"Bearer {json.loads(body)['key']}"}
+        body = json.dumps({"model": "smollm2", "prompt": "x", "max_tokens": 1}).encode()
+        status, _, data = s.request("POST", "/v1/completions", body,
+                                    {**key, "Content-Type": "application/json"})
+        assert status == 403 and error_of(data)["code"] == "model_not_allowed", data
+        assert loaded_with(s, auth) == {"smol": False, "gemma": True}
+        assert "loaded model smol on request" not in s.log()
     finally:
         assert s.terminate() == 0, f"log kept at {s.log_path}"
 
@@ -251,3 +299,33 @@ def loaded_with(server, headers):
     status, _, body = server.request("GET", "/v1/models", None, headers)
     assert status == 200, body
     return {m["id"]: m["loaded"] for m in json.loads(body)["data"]}
+
+
+def test_a_models_file_sampling_default_fills_what_requests_omit_in_both_apis():
+    s = Server("-t", "2", "--models", models_file(extra="sampling = { temperature = 0.0 }"),
+               "--keep-alive", "-1")
+    msgs = [{"role": "user", "content": "Write a short poem about the sea."}]
+
+    def openai_text(**fields):
+        status, _, body = s.post("/v1/chat/completions",
+                                 {"model": "gemma", "messages": msgs, "max_tokens": 16, **fields})
+        assert status == 200, body
+        return json.loads(body)["choices"][0]["message"]["content"]
+
+    def anthropic_text(**fields):
+        status, _, body = s.post("/v1/messages",
+                                 {"model": "gemma", "messages": msgs, "max_tokens": 16, **fields})
+        assert status == 200, body
+        return "".join(b["text"] for b in json.loads(body)["content"] if b["type"] == "text")
+
+    try:
+        greedy = openai_text(temperature=0)
+        assert anthropic_text(temperature=0) == greedy
+        # The control: sampling at temperature 1 gives another text for some seed.
+        assert any(openai_text(temperature=1.0, seed=k) != greedy for k in range(4))
+        assert any(anthropic_text(temperature=1.0) != greedy for _ in range(4))
+        # Left out, the temperature is the models file's 0: greedy whatever the seed.
+        assert all(openai_text(seed=k) == greedy for k in range(3))
+        assert all(anthropic_text() == greedy for _ in range(3))
+    finally:
+        assert s.terminate() == 0, f"log kept at {s.log_path}"

@@ -7,7 +7,7 @@ use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use kaiyuan_model::{KvCache, Model, ModelError};
+use kaiyuan_model::{KvCache, Model, ModelConfig, ModelError};
 use kaiyuan_tokenizer::Tokenizer;
 use tokio::sync::mpsc as async_mpsc;
 
@@ -40,7 +40,12 @@ impl EngineConfig {
     /// Defaults for `model`: its training context capped at 4096, 16 sequences, a KV pool
     /// of 4 full contexts, 256-token steps, 64 waiting requests.
     pub fn for_model(model: &Model) -> EngineConfig {
-        let context = model.config().context_length.clamp(1, 4096);
+        EngineConfig::for_config(model.config())
+    }
+
+    /// [`EngineConfig::for_model`] from the model's configuration alone (before loading).
+    pub fn for_config(config: &ModelConfig) -> EngineConfig {
+        let context = config.context_length.clamp(1, 4096);
         EngineConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             context,
@@ -49,6 +54,18 @@ impl EngineConfig {
             max_batch_tokens: 256,
             max_queue: 64,
         }
+    }
+}
+
+impl EngineConfig {
+    /// Blocks of the KV pool the engine allocates: `kv_tokens`, at least one `context`.
+    pub fn kv_blocks(&self) -> usize {
+        KvCache::blocks_for(self.kv_tokens.max(self.context.max(1)))
+    }
+
+    /// Bytes of that pool once full, for a model of `config`'s geometry.
+    pub fn kv_bytes(&self, config: &ModelConfig) -> u64 {
+        KvCache::pool_bytes(config, self.kv_blocks())
     }
 }
 
@@ -102,20 +119,41 @@ impl EventReceiver {
     }
 }
 
-/// Queue places taken ahead of submission ([`EngineHandle::reserve`]); dropping it gives back
-/// the places not used.
+/// Queue places taken ahead of submission ([`EngineHandle::reserve`]). The places not used
+/// go back to the queue either way, but how they are counted differs: a request refused
+/// before submission ([`QueueReservation::give_back`]) is its caller's to count (an invalid
+/// request, a budget refusal), while a reservation dropped with places left means the request
+/// was abandoned during its prompt work (the client hung up): each place left counts as a
+/// cancelled request, as a hang-up in the engine's queue does.
 pub struct QueueReservation {
     inner: Arc<Inner>,
     places: usize,
 }
 
+impl QueueReservation {
+    /// Gives the unused places back without counting them: the request was refused before
+    /// submission, and whoever refused it counts that outcome.
+    pub fn give_back(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) -> u64 {
+        let n = std::mem::take(&mut self.places) as u64;
+        if n > 0 {
+            self.inner.metrics.queued.fetch_sub(n, Ordering::AcqRel);
+        }
+        n
+    }
+}
+
 impl Drop for QueueReservation {
     fn drop(&mut self) {
-        if self.places > 0 {
+        let abandoned = self.release();
+        if abandoned > 0 {
             self.inner
                 .metrics
-                .queued
-                .fetch_sub(self.places as u64, Ordering::AcqRel);
+                .requests_cancelled
+                .fetch_add(abandoned, Ordering::Relaxed);
         }
     }
 }
@@ -156,8 +194,7 @@ impl Engine {
         config.context = config.context.max(1);
         config.max_seqs = config.max_seqs.max(1);
         config.max_batch_tokens = config.max_batch_tokens.max(1);
-        config.kv_tokens = config.kv_tokens.max(config.context);
-        let kv_blocks = KvCache::blocks_for(config.kv_tokens);
+        let kv_blocks = config.kv_blocks();
         let kv = KvCache::try_new(model.config(), kv_blocks)?;
         let info = EngineInfo {
             context: config.context,
@@ -231,7 +268,7 @@ impl EngineHandle {
     /// do before it can submit (rendering and tokenizing its prompt): they count as queued
     /// requests, in the metrics and against `max_queue` (so that work is admitted or refused
     /// like queued requests), until [`EngineHandle::submit_reserved`] uses them or the
-    /// reservation is dropped.
+    /// reservation is given back (request refused) or dropped (request abandoned).
     pub fn reserve(&self, places: usize) -> Result<QueueReservation, SubmitError> {
         let inner = &self.inner;
         if inner.shutting_down.load(Ordering::Acquire) {

@@ -441,7 +441,7 @@ fn an_impossible_kv_pool_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn reserved_places_count_against_the_queue_until_used_or_dropped() {
+fn reserved_places_count_against_the_queue_until_used_given_back_or_abandoned() {
     let (engine, tok) = start(|m| EngineConfig {
         max_seqs: 1,
         max_queue: 3,
@@ -459,7 +459,10 @@ fn reserved_places_count_against_the_queue_until_used_or_dropped() {
         engine.submit(greedy(&tok, "x", 2)),
         Err(SubmitError::QueueFull { capacity: 3 })
     ));
-    drop(other);
+    // Given back (the request was refused before submission): not counted by the engine.
+    other.give_back();
+    assert_eq!(engine.metrics().queued, 2);
+    assert_eq!(engine.metrics().requests_cancelled, 0);
     // A request refused for its content keeps the place; a good one uses it.
     assert!(matches!(
         engine.submit_reserved(&mut held, greedy(&tok, "", 2)),
@@ -469,11 +472,15 @@ fn reserved_places_count_against_the_queue_until_used_or_dropped() {
         .submit_reserved(&mut held, greedy(&tok, "1, 2, 3,", 4))
         .unwrap();
     assert_eq!(collect(rx).reason, FinishReason::Length);
-    // One place left in `held`; dropping it gives it back.
+    // One place left in `held`; dropping it (the client hung up during its prompt work)
+    // gives it back and counts it as a cancelled request, as a hang-up in the queue is.
     wait_until(&engine, "the request to end", |m| m.running == 0);
     assert_eq!(engine.metrics().queued, 1);
+    assert_eq!(engine.metrics().requests_cancelled, 0);
     drop(held);
     assert_eq!(engine.metrics().queued, 0);
+    assert_eq!(engine.metrics().requests_cancelled, 1);
+    assert_eq!(engine.metrics().requests_finished, 1);
     engine.shutdown(Duration::from_millis(50));
     engine.join();
 }

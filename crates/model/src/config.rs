@@ -3,7 +3,8 @@
 //! ...; see the GGUF specification's "LLM" key list), combined with the architecture's
 //! [`ArchSpec`] and the presence of optional tensors.
 //!
-//! RoPE scaling: linear (`rope.scaling.type = linear`, or the older `rope.scale_linear`),
+//! RoPE scaling: NTK alpha (`rope.scaling.alpha`, a larger base), linear
+//! (`rope.scaling.type = linear`, or the older `rope.scale_linear`),
 //! Llama 3 frequency factors (`rope_freqs.weight`), and YaRN expressed as per-pair
 //! frequency divisors plus an attention-scale factor (method of Peng et al., "YaRN", 2023,
 //! with GGML's ramp between the `beta_fast`/`beta_slow` correction dimensions).
@@ -79,7 +80,11 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
     pub qkv_bias: bool,
     pub qk_norm: bool,
+    /// Q/K norms after RoPE rather than before.
+    pub qk_norm_after_rope: bool,
     pub sandwich_norms: bool,
+    /// `ffn_up` holds the gate rows then the up rows; there is no `ffn_gate`.
+    pub fused_gate_up: bool,
     /// Added to stored RMS-norm weights at load.
     pub norm_weight_offset: f32,
     /// Mixture of experts, for MoE architectures.
@@ -145,6 +150,17 @@ impl Meta<'_> {
 }
 
 impl ModelConfig {
+    /// The configuration of the model in `file`, whatever its (supported) architecture:
+    /// what [`crate::Model::from_gguf`] would run, read without loading any weight.
+    pub fn of_file(file: &GgufFile) -> Result<ModelConfig, ModelError> {
+        let name =
+            file.get_str("general.architecture")?
+                .ok_or_else(|| ModelError::NoArchitecture {
+                    supported: crate::arch::supported_names(),
+                })?;
+        ModelConfig::from_gguf(file, crate::arch::lookup(name)?)
+    }
+
     /// Reads the configuration of an architecture described by `spec` from `file`.
     pub fn from_gguf(file: &GgufFile, spec: &'static ArchSpec) -> Result<ModelConfig, ModelError> {
         let m = Meta {
@@ -216,7 +232,20 @@ impl ModelConfig {
                 reason: format!("{n_rot} must be even and at most the head size {head_dim}"),
             });
         }
-        let theta_base = m.positive_f32_opt("rope.freq_base")?.unwrap_or(10_000.0);
+        let mut theta_base = m.positive_f32_opt("rope.freq_base")?.unwrap_or(10_000.0);
+        // NTK "alpha" scaling (Hunyuan): a larger base, `θ·α^(d/(d−2))` over the head size,
+        // as llama.cpp applies `rope.scaling.alpha` at load. (Its converter usually folds
+        // alpha into `rope.freq_base` and writes no alpha.)
+        if let Some(alpha) = m.positive_f32_opt("rope.scaling.alpha")? {
+            if head_dim <= 2 {
+                return Err(ModelError::BadValue {
+                    key: m.key("rope.scaling.alpha"),
+                    reason: format!("needs a head size above 2, not {head_dim}"),
+                });
+            }
+            let d = head_dim as f64;
+            theta_base = (f64::from(theta_base) * f64::from(alpha).powf(d / (d - 2.0))) as f32;
+        }
         let rope_scaling = read_rope_scaling(&m, context_length)?;
         let layers = read_layers(&m, spec, num_layers, theta_base)?;
         let moe = match &spec.moe {
@@ -277,7 +306,9 @@ impl ModelConfig {
             tied_embeddings: !has("output.weight"),
             qkv_bias: present(spec.qkv_bias, "blk.0.attn_q.bias"),
             qk_norm: present(spec.qk_norm, "blk.0.attn_q_norm.weight"),
+            qk_norm_after_rope: spec.qk_norm_after_rope,
             sandwich_norms: spec.sandwich_norms,
+            fused_gate_up: spec.fused_gate_up,
             norm_weight_offset: spec.norm_weight_offset,
             moe,
             mla,

@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! h = x·emb_scale
-//! a = attn(norm(h))              Q,K,V (+bias) → [Q/K norm] → RoPE → cache → softmax(QKᵀ·s)V → O
+//! a = attn(norm(h))              Q,K,V (+bias) → [Q/K norm] → RoPE [→ Q/K norm] → cache → softmax(QKᵀ·s)V → O
 //! h = h + [post_attn_norm](a)
 //! f = down(act(gate(norm(h))) · up(norm(h)))   or, in MoE layers, Σₖ wₖ·expertₖ(norm(h))
 //!                                                 [+ shared experts]  (see `moe.rs`)
@@ -272,9 +272,14 @@ impl Model {
                 add_rows(k, bk);
                 add_rows(v, bv);
             }
-            if let Some([qn, kn]) = &lw.qk_norm {
-                rms_heads(q, qn, c.rms_eps);
-                rms_heads(k, kn, c.rms_eps);
+            let qk_norm = |q: &mut [f32], k: &mut [f32]| {
+                if let Some([qn, kn]) = &lw.qk_norm {
+                    rms_heads(q, qn, c.rms_eps);
+                    rms_heads(k, kn, c.rms_eps);
+                }
+            };
+            if !c.qk_norm_after_rope {
+                qk_norm(q, k);
             }
             for (r, info) in s.rows.iter().enumerate() {
                 ops::rope_qk(
@@ -286,6 +291,12 @@ impl Model {
                     info.pos,
                     &params,
                 );
+                if c.qk_norm_after_rope {
+                    qk_norm(
+                        &mut q[r * q_dim..(r + 1) * q_dim],
+                        &mut k[r * kv_dim..(r + 1) * kv_dim],
+                    );
+                }
                 let table = seqs[info.seq].block_table;
                 let block = table[info.pos / BLOCK_TOKENS];
                 let rows = r * kv_dim..(r + 1) * kv_dim;

@@ -94,6 +94,21 @@ impl KvCache {
         positions.div_ceil(BLOCK_TOKENS)
     }
 
+    /// Bytes a pool of `num_blocks` blocks for `config`'s geometry holds once every page is
+    /// written (keys and values, f16), without allocating it: what a memory budget must
+    /// allow for the pool at its fullest. Saturates instead of overflowing.
+    pub fn pool_bytes(config: &ModelConfig, num_blocks: usize) -> u64 {
+        [
+            config.num_layers,
+            config.num_kv_heads,
+            BLOCK_TOKENS,
+            config.head_dim,
+        ]
+        .into_iter()
+        .fold(num_blocks as u64, |n, d| n.saturating_mul(d as u64))
+        .saturating_mul(2 * 2)
+    }
+
     pub fn num_blocks(&self) -> usize {
         self.num_blocks
     }

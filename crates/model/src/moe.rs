@@ -29,6 +29,9 @@ pub struct MoeConfig {
     pub expert_ffn_size: usize,
     /// The first layers use a dense FFN (`{arch}.leading_dense_block_count`).
     pub leading_dense_layers: usize,
+    /// After those, layer `l` is a MoE layer when `(l + 1) % step == 0`
+    /// (`{arch}.interleave_moe_layer_step`; 1: every layer).
+    pub layer_step: usize,
     /// Rows of the shared experts' gate and up matrices (all shared experts together), if
     /// the model has shared experts (`{arch}.expert_shared_count`).
     pub shared_ffn_size: Option<usize>,
@@ -37,7 +40,7 @@ pub struct MoeConfig {
 impl MoeConfig {
     /// Whether layer `l` is a MoE layer.
     pub fn is_moe_layer(&self, l: usize) -> bool {
-        l >= self.leading_dense_layers
+        l >= self.leading_dense_layers && (l + 1).is_multiple_of(self.layer_step)
     }
 
     /// Reads the MoE keys of architecture `arch` (defaults from `spec` where the file is
@@ -101,6 +104,13 @@ impl MoeConfig {
                 reason: format!("{leading_dense_layers} exceeds the {num_layers} layers"),
             });
         }
+        let layer_step = count("interleave_moe_layer_step")?.unwrap_or(1);
+        if layer_step == 0 {
+            return Err(ModelError::BadValue {
+                key: key("interleave_moe_layer_step"),
+                reason: "must be positive".into(),
+            });
+        }
         let shared = count("expert_shared_count")?.unwrap_or(0);
         let shared_ffn_size = match (shared, count("expert_shared_feed_forward_length")?) {
             (0, _) => None,
@@ -111,6 +121,7 @@ impl MoeConfig {
             router,
             expert_ffn_size,
             leading_dense_layers,
+            layer_step,
             shared_ffn_size,
         })
     }

@@ -88,8 +88,28 @@ fn config() -> MoeConfig {
         },
         expert_ffn_size: FF,
         leading_dense_layers: 0,
+        layer_step: 1,
         shared_ffn_size: Some(SHARED_FF),
     }
+}
+
+/// Which layers are MoE layers, by Hugging Face ERNIE 4.5's rule written out by hand:
+/// `(i + 1) % moe_layer_interval == 0 and i >= moe_layer_start_index`.
+#[test]
+fn moe_layers_follow_leading_dense_count_and_step() {
+    let layers = |lead, step| {
+        let c = MoeConfig {
+            leading_dense_layers: lead,
+            layer_step: step,
+            ..config()
+        };
+        (0..6).map(|l| c.is_moe_layer(l)).collect::<Vec<_>>()
+    };
+    assert_eq!(layers(0, 1), [true; 6]);
+    assert_eq!(layers(1, 1), [false, true, true, true, true, true]);
+    assert_eq!(layers(1, 2), [false, true, false, true, false, true]);
+    assert_eq!(layers(2, 2), [false, false, false, true, false, true]);
+    assert_eq!(layers(0, 3), [false, false, true, false, false, true]);
 }
 
 /// `W·x` in f64 for a row-major `[rows, cols]` `w`.

@@ -22,13 +22,37 @@ pub(crate) struct MatrixRef {
     dtype: DType,
     rows: usize,
     cols: usize,
+    /// The matrix is rows `first_row..first_row + rows` of a tensor of `tensor_rows` rows
+    /// (a part of a fused tensor); usually `0` and `rows`.
+    first_row: usize,
+    tensor_rows: usize,
 }
 
 impl MatrixRef {
     pub fn view<'a>(&self, file: &'a GgufFile) -> WeightMatrix<'a> {
         let data = file.tensor_data(&file.tensors()[self.tensor]);
-        WeightMatrix::new(self.dtype, self.rows, self.cols, data)
-            .expect("invariant: matrix validated when the model was loaded")
+        let whole = WeightMatrix::new(self.dtype, self.tensor_rows, self.cols, data)
+            .expect("invariant: matrix validated when the model was loaded");
+        if self.rows == self.tensor_rows {
+            return whole;
+        }
+        WeightMatrix::new(
+            self.dtype,
+            self.rows,
+            self.cols,
+            whole.row_span(self.first_row, self.rows),
+        )
+        .expect("invariant: a slice of whole rows of a validated matrix")
+    }
+
+    /// Rows `first..first + rows` of this matrix, as a matrix.
+    fn row_range(self, first: usize, rows: usize) -> MatrixRef {
+        assert!(first + rows <= self.rows, "row range inside the matrix");
+        MatrixRef {
+            first_row: self.first_row + first,
+            rows,
+            ..self
+        }
     }
 
     pub fn dtype(&self) -> DType {
@@ -46,6 +70,8 @@ impl MatrixRef {
             dtype: file.tensors()[tensor].dtype,
             rows,
             cols,
+            first_row: 0,
+            tensor_rows: rows,
         }
     }
 }
@@ -135,6 +161,8 @@ impl Loader<'_> {
             dtype: t.dtype,
             rows,
             cols,
+            first_row: 0,
+            tensor_rows: rows,
         })
     }
 
@@ -168,6 +196,8 @@ impl Loader<'_> {
             dtype: t.dtype,
             rows: stacked,
             cols,
+            first_row: 0,
+            tensor_rows: stacked,
         })
     }
 
@@ -184,6 +214,15 @@ impl Loader<'_> {
         };
         let moe = match &c.moe {
             Some(m) if m.is_moe_layer(i) => m,
+            _ if c.fused_gate_up => {
+                let ff = c.ffn_size;
+                let gate_up = self.matrix(&n("ffn_up.weight"), ff.saturating_mul(2), hidden)?;
+                return Ok(Ffn::Dense(DenseFfn {
+                    gate: gate_up.row_range(0, ff),
+                    up: gate_up.row_range(ff, ff),
+                    down: self.matrix(&n("ffn_down.weight"), hidden, ff)?,
+                }));
+            }
             _ => return Ok(Ffn::Dense(dense("", c.ffn_size)?)),
         };
         let (e, ff) = (moe.router.experts, moe.expert_ffn_size);
@@ -214,10 +253,15 @@ impl Loader<'_> {
     }
 
     /// A vector of `len` elements, dequantized to f32.
+    /// Trailing dimensions of 1 are accepted (`[len, 1]`: ERNIE 4.5's `exp_probs_b`, kept
+    /// 2-D by the converter as Hugging Face stores it).
     fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>, ModelError> {
         let idx = self.find(name)?;
-        self.check_dims(idx, &[len as u64])?;
         let t = &self.file.tensors()[idx];
+        let flat = t.dims.first() == Some(&(len as u64)) && t.dims[1..].iter().all(|&d| d == 1);
+        if !flat {
+            self.check_dims(idx, &[len as u64])?;
+        }
         let unsupported = || ModelError::Unsupported(format!("tensor {name} has type {}", t.dtype));
         if !len.is_multiple_of(t.dtype.block_size()) {
             return Err(unsupported());
@@ -240,6 +284,16 @@ impl Loader<'_> {
 
     fn layer(&self, c: &ModelConfig, i: usize) -> Result<LayerWeights, ModelError> {
         let n = |suffix: &str| format!("blk.{i}.{suffix}");
+        // Biases the decoder does not add (ERNIE 4.5 with `use_bias`, some Llama variants):
+        // refused rather than silently left out.
+        for b in ["attn_output", "ffn_gate", "ffn_up", "ffn_down"] {
+            let name = n(&format!("{b}.bias"));
+            if self.file.tensor(&name).is_some() {
+                return Err(ModelError::Unsupported(format!(
+                    "{name}: a bias on the attention output or FFN projections"
+                )));
+            }
+        }
         let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
         let qkv_bias = if c.qkv_bias {
             Some([

@@ -95,6 +95,19 @@ fn batched_equals_alone_qwen3moe() {
     check_batch("qwen3moe");
 }
 
+/// ERNIE 4.5 MoE: a dense leading layer, the score-correction bias and shared experts.
+#[test]
+fn batched_equals_alone_ernie4_5_moe() {
+    check_batch("ernie4_5-moe");
+}
+
+/// GLM-4's fused gate/up halves and Hunyuan's per-row Q/K norms after RoPE.
+#[test]
+fn batched_equals_alone_glm4_and_hunyuan_dense() {
+    check_batch("glm4");
+    check_batch("hunyuan-dense");
+}
+
 /// Multi-head latent attention over a keys-only cache in interleaved, non-contiguous
 /// blocks (paging), with grouped expert routing: still each sequence's own logits.
 #[test]

@@ -228,6 +228,72 @@ fn bad_batch_inputs_are_rejected() {
     ));
 }
 
+#[test]
+fn zero_moe_layer_step_is_refused() {
+    let err = open_err(rewritten_from(
+        "ernie4_5-moe.f32.gguf",
+        |k, v| {
+            Some(if k == "ernie4_5-moe.interleave_moe_layer_step" {
+                Value::U32(0)
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(
+        err.contains("ernie4_5-moe.interleave_moe_layer_step") && err.contains("positive"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fused_gate_up_of_the_wrong_size_is_named() {
+    // GLM-4's ffn_up must hold 2·feed_forward_length rows (gate, then up).
+    let err = open_err(rewritten_from(
+        "glm4.f32.gguf",
+        |k, v| {
+            Some(if k == "glm4.feed_forward_length" {
+                Value::U32(64)
+            } else {
+                v.clone()
+            })
+        },
+        "",
+    ));
+    assert!(err.contains("blk.0.ffn_up.weight"), "{err}");
+}
+
+#[test]
+fn output_projection_bias_is_refused_by_name() {
+    // ERNIE 4.5 with `use_bias` has biases on o_proj and the FFN that the decoder does not
+    // add: refused, not run without them.
+    let src = GgufFile::open(tiny("ernie4_5.f32.gguf")).expect("fixture");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    for t in src.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            src.tensor_data(t).to_vec(),
+        );
+    }
+    w.tensor(
+        "blk.1.attn_output.bias".to_string(),
+        &[64],
+        kaiyuan_kernels::DType::F32,
+        vec![0; 64 * 4],
+    );
+    let err = open_err(Arc::new(GgufFile::from_bytes(w.to_bytes()).unwrap()));
+    assert!(
+        err.contains("blk.1.attn_output.bias") && err.contains("unsupported"),
+        "{err}"
+    );
+}
+
 /// An older deepseek2 conversion (one `attn_kv_b` per layer, no `key_length_mla`) is
 /// refused with what to do, not run as something else.
 #[test]

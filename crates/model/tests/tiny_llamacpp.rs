@@ -1,5 +1,7 @@
-//! The tiny mixture-of-experts models (testdata/tiny/{qwen3moe,deepseek2,deepseek2v3}.{f32,q8_0}.gguf)
-//! against llama.cpp on the same files (golden `<arch>.llamacpp.json`, written by
+//! The tiny models converted by llama.cpp's converter (testdata/tiny/<arch>.{f32,q8_0}.gguf:
+//! qwen3moe, ernie4_5, ernie4_5-moe, glm4, hunyuan-dense, deepseek2, deepseek2v3) against
+//! llama.cpp on the same files
+//! (golden `<arch>.llamacpp.json`, written by
 //! `tools/tiny_moe_llamacpp.py` with llama-cpp-python 0.3.36): our prompt logits within the
 //! tolerance of `tiny_models.rs` of llama.cpp's at every position (one batch), and our argmax
 //! equal to llama.cpp's greedy choice at every step of its continuation, decoded one token at
@@ -99,6 +101,46 @@ fn qwen3moe_f32_matches_llamacpp() {
 #[test]
 fn qwen3moe_q8_0_matches_llamacpp() {
     check("qwen3moe", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn ernie4_5_f32_matches_llamacpp() {
+    check("ernie4_5", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn ernie4_5_q8_0_matches_llamacpp() {
+    check("ernie4_5", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn ernie4_5_moe_f32_matches_llamacpp() {
+    check("ernie4_5-moe", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn ernie4_5_moe_q8_0_matches_llamacpp() {
+    check("ernie4_5-moe", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn glm4_f32_matches_llamacpp() {
+    check("glm4", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn glm4_q8_0_matches_llamacpp() {
+    check("glm4", "q8_0", 3e-2, 0.1, 40);
+}
+
+#[test]
+fn hunyuan_dense_f32_matches_llamacpp() {
+    check("hunyuan-dense", "f32", 1e-3, 0.01, 60);
+}
+
+#[test]
+fn hunyuan_dense_q8_0_matches_llamacpp() {
+    check("hunyuan-dense", "q8_0", 3e-2, 0.1, 40);
 }
 
 #[test]

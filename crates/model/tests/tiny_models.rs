@@ -1,5 +1,5 @@
 //! Tiny random-weight models (testdata/tiny, made by tools/tiny_models.py and, for the
-//! mixture-of-experts ones converted by llama.cpp — qwen3moe, and deepseek2 with its
+//! ones converted by llama.cpp — the mixture-of-experts ones, and deepseek2 with its
 //! multi-head latent attention — tools/tiny_moe_models.py) against the
 //! logits of Hugging Face transformers' own forward pass, at every position, run as one
 //! prefill and token by token, in F32 and Q8_0.
@@ -7,8 +7,11 @@
 mod common;
 
 use common::{golden, max_err_over_range, tiny};
+use kaiyuan_gguf::writer::GgufWriter;
+use kaiyuan_gguf::{GgufFile, Value};
 use kaiyuan_kernels::threads::ThreadPool;
 use kaiyuan_model::{Model, Session};
+use std::sync::Arc;
 
 /// F32 weights: the only differences are f32 summation order and the f16 KV cache.
 const F32_TOLERANCE: f32 = 1e-3;
@@ -16,12 +19,16 @@ const F32_TOLERANCE: f32 = 1e-3;
 const Q8_TOLERANCE: f32 = 3e-2;
 
 fn check(arch: &str, weights: &str, tolerance: f32) {
-    let g = golden(arch);
     let model = Model::open(tiny(&format!("{arch}.{weights}.gguf"))).expect("model opens");
+    check_model(arch, weights, &model, tolerance);
+}
+
+fn check_model(arch: &str, weights: &str, model: &Model, tolerance: f32) {
+    let g = golden(arch);
     assert_eq!(model.config().vocab_size, g.vocab);
     let pool = ThreadPool::new(2);
 
-    let mut session = Session::new(&model, 64);
+    let mut session = Session::new(model, 64);
     let prefill = session.eval(&pool, &g.tokens, true).expect("prefill");
     let err = max_err_over_range(&prefill, &g.logits);
     eprintln!("{arch} {weights} prefill: max error / logit range = {err:.2e}");
@@ -91,6 +98,74 @@ fn qwen3moe_f32_matches_transformers() {
 #[test]
 fn qwen3moe_q8_0_matches_transformers() {
     check("qwen3moe", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_f32_matches_transformers() {
+    check("ernie4_5", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_q8_0_matches_transformers() {
+    check("ernie4_5", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_moe_f32_matches_transformers() {
+    check("ernie4_5-moe", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn ernie4_5_moe_q8_0_matches_transformers() {
+    check("ernie4_5-moe", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn glm4_f32_matches_transformers() {
+    check("glm4", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn glm4_q8_0_matches_transformers() {
+    check("glm4", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
+fn hunyuan_dense_f32_matches_transformers() {
+    check("hunyuan-dense", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn hunyuan_dense_q8_0_matches_transformers() {
+    check("hunyuan-dense", "q8_0", Q8_TOLERANCE);
+}
+
+/// Hunyuan's NTK alpha given as `rope.scaling.alpha` over the unscaled base (as llama.cpp
+/// also accepts), instead of folded into `rope.freq_base` by the converter: the same
+/// transformers logits (made with `alpha` 50 over base 1e4).
+#[test]
+fn hunyuan_dense_alpha_key_scales_the_rope_base() {
+    let src = GgufFile::open(tiny("hunyuan-dense.f32.gguf")).expect("fixture");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        let v = match k.as_str() {
+            "hunyuan-dense.rope.freq_base" => Value::F32(10_000.0),
+            _ => v.clone(),
+        };
+        w.kv(k.clone(), v);
+    }
+    w.kv("hunyuan-dense.rope.scaling.alpha", Value::F32(50.0));
+    for t in src.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            src.tensor_data(t).to_vec(),
+        );
+    }
+    let file = GgufFile::from_bytes(w.to_bytes()).expect("rewritten file parses");
+    let model = Model::from_gguf(Arc::new(file)).expect("model opens");
+    check_model("hunyuan-dense", "f32 (alpha key)", &model, F32_TOLERANCE);
 }
 
 #[test]

@@ -80,6 +80,16 @@ pub fn current() -> Option<Arc<KeyContext>> {
     CURRENT.try_with(Arc::clone).ok()
 }
 
+/// Refuses (403 `model_not_allowed`) a model the calling key may not use, before anything is
+/// done for the request: in particular before the model is loaded for it, so a key cannot
+/// load (and make room for) a model it may not use. A no-op without a key.
+pub fn check_model_allowed(model: &str) -> Result<(), ApiError> {
+    match current() {
+        Some(ctx) if !ctx.key.allows(model) => Err(refusal(Refusal::ModelNotAllowed(model.into()))),
+        _ => Ok(()),
+    }
+}
+
 /// Admits a generation request of the calling key for `model` (a no-op without one):
 /// reserves its worst case (each prompt once, every choice's `max_tokens`) and counts it
 /// against the key's limits; the ticket rides on `log` and is settled when the request

@@ -212,6 +212,7 @@ impl AppState {
                 aliases: Vec::new(),
                 pinned: true,
                 bytes: 0,
+                memory_bytes: 0,
                 context: None,
                 load: None,
             });
@@ -266,6 +267,7 @@ impl AppState {
                 available: self.registry.names().join(", "),
             });
         };
+        crate::metering::check_model_allowed(&name)?;
         self.registry.acquire(&name).await
     }
 

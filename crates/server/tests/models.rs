@@ -87,6 +87,7 @@ fn entry(name: &str, aliases: &[&str], pinned: bool, bytes: u64, load: LoadFn) -
         aliases: aliases.iter().map(|s| s.to_string()).collect(),
         pinned,
         bytes,
+        memory_bytes: bytes,
         context: Some(256),
         load: Some(load),
     }

@@ -15,7 +15,9 @@ use crate::hash::FastMap;
 use crate::pretokenize::{Ch, PreTokenizer};
 
 /// Id used for a byte whose token is missing from the vocabulary: it never merges and is
-/// emitted as the unknown token.
+/// emitted as the unknown token, or dropped when the vocabulary has none — as llama.cpp and
+/// Hugging Face `tokenizers` do (Falcon's vocabulary has no token for 14 ASCII control bytes
+/// nor an unknown token: both references drop those characters).
 const NO_TOKEN: u32 = u32::MAX;
 const NIL: u32 = u32::MAX;
 /// Pieces up to this many bytes use the quadratic scan (faster for short words).
@@ -77,11 +79,6 @@ impl Bpe {
             if let Some(&id) = by_text.get(table[b].encode_utf8(&mut buf) as &str) {
                 byte_token[b] = id;
             }
-        }
-        if unk.is_none() && byte_token.contains(&NO_TOKEN) {
-            return Err(Error::InvalidVocab(
-                "byte-level vocabulary lacks a token for some byte and has no unknown token".into(),
-            ));
         }
         let mut merge_map = FastMap::default();
         merge_map.reserve(merges.len());

@@ -5,6 +5,9 @@
 //! always matched whole in text, control tokens only when the caller allows special tokens.
 //! Decoding is in [`decode`], with an incremental [`StreamDecoder`] for streaming output and a
 //! [`StopFilter`] that finds stop strings across streamed chunks.
+//!
+//! What checks these tokenizers against which reference (llama.cpp's own tokenizer test cases
+//! and vocabularies, HF `tokenizers`, `sentencepiece`): testdata/golden/tokenizer/README.md.
 
 mod bpe;
 mod bytelevel;

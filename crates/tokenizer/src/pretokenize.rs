@@ -7,9 +7,11 @@
 //! - SmolLM / StarCoder: first `\p{N}` (every number character alone), then GPT-2 on the rest
 //! - Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
 //!   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
-//! - Qwen2: the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
-//! - DeepSeek-V3, DeepSeek LLM, and llama.cpp's `default`: several regexes in sequence, see
-//!   [`crate::staged`]
+//! - GLM-4 (`glm4`, `chatglm-bpe`): the Llama 3 regex
+//! - Qwen2 (and Hunyuan's `hunyuan`): the Llama 3 regex with `\p{N}` instead of `\p{N}{1,3}`
+//! - Qwen3.5 (`qwen35`): the Qwen2 regex with `[\p{L}\p{M}]` for `\p{L}`, see [`crate::staged`]
+//! - DeepSeek-V3 (and Hunyuan's `hunyuan-dense`), DeepSeek LLM, DeepSeek Coder, Falcon and llama.cpp's `default`: several
+//!   regexes in sequence, see [`crate::staged`]
 //!
 //! Every scanner returns the leftmost match of the regex's alternatives in order at each
 //! position, exactly as a backtracking engine would; the pieces cover the text completely.
@@ -23,10 +25,20 @@ pub enum PreTokenizer {
     Gpt2,
     SmolLm,
     Llama3,
+    /// GLM-4 (`glm4`): Llama 3's split and whole-word lookup, but no BOS unless the file asks.
+    Glm4,
+    /// ChatGLM-4 (`chatglm-bpe`): Llama 3's split, merges always run, no BOS unless asked.
+    ChatGlm4,
     Qwen2,
+    /// Qwen3.5: Qwen2's rule, with combining marks joining letters.
+    Qwen35,
     DeepSeekV3,
     /// DeepSeek LLM 7B/67B: six regexes in sequence, with fixed character ranges.
     DeepSeekLlm,
+    /// DeepSeek Coder 1.3B/6.7B/33B: five regexes in sequence, every digit alone.
+    DeepSeekCoder,
+    /// Falcon 7B/40B: punctuation runs, GPT-2, ASCII digit triples.
+    Falcon,
     /// llama.cpp's `default` byte-level BPE split (punctuation runs, GPT-2, digit triples).
     Default,
 }
@@ -41,18 +53,23 @@ impl PreTokenizer {
             }
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
             | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
-            "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" => PreTokenizer::Qwen2,
-            "deepseek-v3" => PreTokenizer::DeepSeekV3,
+            "glm4" => PreTokenizer::Glm4,
+            "chatglm-bpe" => PreTokenizer::ChatGlm4,
+            "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" | "hunyuan" => PreTokenizer::Qwen2,
+            "deepseek-v3" | "hunyuan-dense" => PreTokenizer::DeepSeekV3,
+            "qwen35" => PreTokenizer::Qwen35,
             "deepseek-llm" => PreTokenizer::DeepSeekLlm,
+            "deepseek-coder" => PreTokenizer::DeepSeekCoder,
+            "falcon" => PreTokenizer::Falcon,
             "default" => PreTokenizer::Default,
             other => return Err(Error::UnknownPreTokenizer(other.to_string())),
         })
     }
 
     /// Whether a piece that is itself a vocabulary token is emitted whole, without running the
-    /// merges (Llama 3's tokenizer does this; the others always merge).
+    /// merges (Llama 3's and GLM-4's tokenizers do this; the others always merge).
     pub fn ignores_merges(self) -> bool {
-        self == PreTokenizer::Llama3
+        matches!(self, PreTokenizer::Llama3 | PreTokenizer::Glm4)
     }
 
     /// The pieces of `text`, in order (they concatenate to `text`).
@@ -83,10 +100,15 @@ impl PreTokenizer {
         };
         match self {
             PreTokenizer::Gpt2 => scan(&all, out, gpt2_match),
-            PreTokenizer::Llama3 => scan(&all, out, |c, i| llama3_match(c, i, 3)),
+            PreTokenizer::Llama3 | PreTokenizer::Glm4 | PreTokenizer::ChatGlm4 => {
+                scan(&all, out, |c, i| llama3_match(c, i, 3))
+            }
             PreTokenizer::Qwen2 => scan(&all, out, |c, i| llama3_match(c, i, 1)),
             PreTokenizer::DeepSeekV3 => crate::staged::split_deepseek_v3(text, out),
             PreTokenizer::DeepSeekLlm => crate::staged::split_deepseek_llm(text, out),
+            PreTokenizer::DeepSeekCoder => crate::staged::split_deepseek_coder(text, out),
+            PreTokenizer::Falcon => crate::staged::split_falcon(text, out),
+            PreTokenizer::Qwen35 => crate::staged::split_qwen35(text, out),
             PreTokenizer::Default => crate::staged::split_default(text, out),
             PreTokenizer::SmolLm => {
                 let mut seg_start = 0;

@@ -18,6 +18,22 @@
 //! 5. `[一-龥ࠀ-一가-퟿]+` (U+0800..U+9FA5 and U+AC00..U+D7FF)
 //! 6. `\p{N}+`
 //!
+//! DeepSeek Coder (`deepseek-coder`, from its tokenizer.json):
+//! 1. `[\r\n]`
+//! 2. `\s?\p{L}+`
+//! 3. `\s?\p{P}+`
+//! 4. `[一-龥ࠀ-一가-퟿]+` (DeepSeek LLM's fifth regex)
+//! 5. `\p{N}` (every number character alone)
+//!
+//! Falcon (`falcon`):
+//! 1. `[\p{P}\$\+<=>\^~\|\`]+` (all ASCII punctuation and symbols, and Unicode punctuation)
+//! 2. the GPT-2 regex
+//! 3. `[0-9][0-9][0-9]`
+//!
+//! Qwen3.5 (`qwen35`, one regex, from its tokenizer.json):
+//! `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}|
+//!  ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+//!
 //! llama.cpp's `default` for byte-level BPE:
 //! 1. `[\p{P}\$\+<=>\^~\|]+`
 //! 2. the GPT-2 regex `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
@@ -69,6 +85,36 @@ pub fn split_deepseek_llm(text: &str, out: &mut Vec<(usize, usize)>) {
         ],
         out,
     )
+}
+
+pub fn split_deepseek_coder(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(
+        text,
+        &[
+            Regex(newline),
+            Regex(space_then_letters),
+            Regex(space_then_punctuation),
+            Regex(deepseek_llm_cjk),
+            Regex(one_number),
+        ],
+        out,
+    )
+}
+
+pub fn split_falcon(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(
+        text,
+        &[
+            Regex(falcon_punctuation_run),
+            Regex(gpt2),
+            Regex(three_ascii_digits),
+        ],
+        out,
+    )
+}
+
+pub fn split_qwen35(text: &str, out: &mut Vec<(usize, usize)>) {
+    split(text, &[Regex(qwen35_words)], out)
 }
 
 pub fn split_default(text: &str, out: &mut Vec<(usize, usize)>) {
@@ -193,11 +239,15 @@ fn deepseek_words(chars: &[FCh], i: usize) -> Option<usize> {
         let j = run(chars, p, punct);
         return Some(run(chars, j, |c| is_newline(c.c)));
     }
-    if ch.class != Space {
+    whitespace_tail(chars, i)
+}
+
+/// `\s*[\r\n]+|\s+(?!\S)|\s+` at `i`, the tail shared by the Llama 3 family of regexes.
+fn whitespace_tail(chars: &[FCh], i: usize) -> Option<usize> {
+    if chars[i].class != FineClass::Space {
         return None;
     }
-    // `\s*[\r\n]+|\s+(?!\S)|\s+`
-    let j = run(chars, i, |c| c.class == Space);
+    let j = run(chars, i, |c| c.class == FineClass::Space);
     if let Some(k) = (i..j).rev().find(|&k| is_newline(chars[k].c)) {
         return Some(k + 1);
     }
@@ -208,9 +258,55 @@ fn deepseek_words(chars: &[FCh], i: usize) -> Option<usize> {
     })
 }
 
+/// Qwen3.5's regex (see the module doc); it matches at every position.
+fn qwen35_words(chars: &[FCh], i: usize) -> Option<usize> {
+    use FineClass::*;
+    let ch = chars[i];
+    if ch.c == '\'' {
+        let lower = |k: usize| chars.get(i + k).map(|c| c.c.to_ascii_lowercase());
+        match (lower(1), lower(2)) {
+            (Some('s' | 't' | 'm' | 'd'), _) => return Some(i + 2),
+            (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => {
+                return Some(i + 3)
+            }
+            _ => {}
+        }
+    }
+    // `[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+`
+    let letter_or_mark = |c: &FCh| matches!(c.class, Letter | Mark);
+    if letter_or_mark(&ch) {
+        return Some(run(chars, i, letter_or_mark));
+    }
+    if !is_newline(ch.c) && ch.class != Number && chars.get(i + 1).is_some_and(letter_or_mark) {
+        return Some(run(chars, i + 1, letter_or_mark));
+    }
+    // `\p{N}`
+    if ch.class == Number {
+        return Some(i + 1);
+    }
+    // ` ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*` (letters, marks and numbers are handled above)
+    let other = |c: &FCh| c.class != Space && !matches!(c.class, Letter | Mark | Number);
+    let p = if ch.c == ' ' && chars.get(i + 1).is_some_and(other) {
+        i + 1
+    } else {
+        i
+    };
+    if other(&chars[p]) {
+        let j = run(chars, p, other);
+        return Some(run(chars, j, |c| is_newline(c.c)));
+    }
+    whitespace_tail(chars, i)
+}
+
 /// `[\p{P}\$\+<=>\^~\|]+`
 fn punctuation_run(chars: &[FCh], i: usize) -> Option<usize> {
     let member = |c: &FCh| c.class == FineClass::Punctuation || "$+<=>^~|".contains(c.c);
+    member(&chars[i]).then(|| run(chars, i, member))
+}
+
+/// `[\p{P}\$\+<=>\^~\|\`]+`
+fn falcon_punctuation_run(chars: &[FCh], i: usize) -> Option<usize> {
+    let member = |c: &FCh| c.class == FineClass::Punctuation || "$+<=>^~|`".contains(c.c);
     member(&chars[i]).then(|| run(chars, i, member))
 }
 
@@ -256,6 +352,11 @@ fn number_run(chars: &[FCh], i: usize) -> Option<usize> {
     (chars[i].class == FineClass::Number).then(|| run(chars, i, |c| c.class == FineClass::Number))
 }
 
+/// `\p{N}`
+fn one_number(chars: &[FCh], i: usize) -> Option<usize> {
+    (chars[i].class == FineClass::Number).then_some(i + 1)
+}
+
 /// `[0-9][0-9][0-9]`
 fn three_ascii_digits(chars: &[FCh], i: usize) -> Option<usize> {
     let digit = |k: usize| chars.get(k).is_some_and(|c| c.c.is_ascii_digit());
@@ -273,6 +374,25 @@ fn space_then_run(chars: &[FCh], i: usize, member: fn(char) -> bool) -> Option<u
         _ => i,
     };
     member(chars[p].c).then(|| run(chars, p, |c| member(c.c)))
+}
+
+/// `\s?[class]+` for a character class of [`FineClass`].
+fn space_then_class(chars: &[FCh], i: usize, class: FineClass) -> Option<usize> {
+    let p = match chars.get(i + 1) {
+        Some(next) if chars[i].class == FineClass::Space && next.class == class => i + 1,
+        _ => i,
+    };
+    (chars[p].class == class).then(|| run(chars, p, |c| c.class == class))
+}
+
+/// `\s?\p{L}+`
+fn space_then_letters(chars: &[FCh], i: usize) -> Option<usize> {
+    space_then_class(chars, i, FineClass::Letter)
+}
+
+/// `\s?\p{P}+`
+fn space_then_punctuation(chars: &[FCh], i: usize) -> Option<usize> {
+    space_then_class(chars, i, FineClass::Punctuation)
 }
 
 fn deepseek_llm_letters(chars: &[FCh], i: usize) -> Option<usize> {

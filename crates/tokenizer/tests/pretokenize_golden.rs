@@ -20,8 +20,10 @@ fn pre_tokenizers_match_reference_regexes() {
         .collect();
     assert!(texts.len() >= 300);
     let variants = doc["piece_byte_lengths"].as_object().unwrap();
-    assert_eq!(variants.len(), 7);
-    assert!(variants.contains_key("deepseek-llm"));
+    assert_eq!(variants.len(), 10);
+    for name in ["deepseek-llm", "deepseek-coder", "falcon", "qwen35"] {
+        assert!(variants.contains_key(name), "{name}");
+    }
     let mut failures = Vec::new();
     for (name, rows) in variants {
         let pre = PreTokenizer::from_name(name).expect("variant");

@@ -14,6 +14,7 @@ mod sampling_args;
 pub mod serve;
 mod serve_metering;
 mod serve_models;
+mod serve_specs;
 pub mod store;
 pub mod template;
 pub mod tokenize;

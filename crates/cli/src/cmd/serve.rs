@@ -9,22 +9,22 @@
 //! but exits 1, so that a supervisor restarts it (unless `--keep-running-on-engine-failure`).
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use kaiyuan_engine::{Engine, EngineConfig};
-use kaiyuan_hub::ModelRef;
+use kaiyuan_engine::Engine;
 use kaiyuan_server::{EngineFailure, ReasoningFormat, ServedModel, Server, ServerConfig};
 
 use kaiyuan_server::{ModelEntry, RegistryConfig};
 
 use super::mapped::{self, FileWatch};
 use super::model_file::{LoadArgs, ModelFile};
-use super::model_ref::{resolve_model, RefArgs};
+use super::model_ref::RefArgs;
 use super::serve_metering::{self, MeteringArgs};
-use super::serve_models::{parse_bytes, parse_keep_alive, ModelConfig, ModelsFile};
+use super::serve_models::{parse_bytes, parse_keep_alive};
+use super::serve_specs::{engine_config, file_specs, model_specs, thread_budget, ModelSpec};
 
 /// The model served when no `-m` is given, looked up in `$KAIYUAN_MODELS` or `models/`.
 pub const DEFAULT_MODEL: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -59,9 +59,9 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub keep_alive: String,
-    /// Loaded models' files may take this many bytes together (`8G`, `800M`); to load
-    /// another, the least recently used idle model that is not pinned is unloaded.
-    /// Default: no limit.
+    /// Loaded models may hold this many bytes together (`8G`, `800M`): each its file(s)
+    /// plus its KV pool at its fullest. To load another, the least recently used idle model
+    /// that is not pinned is unloaded. Default: no limit.
     #[arg(long, value_name = "BYTES")]
     pub max_loaded_bytes: Option<String>,
     /// Seconds a request waits for its model to load (or for room to load it) before it
@@ -137,160 +137,6 @@ pub struct ServeArgs {
     pub metering: MeteringArgs,
 }
 
-/// One model to serve: a `-m` argument or a models file's table.
-#[derive(Clone)]
-struct ModelSpec {
-    path: PathBuf,
-    name: String,
-    stem: String,
-    aliases: Vec<String>,
-    pinned: bool,
-    context: Option<usize>,
-    threads: Option<usize>,
-    sampling: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ModelSpec {
-    /// The registry's entry, loading with `args`' settings.
-    fn entry(self, args: &Arc<ServeArgs>) -> ModelEntry {
-        let bytes = super::model_file::model_bytes(&self.path).unwrap_or(0);
-        let context = self.context.or(args.ctx).or_else(|| {
-            kaiyuan_hub::ModelInfo::read(&self.path)
-                .ok()
-                .and_then(|i| i.context_length)
-                .map(|c| (c as usize).clamp(1, 4096))
-        });
-        let mut aliases = self.aliases.clone();
-        if self.stem != self.name && !aliases.contains(&self.stem) {
-            aliases.push(self.stem.clone());
-        }
-        let (name, pinned) = (self.name.clone(), self.pinned);
-        let args = Arc::clone(args);
-        ModelEntry {
-            name,
-            aliases,
-            pinned,
-            bytes,
-            context,
-            load: Some(Arc::new(move || {
-                load(&self, &args).map_err(|e| format!("{e:#}"))
-            })),
-        }
-    }
-}
-
-/// The models file's models, after the `-m` ones (names checked against them).
-fn file_specs(args: &ServeArgs, taken: &[ModelSpec]) -> anyhow::Result<Vec<ModelSpec>> {
-    let Some(path) = &args.models_file else {
-        return Ok(Vec::new());
-    };
-    let file = ModelsFile::read(path)?;
-    let mut specs = Vec::new();
-    for m in file.models {
-        let ModelConfig {
-            name,
-            path: file_path,
-            reference,
-            aliases,
-            context,
-            threads,
-            pinned,
-            sampling,
-        } = m;
-        for n in std::iter::once(&name).chain(&aliases) {
-            if let Some(other) = taken
-                .iter()
-                .find(|s| &s.name == n || &s.stem == n || s.aliases.contains(n))
-            {
-                bail!(
-                    "the models file names a model {n:?}, which -m already serves as {:?}",
-                    other.name
-                );
-            }
-        }
-        let path = match (file_path, reference) {
-            (Some(p), _) => p,
-            (None, Some(r)) => resolve_model(&r, args.source)
-                .with_context(|| format!("model {name:?} of the models file"))?,
-            (None, None) => bail!("model {name:?} needs `path` or `ref`"),
-        };
-        if !path.is_file() {
-            bail!(
-                "model {name:?} of the models file: {} does not exist",
-                path.display()
-            );
-        }
-        specs.push(ModelSpec {
-            path,
-            stem: name.clone(),
-            name,
-            aliases,
-            pinned,
-            context,
-            threads,
-            sampling: sampling.as_json(),
-        });
-    }
-    Ok(specs)
-}
-
-fn model_specs(args: &ServeArgs) -> anyhow::Result<Vec<ModelSpec>> {
-    if args.models.is_empty() && args.models_file.is_some() {
-        return Ok(Vec::new());
-    }
-    let given: Vec<String> = if args.models.is_empty() {
-        let dir = std::env::var_os("KAIYUAN_MODELS")
-            .map_or_else(|| PathBuf::from("models"), PathBuf::from);
-        let path = dir.join(DEFAULT_MODEL);
-        if !path.exists() {
-            bail!(
-                "the default model {} is missing: run scripts/fetch-models (or pass -m MODEL)",
-                path.display()
-            );
-        }
-        vec![path.to_string_lossy().into_owned()]
-    } else {
-        args.models.clone()
-    };
-    let mut specs: Vec<ModelSpec> = Vec::new();
-    for arg in given {
-        // `FILE=ALIAS`, unless the whole argument is an existing file.
-        let (given, alias) = match arg.rsplit_once('=') {
-            Some((p, a)) if !Path::new(&arg).exists() => (p.to_string(), Some(a.to_string())),
-            _ => (arg.clone(), None),
-        };
-        // A Hugging Face reference is named as written; a file by its stem.
-        let is_ref = !Path::new(&given).exists() && ModelRef::looks_like_ref(&given);
-        let path = resolve_model(&given, args.source)?;
-        if !path.is_file() {
-            bail!("model file {} does not exist", path.display());
-        }
-        let stem = if is_ref {
-            given.clone()
-        } else {
-            path.file_stem()
-                .map_or_else(|| arg.clone(), |s| s.to_string_lossy().into_owned())
-        };
-        let name = alias
-            .filter(|a| !a.is_empty())
-            .unwrap_or_else(|| stem.clone());
-        if specs.iter().any(|s| s.name == name || s.stem == name) {
-            bail!("two models are named {name:?}; give one an alias with -m FILE=NAME");
-        }
-        specs.push(ModelSpec {
-            path,
-            name,
-            stem,
-            aliases: Vec::new(),
-            pinned: true,
-            context: None,
-            threads: None,
-            sampling: serde_json::Map::new(),
-        });
-    }
-    Ok(specs)
-}
-
 fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
     if let Some(key) = &args.api_key {
         if key.trim().is_empty() {
@@ -317,7 +163,7 @@ fn api_keys(args: &ServeArgs) -> anyhow::Result<Vec<String>> {
 
 /// Loads one model and starts its engine; a mapped file's watch goes into
 /// [`mapped::watches`].
-fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
+pub(super) fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
     let file = ModelFile::open_for_inference(&spec.path, args.load)?;
     if file.mapped {
         mapped::report_sigbus();
@@ -340,25 +186,7 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
     if let Some(note) = note {
         eprintln!("note: {}: {note}", spec.name);
     }
-    let mut config = EngineConfig::for_model(&model);
-    // The shared pool's size (see `run`), unless the model asks for a pool of its own.
-    config.threads = spec.threads.unwrap_or_else(|| thread_budget(args));
-    if let Some(c) = spec.context.or(args.ctx) {
-        config.context = c;
-        config.kv_tokens = config.kv_tokens.max(4 * c);
-    }
-    if let Some(n) = args.max_seqs {
-        config.max_seqs = n;
-    }
-    if let Some(n) = args.kv_tokens {
-        config.kv_tokens = n;
-    }
-    if let Some(n) = args.max_batch_tokens {
-        config.max_batch_tokens = n;
-    }
-    if let Some(n) = args.max_queue {
-        config.max_queue = n;
-    }
+    let config = engine_config(spec, args, model.config());
     let tokenizer = Arc::clone(&file.tokenizer);
     let engine = Engine::start(model, Arc::clone(&tokenizer), config)
         .context("cannot start the engine (a smaller --kv-tokens needs less memory)")?;
@@ -380,13 +208,6 @@ fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedModel> {
         template,
     )
     .with_defaults(spec.sampling.clone()))
-}
-
-/// Threads of the pool the engines share: `--threads`, else every core.
-fn thread_budget(args: &ServeArgs) -> usize {
-    args.threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1)
 }
 
 /// `--keep-alive`, `--max-loaded-bytes` and `--load-timeout`.

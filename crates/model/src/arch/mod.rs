@@ -6,7 +6,11 @@
 //! `llama-model.cpp` hyper-parameter loading) and Hugging Face's `modeling_*.py`.
 
 mod deepseek2;
+mod ernie4_5;
+mod ernie4_5_moe;
 mod gemma3;
+mod glm4;
+mod hunyuan_dense;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -57,9 +61,14 @@ pub struct ArchSpec {
     pub qkv_bias: Presence,
     /// `blk.{i}.attn_{q,k}_norm.weight`: per-head RMS norm of Q and K before RoPE.
     pub qk_norm: Presence,
+    /// The Q/K norms come after RoPE instead (Hunyuan).
+    pub qk_norm_after_rope: bool,
     /// `blk.{i}.post_attention_norm.weight` / `blk.{i}.post_ffw_norm.weight`: RMS norms of
     /// the attention and FFN outputs before the residual add (Gemma's sandwich norms).
     pub sandwich_norms: bool,
+    /// `blk.{i}.ffn_up.weight` holds the gate rows then the up rows (`2·ffn` rows) and there
+    /// is no `ffn_gate.weight` (GLM-4's fused `gate_up_proj`).
+    pub fused_gate_up: bool,
     /// Token embeddings are multiplied by `sqrt(hidden_size)`.
     pub scale_embeddings_by_sqrt_hidden: bool,
     /// Added to every stored RMS-norm weight (0 when the converter already folded it in).
@@ -86,18 +95,22 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 6] = [
+pub const ALL: [&ArchSpec; 10] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
     &gemma3::SPEC,
     &qwen3moe::SPEC,
+    &ernie4_5::SPEC,
+    &ernie4_5_moe::SPEC,
+    &glm4::SPEC,
+    &hunyuan_dense::SPEC,
     &deepseek2::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 12] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 8] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
@@ -107,11 +120,7 @@ pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 12] = [
         "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("ernie4_5", "ERNIE 4.5's spec"),
-    ("ernie4_5-moe", "ERNIE 4.5's MoE spec"),
-    ("glm4", "GLM-4's post-norms and partial rotary embeddings"),
     ("glm4moe", "GLM-4-MoE's spec"),
-    ("hunyuan-dense", "Hunyuan's spec"),
     ("hunyuan-moe", "Hunyuan's MoE spec"),
     ("llama4", "Llama 4's interleaved attention and MoE"),
     ("olmoe", "OLMoE's spec"),
@@ -165,7 +174,15 @@ mod tests {
             assert!(msg.contains(&format!("{name:?}")), "{msg}");
             assert!(msg.contains("not supported yet"), "{msg}");
         }
-        assert!(lookup("qwen3moe").is_ok());
-        assert!(lookup("deepseek2").is_ok());
+        for name in [
+            "qwen3moe",
+            "ernie4_5",
+            "ernie4_5-moe",
+            "glm4",
+            "hunyuan-dense",
+            "deepseek2",
+        ] {
+            assert!(lookup(name).is_ok(), "{name}");
+        }
     }
 }

@@ -35,15 +35,30 @@ struct MessagesRequest {
 
 /// A `/v1/messages` body. `max_tokens` is required, as in Anthropic's API.
 pub fn messages(body: &Value) -> Result<ChatParams, ApiError> {
-    read(body, true)
+    read(body, true, &Map::new())
+}
+
+/// [`messages`] with a served model's default sampling (the models file's `sampling`, in
+/// OpenAI's field names) filling what the request leaves out: `temperature`, `top_p` and
+/// `top_k` when absent, and the fields the Messages API does not have (`min_p`, the
+/// penalties) always. `max_tokens` is the request's own (it is required).
+pub fn messages_with_defaults(
+    body: &Value,
+    defaults: &Map<String, Value>,
+) -> Result<ChatParams, ApiError> {
+    read(body, true, defaults)
 }
 
 /// A `/v1/messages/count_tokens` body: the same fields, without `max_tokens`.
 pub fn count_tokens(body: &Value) -> Result<ChatParams, ApiError> {
-    read(body, false)
+    read(body, false, &Map::new())
 }
 
-fn read(body: &Value, needs_max_tokens: bool) -> Result<ChatParams, ApiError> {
+fn read(
+    body: &Value,
+    needs_max_tokens: bool,
+    defaults: &Map<String, Value>,
+) -> Result<ChatParams, ApiError> {
     let req: MessagesRequest = from_body(body)?;
     let max_tokens = match req.max_tokens {
         Some(n) if n >= 1 => Some(n),
@@ -72,11 +87,18 @@ fn read(body: &Value, needs_max_tokens: bool) -> Result<ChatParams, ApiError> {
         },
         Some(_) => return Err(ApiError::invalid("metadata", "metadata must be an object")),
     };
+    let float = |k: &str| defaults.get(k).and_then(Value::as_f64);
     let common = CommonFields {
         max_tokens,
-        temperature: req.temperature,
-        top_p: req.top_p,
-        top_k: req.top_k,
+        temperature: req.temperature.or_else(|| float("temperature")),
+        top_p: req.top_p.or_else(|| float("top_p")),
+        top_k: req
+            .top_k
+            .or_else(|| defaults.get("top_k").and_then(Value::as_i64)),
+        min_p: float("min_p"),
+        presence_penalty: float("presence_penalty"),
+        frequency_penalty: float("frequency_penalty"),
+        repetition_penalty: float("repetition_penalty"),
         stop: req
             .stop_sequences
             .map(|s| Value::Array(s.into_iter().map(Value::String).collect())),

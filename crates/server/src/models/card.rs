@@ -8,7 +8,9 @@ use super::ModelStatus;
 use crate::tools::format_of;
 
 /// OpenAI's model object with Kaiyuan's fields: `loaded`, `loading`, `pinned`, `aliases`,
-/// `context_length` (the engine's when loaded, else what the file says, else `null`), and
+/// `context_length` (the engine's when loaded, else what the file says, else `null`),
+/// `size_bytes` (the file), `memory_bytes` (what it holds loaded: the weights plus its KV
+/// pool at its fullest, counted against `--max-loaded-bytes`), and
 /// `capabilities` (`null` until loaded: read from the chat template).
 pub fn model_card(m: &ModelStatus, created: u64) -> Value {
     let context = m
@@ -38,6 +40,7 @@ pub fn model_card(m: &ModelStatus, created: u64) -> Value {
         "pinned": m.pinned,
         "context_length": context,
         "size_bytes": m.bytes,
+        "memory_bytes": m.memory_bytes,
         "capabilities": capabilities,
     })
 }

@@ -35,8 +35,11 @@ pub struct ModelEntry {
     pub aliases: Vec<String>,
     /// Never unloaded by keep-alive or to make room.
     pub pinned: bool,
-    /// What it holds in memory when loaded (counted against `max_loaded_bytes`).
+    /// Size of its file(s) (`size_bytes` in `/v1/models`).
     pub bytes: u64,
+    /// What it holds in memory when loaded, counted against `max_loaded_bytes`: the
+    /// weights plus the KV pool at its fullest.
+    pub memory_bytes: u64,
     /// Positions one request may use, when known before loading (listed by `/v1/models`).
     pub context: Option<usize>,
     /// How to load it; `None` for a model only ever installed by `Server::set_models`.
@@ -48,7 +51,7 @@ pub struct ModelEntry {
 pub struct RegistryConfig {
     /// Idle time after which an unpinned model is unloaded; `None`: never.
     pub keep_alive: Option<Duration>,
-    /// Bytes of loaded models at most (`ModelEntry::bytes`); `None`: no limit.
+    /// Bytes of loaded models at most (`ModelEntry::memory_bytes`); `None`: no limit.
     pub max_loaded_bytes: Option<u64>,
     /// How long a request waits for its model to load (or for room to load it) before
     /// it gets 503.
@@ -91,7 +94,7 @@ impl Entry {
     fn resident_bytes(&self) -> u64 {
         match self.slot {
             Slot::Unloaded => 0,
-            _ => self.spec.bytes,
+            _ => self.spec.memory_bytes,
         }
     }
 }
@@ -112,6 +115,7 @@ pub struct ModelStatus {
     pub aliases: Vec<String>,
     pub pinned: bool,
     pub bytes: u64,
+    pub memory_bytes: u64,
     pub context: Option<usize>,
     pub loading: bool,
     pub model: Option<Arc<ServedModel>>,
@@ -202,6 +206,7 @@ impl Registry {
                         .collect(),
                     pinned: true,
                     bytes: 0,
+                    memory_bytes: 0,
                     context: Some(model.engine.info().context),
                     load: None,
                 },
@@ -250,6 +255,7 @@ impl Registry {
                 aliases: e.spec.aliases.clone(),
                 pinned: e.spec.pinned,
                 bytes: e.spec.bytes,
+                memory_bytes: e.spec.memory_bytes,
                 context: e.spec.context,
                 loading: matches!(e.slot, Slot::Loading(_)),
                 model: match &e.slot {
@@ -363,7 +369,7 @@ impl Registry {
         let Some(budget) = self.config.max_loaded_bytes else {
             return Ok(Vec::new());
         };
-        let need = entries[idx].spec.bytes;
+        let need = entries[idx].spec.memory_bytes;
         if need > budget {
             return Err(Room::Never(format!(
                 "it needs {need} bytes, more than --max-loaded-bytes ({budget})"
@@ -383,7 +389,7 @@ impl Registry {
             if used + need <= budget {
                 break;
             }
-            used -= entries[i].spec.bytes;
+            used -= entries[i].spec.memory_bytes;
             chosen.push(i);
         }
         if used + need > budget {

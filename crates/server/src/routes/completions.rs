@@ -78,44 +78,58 @@ async fn run(
     // Queue places first (prompt work waits and is refused like queued requests), then a
     // prompt-work permit.
     let mut places = model.engine.reserve(prompts.len() * gen.n)?;
-    let permit = state
-        .prompt_work
-        .acquire()
-        .await
-        .map_err(|_| ApiError::ShuttingDown)?;
-    let tok = Arc::clone(&model.tokenizer);
-    let (ids, echoes) = tokio::task::spawn_blocking(move || {
-        let mut all_ids = Vec::with_capacity(prompts.len());
-        let mut echoes = Vec::with_capacity(prompts.len());
-        for p in prompts {
-            match p {
-                PromptInput::Text(text) => {
-                    all_ids.push(match (fim, &suffix) {
-                        (Some(fim), Some(suffix)) => fim::fim_prompt(&tok, fim, &text, suffix),
-                        _ => encode_text(&tok, &text),
-                    });
-                    echoes.push(text);
-                }
-                PromptInput::Tokens(ids) => {
-                    echoes.push(if echo {
-                        tok.decode(&ids, true).unwrap_or_default()
-                    } else {
-                        String::new()
-                    });
-                    all_ids.push(ids);
+    // Refused before submission: the caller counts the refusal (a hang-up drops `places`
+    // instead, which counts the places as cancelled requests).
+    let submitted = async {
+        let permit = state
+            .prompt_work
+            .acquire()
+            .await
+            .map_err(|_| ApiError::ShuttingDown)?;
+        let tok = Arc::clone(&model.tokenizer);
+        let (ids, echoes) = tokio::task::spawn_blocking(move || {
+            let mut all_ids = Vec::with_capacity(prompts.len());
+            let mut echoes = Vec::with_capacity(prompts.len());
+            for p in prompts {
+                match p {
+                    PromptInput::Text(text) => {
+                        all_ids.push(match (fim, &suffix) {
+                            (Some(fim), Some(suffix)) => fim::fim_prompt(&tok, fim, &text, suffix),
+                            _ => encode_text(&tok, &text),
+                        });
+                        echoes.push(text);
+                    }
+                    PromptInput::Tokens(ids) => {
+                        echoes.push(if echo {
+                            tok.decode(&ids, true).unwrap_or_default()
+                        } else {
+                            String::new()
+                        });
+                        all_ids.push(ids);
+                    }
                 }
             }
+            (all_ids, echoes)
+        })
+        .await
+        .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?;
+        drop(permit);
+        log.prompt_tokens(ids.iter().map(Vec::len).sum());
+        let jobs = plan_jobs(model, &gen, ids, "prompt", "logprobs")?;
+        let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
+        crate::metering::admit(model, &jobs, log).await?;
+        let receivers =
+            generate::submit(&model.engine, &mut places, &jobs, &gen, constraint.as_ref())?;
+        Ok::<_, ApiError>((jobs, receivers, echoes))
+    }
+    .await;
+    let (jobs, receivers, echoes) = match submitted {
+        Ok(done) => done,
+        Err(e) => {
+            places.give_back();
+            return Err(e);
         }
-        (all_ids, echoes)
-    })
-    .await
-    .map_err(|e| ApiError::Engine(format!("the prompt task failed: {e}")))?;
-    drop(permit);
-    log.prompt_tokens(ids.iter().map(Vec::len).sum());
-    let jobs = plan_jobs(model, &gen, ids, "prompt", "logprobs")?;
-    let constraint = constrain::compile(model, gen.grammar.as_ref()).await?;
-    crate::metering::admit(model, &jobs, log).await?;
-    let receivers = generate::submit(&model.engine, &mut places, &jobs, &gen, constraint.as_ref())?;
+    };
     // The text each choice starts with: its prompt with `echo`, else nothing.
     let prefixes: Vec<String> = jobs
         .iter()

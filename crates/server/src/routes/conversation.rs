@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use kaiyuan_chat::{RenderOptions, Segment, SegmentKind};
-use kaiyuan_engine::EventReceiver;
+use kaiyuan_engine::{EventReceiver, QueueReservation};
 
 use super::common::plan_jobs;
 use crate::api::reasoning;
@@ -89,10 +89,25 @@ pub async fn prompt(
 pub async fn start(
     model: &Arc<ServedModel>,
     state: &AppState,
-    mut params: ChatParams,
+    params: ChatParams,
     log: &mut RequestLog,
 ) -> Result<Started, ApiError> {
     let mut places = model.engine.reserve(params.gen.n)?;
+    let started = start_reserved(model, state, params, log, &mut places).await;
+    if started.is_err() {
+        // Refused, and counted as such by the caller (a hang-up drops `places` instead).
+        places.give_back();
+    }
+    started
+}
+
+async fn start_reserved(
+    model: &Arc<ServedModel>,
+    state: &AppState,
+    mut params: ChatParams,
+    log: &mut RequestLog,
+    places: &mut QueueReservation,
+) -> Result<Started, ApiError> {
     let (prompt, starts_in_reasoning, plan) = prompt(model, state, &mut params).await?;
     let ChatParams { gen, reasoning, .. } = params;
     log.prompt_tokens(prompt.len());
@@ -114,7 +129,7 @@ pub async fn start(
             .transpose()?;
     }
     crate::metering::admit(model, &jobs, log).await?;
-    let receivers = generate::submit(&model.engine, &mut places, &jobs, &gen, constraint.as_ref())?;
+    let receivers = generate::submit(&model.engine, places, &jobs, &gen, constraint.as_ref())?;
     Ok(Started {
         jobs,
         receivers,

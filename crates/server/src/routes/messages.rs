@@ -46,6 +46,12 @@ pub async fn handle(
             &mut log,
         )
         .await?;
+        // The model's default sampling fills the fields the request left out.
+        let params = if model.sampling_defaults.is_empty() {
+            params
+        } else {
+            anthropic::messages_with_defaults(&body, &model.sampling_defaults)?
+        };
         let gen = params.gen.clone();
         let result = async {
             let Started {
