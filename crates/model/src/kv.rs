@@ -95,9 +95,11 @@ impl KvCache {
     }
 
     /// Bytes a pool of `num_blocks` blocks for `config`'s geometry holds once every page is
-    /// written (keys and values, f16), without allocating it: what a memory budget must
-    /// allow for the pool at its fullest. Saturates instead of overflowing.
+    /// written (keys and values, f16; keys only for MLA, whose values are the keys), without
+    /// allocating it: what a memory budget must allow for the pool at its fullest. Saturates
+    /// instead of overflowing.
     pub fn pool_bytes(config: &ModelConfig, num_blocks: usize) -> u64 {
+        let buffers: u64 = if config.mla.is_some() { 1 } else { 2 };
         [
             config.num_layers,
             config.num_kv_heads,
@@ -106,7 +108,7 @@ impl KvCache {
         ]
         .into_iter()
         .fold(num_blocks as u64, |n, d| n.saturating_mul(d as u64))
-        .saturating_mul(2 * 2)
+        .saturating_mul(buffers * 2)
     }
 
     pub fn num_blocks(&self) -> usize {
