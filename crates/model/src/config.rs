@@ -95,18 +95,19 @@ pub struct ModelConfig {
     pub mla: Option<MlaConfig>,
 }
 
-/// Typed metadata access that names the full key in errors.
-struct Meta<'a> {
-    file: &'a GgufFile,
-    arch: &'static str,
+/// Typed metadata access that names the full key in errors (also used by the MoE and MLA
+/// configurations).
+pub(crate) struct Meta<'a> {
+    pub(crate) file: &'a GgufFile,
+    pub(crate) arch: &'a str,
 }
 
 impl Meta<'_> {
-    fn key(&self, suffix: &str) -> String {
+    pub(crate) fn key(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.arch)
     }
 
-    fn usize_opt(&self, suffix: &str) -> Result<Option<usize>, ModelError> {
+    pub(crate) fn usize_opt(&self, suffix: &str) -> Result<Option<usize>, ModelError> {
         let key = self.key(suffix);
         match self.file.get_u64(&key)? {
             None => Ok(None),

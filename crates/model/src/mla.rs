@@ -58,17 +58,8 @@ pub struct MlaConfig {
 impl MlaConfig {
     pub(crate) fn from_gguf(file: &GgufFile, arch: &str) -> Result<MlaConfig, ModelError> {
         let key = |s: &str| format!("{arch}.{s}");
-        let get = |s: &str| -> Result<Option<usize>, ModelError> {
-            match file.get_u64(&key(s))? {
-                None => Ok(None),
-                Some(v) => usize::try_from(v)
-                    .map(Some)
-                    .map_err(|_| ModelError::BadValue {
-                        key: key(s),
-                        reason: format!("{v} does not fit in memory sizes"),
-                    }),
-            }
-        };
+        let meta = crate::config::Meta { file, arch };
+        let get = |s: &str| meta.usize_opt(s);
         let positive = |s: &str| match get(s)? {
             Some(0) => Err(ModelError::BadValue {
                 key: key(s),

@@ -52,17 +52,8 @@ impl MoeConfig {
         num_layers: usize,
     ) -> Result<MoeConfig, ModelError> {
         let key = |s: &str| format!("{arch}.{s}");
-        let count = |s: &str| -> Result<Option<usize>, ModelError> {
-            match file.get_u64(&key(s))? {
-                None => Ok(None),
-                Some(v) => usize::try_from(v)
-                    .map(Some)
-                    .map_err(|_| ModelError::BadValue {
-                        key: key(s),
-                        reason: format!("{v} does not fit in memory sizes"),
-                    }),
-            }
-        };
+        let meta = crate::config::Meta { file, arch };
+        let count = |s: &str| meta.usize_opt(s);
         let required = |s: &str| count(s)?.ok_or_else(|| ModelError::MissingKey { key: key(s) });
         let experts = required("expert_count")?;
         let used = required("expert_used_count")?;
