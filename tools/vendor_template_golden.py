@@ -85,21 +85,22 @@ TEMPLATES.update({
     "Bielik-11B-v3.0-Instruct": ("hermes", ("<s>", "<|im_end|>")),
     "MiMo-VL": ("hermes", (None, "<|im_end|>")),
 })
-# Rendered like the others, but their call format has no Kaiyuan family yet (`family` null;
-# `writes` says what they write). GLM's templates write `[gMASK]<sop>` themselves and Hy3's sets
-# its own bos/eos tokens.
+# GLM-4.5/4.6/4.7 (the templates' own instructions, and how they render calls in history):
+# `<tool_call>NAME<arg_key>KEY</arg_key><arg_value>VALUE</arg_value>…</tool_call>`, strings raw
+# and other values as JSON. The templates write `[gMASK]<sop>` themselves.
 TEMPLATES.update({
-    "GLM-4.6": (None, (None, "<|endoftext|>")),
-    "GLM-4.7-Flash": (None, (None, "<|endoftext|>")),
+    "GLM-4.6": ("glm", (None, "<|endoftext|>")),
+    "GLM-4.7-Flash": ("glm", (None, "<|endoftext|>")),
+})
+# Rendered like the others, but their call format has no Kaiyuan family yet (`family` null;
+# `writes` says what they write). Hy3 sets its own bos/eos tokens.
+TEMPLATES.update({
     "tencent-Hy3": (None, (None, None)),
     "deepseek-ai-DeepSeek-V4": (None, DEEPSEEK),
     "deepseek-ai-DeepSeek-V4-Flash-0731": (None, DEEPSEEK),
 })
 DSML = "DSML: <｜DSML｜tool_calls><｜DSML｜invoke name=NAME><｜DSML｜parameter name=KEY string=…>…"
-GLM = "<tool_call>NAME<arg_key>KEY</arg_key><arg_value>VALUE</arg_value></tool_call>"
 WRITES = {
-    "GLM-4.6": GLM,
-    "GLM-4.7-Flash": GLM,
     "tencent-Hy3": "<tool_calls:opensource><tool_call:opensource>NAME<tool_sep:opensource><arg_key:opensource>KEY"
                    "</arg_key:opensource><arg_value:opensource>VALUE</arg_value:opensource>…",
     "deepseek-ai-DeepSeek-V4": DSML,

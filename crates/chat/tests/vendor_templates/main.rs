@@ -231,8 +231,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("Qwen3.5-4B", "hermes"),
     ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "hermes"),
     ("StepFun3.5-Flash", "hermes"),
-    ("GLM-4.6", "hermes"),
-    ("GLM-4.7-Flash", "hermes"),
     // `<tool_calls>[…]</tool_calls>`; the instructions also mention `<tool_call></tool_call>`.
     ("unsloth-Apriel-1.5", "hermes"),
     // `<response>` beside a namespaced `<tool_call>` looks like ERNIE to the heuristic.
