@@ -280,8 +280,9 @@ impl Buffered for GlmParser {
 }
 
 /// The JSON types a property schema declares: its `type` (a name or a list), else the types of
-/// its `enum` / `const` values. Empty when it declares none.
-pub(crate) fn declared_types(schema: &Value) -> Vec<&'static str> {
+/// its `enum` / `const` values. Empty when it declares none. (GLM's grammar uses it too, so a
+/// value the grammar lets through as raw text is read back as a string.)
+pub fn declared_types(schema: &Value) -> Vec<&'static str> {
     let mut types = Vec::new();
     match schema.get("type") {
         Some(Value::String(t)) => types.extend(type_name(t)),

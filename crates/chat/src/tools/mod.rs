@@ -40,7 +40,7 @@ pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
 };
-pub use glm::GlmParser;
+pub use glm::{declared_types, GlmParser};
 pub use hermes::{hermes_parser, TaggedJsonParser};
 pub use llama3::Llama3Parser;
 pub use mistral::MistralParser;
