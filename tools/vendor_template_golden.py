@@ -92,17 +92,18 @@ TEMPLATES.update({
     "GLM-4.6": ("glm", (None, "<|endoftext|>")),
     "GLM-4.7-Flash": ("glm", (None, "<|endoftext|>")),
 })
+# Hunyuan Hy3 (the template's instructions and history rendering): GLM's layout with its own
+# `:opensource` tags, `<tool_sep:opensource>` after the name, the calls wrapped in
+# `<tool_calls:opensource>`. The template sets its own bos/eos tokens.
+TEMPLATES["tencent-Hy3"] = ("hunyuan", (None, None))
 # Rendered like the others, but their call format has no Kaiyuan family yet (`family` null;
-# `writes` says what they write). Hy3 sets its own bos/eos tokens.
+# `writes` says what they write).
 TEMPLATES.update({
-    "tencent-Hy3": (None, (None, None)),
     "deepseek-ai-DeepSeek-V4": (None, DEEPSEEK),
     "deepseek-ai-DeepSeek-V4-Flash-0731": (None, DEEPSEEK),
 })
 DSML = "DSML: <｜DSML｜tool_calls><｜DSML｜invoke name=NAME><｜DSML｜parameter name=KEY string=…>…"
 WRITES = {
-    "tencent-Hy3": "<tool_calls:opensource><tool_call:opensource>NAME<tool_sep:opensource><arg_key:opensource>KEY"
-                   "</arg_key:opensource><arg_value:opensource>VALUE</arg_value:opensource>…",
     "deepseek-ai-DeepSeek-V4": DSML,
     "deepseek-ai-DeepSeek-V4-Flash-0731": DSML,
 }

@@ -1,5 +1,5 @@
-//! GLM-4.5 / 4.6 / 4.7 tool calls: the name after the open tag, then one key/value pair of tags
-//! per argument,
+//! GLM-4.5 / 4.6 / 4.7 tool calls (and Hunyuan Hy3's, the same layout with other tags): the
+//! name after the open tag, then one key/value pair of tags per argument,
 //!
 //! ```text
 //! <tool_call>get_weather
@@ -24,28 +24,76 @@
 //! Streamed per argument: `CallStart` when the name ends (at a newline or a tag), then one
 //! `CallArguments` fragment per complete pair (`{"city":"Paris"`, `,"days":3`) and the closing
 //! `}` at `</tool_call>`. Whitespace between and after calls is dropped.
+//!
+//! Hunyuan Hy3 writes the same layout with its own tags, a separator after the name and a
+//! wrapper around the calls (its chat template, `tencent-Hy3`):
+//!
+//! ```text
+//! <tool_calls:opensource>
+//! <tool_call:opensource>get_weather<tool_sep:opensource>
+//! <arg_key:opensource>city</arg_key:opensource>
+//! <arg_value:opensource>Paris</arg_value:opensource>
+//! </tool_call:opensource>
+//! </tool_calls:opensource>
+//! ```
+//!
+//! The wrapper tags are dropped from content ([`GlmParser::hunyuan`]).
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
 use super::{
-    content, held_suffix_start, is_partial_of_any, leading_whitespace, malformed, Buffered, Calls,
-    ToolEvent, ToolSpec,
+    content, find_first, held_suffix_start, is_partial_of_any, leading_whitespace, malformed,
+    Buffered, Calls, ToolEvent, ToolSpec,
 };
 
-const OPEN: &str = "<tool_call>";
-const CLOSE: &str = "</tool_call>";
-const KEY_OPEN: &str = "<arg_key>";
-const KEY_CLOSE: &str = "</arg_key>";
-const VALUE_OPEN: &str = "<arg_value>";
-const VALUE_CLOSE: &str = "</arg_value>";
+/// The tags of a family that writes calls as argument key/value tag pairs.
+#[derive(Debug)]
+pub struct ArgTags {
+    pub open: &'static str,
+    pub close: &'static str,
+    /// After the name, before the pairs (Hy3's `<tool_sep:opensource>`).
+    pub sep: Option<&'static str>,
+    pub key_open: &'static str,
+    pub key_close: &'static str,
+    pub value_open: &'static str,
+    pub value_close: &'static str,
+    /// Around all the calls of a reply (Hy3's `<tool_calls:opensource>`…).
+    pub wrapper: Option<(&'static str, &'static str)>,
+}
+
+/// GLM-4.5 / 4.6 / 4.7.
+pub const GLM_TAGS: ArgTags = ArgTags {
+    open: "<tool_call>",
+    close: "</tool_call>",
+    sep: None,
+    key_open: "<arg_key>",
+    key_close: "</arg_key>",
+    value_open: "<arg_value>",
+    value_close: "</arg_value>",
+    wrapper: None,
+};
+
+/// Hunyuan Hy3.
+pub const HY3_TAGS: ArgTags = ArgTags {
+    open: "<tool_call:opensource>",
+    close: "</tool_call:opensource>",
+    sep: Some("<tool_sep:opensource>"),
+    key_open: "<arg_key:opensource>",
+    key_close: "</arg_key:opensource>",
+    value_open: "<arg_value:opensource>",
+    value_close: "</arg_value:opensource>",
+    wrapper: Some(("<tool_calls:opensource>", "</tool_calls:opensource>")),
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Content,
     /// After `<tool_call>`: the name, up to a newline or a tag.
     Name,
+    /// After the name, where the family writes a separator.
+    Sep,
     /// Between pairs: `<arg_key>` or `</tool_call>` next.
     Pairs,
     Key,
@@ -59,6 +107,9 @@ enum State {
 /// The GLM parser; see the module documentation.
 #[derive(Debug, Clone)]
 pub struct GlmParser {
+    tags: &'static ArgTags,
+    /// Where content stops: the open tag, then the wrapper's tags (dropped).
+    markers: Vec<&'static str>,
     /// Each offered tool's `properties` schemas, by tool name.
     schemas: HashMap<String, Map<String, Value>>,
     state: State,
@@ -84,6 +135,19 @@ impl GlmParser {
     /// A parser for calls of `tools` (their `parameters.properties` give the values' types; an
     /// unknown tool or argument is read without a declared type).
     pub fn new(tools: &[ToolSpec]) -> GlmParser {
+        GlmParser::with_tags(&GLM_TAGS, tools)
+    }
+
+    /// Hunyuan Hy3's calls (see the module documentation), typed like [`GlmParser::new`]'s.
+    pub fn hunyuan(tools: &[ToolSpec]) -> GlmParser {
+        GlmParser::with_tags(&HY3_TAGS, tools)
+    }
+
+    fn with_tags(tags: &'static ArgTags, tools: &[ToolSpec]) -> GlmParser {
+        let mut markers = vec![tags.open];
+        if let Some((begin, end)) = tags.wrapper {
+            markers.extend([begin, end]);
+        }
         let schemas = tools
             .iter()
             .map(|t| {
@@ -97,6 +161,8 @@ impl GlmParser {
             })
             .collect();
         GlmParser {
+            tags,
+            markers,
             schemas,
             state: State::Content,
             buf: String::new(),
@@ -144,19 +210,25 @@ impl GlmParser {
                         }
                         self.after_call = false;
                     }
-                    match self.buf.find(OPEN) {
-                        Some(at) => {
+                    match find_first(&self.buf, &self.markers) {
+                        Some((at, which)) => {
                             content(out, &self.buf[..at]);
                             self.buf.drain(..at);
+                            if which > 0 {
+                                // A wrapper tag: dropped, with the whitespace after it.
+                                self.buf.drain(..self.markers[which].len());
+                                self.after_call = true;
+                                continue;
+                            }
                             self.raw.clear();
-                            self.consume(OPEN.len());
+                            self.consume(self.tags.open.len());
                             self.state = State::Name;
                         }
                         None => {
                             let keep = if finishing {
                                 self.buf.len()
                             } else {
-                                held_suffix_start(&self.buf, &[OPEN])
+                                held_suffix_start(&self.buf, &self.markers)
                             };
                             content(out, &self.buf[..keep]);
                             self.buf.drain(..keep);
@@ -181,21 +253,30 @@ impl GlmParser {
                     }
                     self.index = Some(self.calls.start(out, &name));
                     self.name = name;
-                    self.state = State::Pairs;
+                    self.state = if self.tags.sep.is_some() {
+                        State::Sep
+                    } else {
+                        State::Pairs
+                    };
                 }
-                State::Pairs | State::BeforeValue => {
+                State::Sep | State::Pairs | State::BeforeValue => {
                     let lead = leading_whitespace(&self.buf);
                     self.consume(lead);
-                    let expected: &[&str] = if self.state == State::Pairs {
-                        &[KEY_OPEN, CLOSE]
-                    } else {
-                        &[VALUE_OPEN]
+                    let t = self.tags;
+                    let sep = [t.sep.unwrap_or(t.open)];
+                    let pairs = [t.key_open, t.close];
+                    let value = [t.value_open];
+                    let expected: &[&str] = match self.state {
+                        State::Sep => &sep,
+                        State::Pairs => &pairs,
+                        _ => &value,
                     };
-                    if let Some(tag) = expected.iter().find(|t| self.buf.starts_with(**t)) {
+                    if let Some(&tag) = expected.iter().find(|t| self.buf.starts_with(**t)) {
                         self.consume(tag.len());
-                        self.state = match *tag {
-                            KEY_OPEN => State::Key,
-                            VALUE_OPEN => State::Value,
+                        self.state = match self.state {
+                            State::Sep => State::Pairs,
+                            State::BeforeValue => State::Value,
+                            _ if tag == t.key_open => State::Key,
                             _ => {
                                 let index = self.index.expect("a call is open");
                                 let fragment = if self.args.is_empty() { "{}" } else { "}" };
@@ -218,9 +299,9 @@ impl GlmParser {
                 }
                 State::Key | State::Value => {
                     let close = if self.state == State::Key {
-                        KEY_CLOSE
+                        self.tags.key_close
                     } else {
-                        VALUE_CLOSE
+                        self.tags.value_close
                     };
                     let Some(at) = self.buf.find(close) else {
                         if finishing {
@@ -255,8 +336,9 @@ impl GlmParser {
                     self.state = State::Pairs;
                 }
                 State::Skip => {
-                    let stop = match self.buf.find(CLOSE) {
-                        Some(at) => at + CLOSE.len(),
+                    let close = self.tags.close;
+                    let stop = match self.buf.find(close) {
+                        Some(at) => at + close.len(),
                         None if finishing => self.buf.len(),
                         None => return,
                     };

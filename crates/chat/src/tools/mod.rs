@@ -40,7 +40,7 @@ pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
 };
-pub use glm::{declared_types, GlmParser};
+pub use glm::{declared_types, ArgTags, GlmParser, GLM_TAGS, HY3_TAGS};
 pub use hermes::{hermes_parser, TaggedJsonParser};
 pub use llama3::Llama3Parser;
 pub use mistral::MistralParser;
@@ -176,14 +176,18 @@ pub enum ToolFormat {
     Ernie,
     /// GLM-4.5 / 4.6 / 4.7: `<tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value>…`.
     Glm,
+    /// Hunyuan Hy3: GLM's layout with `:opensource` tags, `<tool_sep:opensource>` after the
+    /// name, in `<tool_calls:opensource>…</tool_calls:opensource>`.
+    Hunyuan,
     /// No tool tokens: the reply is a JSON object constrained by [`generic_tool_schema`].
     Generic,
 }
 
 impl ToolFormat {
     /// Picks the family from a chat template's source text, by the markers it writes. Checked in
-    /// order: DeepSeek, Mistral, GLM (`<arg_key>`) and ERNIE (before Hermes: they share
-    /// `<tool_call>`), Hermes, Llama 3, then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>` beside
+    /// order: DeepSeek, Mistral, Hunyuan (`<tool_sep`: Hy3's template builds its tags with
+    /// `'<tool_call{}>'.format(':opensource')`), GLM (`<arg_key>`) and ERNIE (before Hermes: they
+    /// share `<tool_call>`), Hermes, Llama 3, then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>` beside
     /// `<tool_call>` (a heuristic: check it against the real templates).
     pub fn detect(template_source: &str) -> ToolFormat {
         let s = template_source;
@@ -199,6 +203,9 @@ impl ToolFormat {
         }
         if s.contains("[TOOL_CALLS]") {
             return ToolFormat::Mistral;
+        }
+        if s.contains("<tool_sep") && s.contains("<arg_key") {
+            return ToolFormat::Hunyuan;
         }
         if s.contains("<tool_call>") {
             if s.contains("<arg_key>") {
@@ -216,10 +223,11 @@ impl ToolFormat {
     }
 
     /// Every format, in [`ToolFormat::detect`]'s order.
-    pub const ALL: [ToolFormat; 8] = [
+    pub const ALL: [ToolFormat; 9] = [
         ToolFormat::DeepSeekR1,
         ToolFormat::DeepSeekV31,
         ToolFormat::Mistral,
+        ToolFormat::Hunyuan,
         ToolFormat::Glm,
         ToolFormat::Ernie,
         ToolFormat::Hermes,
@@ -237,6 +245,7 @@ impl ToolFormat {
             ToolFormat::Mistral => "mistral",
             ToolFormat::Ernie => "ernie",
             ToolFormat::Glm => "glm",
+            ToolFormat::Hunyuan => "hunyuan",
             ToolFormat::Generic => "generic",
         }
     }
@@ -247,10 +256,12 @@ impl ToolFormat {
     }
 
     /// A fresh streaming parser for calls of `tools`: GLM's values carry no JSON type and are
-    /// read against the declared schemas ([`GlmParser`]); the other families ignore `tools`.
+    /// read against the declared schemas ([`GlmParser`], Hy3's too); the other families ignore
+    /// `tools`.
     pub fn parser_for(self, tools: &[ToolSpec]) -> Box<dyn ToolCallParser> {
         match self {
             ToolFormat::Glm => Box::new(GlmParser::new(tools)),
+            ToolFormat::Hunyuan => Box::new(GlmParser::hunyuan(tools)),
             ToolFormat::Hermes => Box::new(hermes_parser()),
             ToolFormat::Ernie => Box::new(ernie_parser()),
             ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
@@ -271,6 +282,7 @@ impl ToolFormat {
     pub fn triggers(self) -> &'static [&'static str] {
         match self {
             ToolFormat::Hermes | ToolFormat::Ernie | ToolFormat::Glm => &["<tool_call>"],
+            ToolFormat::Hunyuan => &["<tool_calls:opensource>"],
             ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
             ToolFormat::DeepSeekR1 => &["<｜tool▁calls▁begin｜>"],
             ToolFormat::DeepSeekV31 => &["<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>"],
@@ -519,6 +531,7 @@ mod tests {
             ("[AVAILABLE_TOOLS]{{ tools }}[/AVAILABLE_TOOLS][TOOL_CALLS]", Mistral),
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
             ("<tool_call>{{ tc.name }}<arg_key>{{ k }}</arg_key>", Glm),
+            ("'<tool_call{}>'.format(T) '<tool_sep{}>'.format(T) '<arg_key{}>'", Hunyuan),
             ("{{ '<start_of_turn>' }}", Generic),
         ];
         for (source, want) in cases {

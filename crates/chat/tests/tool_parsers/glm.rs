@@ -1,9 +1,9 @@
-//! GLM-4.5 / 4.6 / 4.7 fixtures, written from the GLM-4.6 and GLM-4.7-Flash chat templates (the
-//! instructions they give the model, and how they render a call in history: GLM-4.6 with a
-//! newline after the name and after each tag pair, GLM-4.7 with none; string values raw, the
-//! rest as JSON). The texts below are the calls of `testdata/golden/chat_template/
-//! vendor_tools.json`'s `typed_arguments` and `parallel_results` cases, as transformers
-//! rendered them.
+//! GLM-4.5 / 4.6 / 4.7 and Hunyuan Hy3 fixtures, written from their chat templates (GLM-4.6,
+//! GLM-4.7-Flash, tencent-Hy3: the instructions they give the model, and how they render a call
+//! in history: GLM-4.6 and Hy3 with a newline after the name and after each tag pair, GLM-4.7
+//! with none; string values raw, the rest as JSON). The texts below are the calls of
+//! `testdata/golden/chat_template/vendor_tools.json`'s `typed_arguments` and
+//! `parallel_results` cases, as transformers rendered them.
 
 use super::*;
 use kaiyuan_chat::tools::ToolFormat::Glm;
@@ -124,4 +124,28 @@ fn a_partial_open_tag_is_held_and_released() {
     let events = per_chunk(Glm, &["a <tool_", "x"]);
     assert_eq!(events[0], vec![c("a ")]);
     assert_eq!(events[1], vec![c("<tool_x")]);
+}
+
+/// Hunyuan Hy3's rendering of two parallel calls (`tencent-Hy3/parallel_results` in
+/// vendor_tools.json): GLM's layout with `:opensource` tags, a separator after the name and a
+/// wrapper.
+const HY3_PARALLEL: &str = "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Zürich</arg_value:opensource>\n<arg_key:opensource>unit</arg_key:opensource>\n<arg_value:opensource>celsius</arg_value:opensource>\n</tool_call:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n<arg_key:opensource>timezone</arg_key:opensource>\n<arg_value:opensource>Europe/Zurich</arg_value:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>";
+
+#[test]
+fn hunyuan_calls_in_their_wrapper() {
+    use kaiyuan_chat::tools::ToolFormat::Hunyuan;
+    let text = format!("Checking.{HY3_PARALLEL}\nDone.");
+    let mut want = vec![c("Checking.")];
+    want.extend(call(
+        0,
+        "get_weather",
+        r#"{"city":"Zürich","unit":"celsius"}"#,
+    ));
+    want.extend(call(1, "get_time", r#"{"timezone":"Europe/Zurich"}"#));
+    want.push(c("Done."));
+    check(Hunyuan, &text, &want);
+    // The separator is required; GLM's tags are not Hy3's.
+    let no_sep = "<tool_call:opensource>f\n<arg_key:opensource>a</arg_key:opensource>\n<arg_value:opensource>1</arg_value:opensource>\n</tool_call:opensource>";
+    check(Hunyuan, no_sep, &[start(0, "f"), bad(Some(0), no_sep)]);
+    check(Hunyuan, TYPED_47, &[c(TYPED_47)]);
 }

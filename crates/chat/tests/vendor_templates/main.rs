@@ -242,8 +242,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("deepseek-ai-DeepSeek-V3.2", "generic"),
     ("deepseek-ai-DeepSeek-V4", "generic"),
     ("deepseek-ai-DeepSeek-V4-Flash-0731", "generic"),
-    // Builds its markers with `'<tool_call{}>'.format(':opensource')`: no literal marker.
-    ("tencent-Hy3", "generic"),
 ];
 
 #[test]

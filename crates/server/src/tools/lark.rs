@@ -7,7 +7,7 @@
 //! lazily once the model writes the trigger) and the trigger; [`forced_grammar`] the grammar of
 //! a whole reply that must be calls (`required`, a named tool).
 
-use kaiyuan_chat::tools::{declared_types, ToolFormat, ToolSpec};
+use kaiyuan_chat::tools::{declared_types, ArgTags, ToolFormat, ToolSpec, GLM_TAGS, HY3_TAGS};
 use kaiyuan_grammar::with_json_options;
 use kaiyuan_tokenizer::{TokenType, Tokenizer};
 use serde_json::Value;
@@ -168,31 +168,40 @@ pub fn call_grammar(
                 ),
             }
         }
-        ToolFormat::Glm => glm_grammar(tools, parallel, tokenizer),
+        ToolFormat::Glm => arg_tags_grammar(&GLM_TAGS, tools, parallel, tokenizer),
+        ToolFormat::Hunyuan => arg_tags_grammar(&HY3_TAGS, tools, parallel, tokenizer),
         ToolFormat::Generic => return None,
     })
 }
 
-/// GLM's calls (`kaiyuan_chat::tools::GlmParser`): after `<tool_call>`, the name, then a
-/// `<arg_key>K</arg_key><arg_value>V</arg_value>` pair per argument, then `</tool_call>`, with
-/// an optional newline after the name and after each tag pair (GLM-4.6 writes them, 4.7 does
-/// not). The declared properties come in the schema's order, the required ones forced, no
+/// GLM's and Hy3's calls (`kaiyuan_chat::tools::GlmParser`): after `<tool_call>`, the name
+/// (Hy3: and `<tool_sep:opensource>`), then a `<arg_key>K</arg_key><arg_value>V</arg_value>`
+/// pair per argument, then `</tool_call>`, with an optional newline after the name and after
+/// each tag pair (GLM-4.6 and Hy3 write them, GLM-4.7 does not); Hy3's calls are wrapped in
+/// `<tool_calls:opensource>…</tool_calls:opensource>`, its trigger. The declared properties come in the schema's order, the required ones forced, no
 /// others (a schema without properties takes any keys). A `string`-typed value (or one without
 /// a declared type, or a type list with `string`) is raw text without `</arg_value>`, a string
 /// `enum` one of its values, any other value `%json` of the property's schema (with the root's
 /// `$defs` / `definitions`, so local `$ref`s resolve).
-fn glm_grammar(tools: &[&ToolSpec], parallel: bool, tokenizer: &Tokenizer) -> CallGrammar {
+fn arg_tags_grammar(
+    tags: &ArgTags,
+    tools: &[&ToolSpec],
+    parallel: bool,
+    tokenizer: &Tokenizer,
+) -> CallGrammar {
     let a = |text: &str| atom(tokenizer, text);
-    let (open, close) = (a("<tool_call>"), a("</tool_call>"));
-    let (key_open, key_close) = (a("<arg_key>"), a("</arg_key>"));
-    let (value_open, value_close) = (a("<arg_value>"), a("</arg_value>"));
+    let (open, close) = (a(tags.open), a(tags.close));
+    let (key_open, key_close) = (a(tags.key_open), a(tags.key_close));
+    let (value_open, value_close) = (a(tags.value_open), a(tags.value_close));
+    let sep = tags.sep.map(a).unwrap_or_default();
     // Raw text up to the close tag: when the tag is a control token, text that cannot spell
     // it; when it is text, a lazy match that ends at its first occurrence (and includes it).
+    let end = tags.value_close.replace('/', "\\/");
     let (raw_value, raw_rules) = if value_close.starts_with("<[") {
-        let rules = "GLM_RAW: /(?s:.*)/ & ~/(?s:.*)<\\/arg_value>(?s:.*)/\n".to_string();
+        let rules = format!("GLM_RAW: /(?s:.*)/ & ~/(?s:.*){end}(?s:.*)/\n");
         (format!("GLM_RAW {value_close}"), rules)
     } else {
-        let rules = "glm_raw[lazy]: /(?s:.*)<\\/arg_value>/\n".to_string();
+        let rules = format!("glm_raw[lazy]: /(?s:.*){end}/\n");
         ("glm_raw".to_string(), rules)
     };
     let mut rules = raw_rules;
@@ -233,7 +242,7 @@ fn glm_grammar(tools: &[&ToolSpec], parallel: bool, tokenizer: &Tokenizer) -> Ca
             None => {}
         }
         rules.push_str(&format!(
-            "glm_call_{i}: {} \"\\n\"? {} {close}\n",
+            "glm_call_{i}: {} {sep} \"\\n\"? {} {close}\n",
             literal(&tool.name),
             pairs.join(" ")
         ));
@@ -244,13 +253,20 @@ fn glm_grammar(tools: &[&ToolSpec], parallel: bool, tokenizer: &Tokenizer) -> Ca
     } else {
         String::new()
     };
+    let (trigger, rest) = match tags.wrapper {
+        Some((begin, end)) => (
+            begin,
+            format!("\"\\n\"? {open} call {more} \"\\n\"? {}", a(end)),
+        ),
+        None => (tags.open, format!("call {more}")),
+    };
     CallGrammar {
-        trigger: "<tool_call>",
-        rules: format!("rest: call {more}\ncall: {}\n{rules}", calls.join(" | ")),
+        trigger,
+        rules: format!("rest: {rest}\ncall: {}\n{rules}", calls.join(" | ")),
     }
 }
 
-/// One GLM argument value and the close tag after it (see [`glm_grammar`]).
+/// One argument value and the close tag after it (see [`arg_tags_grammar`]).
 fn glm_value(schema: &Value, root: &Value, raw_value: &str, value_close: &str) -> String {
     let types = declared_types(schema);
     if types.is_empty() || types.contains(&"string") {

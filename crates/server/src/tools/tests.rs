@@ -511,3 +511,50 @@ fn glm_values_are_raw_strings_or_json_of_their_schema() {
         );
     }
 }
+
+#[test]
+fn hunyuan_grammar_accepts_its_wrapped_calls_and_the_parser_reads_them() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    // Hy3's layout (tencent-Hy3's chat template; `kaiyuan_chat::tools::GlmParser::hunyuan`).
+    let text = "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>";
+    let mut messages = vec![Message::text("user", "hi")];
+    let mut plan_for = |choice, parallel| {
+        prepare(
+            ToolFormat::Hunyuan,
+            "",
+            &tok,
+            Some(&request(choice, parallel)),
+            None,
+            &mut messages,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let forced = plan_for(ToolChoice::Required, true);
+    let single = plan_for(ToolChoice::Required, false);
+    let auto = plan_for(ToolChoice::Auto, true);
+    accepts(&vocab, &tok, &forced.grammar.spec, text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(auto.triggers, ["<tool_calls:opensource>"]);
+    let after = text.strip_prefix("<tool_calls:opensource>").unwrap();
+    accepts(&vocab, &tok, &auto.grammar.spec, after).unwrap_or_else(|e| panic!("{e}"));
+    assert!(accepts(&vocab, &tok, &single.grammar.spec, text).is_err());
+    for bad in [
+        text.replace("city", "town"),
+        text.replace("<tool_sep:opensource>", ""),
+        text.replace("\n</tool_calls:opensource>", ""),
+        GLM_46.to_string(),
+    ] {
+        assert!(
+            accepts(&vocab, &tok, &forced.grammar.spec, &bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    let (content, calls) = ToolFormat::Hunyuan.parse_all(text);
+    assert_eq!(content, "");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[0].arguments).unwrap(),
+        json!({"city": "Paris"})
+    );
+}
