@@ -183,7 +183,7 @@ pub fn call_grammar(
 /// a declared type, or a type list with `string`) is raw text without `</arg_value>`, a string
 /// `enum` one of its values, any other value `%json` of the property's schema (with the root's
 /// `$defs` / `definitions`, so local `$ref`s resolve).
-fn arg_tags_grammar(
+pub(super) fn arg_tags_grammar(
     tags: &ArgTags,
     tools: &[&ToolSpec],
     parallel: bool,
@@ -196,7 +196,7 @@ fn arg_tags_grammar(
     let sep = tags.sep.map(a).unwrap_or_default();
     // Raw text up to the close tag: when the tag is a control token, text that cannot spell
     // it; when it is text, a lazy match that ends at its first occurrence (and includes it).
-    let end = tags.value_close.replace('/', "\\/");
+    let end = regex_literal(tags.value_close);
     let (raw_value, raw_rules) = if value_close.starts_with("<[") {
         let rules = format!("GLM_RAW: /(?s:.*)/ & ~/(?s:.*){end}(?s:.*)/\n");
         (format!("GLM_RAW {value_close}"), rules)
@@ -264,6 +264,18 @@ fn arg_tags_grammar(
         trigger,
         rules: format!("rest: {rest}\ncall: {}\n{rules}", calls.join(" | ")),
     }
+}
+
+/// `text` as a Lark regex matching it literally (regex metacharacters and `/` escaped).
+fn regex_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One argument value and the close tag after it (see [`arg_tags_grammar`]).

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kaiyuan_chat::tools::{ToolChoice, ToolFormat, ToolSpec};
+use kaiyuan_chat::tools::{ArgTags, ToolChoice, ToolFormat, ToolSpec, GLM_TAGS};
 use kaiyuan_chat::{Content, Message};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_grammar::{GrammarSpec, GrammarVocab};
@@ -50,8 +50,17 @@ fn accepts(
     spec: &GrammarSpec,
     text: &str,
 ) -> Result<(), String> {
+    accepts_ids(vocab, tok, spec, &tok.encode(text, false))
+}
+
+/// [`accepts`] for token ids.
+fn accepts_ids(
+    vocab: &GrammarVocab,
+    tok: &Tokenizer,
+    spec: &GrammarSpec,
+    ids: &[u32],
+) -> Result<(), String> {
     let mut c = vocab.compile(spec).map_err(|e| format!("compile: {e}"))?;
-    let ids = tok.encode(text, false);
     for (i, &t) in ids.iter().enumerate() {
         let mask = c.compute_mask().map_err(|e| e.to_string())?;
         if !mask.allows(t) {
@@ -557,4 +566,40 @@ fn hunyuan_grammar_accepts_its_wrapped_calls_and_the_parser_reads_them() {
         serde_json::from_str::<Value>(&calls[0].arguments).unwrap(),
         json!({"city": "Paris"})
     );
+}
+
+/// Where the value's close tag is a control token (as `</arg_value>` may be in a GLM
+/// vocabulary), a raw value is text up to that token: SmolLM2's `<|im_start|>` stands in for it.
+#[test]
+fn raw_values_end_at_a_control_token_close_tag() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    const TAGS: ArgTags = ArgTags {
+        value_close: "<|im_start|>",
+        ..GLM_TAGS
+    };
+    let note = ToolSpec::new(
+        "note",
+        json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+    );
+    let g = lark::arg_tags_grammar(&TAGS, &[&note], false, &tok);
+    assert!(g.rules.contains("GLM_RAW <["), "{}", g.rules);
+    let spec = GrammarSpec::Lark(lark::forced_grammar(ToolFormat::Glm, &g, &tok));
+    let ids = |text: &str| tok.encode(text, true);
+    let call = |value: &str| {
+        ids(&format!(
+            "<tool_call>note\n<arg_key>text</arg_key>\n<arg_value>{value}<|im_start|>\n</tool_call>"
+        ))
+    };
+    accepts_ids(&vocab, &tok, &spec, &call("two\nlines, <b> & 🙂"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    accepts_ids(&vocab, &tok, &spec, &call("")).unwrap_or_else(|e| panic!("{e}"));
+    // The close tag spelled as text inside the value is refused.
+    let spelled: Vec<u32> = [
+        ids("<tool_call>note<arg_key>text</arg_key><arg_value>a"),
+        tok.encode("<|im_start|>", false),
+        ids("b<|im_start|></tool_call>"),
+    ]
+    .concat();
+    assert!(accepts_ids(&vocab, &tok, &spec, &spelled).is_err());
 }
