@@ -15,7 +15,7 @@
 //!   `index` says which call to abandon; that index is not reused.
 //! - Argument fragments are streamed as they arrive (as written) where the format allows it:
 //!   DeepSeek and Mistral `[ARGS]` (bare JSON after a marker), Hermes and ERNIE when the call
-//!   object has the documented `{"name": …, "arguments": {` order. Calls wrapped in a bigger JSON
+//!   object has the documented `{"name": …, "arguments": {` order, GLM one argument at a time. Calls wrapped in a bigger JSON
 //!   value (Llama 3, Mistral Nemo, generic, and Hermes/ERNIE in another key order) are buffered
 //!   and emitted when their JSON is complete, arguments re-serialized compactly. Each family's
 //!   module says which.
@@ -29,6 +29,7 @@ mod arguments;
 mod deepseek;
 mod ernie;
 mod generic;
+mod glm;
 mod hermes;
 mod llama3;
 mod mistral;
@@ -39,6 +40,7 @@ pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
 };
+pub use glm::{declared_types, ArgTags, GlmParser, GLM_TAGS, HY3_TAGS};
 pub use hermes::{hermes_parser, TaggedJsonParser};
 pub use llama3::Llama3Parser;
 pub use mistral::MistralParser;
@@ -172,14 +174,20 @@ pub enum ToolFormat {
     Mistral,
     /// ERNIE 4.5: Hermes-style calls, answers possibly in `<response>…</response>`.
     Ernie,
+    /// GLM-4.5 / 4.6 / 4.7: `<tool_call>NAME<arg_key>K</arg_key><arg_value>V</arg_value>…`.
+    Glm,
+    /// Hunyuan Hy3: GLM's layout with `:opensource` tags, `<tool_sep:opensource>` after the
+    /// name, in `<tool_calls:opensource>…</tool_calls:opensource>`.
+    Hunyuan,
     /// No tool tokens: the reply is a JSON object constrained by [`generic_tool_schema`].
     Generic,
 }
 
 impl ToolFormat {
     /// Picks the family from a chat template's source text, by the markers it writes. Checked in
-    /// order: DeepSeek, Mistral, ERNIE (before Hermes: it shares `<tool_call>`), Hermes, Llama 3,
-    /// then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>` beside
+    /// order: DeepSeek, Mistral, Hunyuan (`<tool_sep`: Hy3's template builds its tags with
+    /// `'<tool_call{}>'.format(':opensource')`), GLM (`<arg_key>`) and ERNIE (before Hermes: they
+    /// share `<tool_call>`), Hermes, Llama 3, then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>` beside
     /// `<tool_call>` (a heuristic: check it against the real templates).
     pub fn detect(template_source: &str) -> ToolFormat {
         let s = template_source;
@@ -196,7 +204,13 @@ impl ToolFormat {
         if s.contains("[TOOL_CALLS]") {
             return ToolFormat::Mistral;
         }
+        if s.contains("<tool_sep") && s.contains("<arg_key") {
+            return ToolFormat::Hunyuan;
+        }
         if s.contains("<tool_call>") {
+            if s.contains("<arg_key>") {
+                return ToolFormat::Glm;
+            }
             if s.contains("<response>") || s.contains("<|begin_of_sentence|>") {
                 return ToolFormat::Ernie;
             }
@@ -209,10 +223,12 @@ impl ToolFormat {
     }
 
     /// Every format, in [`ToolFormat::detect`]'s order.
-    pub const ALL: [ToolFormat; 7] = [
+    pub const ALL: [ToolFormat; 9] = [
         ToolFormat::DeepSeekR1,
         ToolFormat::DeepSeekV31,
         ToolFormat::Mistral,
+        ToolFormat::Hunyuan,
+        ToolFormat::Glm,
         ToolFormat::Ernie,
         ToolFormat::Hermes,
         ToolFormat::Llama3,
@@ -228,13 +244,24 @@ impl ToolFormat {
             ToolFormat::DeepSeekV31 => "deepseek-v3.1",
             ToolFormat::Mistral => "mistral",
             ToolFormat::Ernie => "ernie",
+            ToolFormat::Glm => "glm",
+            ToolFormat::Hunyuan => "hunyuan",
             ToolFormat::Generic => "generic",
         }
     }
 
-    /// A fresh streaming parser for this family.
+    /// A fresh streaming parser for this family, for calls of any tool.
     pub fn parser(self) -> Box<dyn ToolCallParser> {
+        self.parser_for(&[])
+    }
+
+    /// A fresh streaming parser for calls of `tools`: GLM's values carry no JSON type and are
+    /// read against the declared schemas ([`GlmParser`], Hy3's too); the other families ignore
+    /// `tools`.
+    pub fn parser_for(self, tools: &[ToolSpec]) -> Box<dyn ToolCallParser> {
         match self {
+            ToolFormat::Glm => Box::new(GlmParser::new(tools)),
+            ToolFormat::Hunyuan => Box::new(GlmParser::hunyuan(tools)),
             ToolFormat::Hermes => Box::new(hermes_parser()),
             ToolFormat::Ernie => Box::new(ernie_parser()),
             ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
@@ -254,7 +281,8 @@ impl ToolFormat {
     /// Llama 3 a call may also be a bare JSON object at the start of the reply (`{"name"`).
     pub fn triggers(self) -> &'static [&'static str] {
         match self {
-            ToolFormat::Hermes | ToolFormat::Ernie => &["<tool_call>"],
+            ToolFormat::Hermes | ToolFormat::Ernie | ToolFormat::Glm => &["<tool_call>"],
+            ToolFormat::Hunyuan => &["<tool_calls:opensource>"],
             ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
             ToolFormat::DeepSeekR1 => &["<｜tool▁calls▁begin｜>"],
             ToolFormat::DeepSeekV31 => &["<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>"],
@@ -502,6 +530,8 @@ mod tests {
             ("'<｜tool▁call▁begin｜>'+ tool['function']['name'] + '<｜tool▁sep｜>'", DeepSeekV31),
             ("[AVAILABLE_TOOLS]{{ tools }}[/AVAILABLE_TOOLS][TOOL_CALLS]", Mistral),
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
+            ("<tool_call>{{ tc.name }}<arg_key>{{ k }}</arg_key>", Glm),
+            ("'<tool_call{}>'.format(T) '<tool_sep{}>'.format(T) '<arg_key{}>'", Hunyuan),
             ("{{ '<start_of_turn>' }}", Generic),
         ];
         for (source, want) in cases {

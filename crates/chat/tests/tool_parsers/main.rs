@@ -5,6 +5,7 @@
 
 mod deepseek;
 mod generic;
+mod glm;
 mod hermes;
 mod llama3;
 mod mistral;
@@ -139,7 +140,16 @@ pub fn per_chunk(format: ToolFormat, chunks: &[&str]) -> Vec<Vec<ToolEvent>> {
 #[test]
 fn each_format_has_triggers_or_is_fully_constrained() {
     use ToolFormat::*;
-    for format in [Hermes, Llama3, DeepSeekR1, DeepSeekV31, Mistral, Ernie] {
+    for format in [
+        Hermes,
+        Llama3,
+        DeepSeekR1,
+        DeepSeekV31,
+        Mistral,
+        Ernie,
+        Glm,
+        Hunyuan,
+    ] {
         assert!(!format.triggers().is_empty(), "{format:?}");
         // A trigger alone, with nothing after it, is held back, never shown as content.
         let trigger = format.triggers()[0];
@@ -169,7 +179,7 @@ fn random_texts_split_anywhere_give_the_same_events() {
         "\"parameters\": {}}",
         ";",
     ];
-    let families: [(ToolFormat, &[&str]); 7] = [
+    let families: [(ToolFormat, &[&str]); 9] = [
         (
             Hermes,
             &["<tool_call>", "</tool_call>", "<tool_", "</tool_call"],
@@ -185,6 +195,32 @@ fn random_texts_split_anywhere_give_the_same_events() {
             ],
         ),
         (Llama3, &["<|python_tag|>", "<|python", "{\"name\""]),
+        (
+            Glm,
+            &[
+                "<tool_call>f",
+                "</tool_call>",
+                "<arg_key>a</arg_key>",
+                "<arg_value>",
+                "</arg_value>",
+                "<arg_",
+                "</tool_",
+                "1",
+            ],
+        ),
+        (
+            Hunyuan,
+            &[
+                "<tool_calls:opensource>",
+                "<tool_call:opensource>f<tool_sep:opensource>",
+                "</tool_call:opensource>",
+                "<arg_key:opensource>a</arg_key:opensource>",
+                "<arg_value:opensource>",
+                "</arg_value:opensource>",
+                "</tool_calls:opensource>",
+                "<tool_call",
+            ],
+        ),
         (
             DeepSeekR1,
             &[

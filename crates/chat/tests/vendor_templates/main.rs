@@ -7,8 +7,8 @@
 //! with transformers' own `render_jinja_template`) names each one by file and sha256, says which
 //! tool-call family its model writes, and holds the expected prompts of conversations with a
 //! `tools` list, assistant `tool_calls` (one, two in parallel), `tool` results and a generation
-//! prompt, thinking on and off, reasoning in history, and control-token look-alikes in a tool
-//! result and an argument. Checked here: the prompt Kaiyuan renders is byte-identical (or the
+//! prompt, thinking on and off, reasoning in history, arguments of every JSON type, and
+//! control-token look-alikes in a tool result and an argument. Checked here: the prompt Kaiyuan renders is byte-identical (or the
 //! template raises the same exception), Markup segments hold exactly the control tokens the
 //! template wrote, `ToolFormat::detect` picks the documented family, and DeepSeek templates get
 //! their arguments as the template wants them (`template_serializes_arguments`).
@@ -93,6 +93,35 @@ const CONTROL_TOKENS: &[&str] = &[
     "[ARGS]",
     "[CALL_ID]",
     "[TOOL_CONTENT]",
+    // GLM-4.5/4.6/4.7
+    "[gMASK]",
+    "<sop>",
+    "<|system|>",
+    "<|user|>",
+    "<|assistant|>",
+    "<|observation|>",
+    "<arg_key>",
+    "</arg_key>",
+    "<arg_value>",
+    "</arg_value>",
+    // Hunyuan Hy3 (the template spells its tokens with `:opensource`)
+    "<｜hy_begin_of_sentence:opensource｜>",
+    "<｜hy_User:opensource｜>",
+    "<｜hy_Assistant:opensource｜>",
+    "<｜hy_eos:opensource｜>",
+    "<tool_calls:opensource>",
+    "</tool_calls:opensource>",
+    "<tool_call:opensource>",
+    "</tool_call:opensource>",
+    "<tool_sep:opensource>",
+    "<arg_key:opensource>",
+    "</arg_key:opensource>",
+    "<arg_value:opensource>",
+    "</arg_value:opensource>",
+    "<tool_responses:opensource>",
+    "</tool_responses:opensource>",
+    "<tool_response:opensource>",
+    "</tool_response:opensource>",
 ];
 
 #[test]
@@ -202,8 +231,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("Qwen3.5-4B", "hermes"),
     ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "hermes"),
     ("StepFun3.5-Flash", "hermes"),
-    ("GLM-4.6", "hermes"),
-    ("GLM-4.7-Flash", "hermes"),
     // `<tool_calls>[…]</tool_calls>`; the instructions also mention `<tool_call></tool_call>`.
     ("unsloth-Apriel-1.5", "hermes"),
     // `<response>` beside a namespaced `<tool_call>` looks like ERNIE to the heuristic.
@@ -213,6 +240,8 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ("meetkai-functionary-medium-v3.1", "llama3"),
     ("moonshotai-Kimi-K2", "generic"),
     ("deepseek-ai-DeepSeek-V3.2", "generic"),
+    ("deepseek-ai-DeepSeek-V4", "generic"),
+    ("deepseek-ai-DeepSeek-V4-Flash-0731", "generic"),
 ];
 
 #[test]

@@ -102,7 +102,7 @@ async fn run(
                 .collect(),
             split,
             tool_streams: (0..jobs.len())
-                .map(|_| plan.as_ref().map(|p| ToolStream::new(p.format)))
+                .map(|_| plan.as_ref().map(ToolStream::for_plan))
                 .collect(),
         };
         return Ok(sse::respond(
@@ -153,7 +153,7 @@ fn whole(
             let (content, tool_calls) = match plan {
                 None => (Some(content), None),
                 Some(p) => {
-                    let mut stream = ToolStream::new(p.format);
+                    let mut stream = ToolStream::for_plan(p);
                     let mut text = stream.push(&content).content;
                     text.push_str(&stream.finish().content);
                     let calls = stream.complete_calls();

@@ -65,7 +65,7 @@ pub async fn handle(
                 model: model.name.clone(),
                 stops: gen.stop.clone(),
                 tracker: ReasoningTracker::new(starts_in_reasoning),
-                tools: plan.as_ref().map(|p| ToolStream::new(p.format)),
+                tools: plan.as_ref().map(ToolStream::for_plan),
             };
             if gen.stream {
                 let prompt = jobs.iter().map(|j| j.prompt.len()).sum();

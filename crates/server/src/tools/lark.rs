@@ -7,7 +7,7 @@
 //! lazily once the model writes the trigger) and the trigger; [`forced_grammar`] the grammar of
 //! a whole reply that must be calls (`required`, a named tool).
 
-use kaiyuan_chat::tools::{ToolFormat, ToolSpec};
+use kaiyuan_chat::tools::{declared_types, ArgTags, ToolFormat, ToolSpec, GLM_TAGS, HY3_TAGS};
 use kaiyuan_grammar::with_json_options;
 use kaiyuan_tokenizer::{TokenType, Tokenizer};
 use serde_json::Value;
@@ -168,8 +168,140 @@ pub fn call_grammar(
                 ),
             }
         }
+        ToolFormat::Glm => arg_tags_grammar(&GLM_TAGS, tools, parallel, tokenizer),
+        ToolFormat::Hunyuan => arg_tags_grammar(&HY3_TAGS, tools, parallel, tokenizer),
         ToolFormat::Generic => return None,
     })
+}
+
+/// GLM's and Hy3's calls (`kaiyuan_chat::tools::GlmParser`): after `<tool_call>`, the name
+/// (Hy3: and `<tool_sep:opensource>`), then a `<arg_key>K</arg_key><arg_value>V</arg_value>`
+/// pair per argument, then `</tool_call>`, with an optional newline after the name and after
+/// each tag pair (GLM-4.6 and Hy3 write them, GLM-4.7 does not); Hy3's calls are wrapped in
+/// `<tool_calls:opensource>…</tool_calls:opensource>`, its trigger. The declared properties come in the schema's order, the required ones forced, no
+/// others (a schema without properties takes any keys). A `string`-typed value (or one without
+/// a declared type, or a type list with `string`) is raw text without `</arg_value>`, a string
+/// `enum` one of its values, any other value `%json` of the property's schema (with the root's
+/// `$defs` / `definitions`, so local `$ref`s resolve).
+pub(super) fn arg_tags_grammar(
+    tags: &ArgTags,
+    tools: &[&ToolSpec],
+    parallel: bool,
+    tokenizer: &Tokenizer,
+) -> CallGrammar {
+    let a = |text: &str| atom(tokenizer, text);
+    let (open, close) = (a(tags.open), a(tags.close));
+    let (key_open, key_close) = (a(tags.key_open), a(tags.key_close));
+    let (value_open, value_close) = (a(tags.value_open), a(tags.value_close));
+    let sep = tags.sep.map(a).unwrap_or_default();
+    // Raw text up to the close tag: when the tag is a control token, text that cannot spell
+    // it; when it is text, a lazy match that ends at its first occurrence (and includes it).
+    let end = regex_literal(tags.value_close);
+    let (raw_value, raw_rules) = if value_close.starts_with("<[") {
+        let rules = format!("GLM_RAW: /(?s:.*)/ & ~/(?s:.*){end}(?s:.*)/\n");
+        (format!("GLM_RAW {value_close}"), rules)
+    } else {
+        let rules = format!("glm_raw[lazy]: /(?s:.*){end}/\n");
+        ("glm_raw".to_string(), rules)
+    };
+    let mut rules = raw_rules;
+    let mut calls = Vec::new();
+    for (i, tool) in tools.iter().enumerate() {
+        let root = &tool.parameters;
+        let properties = root.get("properties").and_then(Value::as_object);
+        let required: Vec<&str> = root
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut pairs = Vec::new();
+        let pair = |key: &str, value: &str| {
+            format!("{key_open} {key} {key_close} \"\\n\"? {value_open} {value} \"\\n\"?")
+        };
+        match properties.filter(|p| !p.is_empty()) {
+            Some(properties) => {
+                for (j, (name, schema)) in properties.iter().enumerate() {
+                    let value = glm_value(schema, root, &raw_value, &value_close);
+                    rules.push_str(&format!(
+                        "glm_arg_{i}_{j}: {}\n",
+                        pair(&literal(name), &value)
+                    ));
+                    let optional = if required.contains(&name.as_str()) {
+                        ""
+                    } else {
+                        "?"
+                    };
+                    pairs.push(format!("glm_arg_{i}_{j}{optional}"));
+                }
+            }
+            None if root.get("additionalProperties") != Some(&Value::Bool(false)) => {
+                let key = "/[^<\\n]+/";
+                rules.push_str(&format!("glm_any_{i}: {}\n", pair(key, &raw_value)));
+                pairs.push(format!("glm_any_{i}*"));
+            }
+            None => {}
+        }
+        rules.push_str(&format!(
+            "glm_call_{i}: {} {sep} \"\\n\"? {} {close}\n",
+            literal(&tool.name),
+            pairs.join(" ")
+        ));
+        calls.push(format!("glm_call_{i}"));
+    }
+    let more = if parallel {
+        format!("(\"\\n\"? {open} call)*")
+    } else {
+        String::new()
+    };
+    let (trigger, rest) = match tags.wrapper {
+        Some((begin, end)) => (
+            begin,
+            format!("\"\\n\"? {open} call {more} \"\\n\"? {}", a(end)),
+        ),
+        None => (tags.open, format!("call {more}")),
+    };
+    CallGrammar {
+        trigger,
+        rules: format!("rest: {rest}\ncall: {}\n{rules}", calls.join(" | ")),
+    }
+}
+
+/// `text` as a Lark regex matching it literally (regex metacharacters and `/` escaped).
+fn regex_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One argument value and the close tag after it (see [`arg_tags_grammar`]).
+fn glm_value(schema: &Value, root: &Value, raw_value: &str, value_close: &str) -> String {
+    let types = declared_types(schema);
+    if types.is_empty() || types.contains(&"string") {
+        let words: Option<Vec<String>> = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|values| values.iter().map(|v| v.as_str().map(literal)).collect());
+        return match words {
+            Some(words) if types == ["string"] && !words.is_empty() => {
+                format!("({}) {value_close}", words.join(" | "))
+            }
+            _ => raw_value.to_string(),
+        };
+    }
+    let mut schema = schema.clone();
+    if let Value::Object(s) = &mut schema {
+        for defs in ["$defs", "definitions"] {
+            if let Some(d) = root.get(defs) {
+                s.entry(defs).or_insert_with(|| d.clone());
+            }
+        }
+    }
+    format!("{} {value_close}", json_rule(&schema))
 }
 
 /// The grammar of a reply made only of calls: the trigger, then [`call_grammar`]'s rest

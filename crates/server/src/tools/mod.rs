@@ -17,7 +17,7 @@ pub mod stream;
 
 use kaiyuan_chat::tools::{
     generic_system_prompt, generic_tool_schema, template_serializes_arguments, ToolChoice,
-    ToolFormat,
+    ToolFormat, ToolSpec,
 };
 use kaiyuan_chat::{Content, Message};
 use kaiyuan_grammar::GrammarSpec;
@@ -38,6 +38,8 @@ pub struct ToolPlan {
     pub grammar: GrammarRequest,
     /// Non-empty: the grammar applies only after one of these texts (lazy).
     pub triggers: Vec<String>,
+    /// The tools offered, for the output parser (GLM's values are typed by their schemas).
+    pub specs: Vec<ToolSpec>,
 }
 
 /// The tool format of a chat template.
@@ -111,6 +113,7 @@ pub fn prepare(
                 answer_only: true,
             },
             triggers: Vec::new(),
+            specs: req.specs.clone(),
         }));
     }
     let offered: Vec<_> = match &req.choice {
@@ -134,6 +137,7 @@ pub fn prepare(
             answer_only: true,
         },
         triggers,
+        specs: req.specs.clone(),
     }))
 }
 

@@ -2,9 +2,10 @@
 //! `content` text, and `tool_calls` deltas (the first of a call with `index`, `id`, `type`,
 //! `function.name` and empty `arguments`; then argument fragments) or whole calls.
 
-use kaiyuan_chat::tools::{ToolCallParser, ToolEvent, ToolFormat};
+use kaiyuan_chat::tools::{ToolCallParser, ToolEvent, ToolFormat, ToolSpec};
 use serde::Serialize;
 
+use super::ToolPlan;
 use crate::routes::common::new_id;
 
 /// A `tool_calls` entry of a stream delta.
@@ -71,9 +72,20 @@ pub struct ToolStream {
 }
 
 impl ToolStream {
+    /// A stream for calls of any tool in `format` (the tests' shorthand).
+    #[cfg(test)]
     pub fn new(format: ToolFormat) -> ToolStream {
+        ToolStream::for_tools(format, &[])
+    }
+
+    /// A stream for a request's tool plan (its format, and the offered tools' schemas).
+    pub fn for_plan(plan: &ToolPlan) -> ToolStream {
+        ToolStream::for_tools(plan.format, &plan.specs)
+    }
+
+    fn for_tools(format: ToolFormat, tools: &[ToolSpec]) -> ToolStream {
         ToolStream {
-            parser: format.parser(),
+            parser: format.parser_for(tools),
             calls: Vec::new(),
             next_index: 0,
             short_ids: format == ToolFormat::Mistral,

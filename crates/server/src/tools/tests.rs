@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kaiyuan_chat::tools::{ToolChoice, ToolFormat, ToolSpec};
+use kaiyuan_chat::tools::{ArgTags, ToolChoice, ToolFormat, ToolSpec, GLM_TAGS};
 use kaiyuan_chat::{Content, Message};
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_grammar::{GrammarSpec, GrammarVocab};
@@ -50,8 +50,17 @@ fn accepts(
     spec: &GrammarSpec,
     text: &str,
 ) -> Result<(), String> {
+    accepts_ids(vocab, tok, spec, &tok.encode(text, false))
+}
+
+/// [`accepts`] for token ids.
+fn accepts_ids(
+    vocab: &GrammarVocab,
+    tok: &Tokenizer,
+    spec: &GrammarSpec,
+    ids: &[u32],
+) -> Result<(), String> {
     let mut c = vocab.compile(spec).map_err(|e| format!("compile: {e}"))?;
-    let ids = tok.encode(text, false);
     for (i, &t) in ids.iter().enumerate() {
         let mask = c.compute_mask().map_err(|e| e.to_string())?;
         if !mask.allows(t) {
@@ -393,4 +402,204 @@ fn mistral_v11_templates_get_the_args_form() {
     .unwrap()
     .unwrap();
     accepts(&vocab, &tok, &plan.grammar.spec, nemo).unwrap();
+}
+
+/// GLM-4.6's and GLM-4.7's call layouts (`kaiyuan_chat::tools::GlmParser`, from their chat
+/// templates): two calls, the second without arguments.
+const GLM_46: &str = "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>\n<tool_call>get_time\n</tool_call>";
+const GLM_47: &str = "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call><tool_call>get_time</tool_call>";
+
+#[test]
+fn glm_grammar_accepts_both_layouts_and_the_parser_reads_them() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    let mut messages = vec![Message::text("user", "hi")];
+    let mut plan_for = |choice, parallel| {
+        prepare(
+            ToolFormat::Glm,
+            "",
+            &tok,
+            Some(&request(choice, parallel)),
+            None,
+            &mut messages,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let forced = plan_for(ToolChoice::Required, true);
+    let single = plan_for(ToolChoice::Required, false);
+    let auto = plan_for(ToolChoice::Auto, true);
+    assert_eq!(auto.triggers, ["<tool_call>"]);
+    for text in [GLM_46, GLM_47] {
+        accepts(&vocab, &tok, &forced.grammar.spec, text).unwrap_or_else(|e| panic!("{e}"));
+        let after = text.strip_prefix("<tool_call>").unwrap();
+        accepts(&vocab, &tok, &auto.grammar.spec, after).unwrap_or_else(|e| panic!("{e}"));
+        assert!(accepts(&vocab, &tok, &single.grammar.spec, text).is_err());
+        let mut stream = stream::ToolStream::for_plan(&forced);
+        let mut deltas = stream.push(text);
+        let rest = stream.finish();
+        deltas.content.push_str(&rest.content);
+        deltas.calls.extend(rest.calls);
+        assert_eq!(deltas.content, "");
+        let names: Vec<_> = deltas
+            .calls
+            .iter()
+            .filter_map(|d| d.function.name.clone())
+            .collect();
+        assert_eq!(names, ["get_weather", "get_time"]);
+        let args: String = deltas
+            .calls
+            .iter()
+            .filter(|d| d.index == 0)
+            .map(|d| d.function.arguments.as_str())
+            .collect();
+        assert_eq!(
+            serde_json::from_str::<Value>(&args).unwrap(),
+            json!({"city": "Paris"})
+        );
+        // Wrong argument, unknown tool, a missing required argument, plain text: refused.
+        for bad in [
+            text.replace("city", "town"),
+            text.replace("get_time", "get_date"),
+            text.replace("<arg_key>city</arg_key>", "")
+                .replace("<arg_value>Paris</arg_value>", ""),
+            "Hello".to_string(),
+        ] {
+            assert!(
+                accepts(&vocab, &tok, &forced.grammar.spec, &bad).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn glm_values_are_raw_strings_or_json_of_their_schema() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    let alarm = json!({"type": "object", "properties": {
+        "hour": {"type": "integer"}, "label": {"type": "string"},
+        "repeat": {"type": "string", "enum": ["daily", "weekly"]}}, "required": ["hour"]});
+    let req = ToolsRequest {
+        definitions: json!([{"type": "function", "function": {"name": "set_alarm", "parameters": alarm}}]),
+        specs: vec![ToolSpec::new("set_alarm", alarm.clone())],
+        choice: ToolChoice::Named("set_alarm".into()),
+        parallel: false,
+    };
+    let mut messages = vec![Message::text("user", "hi")];
+    let plan = prepare(ToolFormat::Glm, "", &tok, Some(&req), None, &mut messages)
+        .unwrap()
+        .unwrap();
+    let call = |hour: &str, label: &str, repeat: &str| {
+        format!("<tool_call>set_alarm\n<arg_key>hour</arg_key>\n<arg_value>{hour}</arg_value>\n<arg_key>label</arg_key>\n<arg_value>{label}</arg_value>\n<arg_key>repeat</arg_key>\n<arg_value>{repeat}</arg_value>\n</tool_call>")
+    };
+    // A label that looks like JSON stays a string; the hour is a number.
+    let text = call("7", "[1, \"wake\"] <b>", "daily");
+    accepts(&vocab, &tok, &plan.grammar.spec, &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut stream = stream::ToolStream::for_plan(&plan);
+    let mut deltas = stream.push(&text);
+    deltas.calls.extend(stream.finish().calls);
+    let args: String = deltas
+        .calls
+        .iter()
+        .map(|d| d.function.arguments.as_str())
+        .collect();
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"hour": 7, "label": "[1, \"wake\"] <b>", "repeat": "daily"})
+    );
+    for bad in [
+        call("seven", "x", "daily"),
+        call("7.5", "x", "daily"),
+        call("7", "x", "hourly"),
+        call("7", "a</arg_value>b", "daily"),
+    ] {
+        assert!(
+            accepts(&vocab, &tok, &plan.grammar.spec, &bad).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn hunyuan_grammar_accepts_its_wrapped_calls_and_the_parser_reads_them() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    // Hy3's layout (tencent-Hy3's chat template; `kaiyuan_chat::tools::GlmParser::hunyuan`).
+    let text = "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>";
+    let mut messages = vec![Message::text("user", "hi")];
+    let mut plan_for = |choice, parallel| {
+        prepare(
+            ToolFormat::Hunyuan,
+            "",
+            &tok,
+            Some(&request(choice, parallel)),
+            None,
+            &mut messages,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let forced = plan_for(ToolChoice::Required, true);
+    let single = plan_for(ToolChoice::Required, false);
+    let auto = plan_for(ToolChoice::Auto, true);
+    accepts(&vocab, &tok, &forced.grammar.spec, text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(auto.triggers, ["<tool_calls:opensource>"]);
+    let after = text.strip_prefix("<tool_calls:opensource>").unwrap();
+    accepts(&vocab, &tok, &auto.grammar.spec, after).unwrap_or_else(|e| panic!("{e}"));
+    assert!(accepts(&vocab, &tok, &single.grammar.spec, text).is_err());
+    for bad in [
+        text.replace("city", "town"),
+        text.replace("<tool_sep:opensource>", ""),
+        text.replace("\n</tool_calls:opensource>", ""),
+        GLM_46.to_string(),
+    ] {
+        assert!(
+            accepts(&vocab, &tok, &forced.grammar.spec, &bad).is_err(),
+            "{bad:?}"
+        );
+    }
+    let (content, calls) = ToolFormat::Hunyuan.parse_all(text);
+    assert_eq!(content, "");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[0].arguments).unwrap(),
+        json!({"city": "Paris"})
+    );
+}
+
+/// Where the value's close tag is a control token (as `</arg_value>` may be in a GLM
+/// vocabulary), a raw value is text up to that token: SmolLM2's `<|im_start|>` stands in for it.
+#[test]
+fn raw_values_end_at_a_control_token_close_tag() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    const TAGS: ArgTags = ArgTags {
+        value_close: "<|im_start|>",
+        ..GLM_TAGS
+    };
+    let note = ToolSpec::new(
+        "note",
+        json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+    );
+    let g = lark::arg_tags_grammar(&TAGS, &[&note], false, &tok);
+    assert!(g.rules.contains("GLM_RAW <["), "{}", g.rules);
+    let spec = GrammarSpec::Lark(lark::forced_grammar(ToolFormat::Glm, &g, &tok));
+    let ids = |text: &str| tok.encode(text, true);
+    let call = |value: &str| {
+        ids(&format!(
+            "<tool_call>note\n<arg_key>text</arg_key>\n<arg_value>{value}<|im_start|>\n</tool_call>"
+        ))
+    };
+    accepts_ids(&vocab, &tok, &spec, &call("two\nlines, <b> & 🙂"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    accepts_ids(&vocab, &tok, &spec, &call("")).unwrap_or_else(|e| panic!("{e}"));
+    // The close tag spelled as text inside the value is refused.
+    let spelled: Vec<u32> = [
+        ids("<tool_call>note<arg_key>text</arg_key><arg_value>a"),
+        tok.encode("<|im_start|>", false),
+        ids("b<|im_start|></tool_call>"),
+    ]
+    .concat();
+    assert!(accepts_ids(&vocab, &tok, &spec, &spelled).is_err());
 }
