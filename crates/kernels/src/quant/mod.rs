@@ -171,6 +171,7 @@ pub fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn>
         return None;
     }
     legacy::vec_dot_rows4_fn(dtype, level)
+        .or_else(|| kquants::vec_dot_rows4_fn(dtype, family_level(level)))
 }
 
 /// The packed-panel mat-mat for weight type `dtype` at exactly `level`, if there is one
@@ -180,7 +181,7 @@ pub fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
     if !level.is_supported() {
         return None;
     }
-    legacy::panel_fn(dtype, level)
+    legacy::panel_fn(dtype, level).or_else(|| kquants::panel_fn(dtype, family_level(level)))
 }
 
 /// The kernels for one weight type, resolved once for this process's [`simd_level`].
@@ -239,9 +240,15 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 /// against 16 rows 2.3–2.6× (Q5_1 4.3×); cache-resident mat-vec 576×1536 1.19–1.32×; DRAM
 /// mat-vec 4096×4096 1.00–1.08× (memory-bound; Q5_1 1.38×, no AVX2 `rows4`).
 ///
-/// Everything else stays at AVX2, where the AVX-512 kernels are one-row only and the AVX2
-/// level has the four-row mat-mat (`x4`: Q4_K, Q5_K, Q6_K). Evidence, AVX-512 against
-/// AVX2:
+/// AVX-512 also runs Q4_K, Q5_K and Q6_K: their AVX-512 VNNI level has a packed-panel
+/// mat-mat (`kquants::avx512_panel`) and a four-stream mat-vec (`kquants::avx512`), both
+/// giving the scalar reference's bits. Measured on an AMD EPYC with AVX-512 (Zen 4, no AMX;
+/// BENCHMARKS.md, "AMD EPYC with AVX-512: K-quant panels", 1 thread, 3 interleaved rounds,
+/// AVX-512 ÷ AVX2): mat-mat against 16 rows 1.11–1.37×, 64 rows 2.02–2.47×, 256 rows
+/// 2.49–3.13×; mat-vec 1.02–1.06× (Q4_K, Q5_K), 1.20–1.28× (Q6_K).
+///
+/// Everything else stays at AVX2, where the AVX-512 kernels are one-row only. Evidence,
+/// AVX-512 against AVX2:
 /// - Intel Xeon with AVX-512 VNNI (issue 22, `kaiyuan bench`, 1 thread): Gemma 3 Q4_K_M
 ///   (Q5_0, Q8_0, Q4_K, Q6_K) 199/52.2 t/s pp512/tg128 against 320/71.3 with the old
 ///   one-row AVX-512 kernels for every type.
@@ -251,8 +258,6 @@ fn fallbacks(level: SimdLevel) -> &'static [SimdLevel] {
 ///
 /// | type | mat-vec | mat-mat | dots at | why |
 /// |---|---|---|---|---|
-/// | Q4_K, Q5_K | 0.99–1.13 | 0.71–0.77 | AVX2 | mat-mat slower; Intel mix slower |
-/// | Q6_K | 1.15–1.20 | 0.89 | AVX2 | mat-mat slower; Intel mix slower |
 /// | Q2_K, Q3_K | 0.96–1.04 | 0.97–1.02 | AVX2 | within noise |
 /// | F16, BF16 | 0.88–1.13 | 1.20 (ranges overlap) | AVX2 | DRAM mat-vec slower |
 /// | F32 | 0.95–1.07 | 1.06 | AVX2 | within noise |
@@ -270,7 +275,8 @@ fn measured_dot_level(dtype: DType, level: SimdLevel) -> SimdLevel {
     use DType::*;
     match (level, dtype) {
         (SimdLevel::Avx512, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0) => SimdLevel::Avx512,
-        (SimdLevel::Avx512, Q2_K | Q3_K | Q4_K | Q5_K | Q6_K) => SimdLevel::Avx2,
+        (SimdLevel::Avx512, Q4_K | Q5_K | Q6_K) => SimdLevel::Avx512,
+        (SimdLevel::Avx512, Q2_K | Q3_K) => SimdLevel::Avx2,
         (SimdLevel::Avx512, F32 | F16 | BF16) => SimdLevel::Avx2,
         // Types without dot products: nothing runs, AVX2 is the safe answer.
         (SimdLevel::Avx512, _) => SimdLevel::Avx2,

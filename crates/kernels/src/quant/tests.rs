@@ -33,6 +33,13 @@ fn four_and_eight_row_dots_are_bit_identical_to_single_row_dots() {
             assert!(panel_fn(t, l).is_some(), "{t}: no AVX-512 panel mat-mat");
             assert!(vec_dot_rows4_fn(t, l).is_some(), "{t}: no AVX-512 rows4");
         }
+        // The K-quant panels and four-stream kernels (issue 22) must stay covered by the
+        // panel and rows4 tests.
+        for t in [Q4_K, Q5_K, Q6_K] {
+            let l = SimdLevel::Avx512;
+            assert!(panel_fn(t, l).is_some(), "{t}: no AVX-512 panel mat-mat");
+            assert!(vec_dot_rows4_fn(t, l).is_some(), "{t}: no AVX-512 rows4");
+        }
     } else {
         eprintln!("no AVX-512 VNNI on this CPU: the AVX-512 multi-row kernels are not run");
     }
@@ -207,12 +214,13 @@ fn four_weight_row_dots_are_bit_identical_to_single_row_dots() {
 
 /// The per-type table of `measured_dot_level` for an AVX-512 process, written out
 /// independently: what the measurements in BENCHMARKS.md ("AVX-512 vs AVX2 per weight
-/// type", "Intel Xeon (AVX-512, AMX)") chose: AVX-512 for the five legacy formats, AVX2
-/// for the other eight weight types with dot products.
+/// type", "Intel Xeon (AVX-512, AMX)", "AMD EPYC with AVX-512: K-quant panels") chose:
+/// AVX-512 for the five legacy formats and Q4_K, Q5_K, Q6_K, AVX2 for the other five
+/// weight types with dot products.
 fn expected_avx512_dot_level(t: DType) -> SimdLevel {
     use DType::*;
     match t {
-        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => SimdLevel::Avx512,
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q4_K | Q5_K | Q6_K => SimdLevel::Avx512,
         _ => SimdLevel::Avx2,
     }
 }
@@ -295,11 +303,13 @@ fn avx512_runs_each_weight_types_dots_at_the_measured_level() {
         "every weight type with a dot product is checked"
     );
     // Issue 22: SmolLM2's Q4_1 gets the AVX-512 panel mat-mat and four-stream mat-vec,
-    // and Gemma 3's Q4_K keeps the AVX2 four-row mat-mat.
+    // and Gemma 3's Q4_K and Q6_K the K-quant panel mat-mat.
     let k = resolve(DType::Q4_1, SimdLevel::Avx512, false).unwrap();
     assert!(k.panel.is_some() && k.vec_dot_rows4.is_some());
-    let k = resolve(DType::Q4_K, SimdLevel::Avx512, false).unwrap();
-    assert!(k.vec_dot_x4.is_some());
+    for t in [DType::Q4_K, DType::Q6_K] {
+        let k = resolve(t, SimdLevel::Avx512, false).unwrap();
+        assert!(k.panel.is_some(), "{t}: no panel at the AVX-512 default");
+    }
     // The quantizer is the AVX2 one either way (there is no AVX-512 quantizer).
     assert!(quantize_fn(DType::Q8_1, SimdLevel::Avx512).is_none());
 }

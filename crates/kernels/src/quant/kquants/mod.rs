@@ -8,7 +8,7 @@
 use crate::dispatch::SimdLevel;
 use crate::dtype::DType;
 use crate::half::f32_to_f16;
-use crate::quant::{DequantizeFn, QuantizeFn, VecDotFn, VecDotX4Fn};
+use crate::quant::{DequantizeFn, PanelKernels, QuantizeFn, VecDotFn, VecDotRows4Fn, VecDotX4Fn};
 
 /// Defines a SIMD module's safe [`VecDotFn`]s: `$name` checks the lengths
 /// ([`layout::check_dot_args`]) and calls the module's `#[target_feature]` kernel
@@ -34,6 +34,8 @@ mod avx2;
 mod avx2_x4;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_panel;
 mod dot_scalar;
 mod layout;
 #[cfg(target_arch = "aarch64")]
@@ -125,6 +127,51 @@ pub(in crate::quant) fn vec_dot_x4_fn(dtype: DType, level: SimdLevel) -> Option<
         },
         _ => None,
     }
+}
+
+/// The four-stream mat-vec of `dtype` at exactly `level` (AVX-512 Q4_K, Q5_K and Q6_K),
+/// bit-identical per row to that level's single-row kernel and to the scalar reference. The
+/// caller ([`crate::quant::vec_dot_rows4_fn`]) has checked that this CPU supports `level`.
+pub(in crate::quant) fn vec_dot_rows4_fn(dtype: DType, level: SimdLevel) -> Option<VecDotRows4Fn> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (dtype, level);
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        return match dtype {
+            DType::Q4_K => Some(avx512::vec_dot_rows4_q4_k as VecDotRows4Fn),
+            DType::Q5_K => Some(avx512::vec_dot_rows4_q5_k as VecDotRows4Fn),
+            DType::Q6_K => Some(avx512::vec_dot_rows4_q6_k as VecDotRows4Fn),
+            _ => None,
+        };
+    }
+    None
+}
+
+/// The packed-panel mat-mat of `dtype` at exactly `level` (AVX-512 VNNI Q4_K, Q5_K and
+/// Q6_K), bit-identical to that level's single-row kernel and to the scalar reference. The
+/// caller ([`crate::quant::panel_fn`]) has checked that this CPU supports `level`.
+pub(in crate::quant) fn panel_fn(dtype: DType, level: SimdLevel) -> Option<PanelKernels> {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (dtype, level);
+    #[cfg(target_arch = "x86_64")]
+    if level == SimdLevel::Avx512 {
+        macro_rules! panel {
+            ($f:ident) => {
+                Some(PanelKernels {
+                    pack: avx512_panel::pack::<{ avx512_panel::$f }>,
+                    act_sums: avx512_panel::act_sums,
+                    dot: avx512_panel::dot::<{ avx512_panel::$f }>,
+                })
+            };
+        }
+        return match dtype {
+            DType::Q4_K => panel!(Q4K),
+            DType::Q5_K => panel!(Q5K),
+            DType::Q6_K => panel!(Q6K),
+            _ => None,
+        };
+    }
+    None
 }
 
 /// Overwrites the scale fields of random bytes `blocks` of `dtype` with finite, sane
