@@ -82,6 +82,8 @@ pub struct ModelConfig {
     pub qk_norm: bool,
     /// Q/K norms after RoPE rather than before.
     pub qk_norm_after_rope: bool,
+    /// Name of each layer's FFN input norm tensor (`blk.{i}.<name>.weight`).
+    pub ffn_norm: &'static str,
     pub sandwich_norms: bool,
     /// `ffn_up` holds the gate rows then the up rows; there is no `ffn_gate`.
     pub fused_gate_up: bool,
@@ -308,6 +310,7 @@ impl ModelConfig {
             qkv_bias: present(spec.qkv_bias, "blk.0.attn_q.bias"),
             qk_norm: present(spec.qk_norm, "blk.0.attn_q_norm.weight"),
             qk_norm_after_rope: spec.qk_norm_after_rope,
+            ffn_norm: spec.ffn_norm,
             sandwich_norms: spec.sandwich_norms,
             fused_gate_up: spec.fused_gate_up,
             norm_weight_offset: spec.norm_weight_offset,
