@@ -13,17 +13,45 @@ Architectures (GGUF name: transformers class):
   glm4           Glm4ForCausalLM             2 layers, Q/K/V biases, partial rotary (half),
                                              fused gate_up, post-attention/post-MLP norms
   hunyuan-dense  HunYuanDenseV1ForCausalLM   2 layers, Q/K norms after RoPE, NTK alpha RoPE
+  glm4moe        Glm4MoeForCausalLM          3 layers: 1 dense, then MoE (8 experts, 2 used,
+                                             sigmoid + score-correction bias, renormalized,
+                                             scale 2.5, 1 shared expert); Q/K/V biases, Q/K
+                                             norms, NeoX RoPE on half of each head; plus 1
+                                             multi-token-prediction (NextN) block
+  hunyuan-moe    HunYuanMoEV1ForCausalLM     2 MoE layers (8 experts, 2 used, softmax,
+                                             renormalized, 1 shared expert); Q/K norms after
+                                             RoPE, NTK alpha RoPE at the released values
 
 Tokenizers: ERNIE's converter reads a SentencePiece `tokenizer.model`, so ERNIE gets a tiny
 SentencePiece BPE model trained (`sentencepiece`) on the same fixed text; the others get the
 byte-level BPE of tools/tiny_moe_models.py (GLM-4's converter also looks up `<|user|>` among
 the added tokens, so GLM-4's has it). The converter patch is tiny_moe_models.py's (the
-made-up BPE's pre-tokenizer is reported as "qwen2"); nothing else in the converter changes.
+made-up BPE's pre-tokenizer is reported as "qwen2"); GLM-4-MoE's converter also looks up
+`[gMASK]` and `<|observation|>`, so its tokenizer has those too. Hunyuan-MoE's converter reads
+only a tiktoken-style tokenizer (`mergeable_ranks`, loaded with trust_remote_code), so for it
+the converter's own vocabulary writer of Hunyuan dense (`HunYuanModel.set_vocab`, which reads
+`tokenizer.json`) stands in for `HunYuanMoEModel.set_vocab`: only the tokenizer metadata
+comes from that path; tensors and hyper-parameters are the MoE converter's. Nothing else in
+the converter changes.
 
-For the MoE model the weight seed is the one of seeds 1..199 with the widest smallest gap
+GLM-4-MoE's checkpoints end with `num_nextn_predict_layers` multi-token-prediction blocks
+(`model.layers.N.*` after the decoder's N layers, with `eh_proj`, `enorm`, `hnorm`,
+`shared_head.norm`); transformers' class neither builds nor runs them (its logits are the
+decoder's), the converter writes them as extra blocks and `glm4moe.nextn_predict_layers`, and
+llama.cpp's main graph skips them. The tiny checkpoint gets one such block (random weights,
+the layer made by transformers' own class for a 4-layer config, plus those four tensors) in
+a second safetensors file, so the GGUF files hold it as users' files do.
+
+For ernie4_5-moe the weight seed is the one of seeds 1..199 with the widest smallest gap
 between the 2nd and 3rd selection score (softmax + bias) over the sequence and layers, so
 Q8_0's rounding does not flip an expert choice; it is printed and kept in the golden file's
-`golden.source`.
+`golden.source`. For glm4moe and hunyuan-moe the seed (MOE_WEIGHT_SEEDS) was chosen with
+`tools/tiny_moe_seeds.py --activations ARCH 1 600`: routing unchanged by Q8_0 rounding of the
+weights and of the activations at every position of the golden sequence and of
+tiny_moe_llamacpp.py's prompts, then the widest router gap among those (hunyuan-moe: 406,
+gap 0.0116 in router logits). For glm4moe the widest such seed (146) still chose another
+expert at one position of the Q8_0 file in Kaiyuan (the f16 KV cache is not simulated), so
+the next one (221, gap 0.0035 in sigmoid + bias selection scores) is used.
 
 Writes testdata/tiny/<arch>.{f32,q8_0}.gguf and <arch>.golden.gguf (`golden.tokens`, tensor
 `logits` [n_tokens, vocab]). Then run tools/tiny_moe_llamacpp.py <arch> for llama.cpp's view.
@@ -41,11 +69,21 @@ import transformers as tf
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, trainers
 
 from tiny_moe_models import (LLAMACPP_VERSION, N_TOKENS, OUT, SEED, TEXT, VOCAB, convert,
-                             llama_cpp_dir, randomize)
+                             llama_cpp_dir, randomize, router_margins)
 
-ARCHS = ["ernie4_5", "ernie4_5-moe", "glm4", "hunyuan-dense"]
+ARCHS = ["ernie4_5", "ernie4_5-moe", "glm4", "hunyuan-dense", "glm4moe", "hunyuan-moe"]
 DENSE_WEIGHT_SEED = 1234
 MOE_SEEDS = range(1, 200)
+# Chosen with tools/tiny_moe_seeds.py --activations (see the module docs).
+MOE_WEIGHT_SEEDS = {"glm4moe": 221, "hunyuan-moe": 406}
+
+
+# Experts used per token, for the router gaps.
+TOP_K = {"glm4moe": 2, "hunyuan-moe": 2}
+# Hunyuan-MoE's vocabulary writer needs a tiktoken tokenizer (see the module docs).
+CONVERT_PATCH = {"hunyuan-moe": (
+    "import conversion.hunyuan\n"
+    "conversion.hunyuan.HunYuanMoEModel.set_vocab = conversion.hunyuan.HunYuanModel.set_vocab\n")}
 
 
 def bpe_tokenizer(path, specials):
@@ -85,6 +123,8 @@ def make_tokenizer(arch, path):
         return spm_tokenizer(path)
     if arch == "glm4":
         return bpe_tokenizer(path, ["<|endoftext|>", "<|user|>"])
+    if arch == "glm4moe":
+        return bpe_tokenizer(path, ["<|endoftext|>", "[gMASK]", "<|user|>", "<|observation|>"])
     return bpe_tokenizer(path, ["<|endoftext|>"])
 
 
@@ -120,6 +160,36 @@ def make_config(arch, vocab):
             num_hidden_layers=2, head_dim=32, attention_bias=False, rms_norm_eps=1e-5,
             tie_word_embeddings=False,
             rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 50.0,
+                             "factor": 1.0})
+    if arch == "glm4moe":
+        # GLM-4.5's shape of model: head 32 != hidden / heads, RoPE on half of it, Q/K/V
+        # biases and Q/K norms (GLM-4.5 has both; Air has no Q/K norms), one dense layer, a
+        # sigmoid router with the score-correction bias, renormalized and scaled by 2.5 as
+        # released, one expert group (as released: the converter writes n_group), 1 shared
+        # expert, and one NextN block (added to the checkpoint after saving, see main).
+        return tf.Glm4MoeConfig(
+            **common, intermediate_size=128, moe_intermediate_size=32, num_hidden_layers=3,
+            head_dim=32, first_k_dense_replace=1, n_routed_experts=8, num_experts_per_tok=2,
+            n_shared_experts=1, n_group=1, topk_group=1, norm_topk_prob=True,
+            routed_scaling_factor=2.5, use_qk_norm=True, attention_bias=True,
+            num_nextn_predict_layers=1,
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                             "partial_rotary_factor": 0.5},
+            rms_norm_eps=1e-5, tie_word_embeddings=False, pad_token_id=0)
+    if arch == "hunyuan-moe":
+        # The converter accepts Hunyuan-A13B's NTK alpha RoPE only as released (alpha 1000
+        # over base 1e4, hidden / heads = 128, a 32K or 256K context), so the tiny model has
+        # one head of 128 (no GQA here: hunyuan-dense and the others cover it). llama.cpp sizes
+        # the experts by `feed_forward_length` (transformers by `intermediate_size`), so the
+        # per-layer `moe_intermediate_size` the converter also reads equals it, as released;
+        # `moe_topk` and `num_shared_expert` are per-layer lists as in the released config.
+        return tf.HunYuanMoEV1Config(
+            **{**common, "hidden_size": 128, "num_attention_heads": 1,
+               "num_key_value_heads": 1, "max_position_embeddings": 32768},
+            head_dim=128, intermediate_size=32, num_hidden_layers=2, num_experts=8,
+            moe_topk=[2, 2], moe_intermediate_size=[32, 32], num_shared_expert=[1, 1],
+            attention_bias=False, rms_norm_eps=1e-5, tie_word_embeddings=False,
+            rope_parameters={"rope_type": "dynamic", "rope_theta": 10000.0, "alpha": 1000.0,
                              "factor": 1.0})
     raise ValueError(arch)
 
@@ -168,6 +238,28 @@ def build(arch, cfg, seed):
     return model
 
 
+def add_nextn_block(arch, cfg, seed, model_dir):
+    """GLM-4-MoE's multi-token-prediction block (see the module docs): layer N of a model
+    made by transformers' class with N + 1 layers (seed + 1), plus `eh_proj` [hidden,
+    2·hidden], `enorm`, `hnorm` and `shared_head.norm`, written to `model-nextn.safetensors`
+    beside the decoder's `model.safetensors`."""
+    from safetensors.torch import load_file, save_file
+    n = cfg.num_hidden_layers
+    bigger = type(cfg)(**{**cfg.to_dict(), "num_hidden_layers": n + 1})
+    with tempfile.TemporaryDirectory() as tmp:
+        build(arch, bigger, seed + 1).save_pretrained(tmp)
+        saved = load_file(os.path.join(tmp, "model.safetensors"))
+    prefix = f"model.layers.{n}."
+    block = {k: v.contiguous() for k, v in saved.items() if k.startswith(prefix)}
+    g = torch.Generator().manual_seed(seed + 2)
+    hidden = cfg.hidden_size
+    block[prefix + "eh_proj.weight"] = torch.randn(hidden, 2 * hidden, generator=g) / (2 * hidden) ** 0.5
+    for name in ("enorm", "hnorm", "shared_head.norm"):
+        block[prefix + f"{name}.weight"] = 1.0 + 0.2 * torch.randn(hidden, generator=g)
+    assert not os.path.exists(os.path.join(model_dir, "model.safetensors.index.json"))
+    save_file(block, os.path.join(model_dir, "model-nextn.safetensors"), metadata={"format": "pt"})
+
+
 def write_golden(path, tokens, logits, note):
     w = gguf.GGUFWriter(path, "golden")
     w.add_array("golden.tokens", [int(t) for t in tokens])
@@ -202,14 +294,23 @@ def main():
                 note = (f"; weight seed {seed}: smallest top-2/top-3 selection-score gap per "
                         f"MoE layer {({i: round(g, 4) for i, g in gaps.items()})}, rows whose "
                         f"choice the bias changes {changed}")
+            elif arch in MOE_WEIGHT_SEEDS:
+                seed = MOE_WEIGHT_SEEDS[arch]
+                gaps = router_margins(build(arch, cfg, seed), tokens, TOP_K[arch])
+                note = (f"; weight seed {seed} (tools/tiny_moe_seeds.py): smallest router "
+                        f"top-2/top-3 gap per MoE layer {({i: round(g, 4) for i, g in gaps.items()})}")
             else:
                 seed = DENSE_WEIGHT_SEED
             model = build(arch, cfg, seed)
             with torch.no_grad():
                 logits = model(torch.tensor(tokens[None, :])).logits[0].float().numpy()
             model.save_pretrained(model_dir)
+            if arch == "glm4moe":
+                add_nextn_block(arch, cfg, seed, model_dir)
+                note += "; plus 1 NextN block that transformers does not run"
             for outtype in ("f32", "q8_0"):
-                convert(lcpp, model_dir, outtype, os.path.join(OUT, f"{arch}.{outtype}.gguf"))
+                convert(lcpp, model_dir, outtype, os.path.join(OUT, f"{arch}.{outtype}.gguf"),
+                        patch=CONVERT_PATCH.get(arch, ""))
             write_golden(os.path.join(OUT, f"{arch}.golden.gguf"), tokens, logits, note)
             print(f"{arch}: vocab {vocab}, logits range {logits.min():.3f}..{logits.max():.3f}, "
                   f"std {logits.std():.3f}{note}")

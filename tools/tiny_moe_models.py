@@ -159,13 +159,21 @@ def selection_gap(mod, logits, k):
     sel = logits.sigmoid() + mod.e_score_correction_bias
     groups = sel.view(sel.shape[0], mod.num_group, -1)
     gscore = groups.topk(2, dim=-1).values.sum(-1)
-    gtop = torch.topk(gscore, mod.topk_group + 1, dim=-1).values
-    group_gap = gtop[:, mod.topk_group - 1] - gtop[:, mod.topk_group]
+    if mod.topk_group < mod.num_group:
+        gtop = torch.topk(gscore, mod.topk_group + 1, dim=-1).values
+        group_gap = gtop[:, mod.topk_group - 1] - gtop[:, mod.topk_group]
+    else:  # every group kept (GLM-4-MoE's one group): no group choice to flip
+        group_gap = torch.full_like(gscore[:, 0], float("inf"))
     chosen = torch.topk(gscore, mod.topk_group, dim=-1).indices
     keep = torch.zeros_like(gscore).scatter_(1, chosen, 1.0)
     masked = sel.masked_fill(~keep.repeat_interleave(groups.shape[-1], dim=1).bool(), -1e9)
     top = torch.topk(masked, k + 1, dim=-1).values
     return torch.minimum(top[:, k - 1] - top[:, k], group_gap).min()
+
+
+def router_weight(gate):
+    """The router matrix of a MoE block's gate (Hunyuan's is a Linear named `wg`)."""
+    return gate.wg.weight if hasattr(gate, "wg") else gate.weight
 
 
 def router_margins(model, tokens, k):
@@ -175,11 +183,12 @@ def router_margins(model, tokens, k):
     hooks = []
     for i, layer in enumerate(model.model.layers):
         def hook(mod, inp, out, i=i):
-            x = inp[0].reshape(-1, inp[0].shape[-1])
+            x = inp[0].reshape(-1, inp[0].shape[-1]).float()
+            w = router_weight(mod)
             if hasattr(mod, "e_score_correction_bias"):
-                gaps[i] = float(selection_gap(mod, x @ mod.weight.T, k))
+                gaps[i] = float(selection_gap(mod, x @ w.T, k))
                 return
-            top = torch.topk(x @ mod.weight.T, k + 1, dim=-1).values
+            top = torch.topk(x @ w.T, k + 1, dim=-1).values
             gaps[i] = float((top[:, k - 1] - top[:, k]).min())
         if hasattr(layer.mlp, "gate"):  # not DeepSeek's leading dense layers
             hooks.append(layer.mlp.gate.register_forward_hook(hook))
@@ -209,13 +218,14 @@ sys.path.insert(0, {lcpp!r})
 sys.argv = ["convert_hf_to_gguf.py", {model!r}, "--outtype", {outtype!r}, "--outfile", {out!r}]
 import conversion.base
 conversion.base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "qwen2"
-import convert_hf_to_gguf
+{patch}import convert_hf_to_gguf
 convert_hf_to_gguf.main()
 """
 
 
-def convert(lcpp, model_dir, outtype, out):
-    code = CONVERT.format(lcpp=lcpp, model=model_dir, outtype=outtype, out=out)
+def convert(lcpp, model_dir, outtype, out, patch=""):
+    """Runs the converter; `patch` is Python run before it (see tiny_family_models.py)."""
+    code = CONVERT.format(lcpp=lcpp, model=model_dir, outtype=outtype, out=out, patch=patch)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=lcpp,
                    stdout=subprocess.DEVNULL)
 

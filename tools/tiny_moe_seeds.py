@@ -12,7 +12,17 @@ line per seed and the five best.
 
 Everything here is transformers' and gguf's code; nothing calls Kaiyuan.
 
-Run from the repository root: python3 tools/tiny_moe_seeds.py ARCH FIRST LAST
+With `--activations` the second run also rounds the input of every quantized matrix product
+(each Linear but the routers, and the experts' input) through Q8_0, as llama.cpp's CPU
+kernels (and Kaiyuan's) quantize activations for a Q8_0 weight: a stricter test, used for
+glm4moe and hunyuan-moe, whose first seeds kept transformers' routing under weight rounding
+alone but not under the engines' activation rounding. (qwen3moe's and deepseek2's seeds were
+chosen without it.)
+
+The MoE architectures of tools/tiny_family_models.py (glm4moe, hunyuan-moe) are built with
+that tool's tokenizer, config and weights instead.
+
+Run from the repository root: python3 tools/tiny_moe_seeds.py [--activations] ARCH FIRST LAST
 (or ARCH SEED,SEED,... for a list).
 """
 import os
@@ -26,6 +36,7 @@ import transformers as tf
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tiny_moe_models as t  # noqa: E402
+import tiny_family_models as fam  # noqa: E402
 
 Q8 = gguf.GGMLQuantizationType.Q8_0
 # tools/tiny_moe_llamacpp.py's PROMPTS (that module needs llama_cpp, so not imported).
@@ -43,7 +54,8 @@ def quantize_like_converter(model, cfg):
     nope = getattr(cfg, "qk_nope_head_dim", None)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if p.ndim < 2 or name.endswith("mlp.gate.weight"):
+            # The routers stay F32 (Hunyuan's is `mlp.gate.wg`).
+            if p.ndim < 2 or name.endswith(("mlp.gate.weight", "mlp.gate.wg.weight")):
                 continue
             if name.endswith("kv_b_proj.weight"):
                 w = p.view(cfg.num_attention_heads, nope + cfg.v_head_dim, -1)
@@ -51,6 +63,16 @@ def quantize_like_converter(model, cfg):
                 w[:, nope:, :] = q8_round_trip(w[:, nope:, :])
             else:
                 p.copy_(q8_round_trip(p))
+
+
+def quantize_activations(model):
+    """Rounds the input of every quantized product through Q8_0 (see the module docs)."""
+    def round_input(_mod, args):
+        return (q8_round_trip(args[0]).to(args[0].dtype),) + tuple(args[1:])
+    for name, mod in model.named_modules():
+        is_router = name.endswith(("mlp.gate", "mlp.gate.wg"))
+        if (isinstance(mod, torch.nn.Linear) and not is_router) or name.endswith("mlp.experts"):
+            mod.register_forward_pre_hook(round_input)
 
 
 def chosen_experts(model, tokens, k):
@@ -61,8 +83,8 @@ def chosen_experts(model, tokens, k):
             continue
 
         def hook(mod, inp, _out, i=i):
-            x = inp[0].reshape(-1, inp[0].shape[-1])
-            sel = x @ mod.weight.T
+            x = inp[0].reshape(-1, inp[0].shape[-1]).float()
+            sel = x @ t.router_weight(mod).T
             if hasattr(mod, "e_score_correction_bias"):
                 sel = sel.sigmoid() + mod.e_score_correction_bias
                 per = sel.shape[1] // mod.num_group
@@ -80,26 +102,35 @@ def chosen_experts(model, tokens, k):
 
 
 def main():
-    arch = sys.argv[1]
-    if len(sys.argv) == 3:  # ARCH SEED,SEED,...
-        seeds = [int(x) for x in sys.argv[2].split(",")]
+    args = [a for a in sys.argv[1:] if a != "--activations"]
+    activations = len(args) < len(sys.argv) - 1
+    arch = args[0]
+    if len(args) == 2:  # ARCH SEED,SEED,...
+        seeds = [int(x) for x in args[1].split(",")]
     else:  # ARCH FIRST LAST
-        seeds = range(int(sys.argv[2]), int(sys.argv[3]) + 1)
+        seeds = range(int(args[1]), int(args[2]) + 1)
+    family = arch in fam.ARCHS
     with tempfile.TemporaryDirectory() as work:
-        vocab = t.make_tokenizer(os.path.join(work, "tokenizer"))
+        path = os.path.join(work, "tokenizer")
+        vocab = fam.make_tokenizer(arch, path) if family else t.make_tokenizer(path)
     tokens = np.random.default_rng(t.SEED).integers(0, vocab, t.N_TOKENS)
-    cfg = t.make_config(arch, vocab)
-    k = cfg.num_experts_per_tok
+    cfg = fam.make_config(arch, vocab) if family else t.make_config(arch, vocab)
+    k = fam.TOP_K[arch] if family else cfg.num_experts_per_tok
     results = []
     for seed in seeds:
-        torch.manual_seed(seed)
-        model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
-        model = model.float().eval()
-        t.randomize(model, seed)
+        if family:
+            model = fam.build(arch, cfg, seed)
+        else:
+            torch.manual_seed(seed)
+            model = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager")
+            model = model.float().eval()
+            t.randomize(model, seed)
         runs = [tokens] + [tokens[lo:hi] for lo, hi in PROMPTS]
         gap = min(min(t.router_margins(model, run, k).values()) for run in runs)
         before = [chosen_experts(model, run, k) for run in runs]
         quantize_like_converter(model, cfg)
+        if activations:
+            quantize_activations(model)
         after = [chosen_experts(model, run, k) for run in runs]
         stable = all(torch.equal(b[i], a[i]) for b, a in zip(before, after) for i in b)
         results.append((stable, gap, seed))

@@ -82,6 +82,8 @@ pub struct ModelConfig {
     pub qk_norm: bool,
     /// Q/K norms after RoPE rather than before.
     pub qk_norm_after_rope: bool,
+    /// Name of each layer's FFN input norm tensor (`blk.{i}.<name>.weight`).
+    pub ffn_norm: &'static str,
     pub sandwich_norms: bool,
     /// `ffn_up` holds the gate rows then the up rows; there is no `ffn_gate`.
     pub fused_gate_up: bool,
@@ -233,6 +235,7 @@ impl ModelConfig {
                 reason: format!("{n_rot} must be even and at most the head size {head_dim}"),
             });
         }
+        check_no_mrope(&m)?;
         let mut theta_base = m.positive_f32_opt("rope.freq_base")?.unwrap_or(10_000.0);
         // NTK "alpha" scaling (Hunyuan): a larger base, `θ·α^(d/(d−2))` over the head size,
         // as llama.cpp applies `rope.scaling.alpha` at load. (Its converter usually folds
@@ -308,6 +311,7 @@ impl ModelConfig {
             qkv_bias: present(spec.qkv_bias, "blk.0.attn_q.bias"),
             qk_norm: present(spec.qk_norm, "blk.0.attn_q_norm.weight"),
             qk_norm_after_rope: spec.qk_norm_after_rope,
+            ffn_norm: spec.ffn_norm,
             sandwich_norms: spec.sandwich_norms,
             fused_gate_up: spec.fused_gate_up,
             norm_weight_offset: spec.norm_weight_offset,
@@ -324,6 +328,25 @@ impl ModelConfig {
     /// Dimensions of the concatenated key (or value) heads.
     pub fn kv_dim(&self) -> usize {
         self.num_kv_heads * self.head_dim
+    }
+}
+
+/// Refuses multimodal rotary sections (`rope.dimension_sections`, M-RoPE: GLM-4.5V and
+/// Qwen-VL files), which the decoder does not implement. llama.cpp uses M-RoPE when the
+/// first two sections are positive; zeros (as some converters write) mean plain RoPE.
+fn check_no_mrope(m: &Meta) -> Result<(), ModelError> {
+    let key = m.key("rope.dimension_sections");
+    let sections: Vec<i64> = match (m.file.get_i32_array(&key), m.file.get_u32_array(&key)) {
+        (Ok(Some(s)), _) => s.iter().map(|&v| i64::from(v)).collect(),
+        (_, Ok(Some(s))) => s.iter().map(|&v| i64::from(v)).collect(),
+        (Ok(None), _) => return Ok(()),
+        (Err(e), _) => return Err(e.into()),
+    };
+    match sections.as_slice() {
+        [a, b, ..] if *a > 0 && *b > 0 => Err(ModelError::Unsupported(format!(
+            "multimodal rotary sections {sections:?} ({key}, M-RoPE) are not supported yet"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -341,7 +341,7 @@ impl Loader<'_> {
             qkv_bias,
             qk_norm,
             sandwich,
-            ffn_norm: self.norm(&n("ffn_norm.weight"), hidden)?,
+            ffn_norm: self.norm(&n(&format!("{}.weight", c.ffn_norm)), hidden)?,
             ffn: self.ffn(c, i)?,
         })
     }

@@ -108,6 +108,14 @@ fn batched_equals_alone_glm4_and_hunyuan_dense() {
     check_batch("hunyuan-dense");
 }
 
+/// GLM-4-MoE (sigmoid routing with bias, shared expert, a file with a NextN block left out)
+/// and Hunyuan-MoE (shared expert in every layer, Q/K norms after RoPE).
+#[test]
+fn batched_equals_alone_glm4moe_and_hunyuan_moe() {
+    check_batch("glm4moe");
+    check_batch("hunyuan-moe");
+}
+
 /// Multi-head latent attention over a keys-only cache in interleaved, non-contiguous
 /// blocks (paging), with grouped expert routing: still each sequence's own logits.
 #[test]

@@ -386,3 +386,35 @@ fn trailing_prediction_layers_are_not_run() {
         .unwrap();
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
 }
+
+/// Fixture `name` with metadata key `key` added.
+fn with_key(name: &str, key: &str, value: Value) -> Arc<GgufFile> {
+    let src = rewritten_from(name, |_, v| Some(v.clone()), "");
+    let mut w = GgufWriter::new();
+    for (k, v) in src.metadata() {
+        w.kv(k.clone(), v.clone());
+    }
+    w.kv(key, value);
+    for t in src.tensors() {
+        w.tensor(
+            t.name.clone(),
+            &t.dims,
+            t.dtype,
+            src.tensor_data(t).to_vec(),
+        );
+    }
+    Arc::new(GgufFile::from_bytes(w.to_bytes()).expect("rewritten file parses"))
+}
+
+/// A GLM-4.5V conversion (`glm4moe` with multimodal rotary sections, M-RoPE, as llama.cpp
+/// uses them when the first two are positive) is refused, not run with plain RoPE; sections
+/// of zeros mean plain RoPE and load.
+#[test]
+fn multimodal_rope_sections_are_refused() {
+    let key = "glm4moe.rope.dimension_sections";
+    let sections = |s: [i32; 4]| Value::Array(kaiyuan_gguf::Array::I32(s.to_vec()));
+    let err = open_err(with_key("glm4moe.f32.gguf", key, sections([8, 4, 4, 0])));
+    assert!(err.contains(key) && err.contains("M-RoPE"), "{err}");
+    Model::from_gguf(with_key("glm4moe.f32.gguf", key, sections([0, 0, 0, 0])))
+        .expect("zero sections load");
+}

@@ -1,5 +1,6 @@
 //! `KvCache::pool_bytes`, the memory budget's estimate of a KV pool made before loading, for
-//! a dense model (keys and values per KV head) and an MLA one (one cached row per token:
+//! a dense model (keys and values per KV head; none for GLM-4-MoE's NextN block, which is
+//! not run) and an MLA one (one cached row per token:
 //! the normalised latent and the rope key, read back as the value): equal to the size the
 //! file's own hyper-parameters give, and to what the pool allocates.
 
@@ -29,8 +30,11 @@ fn per_position(file: &GgufFile) -> u64 {
             .ok()
             .flatten()
             .unwrap_or(heads);
-        let head_dim = k("embedding_length") / heads;
-        k("block_count") * kv_heads * head_dim * 2 * 2
+        let opt = |name: &str| file.get_u64(&format!("{arch}.{name}")).ok().flatten();
+        let head_dim = opt("attention.key_length").unwrap_or(k("embedding_length") / heads);
+        // Trailing multi-token-prediction blocks get no cache: they are not run.
+        let layers = k("block_count") - opt("nextn_predict_layers").unwrap_or(0);
+        layers * kv_heads * head_dim * 2 * 2
     }
 }
 
@@ -41,6 +45,8 @@ fn pool_bytes_are_what_the_file_says_and_what_the_pool_allocates() {
         "qwen2.f32.gguf",
         "deepseek2.f32.gguf",
         "deepseek2v3.f32.gguf",
+        "glm4moe.f32.gguf",
+        "hunyuan-moe.f32.gguf",
     ] {
         let file = GgufFile::open(tiny(name)).expect("tiny model opens");
         let config = ModelConfig::of_file(&file).expect("config");

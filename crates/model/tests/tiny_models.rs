@@ -169,6 +169,48 @@ fn hunyuan_dense_alpha_key_scales_the_rope_base() {
 }
 
 #[test]
+fn glm4moe_f32_matches_transformers() {
+    check("glm4moe", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn glm4moe_q8_0_matches_transformers() {
+    check("glm4moe", "q8_0", Q8_TOLERANCE);
+}
+
+/// The glm4moe files end with one multi-token-prediction block (`blk.3`, with every tensor
+/// of a MoE layer plus `nextn.*`), counted in `block_count` = 4: it is left out of the
+/// decoder, whose logits are transformers' (checked above) only without it.
+#[test]
+fn glm4moe_nextn_block_is_not_run() {
+    let model = Model::open(tiny("glm4moe.f32.gguf")).expect("model opens");
+    assert_eq!(
+        model.file().get_u32("glm4moe.block_count").unwrap(),
+        Some(4)
+    );
+    assert_eq!(
+        model
+            .file()
+            .get_u32("glm4moe.nextn_predict_layers")
+            .unwrap(),
+        Some(1)
+    );
+    assert!(model.file().tensor("blk.3.nextn.eh_proj.weight").is_some());
+    assert!(model.file().tensor("blk.3.ffn_gate_exps.weight").is_some());
+    assert_eq!(model.config().num_layers, 3);
+}
+
+#[test]
+fn hunyuan_moe_f32_matches_transformers() {
+    check("hunyuan-moe", "f32", F32_TOLERANCE);
+}
+
+#[test]
+fn hunyuan_moe_q8_0_matches_transformers() {
+    check("hunyuan-moe", "q8_0", Q8_TOLERANCE);
+}
+
+#[test]
 fn deepseek2_f32_matches_transformers() {
     check("deepseek2", "f32", F32_TOLERANCE);
 }

@@ -10,7 +10,9 @@ mod ernie4_5;
 mod ernie4_5_moe;
 mod gemma3;
 mod glm4;
+mod glm4moe;
 mod hunyuan_dense;
+mod hunyuan_moe;
 mod llama;
 mod qwen2;
 mod qwen3;
@@ -63,6 +65,10 @@ pub struct ArchSpec {
     pub qk_norm: Presence,
     /// The Q/K norms come after RoPE instead (Hunyuan).
     pub qk_norm_after_rope: bool,
+    /// Name of the FFN input norm, `blk.{i}.<ffn_norm>.weight`: `ffn_norm` for most, but
+    /// GLM-4-MoE's converter names it `post_attention_norm` (Hugging Face's
+    /// `post_attention_layernorm`, before the FFN).
+    pub ffn_norm: &'static str,
     /// `blk.{i}.post_attention_norm.weight` / `blk.{i}.post_ffw_norm.weight`: RMS norms of
     /// the attention and FFN outputs before the residual add (Gemma's sandwich norms).
     pub sandwich_norms: bool,
@@ -95,7 +101,7 @@ pub struct MoeSpec {
 }
 
 /// Every supported architecture.
-pub const ALL: [&ArchSpec; 10] = [
+pub const ALL: [&ArchSpec; 12] = [
     &llama::SPEC,
     &qwen2::SPEC,
     &qwen3::SPEC,
@@ -104,13 +110,15 @@ pub const ALL: [&ArchSpec; 10] = [
     &ernie4_5::SPEC,
     &ernie4_5_moe::SPEC,
     &glm4::SPEC,
+    &glm4moe::SPEC,
     &hunyuan_dense::SPEC,
+    &hunyuan_moe::SPEC,
     &deepseek2::SPEC,
 ];
 
 /// Architectures Kaiyuan recognises but cannot run yet, with what they need: loading one
 /// is refused by name rather than run through a decoder that would compute it wrongly.
-pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 8] = [
+pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 6] = [
     (
         "deepseek",
         "DeepSeek-MoE's spec (shared experts over a Llama layout)",
@@ -120,8 +128,6 @@ pub const RECOGNISED_UNSUPPORTED: [(&str, &str); 8] = [
         "multi-head latent attention with sparse indexing",
     ),
     ("qwen2moe", "a sigmoid-gated shared expert"),
-    ("glm4moe", "GLM-4-MoE's spec"),
-    ("hunyuan-moe", "Hunyuan's MoE spec"),
     ("llama4", "Llama 4's interleaved attention and MoE"),
     ("olmoe", "OLMoE's spec"),
     ("gpt-oss", "gpt-oss's attention sinks and MoE"),
@@ -179,7 +185,9 @@ mod tests {
             "ernie4_5",
             "ernie4_5-moe",
             "glm4",
+            "glm4moe",
             "hunyuan-dense",
+            "hunyuan-moe",
             "deepseek2",
         ] {
             assert!(lookup(name).is_ok(), "{name}");

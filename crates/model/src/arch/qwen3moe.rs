@@ -16,6 +16,7 @@ pub const SPEC: ArchSpec = ArchSpec {
     qkv_bias: Presence::Absent,
     qk_norm: Presence::Required,
     qk_norm_after_rope: false,
+    ffn_norm: "ffn_norm",
     sandwich_norms: false,
     fused_gate_up: false,
     scale_embeddings_by_sqrt_hidden: false,
