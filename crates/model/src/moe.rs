@@ -22,6 +22,10 @@ use kaiyuan_kernels::threads::ThreadPool;
 use std::cell::Cell;
 use std::sync::Mutex;
 
+/// Experts chosen by at least this many rows of a step run their mat-muls across the pool;
+/// the others are tasks of one dispatch (see [`moe_ffn`]).
+const PARALLEL_EXPERT_ROWS: usize = 16;
+
 thread_local! {
     /// Gate, up and quantized-activation buffers of the expert a pool thread is running.
     static EXPERT_SCRATCH: Cell<(Vec<f32>, Vec<f32>, Vec<u8>)> =
@@ -303,37 +307,58 @@ pub(crate) fn moe_ffn(
     }
     let gathered: &[f32] = gathered;
 
-    // Each chosen expert once, over all the rows that chose it: one pool dispatch whose
-    // tasks are whole experts (each expert's three mat-mats on the thread that claims it,
-    // the same kernel calls as dispatched one by one, so the same bits), rather than three
-    // dispatches per expert; decode then waits on one dispatch per layer, not `3·used`.
+    // Each chosen expert once, over all the rows that chose it. An expert with few rows
+    // (all of them when decoding) is a task of one shared pool dispatch, its three mat-muls
+    // on the thread that claims it, rather than three dispatches of its own: decode then
+    // waits on one dispatch per layer, not `3·used`. An expert with many rows (prefill)
+    // runs its mat-muls across the pool as before, so a popular expert cannot leave the
+    // other threads idle. Either way they are the same kernel calls with the same split,
+    // so the bits do not depend on which.
     let (gate_all, up_all, down_all) = (
         w.experts.gate.view(file),
         w.experts.up.view(file),
         w.experts.down.view(file),
     );
-    let expert_out = sized(&mut s.expert_out, rows * used * hidden);
-    let mut jobs: Vec<Mutex<(usize, &mut [f32])>> = Vec::new();
-    let mut rest = expert_out;
-    for e in 0..n_exp {
-        let m = s.starts[e + 1] - s.starts[e];
-        if m == 0 {
-            continue;
-        }
-        let (mine, tail) = std::mem::take(&mut rest).split_at_mut(m * hidden);
-        rest = tail;
-        jobs.push(Mutex::new((e, mine)));
-    }
-    let starts = &s.starts;
-    pool.run_tasks(jobs.len(), |job| {
-        let mut guard = jobs[job].lock().unwrap_or_else(|e| e.into_inner());
-        let (e, ref mut dst) = *guard;
-        let input = &gathered[starts[e] * hidden..starts[e + 1] * hidden];
-        let (g, u, d) = (
+    let weights_of = |e: usize| {
+        [
             expert(&gate_all, n_exp, e),
             expert(&up_all, n_exp, e),
             expert(&down_all, n_exp, e),
+        ]
+    };
+    let expert_out = sized(&mut s.expert_out, rows * used * hidden);
+    let mut small: Vec<Mutex<(usize, &mut [f32])>> = Vec::new();
+    let mut rest = expert_out;
+    for e in 0..n_exp {
+        let (first, end) = (s.starts[e], s.starts[e + 1]);
+        if first == end {
+            continue;
+        }
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut((end - first) * hidden);
+        rest = tail;
+        if end - first < PARALLEL_EXPERT_ROWS {
+            small.push(Mutex::new((e, mine)));
+            continue;
+        }
+        let [g, u, d] = weights_of(e);
+        let input = &gathered[first * hidden..end * hidden];
+        gated(
+            pool,
+            [&g, &u, &d],
+            activation,
+            input,
+            mine,
+            &mut s.gate,
+            &mut s.up,
+            act,
         );
+    }
+    let starts = &s.starts;
+    pool.run_tasks(small.len(), |job| {
+        let mut guard = small[job].lock().unwrap_or_else(|e| e.into_inner());
+        let (e, ref mut dst) = *guard;
+        let input = &gathered[starts[e] * hidden..starts[e + 1] * hidden];
+        let [g, u, d] = weights_of(e);
         EXPERT_SCRATCH.with(|cell| {
             let (mut gate, mut up, mut act) = cell.take();
             gated(
