@@ -27,7 +27,10 @@ fan-out where it fits, layers cut so the total is 1-2 B parameters):
              kv_lora_rank 512, rope 64, nope 128, v 128, 64 experts of 1408, 6 used, 2 shared,
              softmax routing, YaRN x40. Here: hidden 1024, 16 layers (first dense, FFN 5632),
              the same attention dimensions and heads, 64 experts of 512, 6 used, 2 shared,
-             the same routing and YaRN.
+             the same routing and YaRN; but with a query compression (q_lora_rank 256, about
+             V3's 1536/7168 of the width), because llama.cpp takes a deepseek2 file without
+             q_lora_rank only at V2-Lite's own 26 or 27 layers (it decides "lite" by the layer
+             count) and its quantizer refuses the file otherwise.
 
 Weights are uniform with standard deviation 0.02 (transformers' usual initializer range), norm
 weights 1, from the raw bits of numpy's PCG64 seeded by (seed, tensor index): the same seed
@@ -79,6 +82,7 @@ class Shape:
     leading_dense: int = 0
     shared: int = 0
     kv_lora: int = 0
+    q_lora: int = 0
     rope: int = 0
     nope: int = 0
     v_dim: int = 0
@@ -96,7 +100,7 @@ SHAPES = {
         arch="deepseek2", name="Deepseek2 synthetic", vocab_file="ggml-vocab-deepseek-llm.gguf",
         hidden=1024, layers=16, heads=16, kv_heads=16, ffn=5632,
         experts=64, used=6, expert_ffn=512, context=163840, freq_base=10000.0,
-        leading_dense=1, shared=2, kv_lora=512, rope=64, nope=128, v_dim=128,
+        leading_dense=1, shared=2, kv_lora=512, q_lora=256, rope=64, nope=128, v_dim=128,
         yarn=dict(factor=40.0, original=4096, beta_fast=32.0, beta_slow=1.0,
                   log_multiplier=0.0707),
     ),
@@ -122,8 +126,11 @@ def tensors(s: Shape, vocab: int):
                 (b + "attn_k_norm.weight", (d,), F32, "ones", 1.0),
             ]
         else:
+            q_rows = s.heads * (s.nope + s.rope)
             out += [
-                (b + "attn_q.weight", (s.heads * (s.nope + s.rope), h), F16, "normal", 1.0),
+                (b + "attn_q_a.weight", (s.q_lora, h), F16, "normal", 1.0),
+                (b + "attn_q_a_norm.weight", (s.q_lora,), F32, "ones", 1.0),
+                (b + "attn_q_b.weight", (q_rows, s.q_lora), F16, "normal", 1.0),
                 (b + "attn_kv_a_mqa.weight", (s.kv_lora + s.rope, h), F16, "normal", 1.0),
                 (b + "attn_kv_a_norm.weight", (s.kv_lora,), F32, "ones", 1.0),
                 (b + "attn_k_b.weight", (s.heads, s.kv_lora, s.nope), F16, "normal", 1.0),
@@ -197,6 +204,7 @@ def add_metadata(w: gguf.GGUFWriter, s: Shape, vocab: int, size_label: str):
         w.add_uint32("general.file_type", int(gguf.LlamaFileType.MOSTLY_F16))
         w.add_uint32(f"{a}.leading_dense_block_count", s.leading_dense)
         w.add_uint32(f"{a}.vocab_size", vocab)
+        w.add_uint32(f"{a}.attention.q_lora_rank", s.q_lora)
         w.add_uint32(f"{a}.attention.kv_lora_rank", s.kv_lora)
         w.add_uint32(f"{a}.attention.key_length_mla", s.nope + s.rope)
         w.add_uint32(f"{a}.attention.value_length_mla", s.v_dim)
