@@ -59,6 +59,36 @@ fn json_records_have_sane_fields() {
 }
 
 #[test]
+fn moe_decode_reads_only_the_used_experts() {
+    // The tiny qwen3moe (8 experts, 2 used per token), Q8_0. Its tensor sizes as the `gguf`
+    // package reads them: 205,944 bytes in all, token_embd 21,692 (319 rows: one is 68),
+    // the six stacked expert tensors 104,448, of which a token reads 2/8.
+    let m = common::repo_root().join("testdata/tiny/qwen3moe.q8_0.gguf");
+    let out = kaiyuan(&[
+        "bench",
+        "-m",
+        m.to_str().unwrap(),
+        "-n",
+        "2",
+        "--only",
+        "tg",
+        "-r",
+        "1",
+        "-t",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let records: Vec<Value> = serde_json::from_str(&stdout(&out)).expect("JSON array");
+    assert_eq!(records[0]["model_size"].as_u64(), Some(205_944));
+    let expected = 205_944 - 21_692 + 68 - 104_448 + 104_448 / 8 * 2;
+    assert_eq!(
+        records[0]["weight_bytes_per_token"].as_u64(),
+        Some(expected)
+    );
+}
+
+#[test]
 fn table_has_a_row_per_test() {
     let m = smollm2();
     let out = kaiyuan(&[

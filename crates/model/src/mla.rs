@@ -227,8 +227,11 @@ pub(crate) struct MlaStep<'a> {
 
 /// `y = x·Wᵀ` for every head's slice of `x` and `y`: `x` is `[rows, heads, x_stride]` with
 /// the head's input at `x_at..x_at + w.cols`, `y` is `[rows, heads, y_stride]` likewise;
-/// `w` is the heads' matrices stacked. Each head's rows go through one mat-mat.
-#[allow(clippy::too_many_arguments)]
+/// `w` is the heads' matrices stacked. The heads' inputs are gathered head-major into
+/// `head_in`, then one pool dispatch runs whole heads as tasks, each head's rows through one
+/// mat-mat on its thread (the same kernel call as a mat-mat of its own, so the same bits),
+/// into `head_out`; then the results are scattered back. One dispatch per call rather than
+/// one per head: decoding a V3-shaped layer (128 heads) would otherwise wait on 256 of them.
 fn per_head(
     pool: &ThreadPool,
     w: &ops::WeightMatrix,
@@ -237,20 +240,28 @@ fn per_head(
     (y, y_stride, y_at): (&mut [f32], usize, usize),
     head_in: &mut Vec<f32>,
     head_out: &mut Vec<f32>,
-    act: &mut Vec<u8>,
 ) {
     let rows = x.len() / (heads * x_stride);
-    for h in 0..heads {
-        let wh = expert(w, heads, h);
-        let (cols, out) = (wh.cols(), wh.rows());
-        let input = sized(head_in, rows * cols);
-        for (r, dst) in input.chunks_exact_mut(cols).enumerate() {
+    let (cols, out) = (w.cols(), w.rows() / heads);
+    let input = sized(head_in, heads * rows * cols);
+    for (h, head) in input.chunks_exact_mut(rows * cols).enumerate() {
+        for (r, dst) in head.chunks_exact_mut(cols).enumerate() {
             let at = (r * heads + h) * x_stride + x_at;
             dst.copy_from_slice(&x[at..at + cols]);
         }
-        let output = sized(head_out, rows * out);
-        ops::matmul_with_scratch(pool, &wh, input, output, act);
-        for (r, src) in output.chunks_exact(out).enumerate() {
+    }
+    let input: &[f32] = input;
+    let output = sized(head_out, heads * rows * out);
+    pool.run_split_mut(output, rows * out, |first, part| {
+        for (k, dst) in part.chunks_exact_mut(rows * out).enumerate() {
+            let h = first + k;
+            let src = &input[h * rows * cols..(h + 1) * rows * cols];
+            // Inside a pool task: runs on this thread.
+            ops::matmul(pool, &expert(w, heads, h), src, dst);
+        }
+    });
+    for (h, head) in output.chunks_exact(rows * out).enumerate() {
+        for (r, src) in head.chunks_exact(out).enumerate() {
             let at = (r * heads + h) * y_stride + y_at;
             y[at..at + out].copy_from_slice(src);
         }
@@ -336,7 +347,6 @@ pub(crate) fn attention(
         (queries, width, rope),
         head_in,
         head_out,
-        act,
     );
 
     let shape = AttnShape {
@@ -362,7 +372,65 @@ pub(crate) fn attention(
         (values, dv, 0),
         head_in,
         head_out,
-        act,
     );
     ops::matmul_with_scratch(pool, &wo.view(file), values, proj, act);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kaiyuan_kernels::DType;
+
+    /// `per_head` against each head's product written out directly (f64), with more heads
+    /// than the pool has tasks so that one task runs several heads, inputs and outputs at
+    /// offsets inside wider rows, and two rows.
+    #[test]
+    fn per_head_matches_each_heads_direct_product() {
+        const HEADS: usize = 20; // > 1 thread × 4 tasks: tasks of several heads
+        const ROWS: usize = 2;
+        let (cols, out, x_stride, x_at, y_stride, y_at) = (8, 3, 11, 2, 5, 1);
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let w: Vec<f32> = (0..HEADS * out * cols).map(|_| next()).collect();
+        let x: Vec<f32> = (0..ROWS * HEADS * x_stride).map(|_| next()).collect();
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let wm = ops::WeightMatrix::new(DType::F32, HEADS * out, cols, &bytes).unwrap();
+        for threads in [1, 2] {
+            let pool = ThreadPool::new(threads);
+            let mut y = vec![f32::NAN; ROWS * HEADS * y_stride];
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            per_head(
+                &pool,
+                &wm,
+                HEADS,
+                (&x, x_stride, x_at),
+                (&mut y, y_stride, y_at),
+                &mut a,
+                &mut b,
+            );
+            for r in 0..ROWS {
+                for h in 0..HEADS {
+                    let xin = &x[(r * HEADS + h) * x_stride + x_at..][..cols];
+                    for o in 0..out {
+                        let wrow = &w[(h * out + o) * cols..][..cols];
+                        let want: f64 = wrow
+                            .iter()
+                            .zip(xin)
+                            .map(|(&p, &q)| f64::from(p) * f64::from(q))
+                            .sum();
+                        let got = y[(r * HEADS + h) * y_stride + y_at + o];
+                        assert!(
+                            (f64::from(got) - want).abs() < 1e-5,
+                            "{threads} threads, row {r}, head {h}, output {o}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -19,6 +19,18 @@ use crate::weights::MatrixRef;
 use kaiyuan_gguf::GgufFile;
 use kaiyuan_kernels::ops::{self, WeightMatrix};
 use kaiyuan_kernels::threads::ThreadPool;
+use std::cell::Cell;
+use std::sync::Mutex;
+
+/// Experts chosen by at least this many rows of a step run their mat-muls across the pool;
+/// the others are tasks of one dispatch (see [`moe_ffn`]).
+const PARALLEL_EXPERT_ROWS: usize = 16;
+
+thread_local! {
+    /// Gate, up and quantized-activation buffers of the expert a pool thread is running.
+    static EXPERT_SCRATCH: Cell<(Vec<f32>, Vec<f32>, Vec<u8>)> =
+        const { Cell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
 
 /// Mixture-of-experts hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -156,10 +168,12 @@ pub(crate) struct FfnScratch {
     next: Vec<usize>,
     /// Slots (`row · used + rank`) grouped by expert.
     by_expert: Vec<usize>,
+    /// Each slot's position in `by_expert`.
+    pos_of: Vec<usize>,
+    /// Each slot's input row, in `by_expert` order, `[rows · used, hidden]`.
     gathered: Vec<f32>,
+    /// Each slot's expert output, in `by_expert` order, `[rows · used, hidden]`.
     expert_out: Vec<f32>,
-    /// Each slot's expert output, `[rows · used, hidden]`.
-    slot_out: Vec<f32>,
     shared_out: Vec<f32>,
     route: RouteScratch,
 }
@@ -264,7 +278,8 @@ pub(crate) fn moe_ffn(
         );
     }
 
-    // Group the slots by expert (counting sort, slots in row order within an expert).
+    // Group the slots by expert (counting sort, slots in row order within an expert):
+    // `by_expert[pos]` is the slot at position `pos`, `pos_of[slot]` its position.
     s.starts.clear();
     s.starts.resize(n_exp + 1, 0);
     for &e in &s.chosen[..rows * used] {
@@ -274,51 +289,91 @@ pub(crate) fn moe_ffn(
         s.starts[e + 1] += s.starts[e];
     }
     s.by_expert.resize(rows * used, 0);
+    s.pos_of.resize(rows * used, 0);
     s.next.clear();
     s.next.extend_from_slice(&s.starts[..n_exp]);
     for (slot, &e) in s.chosen[..rows * used].iter().enumerate() {
-        s.by_expert[s.next[e as usize]] = slot;
+        let pos = s.next[e as usize];
+        s.by_expert[pos] = slot;
+        s.pos_of[slot] = pos;
         s.next[e as usize] += 1;
     }
 
-    // Each chosen expert once, over all the rows that chose it.
+    // Every slot's input row, in expert order, so each expert's rows are one matrix.
+    let gathered = sized(&mut s.gathered, rows * used * hidden);
+    for (dst, &slot) in gathered.chunks_exact_mut(hidden).zip(&s.by_expert) {
+        let row = slot / used;
+        dst.copy_from_slice(&x[row * hidden..(row + 1) * hidden]);
+    }
+    let gathered: &[f32] = gathered;
+
+    // Each chosen expert once, over all the rows that chose it. An expert with few rows
+    // (all of them when decoding) is a task of one shared pool dispatch, its three mat-muls
+    // on the thread that claims it, rather than three dispatches of its own: decode then
+    // waits on one dispatch per layer, not `3·used`. An expert with many rows (prefill)
+    // runs its mat-muls across the pool as before, so a popular expert cannot leave the
+    // other threads idle. Either way they are the same kernel calls with the same split,
+    // so the bits do not depend on which.
     let (gate_all, up_all, down_all) = (
         w.experts.gate.view(file),
         w.experts.up.view(file),
         w.experts.down.view(file),
     );
-    sized(&mut s.slot_out, rows * used * hidden);
-    for e in 0..n_exp {
-        let slots = &s.by_expert[s.starts[e]..s.starts[e + 1]];
-        if slots.is_empty() {
-            continue;
-        }
-        let m = slots.len();
-        let gathered = sized(&mut s.gathered, m * hidden);
-        for (dst, &slot) in gathered.chunks_exact_mut(hidden).zip(slots) {
-            let row = slot / used;
-            dst.copy_from_slice(&x[row * hidden..(row + 1) * hidden]);
-        }
-        let (g, u, d) = (
+    let weights_of = |e: usize| {
+        [
             expert(&gate_all, n_exp, e),
             expert(&up_all, n_exp, e),
             expert(&down_all, n_exp, e),
-        );
-        let expert_out = sized(&mut s.expert_out, m * hidden);
+        ]
+    };
+    let expert_out = sized(&mut s.expert_out, rows * used * hidden);
+    let mut small: Vec<Mutex<(usize, &mut [f32])>> = Vec::new();
+    let mut rest = expert_out;
+    for e in 0..n_exp {
+        let (first, end) = (s.starts[e], s.starts[e + 1]);
+        if first == end {
+            continue;
+        }
+        let (mine, tail) = std::mem::take(&mut rest).split_at_mut((end - first) * hidden);
+        rest = tail;
+        if end - first < PARALLEL_EXPERT_ROWS {
+            small.push(Mutex::new((e, mine)));
+            continue;
+        }
+        let [g, u, d] = weights_of(e);
+        let input = &gathered[first * hidden..end * hidden];
         gated(
             pool,
             [&g, &u, &d],
             activation,
-            &s.gathered[..m * hidden],
-            expert_out,
+            input,
+            mine,
             &mut s.gate,
             &mut s.up,
             act,
         );
-        for (src, &slot) in s.expert_out[..m * hidden].chunks_exact(hidden).zip(slots) {
-            s.slot_out[slot * hidden..(slot + 1) * hidden].copy_from_slice(src);
-        }
     }
+    let starts = &s.starts;
+    pool.run_tasks(small.len(), |job| {
+        let mut guard = small[job].lock().unwrap_or_else(|e| e.into_inner());
+        let (e, ref mut dst) = *guard;
+        let input = &gathered[starts[e] * hidden..starts[e + 1] * hidden];
+        let [g, u, d] = weights_of(e);
+        EXPERT_SCRATCH.with(|cell| {
+            let (mut gate, mut up, mut act) = cell.take();
+            gated(
+                pool,
+                [&g, &u, &d],
+                activation,
+                input,
+                dst,
+                &mut gate,
+                &mut up,
+                &mut act,
+            );
+            cell.set((gate, up, act));
+        });
+    });
 
     // Each row: its experts' outputs, weighted, in its own top-k order.
     for row in 0..rows {
@@ -327,7 +382,8 @@ pub(crate) fn moe_ffn(
         for k in 0..used {
             let slot = row * used + k;
             let wk = s.weights[slot];
-            let src = &s.slot_out[slot * hidden..(slot + 1) * hidden];
+            let pos = s.pos_of[slot];
+            let src = &s.expert_out[pos * hidden..(pos + 1) * hidden];
             for (o, &v) in dst.iter_mut().zip(src) {
                 *o += wk * v;
             }

@@ -192,7 +192,8 @@ fn moe_matches_the_direct_reference() {
     let mut rng = Rng(42);
     let mut s = FfnScratch::default();
     let mut act = Vec::new();
-    for rows in [1usize, 9] {
+    // 64 rows: about 24 per expert, so most experts run across the pool, some as tasks.
+    for rows in [1usize, 9, 64] {
         let x = rng.vec(rows * HIDDEN, 1.0);
         let mut out = vec![0f32; rows * HIDDEN];
         moe_ffn(

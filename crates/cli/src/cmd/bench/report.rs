@@ -30,7 +30,9 @@ pub struct ModelInfo {
     pub size: u64,
     pub n_params: u64,
     /// Bytes of weights one decode step reads: every tensor except the token embedding
-    /// table, of which one row is read (unless it doubles as the output matrix).
+    /// table, of which one row is read (unless it doubles as the output matrix), and of a
+    /// mixture of experts' stacked expert tensors (`*_exps`) only the `used` experts a token
+    /// is routed to.
     pub weight_bytes_per_token: u64,
 }
 
@@ -41,12 +43,20 @@ impl ModelInfo {
         let size: u64 = tensors.iter().map(|t| t.size).sum();
         let n_params: u64 = tensors.iter().map(|t| t.n_elements()).sum();
         let embd = file.tensor("token_embd.weight");
-        let weight_bytes_per_token = match embd {
+        let mut weight_bytes_per_token = match embd {
             Some(e) if !model.config().tied_embeddings => {
                 size - e.size + e.size / model.config().vocab_size.max(1) as u64
             }
             _ => size,
         };
+        if let Some(moe) = &model.config().moe {
+            // A decoded token reads `used` of the `experts` equal slices of each stacked
+            // expert tensor.
+            let (used, experts) = (moe.router.used as u64, moe.router.experts.max(1) as u64);
+            for t in tensors.iter().filter(|t| is_stacked_experts(&t.name)) {
+                weight_bytes_per_token -= t.size - t.size / experts * used;
+            }
+        }
         // The file's quantization mix (`general.file_type`), else the type holding most
         // bytes among matrices.
         let file_type = file
@@ -80,6 +90,13 @@ impl ModelInfo {
             weight_bytes_per_token,
         }
     }
+}
+
+/// Whether a tensor holds a mixture of experts' routed experts stacked along its last
+/// dimension (`blk.N.ffn_{gate,up,down}_exps.weight`, also the fused `ffn_gate_up_exps`).
+fn is_stacked_experts(name: &str) -> bool {
+    name.strip_suffix(".weight")
+        .is_some_and(|n| n.starts_with("blk.") && n.ends_with("_exps"))
 }
 
 /// One test's result; the JSON field names follow llama-bench's where it has the field.
@@ -268,6 +285,15 @@ mod tests {
         assert_eq!(stddev(&[3.0]), 0.0);
         assert!((mean(&[1.0, 2.0, 3.0]) - 2.0).abs() < 1e-12);
         assert!((stddev(&[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn stacked_experts() {
+        assert!(is_stacked_experts("blk.3.ffn_gate_exps.weight"));
+        assert!(is_stacked_experts("blk.0.ffn_down_exps.weight"));
+        assert!(!is_stacked_experts("blk.1.ffn_gate_shexp.weight"));
+        assert!(!is_stacked_experts("blk.1.ffn_gate_inp.weight"));
+        assert!(!is_stacked_experts("blk.1.ffn_up.weight"));
     }
 
     #[test]
