@@ -23,7 +23,7 @@
 
 use super::{
     content, find_first, held_suffix_start, is_json_object, is_partial_of_any, leading_whitespace,
-    malformed, starts_with_any, Buffered, Calls, ToolEvent,
+    malformed, skip_whitespace_after_call, starts_with_any, Buffered, Calls, ToolEvent,
 };
 
 /// Every spelling of a marker: `▁` as itself, `_`, space or `\_`; bars `｜` or `|`.
@@ -118,13 +118,8 @@ impl DeepSeekParser {
         loop {
             match self.state {
                 State::Content => {
-                    if self.after_calls {
-                        let lead = leading_whitespace(&self.buf);
-                        self.buf.drain(..lead);
-                        if self.buf.is_empty() {
-                            return;
-                        }
-                        self.after_calls = false;
+                    if !skip_whitespace_after_call(&mut self.buf, &mut self.after_calls) {
+                        return;
                     }
                     match find_first(&self.buf, &self.content_markers) {
                         Some((at, which)) => {

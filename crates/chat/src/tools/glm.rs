@@ -45,7 +45,7 @@ use serde_json::{Map, Value};
 
 use super::{
     content, find_first, held_suffix_start, is_partial_of_any, leading_whitespace, malformed,
-    Buffered, Calls, ToolEvent, ToolSpec,
+    skip_whitespace_after_call, Buffered, Calls, ToolEvent, ToolSpec,
 };
 
 /// The tags of a family that writes calls as argument key/value tag pairs.
@@ -202,13 +202,8 @@ impl GlmParser {
         loop {
             match self.state {
                 State::Content => {
-                    if self.after_call {
-                        let lead = leading_whitespace(&self.buf);
-                        self.buf.drain(..lead);
-                        if self.buf.is_empty() {
-                            return;
-                        }
-                        self.after_call = false;
+                    if !skip_whitespace_after_call(&mut self.buf, &mut self.after_call) {
+                        return;
                     }
                     match find_first(&self.buf, &self.markers) {
                         Some((at, which)) => {

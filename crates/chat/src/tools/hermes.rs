@@ -24,8 +24,8 @@
 //! [`TaggedJsonParser`] is shared with ERNIE 4.5 (same tags, plus answer tags to strip).
 
 use super::{
-    call_from_value, content, find_first, held_suffix_start, is_json_object, leading_whitespace,
-    malformed, Buffered, Calls, JsonScan, ToolEvent,
+    call_from_value, content, find_first, held_suffix_start, is_json_object, malformed,
+    skip_whitespace_after_call, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 /// Where a call is, between its tags.
@@ -268,13 +268,8 @@ impl TaggedJsonParser {
                     continue;
                 }
             }
-            if self.after_call {
-                let lead = leading_whitespace(&self.buf);
-                self.buf.drain(..lead);
-                if self.buf.is_empty() {
-                    return;
-                }
-                self.after_call = false;
+            if !skip_whitespace_after_call(&mut self.buf, &mut self.after_call) {
+                return;
             }
             match find_first(&self.buf, &self.markers) {
                 Some((at, which)) => {

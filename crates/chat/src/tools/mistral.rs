@@ -16,7 +16,7 @@
 
 use super::{
     call_from_value, content, held_suffix_start, is_json_object, leading_whitespace, malformed,
-    Buffered, Calls, JsonScan, ToolEvent,
+    skip_whitespace_after_call, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 const TOOL_CALLS: &str = "[TOOL_CALLS]";
@@ -97,13 +97,8 @@ impl MistralParser {
         loop {
             match self.state {
                 State::Content => {
-                    if self.after_calls {
-                        let lead = leading_whitespace(&self.buf);
-                        self.buf.drain(..lead);
-                        if self.buf.is_empty() {
-                            return;
-                        }
-                        self.after_calls = false;
+                    if !skip_whitespace_after_call(&mut self.buf, &mut self.after_calls) {
+                        return;
                     }
                     if let Some(at) = self.buf.find(TOOL_CALLS) {
                         content(out, &self.buf[..at]);

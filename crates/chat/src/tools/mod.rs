@@ -115,6 +115,21 @@ fn leading_whitespace(s: &str) -> usize {
     s.len() - s.trim_start().len()
 }
 
+/// After a call the whitespace before the next text is dropped: while `*after_call`, drains
+/// the leading whitespace of `buf`; false if nothing else has arrived yet (wait for more),
+/// true once past it (and `*after_call` is cleared).
+fn skip_whitespace_after_call(buf: &mut String, after_call: &mut bool) -> bool {
+    if *after_call {
+        let lead = leading_whitespace(buf);
+        buf.drain(..lead);
+        if buf.is_empty() {
+            return false;
+        }
+        *after_call = false;
+    }
+    true
+}
+
 /// Parses a whole reply: `(content, calls)`. Built on the streaming parser (one push, then
 /// finish); the raw text of malformed calls is part of the content.
 pub fn parse_all(parser: &mut dyn ToolCallParser, text: &str) -> (String, Vec<ToolCall>) {
