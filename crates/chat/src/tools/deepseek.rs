@@ -23,7 +23,8 @@
 
 use super::{
     content, find_first, held_suffix_start, is_json_object, is_partial_of_any, leading_whitespace,
-    malformed, skip_whitespace_after_call, starts_with_any, Buffered, Calls, ToolEvent,
+    malformed, release_content, skip_whitespace_after_call, starts_with_any, Buffered, Calls,
+    ToolEvent,
 };
 
 /// Every spelling of a marker: `▁` as itself, `_`, space or `\_`; bars `｜` or `|`.
@@ -138,13 +139,7 @@ impl DeepSeekParser {
                             }
                         }
                         None => {
-                            let keep = if finishing {
-                                self.buf.len()
-                            } else {
-                                held_suffix_start(&self.buf, &self.content_markers)
-                            };
-                            content(out, &self.buf[..keep]);
-                            self.buf.drain(..keep);
+                            release_content(out, &mut self.buf, &self.content_markers, finishing);
                             return;
                         }
                     }

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{
-    content, find_first, held_suffix_start, is_partial_of_any, leading_whitespace, malformed,
+    content, find_first, is_partial_of_any, leading_whitespace, malformed, release_content,
     skip_whitespace_after_call, Buffered, Calls, ToolEvent, ToolSpec,
 };
 
@@ -220,13 +220,7 @@ impl GlmParser {
                             self.state = State::Name;
                         }
                         None => {
-                            let keep = if finishing {
-                                self.buf.len()
-                            } else {
-                                held_suffix_start(&self.buf, &self.markers)
-                            };
-                            content(out, &self.buf[..keep]);
-                            self.buf.drain(..keep);
+                            release_content(out, &mut self.buf, &self.markers, finishing);
                             return;
                         }
                     }

@@ -25,7 +25,7 @@
 
 use super::{
     call_from_value, content, find_first, held_suffix_start, is_json_object, malformed,
-    skip_whitespace_after_call, Buffered, Calls, JsonScan, ToolEvent,
+    release_content, skip_whitespace_after_call, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 /// Where a call is, between its tags.
@@ -284,13 +284,7 @@ impl TaggedJsonParser {
                     }
                 }
                 None => {
-                    let keep = if finishing {
-                        self.buf.len()
-                    } else {
-                        held_suffix_start(&self.buf, &self.markers)
-                    };
-                    content(out, &self.buf[..keep]);
-                    self.buf.drain(..keep);
+                    release_content(out, &mut self.buf, &self.markers, finishing);
                     return;
                 }
             }

@@ -22,7 +22,7 @@
 //! Buffered: each call is emitted whole when its JSON object closes.
 
 use super::{
-    call_from_value, content, held_suffix_start, malformed, Buffered, Calls, JsonScan, ToolEvent,
+    call_from_value, content, malformed, release_content, Buffered, Calls, JsonScan, ToolEvent,
 };
 
 const PYTHON_TAG: &str = "<|python_tag|>";
@@ -138,13 +138,7 @@ impl Llama3Parser {
                         self.state = State::Tagged;
                     }
                     None => {
-                        let keep = if finishing {
-                            self.buf.len()
-                        } else {
-                            held_suffix_start(&self.buf, &[PYTHON_TAG])
-                        };
-                        content(out, &self.buf[..keep]);
-                        self.buf.drain(..keep);
+                        release_content(out, &mut self.buf, &[PYTHON_TAG], finishing);
                         return;
                     }
                 },

@@ -15,7 +15,7 @@
 //! arguments as they arrive, until their JSON object closes; they are checked then.
 
 use super::{
-    call_from_value, content, held_suffix_start, is_json_object, leading_whitespace, malformed,
+    call_from_value, content, is_json_object, leading_whitespace, malformed, release_content,
     skip_whitespace_after_call, Buffered, Calls, JsonScan, ToolEvent,
 };
 
@@ -107,13 +107,7 @@ impl MistralParser {
                         self.state = State::AfterTag;
                         continue;
                     }
-                    let keep = if finishing {
-                        self.buf.len()
-                    } else {
-                        held_suffix_start(&self.buf, &[TOOL_CALLS])
-                    };
-                    content(out, &self.buf[..keep]);
-                    self.buf.drain(..keep);
+                    release_content(out, &mut self.buf, &[TOOL_CALLS], finishing);
                     return;
                 }
                 State::AfterTag => {

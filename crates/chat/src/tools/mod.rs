@@ -115,6 +115,23 @@ fn leading_whitespace(s: &str) -> usize {
     s.len() - s.trim_start().len()
 }
 
+/// Releases the text of `buf` as content, all of it when `finishing`, otherwise up to a
+/// suffix that could be the start of one of `markers` (held for the next chunk).
+fn release_content<S: AsRef<str>>(
+    out: &mut Vec<ToolEvent>,
+    buf: &mut String,
+    markers: &[S],
+    finishing: bool,
+) {
+    let keep = if finishing {
+        buf.len()
+    } else {
+        held_suffix_start(buf, markers)
+    };
+    content(out, &buf[..keep]);
+    buf.drain(..keep);
+}
+
 /// After a call the whitespace before the next text is dropped: while `*after_call`, drains
 /// the leading whitespace of `buf`; false if nothing else has arrived yet (wait for more),
 /// true once past it (and `*after_call` is cleared).

@@ -407,18 +407,15 @@ fn mistral_v11_templates_get_the_args_form() {
 /// GLM-4.6's and GLM-4.7's call layouts (`kaiyuan_chat::tools::GlmParser`, from their chat
 /// templates): two calls, the second without arguments.
 const GLM_46: &str = "<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n</tool_call>\n<tool_call>get_time\n</tool_call>";
-const GLM_47: &str = "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call><tool_call>get_time</tool_call>";
-
-#[test]
-fn glm_grammar_accepts_both_layouts_and_the_parser_reads_them() {
-    let tok = smollm2();
-    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
-    let mut messages = vec![Message::text("user", "hi")];
-    let mut plan_for = |choice, parallel| {
+/// The plans of `format` for `required` with parallel calls, `required` with one call, and
+/// `auto`, for a plain user turn.
+fn forced_single_auto(format: ToolFormat, tok: &Tokenizer) -> (ToolPlan, ToolPlan, ToolPlan) {
+    let plan_for = |choice, parallel| {
+        let mut messages = vec![Message::text("user", "hi")];
         prepare(
-            ToolFormat::Glm,
+            format,
             "",
-            &tok,
+            tok,
             Some(&request(choice, parallel)),
             None,
             &mut messages,
@@ -426,9 +423,20 @@ fn glm_grammar_accepts_both_layouts_and_the_parser_reads_them() {
         .unwrap()
         .unwrap()
     };
-    let forced = plan_for(ToolChoice::Required, true);
-    let single = plan_for(ToolChoice::Required, false);
-    let auto = plan_for(ToolChoice::Auto, true);
+    (
+        plan_for(ToolChoice::Required, true),
+        plan_for(ToolChoice::Required, false),
+        plan_for(ToolChoice::Auto, true),
+    )
+}
+
+const GLM_47: &str = "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call><tool_call>get_time</tool_call>";
+
+#[test]
+fn glm_grammar_accepts_both_layouts_and_the_parser_reads_them() {
+    let tok = smollm2();
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    let (forced, single, auto) = forced_single_auto(ToolFormat::Glm, &tok);
     assert_eq!(auto.triggers, ["<tool_call>"]);
     for text in [GLM_46, GLM_47] {
         accepts(&vocab, &tok, &forced.grammar.spec, text).unwrap_or_else(|e| panic!("{e}"));
@@ -527,22 +535,7 @@ fn hunyuan_grammar_accepts_its_wrapped_calls_and_the_parser_reads_them() {
     let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
     // Hy3's layout (tencent-Hy3's chat template; `kaiyuan_chat::tools::GlmParser::hunyuan`).
     let text = "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>";
-    let mut messages = vec![Message::text("user", "hi")];
-    let mut plan_for = |choice, parallel| {
-        prepare(
-            ToolFormat::Hunyuan,
-            "",
-            &tok,
-            Some(&request(choice, parallel)),
-            None,
-            &mut messages,
-        )
-        .unwrap()
-        .unwrap()
-    };
-    let forced = plan_for(ToolChoice::Required, true);
-    let single = plan_for(ToolChoice::Required, false);
-    let auto = plan_for(ToolChoice::Auto, true);
+    let (forced, single, auto) = forced_single_auto(ToolFormat::Hunyuan, &tok);
     accepts(&vocab, &tok, &forced.grammar.spec, text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(auto.triggers, ["<tool_calls:opensource>"]);
     let after = text.strip_prefix("<tool_calls:opensource>").unwrap();
