@@ -132,8 +132,8 @@ unsafe fn unpack_quants<const FMT: u8>(wb: &[u8], q: &mut [u8; QK_K]) {
     assert_eq!(wb.len(), block_bytes(FMT));
     let m4 = _mm256_set1_epi8(0x0f);
     let (w, q) = (wb.as_ptr(), q.as_mut_ptr());
-    // SAFETY: every load reads 32 bytes inside the block (Q4_K qs 16..144 and, unused,
-    // bytes 16..48; Q5_K qh 16..48 and qs 48..176; Q6_K ql 0..128 and qh 128..192; `wb` is one whole block, asserted),
+    // SAFETY: every load reads 32 bytes inside the block (Q4_K qs 16..144; Q5_K qh 16..48
+    // and qs 48..176; Q6_K ql 0..128 and qh 128..192; `wb` is one whole block, asserted),
     // every store writes 32 bytes at 0, 32, ..., 224 of the 256-byte `q`; `loadu`/`storeu`
     // need no alignment.
     unsafe {
@@ -141,7 +141,12 @@ unsafe fn unpack_quants<const FMT: u8>(wb: &[u8], q: &mut [u8; QK_K]) {
         match FMT {
             Q4K | Q5K => {
                 let qs = if FMT == Q4K { Q4K_QS } else { Q5K_QS };
-                let qh = load(Q5K_QH);
+                // Q4_K has no high bits; its `qh` is never read.
+                let qh = if FMT == Q5K {
+                    load(Q5K_QH)
+                } else {
+                    _mm256_setzero_si256()
+                };
                 for c in 0..4 {
                     let x = load(qs + 32 * c);
                     for half in 0..2 {
