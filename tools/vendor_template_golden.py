@@ -96,17 +96,18 @@ TEMPLATES.update({
 # `:opensource` tags, `<tool_sep:opensource>` after the name, the calls wrapped in
 # `<tool_calls:opensource>`. The template sets its own bos/eos tokens.
 TEMPLATES["tencent-Hy3"] = ("hunyuan", (None, None))
-# Rendered like the others, but their call format has no Kaiyuan family yet (`family` null;
-# `writes` says what they write).
+# DeepSeek V3.2 and V4 (the templates' instructions and history rendering): DSML markup,
+# `<｜DSML｜function_calls>` (V3.2) or `<｜DSML｜tool_calls>` (V4) around
+# `<｜DSML｜invoke name="NAME">` and `<｜DSML｜parameter name="KEY" string="true|false">VALUE…`,
+# strings raw and other values as JSON.
 TEMPLATES.update({
-    "deepseek-ai-DeepSeek-V4": (None, DEEPSEEK),
-    "deepseek-ai-DeepSeek-V4-Flash-0731": (None, DEEPSEEK),
+    "deepseek-ai-DeepSeek-V3.2": ("deepseek-v3.2", DEEPSEEK),
+    "deepseek-ai-DeepSeek-V4": ("deepseek-v4", DEEPSEEK),
+    "deepseek-ai-DeepSeek-V4-Flash-0731": ("deepseek-v4", DEEPSEEK),
 })
-DSML = "DSML: <｜DSML｜tool_calls><｜DSML｜invoke name=NAME><｜DSML｜parameter name=KEY string=…>…"
-WRITES = {
-    "deepseek-ai-DeepSeek-V4": DSML,
-    "deepseek-ai-DeepSeek-V4-Flash-0731": DSML,
-}
+# Rendered like the others, but their call format has no Kaiyuan family yet (`family` null;
+# `writes` says what they write). None today.
+WRITES = {}
 # Template variables of one template's own (beside EXTRA): Hy3's and V4's reasoning effort.
 EXTRA_FOR = {
     "tencent-Hy3": {"reasoning_high": {"reasoning_effort": "high"}},
@@ -127,7 +128,6 @@ UNSUPPORTED = {
     "unsloth-Apriel-1.5": "<tool_calls>[{\"name\", \"arguments\"}, …]</tool_calls>",
     "meetkai-functionary-medium-v3.1": "<function=NAME>{json}</function> (and <|python_tag|> for code)",
     "moonshotai-Kimi-K2": "<|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:IDX<|tool_call_argument_begin|>{json}…",
-    "deepseek-ai-DeepSeek-V3.2": "DSML: <｜DSML｜function_calls><｜DSML｜invoke name=NAME>…",
 }
 
 TOOLS = [
@@ -254,8 +254,9 @@ def main():
     templates, cases = {}, []
     for stem, (family, (bos, eos)) in TEMPLATES.items():
         source = (args.templates / f"{stem}.jinja").read_text()
-        # DeepSeek's own templates concatenate the arguments (text); these copies apply tojson.
-        string_args = (family or "").startswith("deepseek") and not re.search(r"arguments'\]\s*\|\s*tojson", source)
+        # DeepSeek's own R1/V3.1 templates concatenate the arguments (text); these copies apply
+        # tojson. (V3.2/V4's DSML templates read an object, and parse a string with from_json.)
+        string_args = family in ("deepseek-r1", "deepseek-v3.1") and not re.search(r"arguments'\]\s*\|\s*tojson", source)
         templates[stem] = {"file": f"{stem}.jinja", "sha256": sha256(source), "family": family,
                            "bos_token": bos, "eos_token": eos,
                            "arguments": "string" if string_args else "object"}

@@ -15,7 +15,8 @@
 //!   `index` says which call to abandon; that index is not reused.
 //! - Argument fragments are streamed as they arrive (as written) where the format allows it:
 //!   DeepSeek and Mistral `[ARGS]` (bare JSON after a marker), Hermes and ERNIE when the call
-//!   object has the documented `{"name": …, "arguments": {` order, GLM one argument at a time. Calls wrapped in a bigger JSON
+//!   object has the documented `{"name": …, "arguments": {` order, GLM and DSML (DeepSeek
+//!   V3.2/V4) one argument at a time. Calls wrapped in a bigger JSON
 //!   value (Llama 3, Mistral Nemo, generic, and Hermes/ERNIE in another key order) are buffered
 //!   and emitted when their JSON is complete, arguments re-serialized compactly. Each family's
 //!   module says which.
@@ -27,6 +28,7 @@
 
 mod arguments;
 mod deepseek;
+pub mod dsml;
 mod ernie;
 mod generic;
 mod glm;
@@ -36,6 +38,7 @@ mod mistral;
 
 pub use arguments::template_serializes_arguments;
 pub use deepseek::DeepSeekParser;
+pub use dsml::DsmlParser;
 pub use ernie::ernie_parser;
 pub use generic::{
     generic_system_prompt, generic_tool_schema, GenericParser, ToolChoice, ToolSpec,
@@ -200,8 +203,14 @@ pub enum ToolFormat {
     Llama3,
     /// DeepSeek R1 / V3: `function<｜tool▁sep｜>NAME` and a fenced JSON block.
     DeepSeekR1,
-    /// DeepSeek V3.1+: `NAME<｜tool▁sep｜>{json}`.
+    /// DeepSeek V3.1: `NAME<｜tool▁sep｜>{json}`.
     DeepSeekV31,
+    /// DeepSeek V3.2: DSML markup, `<｜DSML｜function_calls>` around
+    /// `<｜DSML｜invoke name="NAME">` and a `<｜DSML｜parameter name="K" string="true|false">`
+    /// per argument (strings raw, the rest JSON).
+    DeepSeekV32,
+    /// DeepSeek V4 (and V4-Flash): V3.2's DSML with the block named `tool_calls`.
+    DeepSeekV4,
     /// Mistral: `[TOOL_CALLS][...]` (Nemo) or `[TOOL_CALLS]name[ARGS]{...}`.
     Mistral,
     /// ERNIE 4.5: Hermes-style calls, answers possibly in `<response>…</response>`.
@@ -217,12 +226,22 @@ pub enum ToolFormat {
 
 impl ToolFormat {
     /// Picks the family from a chat template's source text, by the markers it writes. Checked in
-    /// order: DeepSeek, Mistral, Hunyuan (`<tool_sep`: Hy3's template builds its tags with
-    /// `'<tool_call{}>'.format(':opensource')`), GLM (`<arg_key>`) and ERNIE (before Hermes: they
-    /// share `<tool_call>`), Hermes, Llama 3, then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>` beside
-    /// `<tool_call>` (a heuristic: check it against the real templates).
+    /// order: DeepSeek V3.2/V4 (`｜DSML｜`, which their templates join to the tag names: the
+    /// block is looked for as `function_calls>` / `tool_calls>`), DeepSeek, Mistral, Hunyuan
+    /// (`<tool_sep`: Hy3's template builds its tags with `'<tool_call{}>'.format(':opensource')`),
+    /// GLM (`<arg_key>`) and ERNIE (before Hermes: they share `<tool_call>`), Hermes, Llama 3,
+    /// then generic. ERNIE is recognised by `<response>` or ERNIE's `<|begin_of_sentence|>`
+    /// beside `<tool_call>` (a heuristic: check it against the real templates).
     pub fn detect(template_source: &str) -> ToolFormat {
         let s = template_source;
+        if s.contains("｜DSML｜") {
+            if s.contains("function_calls>") {
+                return ToolFormat::DeepSeekV32;
+            }
+            if s.contains("tool_calls>") {
+                return ToolFormat::DeepSeekV4;
+            }
+        }
         if s.contains("tool▁calls▁begin") || s.contains("tool▁call▁begin") {
             // R1/V3 render `tool['type'] + '<｜tool▁sep｜>' + name` and a ```json fence.
             if s.contains("function<｜tool▁sep｜>")
@@ -255,7 +274,9 @@ impl ToolFormat {
     }
 
     /// Every format, in [`ToolFormat::detect`]'s order.
-    pub const ALL: [ToolFormat; 9] = [
+    pub const ALL: [ToolFormat; 11] = [
+        ToolFormat::DeepSeekV32,
+        ToolFormat::DeepSeekV4,
         ToolFormat::DeepSeekR1,
         ToolFormat::DeepSeekV31,
         ToolFormat::Mistral,
@@ -274,6 +295,8 @@ impl ToolFormat {
             ToolFormat::Llama3 => "llama3",
             ToolFormat::DeepSeekR1 => "deepseek-r1",
             ToolFormat::DeepSeekV31 => "deepseek-v3.1",
+            ToolFormat::DeepSeekV32 => "deepseek-v3.2",
+            ToolFormat::DeepSeekV4 => "deepseek-v4",
             ToolFormat::Mistral => "mistral",
             ToolFormat::Ernie => "ernie",
             ToolFormat::Glm => "glm",
@@ -298,6 +321,7 @@ impl ToolFormat {
             ToolFormat::Ernie => Box::new(ernie_parser()),
             ToolFormat::Llama3 => Box::new(Llama3Parser::new()),
             ToolFormat::DeepSeekR1 | ToolFormat::DeepSeekV31 => Box::new(DeepSeekParser::new()),
+            ToolFormat::DeepSeekV32 | ToolFormat::DeepSeekV4 => Box::new(DsmlParser::new()),
             ToolFormat::Mistral => Box::new(MistralParser::new()),
             ToolFormat::Generic => Box::new(GenericParser::new()),
         }
@@ -318,6 +342,8 @@ impl ToolFormat {
             ToolFormat::Llama3 => &["<|python_tag|>", "{\"name\""],
             ToolFormat::DeepSeekR1 => &["<｜tool▁calls▁begin｜>"],
             ToolFormat::DeepSeekV31 => &["<｜tool▁calls▁begin｜>", "<｜tool▁call▁begin｜>"],
+            ToolFormat::DeepSeekV32 => &[dsml::DSML_V32_BLOCK.0],
+            ToolFormat::DeepSeekV4 => &[dsml::DSML_V4_BLOCK.0],
             ToolFormat::Mistral => &["[TOOL_CALLS]"],
             ToolFormat::Generic => &[],
         }
@@ -564,6 +590,8 @@ mod tests {
             ("<|begin_of_sentence|>{{ '<tool_call>' }}<response>", Ernie),
             ("<tool_call>{{ tc.name }}<arg_key>{{ k }}</arg_key>", Glm),
             ("'<tool_call{}>'.format(T) '<tool_sep{}>'.format(T) '<arg_key{}>'", Hunyuan),
+            ("{%- set dsml_token = '｜DSML｜' -%}{{ '<' + dsml_token + 'function_calls>' }}", DeepSeekV32),
+            ("{%- set dsml_token = '｜DSML｜' -%}{{ '<' + dsml_token + 'tool_calls>' }}", DeepSeekV4),
             ("{{ '<start_of_turn>' }}", Generic),
         ];
         for (source, want) in cases {

@@ -4,6 +4,7 @@
 //! adjacent text merged) must be the same, and what they add up to must equal `parse_all`.
 
 mod deepseek;
+mod dsml;
 mod generic;
 mod glm;
 mod hermes;
@@ -145,6 +146,8 @@ fn each_format_has_triggers_or_is_fully_constrained() {
         Llama3,
         DeepSeekR1,
         DeepSeekV31,
+        DeepSeekV32,
+        DeepSeekV4,
         Mistral,
         Ernie,
         Glm,
@@ -179,7 +182,7 @@ fn random_texts_split_anywhere_give_the_same_events() {
         "\"parameters\": {}}",
         ";",
     ];
-    let families: [(ToolFormat, &[&str]); 9] = [
+    let families: [(ToolFormat, &[&str]); 11] = [
         (
             Hermes,
             &["<tool_call>", "</tool_call>", "<tool_", "</tool_call"],
@@ -241,6 +244,34 @@ fn random_texts_split_anywhere_give_the_same_events() {
                 "<｜tool▁call▁end｜>",
                 "<｜tool▁calls▁begin｜>",
                 "｜",
+            ],
+        ),
+        (
+            DeepSeekV32,
+            &[
+                "<｜DSML｜function_calls>",
+                "</｜DSML｜function_calls>",
+                "<｜DSML｜invoke name=\"f\">",
+                "</｜DSML｜invoke>",
+                "<｜DSML｜parameter name=\"a\" string=\"true\">",
+                "<｜DSML｜parameter name=\"b\" string=\"false\">",
+                "</｜DSML｜parameter>",
+                "<｜DSML｜",
+                "\n\n",
+            ],
+        ),
+        (
+            DeepSeekV4,
+            &[
+                "<｜DSML｜tool_calls>",
+                "</｜DSML｜tool_calls>",
+                "<｜DSML｜invoke name=\"",
+                "\">",
+                "</｜DSML｜invoke>",
+                "<｜DSML｜parameter name=\"a\" string=\"",
+                "true\">",
+                "</｜DSML｜parameter>",
+                "1",
             ],
         ),
         (

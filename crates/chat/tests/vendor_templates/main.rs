@@ -13,6 +13,7 @@
 //! template wrote, `ToolFormat::detect` picks the documented family, and DeepSeek templates get
 //! their arguments as the template wants them (`template_serializes_arguments`).
 
+mod dsml;
 mod sha256;
 
 use std::path::PathBuf;
@@ -239,9 +240,6 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     // `<|python_tag|>` is there, but custom functions are `<function=NAME>{json}</function>`.
     ("meetkai-functionary-medium-v3.1", "llama3"),
     ("moonshotai-Kimi-K2", "generic"),
-    ("deepseek-ai-DeepSeek-V3.2", "generic"),
-    ("deepseek-ai-DeepSeek-V4", "generic"),
-    ("deepseek-ai-DeepSeek-V4-Flash-0731", "generic"),
 ];
 
 #[test]
@@ -267,9 +265,10 @@ fn detect_picks_each_vendor_templates_documented_family() {
         if got != want {
             wrong.push(format!("{name}: detected {got}, documented {want}"));
         }
-        // DeepSeek's own templates concatenate the arguments (the server passes text); the
-        // copies that apply `tojson` get the object (`arguments` in the golden says which).
-        if want.starts_with("deepseek") {
+        // DeepSeek's own R1/V3.1 templates concatenate the arguments (the server passes text);
+        // the copies that apply `tojson` get the object (`arguments` in the golden says which).
+        // V3.2/V4's DSML templates take the object and write each value themselves.
+        if want == "deepseek-r1" || want == "deepseek-v3.1" {
             let object = entry["arguments"] == "object";
             if template_serializes_arguments(&source) != object {
                 wrong.push(format!(

@@ -7,6 +7,10 @@
 //! lazily once the model writes the trigger) and the trigger; [`forced_grammar`] the grammar of
 //! a whole reply that must be calls (`required`, a named tool).
 
+use kaiyuan_chat::tools::dsml::{
+    DSML_INVOKE, DSML_INVOKE_END, DSML_JSON, DSML_PARAMETER, DSML_PARAMETER_END, DSML_STRING,
+    DSML_V32_BLOCK, DSML_V4_BLOCK,
+};
 use kaiyuan_chat::tools::{declared_types, ArgTags, ToolFormat, ToolSpec, GLM_TAGS, HY3_TAGS};
 use kaiyuan_grammar::with_json_options;
 use kaiyuan_tokenizer::{TokenType, Tokenizer};
@@ -170,6 +174,8 @@ pub fn call_grammar(
         }
         ToolFormat::Glm => arg_tags_grammar(&GLM_TAGS, tools, parallel, tokenizer),
         ToolFormat::Hunyuan => arg_tags_grammar(&HY3_TAGS, tools, parallel, tokenizer),
+        ToolFormat::DeepSeekV32 => dsml_grammar(DSML_V32_BLOCK, tools, parallel, tokenizer),
+        ToolFormat::DeepSeekV4 => dsml_grammar(DSML_V4_BLOCK, tools, parallel, tokenizer),
         ToolFormat::Generic => return None,
     })
 }
@@ -194,17 +200,7 @@ pub(super) fn arg_tags_grammar(
     let (key_open, key_close) = (a(tags.key_open), a(tags.key_close));
     let (value_open, value_close) = (a(tags.value_open), a(tags.value_close));
     let sep = tags.sep.map(a).unwrap_or_default();
-    // Raw text up to the close tag: when the tag is a control token, text that cannot spell
-    // it; when it is text, a lazy match that ends at its first occurrence (and includes it).
-    let end = regex_literal(tags.value_close);
-    let (raw_value, raw_rules) = if value_close.starts_with("<[") {
-        let rules = format!("GLM_RAW: /(?s:.*)/ & ~/(?s:.*){end}(?s:.*)/\n");
-        (format!("GLM_RAW {value_close}"), rules)
-    } else {
-        let rules = format!("glm_raw[lazy]: /(?s:.*){end}/\n");
-        ("glm_raw".to_string(), rules)
-    };
-    let mut rules = raw_rules;
+    let (raw_value, mut rules) = raw_value("glm", tags.value_close, &value_close);
     let mut calls = Vec::new();
     for (i, tool) in tools.iter().enumerate() {
         let root = &tool.parameters;
@@ -266,6 +262,121 @@ pub(super) fn arg_tags_grammar(
     }
 }
 
+/// The rule of a raw text value and the close tag after it (`close` written as `close_atom`):
+/// when the tag is a control token, text that cannot spell it; when it is text, a lazy match
+/// that ends at its first occurrence (and includes it). `(what a value is, its rules)`.
+fn raw_value(prefix: &str, close: &str, close_atom: &str) -> (String, String) {
+    let end = regex_literal(close);
+    if close_atom.starts_with("<[") {
+        let upper = prefix.to_uppercase();
+        let rules = format!("{upper}_RAW: /(?s:.*)/ & ~/(?s:.*){end}(?s:.*)/\n");
+        (format!("{upper}_RAW {close_atom}"), rules)
+    } else {
+        let rules = format!("{prefix}_raw[lazy]: /(?s:.*){end}/\n");
+        (format!("{prefix}_raw"), rules)
+    }
+}
+
+/// DeepSeek V3.2's and V4's DSML calls (`kaiyuan_chat::tools::DsmlParser`): in the family's
+/// block, `<｜DSML｜invoke name="NAME">`, then a `<｜DSML｜parameter name="KEY" string="…">VALUE
+/// </｜DSML｜parameter>` per argument, then `</｜DSML｜invoke>`, with an optional newline after
+/// each tag (the templates write one; V4 writes two in a call without arguments). Arguments
+/// as in [`arg_tags_grammar`]: the declared properties in the schema's order, the required
+/// ones forced, no others (a schema without properties takes any keys). A `string`-typed value
+/// is `string="true"` and raw text (a string `enum` one of its values), any other
+/// `string="false"` and `%json` of the property's schema; one without a declared type or with
+/// a type list holding `string` may be either.
+fn dsml_grammar(
+    block: (&'static str, &'static str),
+    tools: &[&ToolSpec],
+    parallel: bool,
+    tokenizer: &Tokenizer,
+) -> CallGrammar {
+    let a = |text: &str| atom(tokenizer, text);
+    let (invoke, invoke_end) = (a(DSML_INVOKE), a(DSML_INVOKE_END));
+    let (param, param_end) = (a(DSML_PARAMETER), a(DSML_PARAMETER_END));
+    let (string, json) = (literal(DSML_STRING), literal(DSML_JSON));
+    let (raw, mut rules) = raw_value("dsml", DSML_PARAMETER_END, &param_end);
+    let raw = format!("{string} {raw}");
+    let any_json = format!("{json} {} {param_end}", json_rule(&serde_json::json!({})));
+    let mut calls = Vec::new();
+    for (i, tool) in tools.iter().enumerate() {
+        let root = &tool.parameters;
+        let properties = root.get("properties").and_then(Value::as_object);
+        let required: Vec<&str> = root
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut pairs = Vec::new();
+        match properties.filter(|p| !p.is_empty()) {
+            Some(properties) => {
+                for (j, (name, schema)) in properties.iter().enumerate() {
+                    let value = dsml_value(schema, root, &raw, &param_end);
+                    rules.push_str(&format!(
+                        "dsml_arg_{i}_{j}: {param} {} {value} \"\\n\"?\n",
+                        literal(name)
+                    ));
+                    let optional = if required.contains(&name.as_str()) {
+                        ""
+                    } else {
+                        "?"
+                    };
+                    pairs.push(format!("dsml_arg_{i}_{j}{optional}"));
+                }
+            }
+            None if root.get("additionalProperties") != Some(&Value::Bool(false)) => {
+                rules.push_str(&format!(
+                    "dsml_any_{i}: {param} /[^\"<\\n]+/ ({raw} | {any_json}) \"\\n\"?\n"
+                ));
+                pairs.push(format!("dsml_any_{i}*"));
+            }
+            None => {}
+        }
+        rules.push_str(&format!(
+            "dsml_call_{i}: {invoke} {} \"\\n\"? {} \"\\n\"? {invoke_end}\n",
+            literal(&format!("{}\">", tool.name)),
+            pairs.join(" ")
+        ));
+        calls.push(format!("dsml_call_{i}"));
+    }
+    let more = if parallel { "(\"\\n\"? call)*" } else { "" };
+    CallGrammar {
+        trigger: block.0,
+        rules: format!(
+            "rest: \"\\n\"? call {more} \"\\n\"? {}\ncall: {}\n{rules}",
+            a(block.1),
+            calls.join(" | ")
+        ),
+    }
+}
+
+/// One DSML argument's `string` attribute, value and close tag (see [`dsml_grammar`]).
+fn dsml_value(schema: &Value, root: &Value, raw: &str, param_end: &str) -> String {
+    let types = declared_types(schema);
+    let json = format!(
+        "{} {}",
+        literal(DSML_JSON),
+        typed_json(schema, root, param_end)
+    );
+    if types.is_empty() || types.contains(&"string") {
+        let words: Option<Vec<String>> = schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|values| values.iter().map(|v| v.as_str().map(literal)).collect());
+        return match words {
+            Some(words) if types == ["string"] && !words.is_empty() => format!(
+                "{} ({}) {param_end}",
+                literal(DSML_STRING),
+                words.join(" | ")
+            ),
+            _ if types == ["string"] => raw.to_string(),
+            _ => format!("({raw} | {json})"),
+        };
+    }
+    json
+}
+
 /// `text` as a Lark regex matching it literally (regex metacharacters and `/` escaped).
 fn regex_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -293,6 +404,12 @@ fn glm_value(schema: &Value, root: &Value, raw_value: &str, value_close: &str) -
             _ => raw_value.to_string(),
         };
     }
+    typed_json(schema, root, value_close)
+}
+
+/// `%json` of a property's schema (with the root's `$defs` / `definitions`, so local `$ref`s
+/// resolve), then the value's close tag.
+fn typed_json(schema: &Value, root: &Value, value_close: &str) -> String {
     let mut schema = schema.clone();
     if let Value::Object(s) = &mut schema {
         for defs in ["$defs", "definitions"] {
@@ -307,10 +424,13 @@ fn glm_value(schema: &Value, root: &Value, raw_value: &str, value_close: &str) -
 /// The grammar of a reply made only of calls: the trigger, then [`call_grammar`]'s rest
 /// (Llama 3 writes a call as a bare JSON object, without its `<|python_tag|>`).
 pub fn forced_grammar(format: ToolFormat, g: &CallGrammar, tokenizer: &Tokenizer) -> String {
-    let start = if format == ToolFormat::Llama3 {
-        "start: rest".to_string()
-    } else {
-        format!("start: {} rest", atom(tokenizer, g.trigger))
+    let start = match format {
+        ToolFormat::Llama3 => "start: rest".to_string(),
+        // The DSML templates write `\n\n` before the block, also when the reply has no text.
+        ToolFormat::DeepSeekV32 | ToolFormat::DeepSeekV4 => {
+            format!("start: \"\\n\\n\"? {} rest", atom(tokenizer, g.trigger))
+        }
+        _ => format!("start: {} rest", atom(tokenizer, g.trigger)),
     };
     format!("{start}\n{}", g.rules)
 }

@@ -596,3 +596,6 @@ fn raw_values_end_at_a_control_token_close_tag() {
     .concat();
     assert!(accepts_ids(&vocab, &tok, &spec, &spelled).is_err());
 }
+
+#[path = "tests_dsml.rs"]
+mod dsml;
