@@ -21,12 +21,14 @@ def _stop(s):
 
 
 def _json_lines(log):
-    """The log's JSON lines (the CLI's own user-facing lines, `listening on`, `ready:`, are
-    plain text)."""
+    """The log's lines, each of which must be one JSON object: the CLI's own lines
+    (`listening on`, `loaded`, `ready:`, `stopped`) are log records too."""
     out = []
     for line in log.splitlines():
-        if line.startswith("{"):
+        try:
             out.append(json.loads(line))
+        except ValueError as e:
+            raise AssertionError(f"not a JSON line ({e}): {line!r}\n{log}") from None
     return out
 
 
@@ -52,8 +54,12 @@ def test_json_log_is_one_object_per_request_with_the_fields():
     assert [l["endpoint"] for l in lines] == ["chat", "completions", "chat"]
     assert [l["status"][:3] for l in lines] == ["200", "200", "400"]
     assert lines[0]["completion"] == 2 and lines[0]["finish"] == "length"
-    # The shutdown is logged as JSON too.
-    assert any("shutting down" in l.get("message", "") for l in _json_lines(log)), log
+    # The start-up and the shutdown are logged as JSON too.
+    messages = [l.get("message", "") for l in _json_lines(log)]
+    assert any(m.startswith("kaiyuan listening on http://") for m in messages), log
+    assert any(m.startswith("ready: ") for m in messages), log
+    assert any("shutting down" in m for m in messages), log
+    assert messages[-1] == "stopped", log
 
 
 def test_rust_log_filters(monkeypatch):

@@ -38,8 +38,9 @@ fn fits_in_free_memory(path: &Path) -> bool {
     let available = available_memory();
     let fits = copy_fits(len, available);
     if let (false, Some(available)) = (fits, available) {
-        eprintln!(
-            "note: {} ({} MiB) is mapped, not copied into memory: only {} MiB is available",
+        tracing::warn!(
+            path = %path.display(),
+            "{} ({} MiB) is mapped, not copied into memory: only {} MiB is available",
             path.display(),
             len >> 20,
             available >> 20

@@ -184,14 +184,20 @@ pub(super) fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedM
         }
     };
     if let Some(note) = note {
-        eprintln!("note: {}: {note}", spec.name);
+        tracing::warn!(model = %spec.name, "{}: {note}", spec.name);
     }
     let config = engine_config(spec, args, model.config());
     let tokenizer = Arc::clone(&file.tokenizer);
     let engine = Engine::start(model, Arc::clone(&tokenizer), config)
         .context("cannot start the engine (a smaller --kv-tokens needs less memory)")?;
     let info = engine.info();
-    eprintln!(
+    tracing::info!(
+        model = %spec.name,
+        path = %spec.path.display(),
+        context = info.context,
+        max_seqs = info.max_seqs,
+        kv_blocks = info.kv_blocks,
+        threads = info.threads,
         "loaded {} ({}): context {}, {} sequences, {} KV blocks, {} threads",
         spec.name,
         spec.path.display(),
@@ -297,7 +303,10 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local: SocketAddr = listener.local_addr()?;
     let pinned: Vec<ModelSpec> = specs.iter().filter(|s| s.pinned).cloned().collect();
-    eprintln!(
+    tracing::info!(
+        addr = %local,
+        pinned = pinned.len(),
+        models = specs.len(),
         "kaiyuan listening on http://{local} (loading {} pinned model(s) of {})",
         pinned.len(),
         specs.len()
@@ -328,7 +337,10 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
                 match loaded {
                     Ok(models) => {
                         server.set_models(models);
-                        eprintln!("ready: http://{local}/v1 (GET /health answers 200)");
+                        tracing::info!(
+                            url = %format_args!("http://{local}/v1"),
+                            "ready: http://{local}/v1 (GET /health answers 200)"
+                        );
                     }
                     Err(e) => {
                         let _ = failed_tx.send(e);
@@ -361,7 +373,7 @@ async fn serve(args: ServeArgs, specs: Vec<ModelSpec>, config: ServerConfig) -> 
             f.reason
         );
     }
-    eprintln!("stopped");
+    tracing::info!("stopped");
     Ok(())
 }
 
@@ -382,19 +394,24 @@ async fn engine_failure(server: Server, keep_running: bool) -> EngineFailure {
             .iter()
             .find_map(FileWatch::changed);
         if let Some(why) = changed {
-            eprintln!("error: {why}; exiting (replace a mapped model file by renaming a new file over it)");
+            tracing::error!(
+                "{why}; exiting (replace a mapped model file by renaming a new file over it)"
+            );
             std::process::exit(1);
         }
     };
-    eprintln!(
-        "error: the engine of model {} died: {}",
-        failure.model, failure.reason
+    tracing::error!(
+        model = %failure.model,
+        reason = %failure.reason,
+        "the engine of model {} died: {}",
+        failure.model,
+        failure.reason
     );
     if keep_running {
-        eprintln!("--keep-running-on-engine-failure: still serving; /health answers 503");
+        tracing::info!("--keep-running-on-engine-failure: still serving; /health answers 503");
         std::future::pending::<()>().await;
     }
-    eprintln!("shutting down after the engine failure; the exit status will be 1");
+    tracing::info!("shutting down after the engine failure; the exit status will be 1");
     failure
 }
 
@@ -407,7 +424,7 @@ async fn signal() {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("warning: cannot listen for SIGTERM: {e}");
+                    tracing::warn!("cannot listen for SIGTERM: {e}");
                     let _ = interrupt.await;
                     return;
                 }

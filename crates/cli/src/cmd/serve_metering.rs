@@ -92,7 +92,8 @@ pub async fn open(plan: Plan) -> anyhow::Result<MeteringConfig> {
     let meter = Meter::open(&plan.url, plan.prices)
         .await
         .with_context(|| format!("cannot open the metering database {}", redact(&plan.url)))?;
-    eprintln!(
+    tracing::info!(
+        db = %redact(&plan.url),
         "metering: {} (keys, usage, budgets and limits on)",
         redact(&plan.url)
     );

@@ -1,6 +1,9 @@
-//! Helpers shared by the model tests: fixture paths and golden-logit loading.
+//! Helpers shared by the model tests: fixture paths, golden-logit loading and rewritten
+//! fixtures (`rewrite`).
 
 #![allow(dead_code)]
+
+pub mod rewrite;
 
 use kaiyuan_gguf::GgufFile;
 use std::path::PathBuf;
