@@ -37,7 +37,7 @@ use serde_json::{Map, Value};
 
 use super::{
     content, find_first, held_suffix_start, is_partial_of_any, leading_whitespace, malformed,
-    skip_whitespace_after_call, Buffered, Calls, ToolEvent,
+    push_argument, skip_whitespace_after_call, Buffered, Calls, ToolEvent,
 };
 
 /// The block that holds a reply's calls: DeepSeek V3.2's.
@@ -324,12 +324,7 @@ impl DsmlParser {
                     };
                     self.consume(at + DSML_PARAMETER_END.len());
                     let key = std::mem::take(&mut self.key);
-                    let lead = if self.args.is_empty() { "{" } else { "," };
-                    let fragment = format!("{lead}{}:{value}", Value::String(key.clone()));
-                    self.args.insert(key, value);
-                    if let Some(index) = self.index {
-                        out.push(ToolEvent::CallArguments { index, fragment });
-                    }
+                    push_argument(&mut self.args, self.index, key, value, out);
                     self.state = State::Params;
                 }
                 State::Skip => {

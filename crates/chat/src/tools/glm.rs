@@ -44,8 +44,8 @@ use std::collections::HashMap;
 use serde_json::{Map, Value};
 
 use super::{
-    content, find_first, is_partial_of_any, leading_whitespace, malformed, release_content,
-    skip_whitespace_after_call, Buffered, Calls, ToolEvent, ToolSpec,
+    content, find_first, is_partial_of_any, leading_whitespace, malformed, push_argument,
+    release_content, skip_whitespace_after_call, Buffered, Calls, ToolEvent, ToolSpec,
 };
 
 /// The tags of a family that writes calls as argument key/value tag pairs.
@@ -316,12 +316,7 @@ impl GlmParser {
                         self.state = State::Skip;
                         continue;
                     };
-                    let lead = if self.args.is_empty() { "{" } else { "," };
-                    let fragment = format!("{lead}{}:{value}", Value::String(key.clone()));
-                    self.args.insert(key, value);
-                    if let Some(index) = self.index {
-                        out.push(ToolEvent::CallArguments { index, fragment });
-                    }
+                    push_argument(&mut self.args, self.index, key, value, out);
                     self.state = State::Pairs;
                 }
                 State::Skip => {

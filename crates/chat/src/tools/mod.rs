@@ -113,6 +113,24 @@ impl<T: Buffered> ToolCallParser for T {
     }
 }
 
+/// Adds `key: value` to a call's `args` and, if the call was announced (`index`), streams
+/// it as the next fragment of the call's JSON object: `{` before the first pair, `,` before
+/// the others (the closing `}` comes with the call's end).
+fn push_argument(
+    args: &mut serde_json::Map<String, Value>,
+    index: Option<usize>,
+    key: String,
+    value: Value,
+    out: &mut Vec<ToolEvent>,
+) {
+    let lead = if args.is_empty() { "{" } else { "," };
+    let fragment = format!("{lead}{}:{value}", Value::String(key.clone()));
+    args.insert(key, value);
+    if let Some(index) = index {
+        out.push(ToolEvent::CallArguments { index, fragment });
+    }
+}
+
 /// Bytes of whitespace at the start of `s`.
 fn leading_whitespace(s: &str) -> usize {
     s.len() - s.trim_start().len()

@@ -205,11 +205,7 @@ pub(super) fn arg_tags_grammar(
     for (i, tool) in tools.iter().enumerate() {
         let root = &tool.parameters;
         let properties = root.get("properties").and_then(Value::as_object);
-        let required: Vec<&str> = root
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required = required_of(root);
         let mut pairs = Vec::new();
         let pair = |key: &str, value: &str| {
             format!("{key_open} {key} {key_close} \"\\n\"? {value_open} {value} \"\\n\"?")
@@ -262,6 +258,14 @@ pub(super) fn arg_tags_grammar(
     }
 }
 
+/// The `required` property names of a JSON-schema object (none if it has no list).
+fn required_of(root: &Value) -> Vec<&str> {
+    root.get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// The rule of a raw text value and the close tag after it (`close` written as `close_atom`):
 /// when the tag is a control token, text that cannot spell it; when it is text, a lazy match
 /// that ends at its first occurrence (and includes it). `(what a value is, its rules)`.
@@ -303,11 +307,7 @@ fn dsml_grammar(
     for (i, tool) in tools.iter().enumerate() {
         let root = &tool.parameters;
         let properties = root.get("properties").and_then(Value::as_object);
-        let required: Vec<&str> = root
-            .get("required")
-            .and_then(Value::as_array)
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let required = required_of(root);
         let mut pairs = Vec::new();
         match properties.filter(|p| !p.is_empty()) {
             Some(properties) => {
