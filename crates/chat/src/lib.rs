@@ -9,7 +9,8 @@
 //!   [`SegmentKind::Content`]; see `segments.rs` for how the two are told apart.
 //! - [`encode_rendered`], [`encode_text`]: a rendered prompt (markup with control tokens,
 //!   content as plain text) or a plain one into token ids, as every caller feeds the model.
-//! - [`ReasoningSplitter`]: separates streamed reasoning (`<think>`…`</think>`) from the answer.
+//! - [`ReasoningSplitter`]: separates streamed reasoning (`<think>`…`</think>`, or the
+//!   template's own [`ThinkTags`]) from the answer.
 //! - [`tools`]: streaming tool-call parsers, one per model family ([`tools::ToolFormat`]), and
 //!   the generic JSON format's schema and system prompt.
 //! - [`ChatRequest`]: the JSON form of a render request (messages, tools, `chat_template_kwargs`).
@@ -31,6 +32,7 @@ mod request;
 mod segments;
 mod strftime;
 mod template;
+mod think_tags;
 mod token_aware;
 pub mod tools;
 
@@ -43,6 +45,7 @@ pub use reasoning::{
 pub use request::ChatRequest;
 pub use segments::{RenderedPrompt, Segment, SegmentKind, Separation};
 pub use template::{ChatTemplate, RenderOptions};
+pub use think_tags::ThinkTags;
 
 /// Everything that can go wrong compiling or rendering a chat template.
 #[derive(Debug, thiserror::Error)]

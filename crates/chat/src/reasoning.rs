@@ -15,6 +15,7 @@
 //! - Reasoning left open when the stream ends (the model hit a length limit) is still reasoning.
 
 use crate::segments::{RenderedPrompt, SegmentKind};
+use crate::think_tags::ThinkTags;
 
 /// The open tag of reasoning models (DeepSeek-R1, Qwen3, QwQ).
 pub const THINK_OPEN: &str = "<think>";
@@ -95,6 +96,12 @@ impl ReasoningSplitter {
     /// template's own markup left `<think>` open).
     pub fn for_prompt(prompt: &RenderedPrompt) -> ReasoningSplitter {
         ReasoningSplitter::new(prompt.ends_inside_reasoning())
+    }
+
+    /// A splitter for `tags`, for the output that follows `prompt` (starts inside reasoning when
+    /// the prompt's markup left `tags.open` open).
+    pub fn for_tags(tags: &ThinkTags, prompt: &RenderedPrompt) -> ReasoningSplitter {
+        ReasoningSplitter::with_tags(&tags.open, &tags.close, prompt.ends_inside(&tags.open))
     }
 
     /// True while the text being received is reasoning.
@@ -232,11 +239,17 @@ impl RenderedPrompt {
     /// Whether the template's generation prompt left `<think>` open, so the model's output starts
     /// inside reasoning. Only markup counts: a user message ending in `<think>` is not a tag.
     pub fn ends_inside_reasoning(&self) -> bool {
+        self.ends_inside(THINK_OPEN)
+    }
+
+    /// [`RenderedPrompt::ends_inside_reasoning`] for another open tag (the template's
+    /// [`ThinkTags`]).
+    pub fn ends_inside(&self, open: &str) -> bool {
         self.segments
             .iter()
             .rev()
             .find(|s| !s.text.trim().is_empty())
-            .is_some_and(|s| s.kind == SegmentKind::Markup && ends_inside_reasoning(&s.text))
+            .is_some_and(|s| s.kind == SegmentKind::Markup && s.text.trim_end().ends_with(open))
     }
 }
 
@@ -484,5 +497,26 @@ mod tests {
         ]);
         assert!(!injected.ends_inside_reasoning());
         assert!(!ReasoningSplitter::for_prompt(&injected).in_reasoning());
+    }
+
+    #[test]
+    fn a_template_s_own_tags_open_and_close_the_block() {
+        use SegmentKind::{Content, Markup};
+        let tags = ThinkTags {
+            open: "<think:x>".into(),
+            close: "</think:x>".into(),
+        };
+        let opened = prompt(&[(Content, "hi"), (Markup, "<|A|><think:x>")]);
+        assert!(!opened.ends_inside_reasoning());
+        let mut s = ReasoningSplitter::for_tags(&tags, &opened);
+        assert!(s.in_reasoning());
+        let mut got = s.push("Let me see.</think:x>\n\nIt is 4. <think> stays");
+        let rest = s.finish();
+        got.reasoning.push_str(&rest.reasoning);
+        got.content.push_str(&rest.content);
+        assert_eq!(got.reasoning, "Let me see.");
+        assert_eq!(got.content, "It is 4. <think> stays");
+        let closed = prompt(&[(Markup, "<|A|><think:x></think:x>")]);
+        assert!(!ReasoningSplitter::for_tags(&tags, &closed).in_reasoning());
     }
 }

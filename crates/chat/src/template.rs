@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::environment::{self, RaisedByTemplate, NOW_VARIABLE};
 use crate::message::Message;
 use crate::segments::{self, RenderedPrompt};
+use crate::think_tags::ThinkTags;
 use crate::ChatError;
 
 const TEMPLATE_NAME: &str = "chat_template";
@@ -37,6 +38,8 @@ pub struct ChatTemplate {
     bos_token: Option<String>,
     eos_token: Option<String>,
     control_tokens: Vec<String>,
+    /// The tags it writes around reasoning, if it is known to write any.
+    think_tags: Option<ThinkTags>,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -60,13 +63,16 @@ impl ChatTemplate {
         let mut env = environment::build();
         env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))
             .map_err(|e| ChatError::Compile(describe(&e)))?;
-        Ok(ChatTemplate {
+        let mut template = ChatTemplate {
             env,
             source: source.to_string(),
             bos_token: bos_token.map(str::to_string),
             eos_token: eos_token.map(str::to_string),
             control_tokens: Vec::new(),
-        })
+            think_tags: None,
+        };
+        template.think_tags = ThinkTags::of_template(&template);
+        Ok(template)
     }
 
     /// Gives the texts of the tokenizer's control tokens (`<|im_end|>`, `<end_of_turn>`...). They
@@ -93,6 +99,12 @@ impl ChatTemplate {
     /// The template source as given.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The tags this template writes around a reply's reasoning (see [`ThinkTags`]); `None`
+    /// when it is not known to write reasoning in tags.
+    pub fn think_tags(&self) -> Option<&ThinkTags> {
+        self.think_tags.as_ref()
     }
 
     pub fn bos_token(&self) -> Option<&str> {

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kaiyuan_chat::THINK_CLOSE;
 use kaiyuan_grammar::Constraint;
-use kaiyuan_tokenizer::Tokenizer;
 
 use crate::api::grammar::GrammarRequest;
 use crate::error::ApiError;
@@ -55,14 +53,16 @@ pub async fn compile(
 }
 
 /// `constraint` after a reasoning block that the prompt opened: free text until the model
-/// writes `</think>` (or `budget` tokens, then the tag is forced), then the constraint.
+/// writes the template's close tag (`</think>`; or `budget` tokens, then the tag is forced),
+/// then the constraint.
 pub fn after_reasoning(
     constraint: Constraint,
-    tokenizer: &Tokenizer,
+    model: &ServedModel,
     budget: Option<usize>,
 ) -> Result<Constraint, ApiError> {
+    let close = &model.reasoning.tags.close;
     constraint
-        .after_reasoning(THINK_CLOSE, tokenizer.encode(THINK_CLOSE, false), budget)
+        .after_reasoning(close, model.tokenizer.encode(close, false), budget)
         .map_err(|e| ApiError::Engine(format!("cannot start the answer after reasoning: {e}")))
 }
 

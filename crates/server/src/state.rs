@@ -62,7 +62,7 @@ impl ServedModel {
             stem,
             engine,
             tokenizer,
-            reasoning: TemplateReasoning::of_source(template.source()),
+            reasoning: TemplateReasoning::of_template(&template),
             template,
             grammar,
             counters: RefusalCounters::default(),

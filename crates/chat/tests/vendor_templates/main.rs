@@ -14,6 +14,7 @@
 //! their arguments as the template wants them (`template_serializes_arguments`).
 
 mod dsml;
+mod reasoning;
 mod sha256;
 
 use std::path::PathBuf;

@@ -118,12 +118,12 @@ pub struct ServeArgs {
     /// Use this Jinja chat template (a file) for every served model instead of the model's own.
     #[arg(long, value_name = "FILE")]
     pub chat_template_file: Option<PathBuf>,
-    /// Chat: `deepseek` splits the `<think>` block into `reasoning_content`; `none` leaves it
-    /// in `content`.
+    /// Chat: `deepseek` splits the reasoning block (`<think>`, or the template's own tags)
+    /// into `reasoning_content`; `none` leaves it in `content`.
     #[arg(long, value_name = "FORMAT", default_value = "deepseek", value_parser = ["deepseek", "none"])]
     pub reasoning_format: String,
     /// Chat: thinking when a request does not say (`thinking`, `chat_template_kwargs`), for
-    /// templates that read `enable_thinking`.
+    /// templates with a switch (`enable_thinking`, `thinking`, Hy3's `reasoning_effort`).
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     pub thinking: String,
     /// Do not serve the web UI (the chat page at `/`, the admin page at `/admin`).

@@ -101,7 +101,7 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
         .chat_template()
         .with_context(|| format!("cannot read the chat template of {}", m.reference))?;
     let tools = ToolFormat::detect(template.source());
-    let reasoning = TemplateReasoning::of_source(template.source());
+    let reasoning = TemplateReasoning::of_template(&template);
     if args.json {
         let doc = json!({
             "manifest": m,
@@ -136,7 +136,7 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<()> {
     println!("tools         {tools}");
     let thinking = match (reasoning.thinks, reasoning.switch) {
         (false, _) => "no".to_string(),
-        (true, Some(switch)) => format!("yes (switched by `{switch}`)"),
+        (true, Some(switch)) => format!("yes (switched by `{}`)", switch.variable()),
         (true, None) => "yes (always)".to_string(),
     };
     println!("reasoning     {thinking}");

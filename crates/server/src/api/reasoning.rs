@@ -7,8 +7,12 @@
 //! - Whether a template can think is read from its source: one that mentions `enable_thinking`
 //!   can be switched with that variable (Qwen3 style); one that tests a bare `thinking`
 //!   variable (`thinking is defined`, `if thinking`: DeepSeek V3.1 style) with that one; one
-//!   that mentions `<think>` thinks (DeepSeek-R1 distills, QwQ). `thinking: enabled` on a
-//!   template that cannot think is accepted and does nothing.
+//!   that reads `reasoning_effort` and names `'no_think'` (Hunyuan Hy3) with `reasoning_effort`;
+//!   one that writes reasoning tags thinks (DeepSeek-R1 distills, QwQ). The tags are the
+//!   template's own ([`ThinkTags`]: `<think>`, or what it renders around a probe's reasoning,
+//!   such as Hy3's `<think:opensource>`); splitting, prefix completion and the answer
+//!   constraint after reasoning use them. `thinking: enabled` on a template that cannot think
+//!   is accepted and does nothing.
 //! - Which setting wins: `chat_template_kwargs.enable_thinking`, then `thinking.type`, then the
 //!   server's `--thinking` default. A request that sets both to different values is refused.
 //!   The setting reaches the template (as `enable_thinking` or `thinking`) only when its
@@ -16,7 +20,10 @@
 //!   always opens `<think>` (R1 distills) cannot be switched off: its reasoning is still split.
 //! - `reasoning_effort` (`low` | `medium` | `high`) is passed to the template as the variable
 //!   `reasoning_effort` (templates such as gpt-oss's read it); Qwen3- and DeepSeek-style
-//!   templates ignore it, so for them it changes nothing. It never switches thinking on or off.
+//!   templates ignore it, so for them it changes nothing, and it does not switch their
+//!   thinking. Where `reasoning_effort` is the switch (Hy3: `no_think` | `low` | `high`), the
+//!   template gets `no_think` with thinking off, else `low` for `low` and `high` otherwise; an
+//!   explicit effort there turns thinking on when `thinking` does not say.
 //! - Reasoning tokens: a generated token counts as reasoning when the reasoning block is open
 //!   before or after its text is added. So the tokens of the open and close tags count, and a
 //!   token that straddles `</think>` (tag end plus the answer's first characters) counts as
@@ -25,7 +32,7 @@
 //!   possible stop string (or an unfinished UTF-8 character) arrives with a later token, so
 //!   with stop strings a token or two next to `</think>` may be attributed to the other side.
 
-use kaiyuan_chat::{ReasoningSplitter, SplitDelta};
+use kaiyuan_chat::{ChatTemplate, ReasoningSplitter, SplitDelta, ThinkTags};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -185,27 +192,59 @@ pub fn message_reasoning(
     }
 }
 
-/// What a chat template's source says about reasoning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How a template's thinking is switched on and off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// A boolean variable: `enable_thinking` (Qwen3 style) or `thinking` (DeepSeek V3.1 style).
+    Flag(&'static str),
+    /// `reasoning_effort` with an off value, `no_think` | `low` | `high` (Hunyuan Hy3).
+    Effort,
+}
+
+impl Switch {
+    /// The template variable it sets.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Switch::Flag(name) => name,
+            Switch::Effort => "reasoning_effort",
+        }
+    }
+}
+
+impl serde::Serialize for Switch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.variable())
+    }
+}
+
+/// What a chat template says about reasoning.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TemplateReasoning {
-    /// The variable that switches its thinking (`enable_thinking` or `thinking`), if any.
-    pub switch: Option<&'static str>,
-    /// It can think at all (it has a switch or writes `<think>`).
+    /// How its thinking is switched, if it can be.
+    pub switch: Option<Switch>,
+    /// It can think at all (it has a switch or writes reasoning tags).
     pub thinks: bool,
+    /// The tags around its reasoning (`<think>` unless the template writes others).
+    pub tags: ThinkTags,
 }
 
 impl TemplateReasoning {
-    pub fn of_source(source: &str) -> TemplateReasoning {
+    pub fn of_template(template: &ChatTemplate) -> TemplateReasoning {
+        let source = template.source();
         let switch = if source.contains("enable_thinking") {
-            Some("enable_thinking")
+            Some(Switch::Flag("enable_thinking"))
         } else if reads_bare_thinking(source) {
-            Some("thinking")
+            Some(Switch::Flag("thinking"))
+        } else if source.contains("reasoning_effort") && source.contains("'no_think'") {
+            Some(Switch::Effort)
         } else {
             None
         };
+        let tags = template.think_tags().cloned();
         TemplateReasoning {
             switch,
-            thinks: switch.is_some() || source.contains(kaiyuan_chat::THINK_OPEN),
+            thinks: switch.is_some() || tags.is_some(),
+            tags: tags.unwrap_or_default(),
         }
     }
 }
@@ -224,20 +263,37 @@ fn reads_bare_thinking(source: &str) -> bool {
 }
 
 /// The template variables of a request: its `chat_template_kwargs`, plus the template's
-/// thinking switch (`enable_thinking` or `thinking`, when it reads one) and `reasoning_effort` unless the kwargs set them.
+/// thinking switch and `reasoning_effort`, unless the kwargs set them. A boolean switch gets
+/// thinking on or off and `reasoning_effort` is passed as given; an effort switch (Hy3) gets
+/// `no_think` when thinking is off, else `low` for `low` and `high` for `medium`, `high` or no
+/// effort (an explicit effort turns its thinking on when the request does not say).
 pub fn template_variables(
     req: &ReasoningRequest,
-    template: TemplateReasoning,
+    template: &TemplateReasoning,
     server_default: bool,
 ) -> Map<String, Value> {
     let mut vars = req.template_kwargs.clone();
-    if let Some(switch) = template.switch {
-        let on = req.thinking.unwrap_or(server_default);
-        vars.entry(switch).or_insert(Value::Bool(on));
-    }
-    if let Some(effort) = req.effort {
+    let effort = match template.switch {
+        Some(Switch::Flag(name)) => {
+            let on = req.thinking.unwrap_or(server_default);
+            vars.entry(name).or_insert(Value::Bool(on));
+            req.effort.map(Effort::as_str)
+        }
+        Some(Switch::Effort) => {
+            let on = req
+                .thinking
+                .unwrap_or(req.effort.is_some() || server_default);
+            Some(match (on, req.effort) {
+                (false, _) => "no_think",
+                (true, Some(Effort::Low)) => "low",
+                (true, _) => "high",
+            })
+        }
+        None => req.effort.map(Effort::as_str),
+    };
+    if let Some(effort) = effort {
         vars.entry("reasoning_effort")
-            .or_insert_with(|| Value::String(effort.as_str().into()));
+            .or_insert_with(|| Value::String(effort.into()));
     }
     vars
 }
@@ -256,10 +312,11 @@ pub struct ReasoningTracker {
 }
 
 impl ReasoningTracker {
-    /// `starts_in_reasoning`: the prompt left `<think>` open.
-    pub fn new(starts_in_reasoning: bool) -> ReasoningTracker {
+    /// `tags`: the template's reasoning tags; `starts_in_reasoning`: the prompt left the open
+    /// tag open.
+    pub fn new(tags: &ThinkTags, starts_in_reasoning: bool) -> ReasoningTracker {
         ReasoningTracker {
-            splitter: ReasoningSplitter::new(starts_in_reasoning),
+            splitter: ReasoningSplitter::with_tags(&tags.open, &tags.close, starts_in_reasoning),
             reasoning_tokens: 0,
             undecided_tokens: 0,
             content_started: false,
@@ -306,11 +363,12 @@ impl ReasoningTracker {
 /// The whole of one choice's output, split: `(reasoning, content, reasoning_tokens)`;
 /// reasoning is `None` when the output had no reasoning block.
 pub fn split_whole<'a>(
+    tags: &ThinkTags,
     starts_in_reasoning: bool,
     tokens: impl Iterator<Item = &'a str>,
     rest: &str,
 ) -> (Option<String>, String, usize) {
-    let mut tracker = ReasoningTracker::new(starts_in_reasoning);
+    let mut tracker = ReasoningTracker::new(tags, starts_in_reasoning);
     let (mut reasoning, mut content) = (String::new(), String::new());
     let mut add = |d: SplitDelta| {
         reasoning.push_str(&d.reasoning);
@@ -325,15 +383,11 @@ pub fn split_whole<'a>(
     (reasoning, content, tracker.reasoning_tokens())
 }
 
-#[cfg(test)]
-#[path = "reasoning_tests.rs"]
-mod tests;
-
 /// Whether the reply is inside a reasoning block after `prefix` (prefix completion), given
-/// whether the prompt before it left one open: the last tag in the prefix decides.
-pub fn still_open(open: bool, prefix: &str) -> bool {
-    let opened = prefix.rfind(kaiyuan_chat::THINK_OPEN);
-    let closed = prefix.rfind(kaiyuan_chat::THINK_CLOSE);
+/// whether the prompt before it left one open: the last of `tags` in the prefix decides.
+pub fn still_open(tags: &ThinkTags, open: bool, prefix: &str) -> bool {
+    let opened = prefix.rfind(&tags.open);
+    let closed = prefix.rfind(&tags.close);
     match (opened, closed) {
         (None, None) => open,
         (Some(_), None) => true,
@@ -341,3 +395,7 @@ pub fn still_open(open: bool, prefix: &str) -> bool {
         (Some(o), Some(c)) => o > c,
     }
 }
+
+#[cfg(test)]
+#[path = "reasoning_tests.rs"]
+mod tests;

@@ -75,20 +75,25 @@ fn message_reasoning_is_a_string_on_assistant_messages() {
     }
 }
 
+fn of_source(source: &str) -> TemplateReasoning {
+    TemplateReasoning::of_template(&ChatTemplate::new(source, None, None).expect("compiles"))
+}
+
 #[test]
 fn template_variables_follow_the_template_and_the_default() {
-    let qwen = TemplateReasoning::of_source("{% if enable_thinking is defined %}<think>");
-    let r1 = TemplateReasoning::of_source("<|Assistant|><think>\n");
-    let plain = TemplateReasoning::of_source("{{ messages[0].content }}");
+    let qwen = of_source("{% if enable_thinking is defined %}<think>{% endif %}");
+    let r1 = of_source("<|Assistant|><think>\n");
+    let plain = of_source("{{ messages[0].content }}");
     // DeepSeek V3.1 style: a bare `thinking` variable; a message field or a string is not one.
-    let v31 = TemplateReasoning::of_source(
+    let v31 = of_source(
         "{%- if not thinking is defined %}{% set thinking = false %}{% endif %}\
          {% if thinking %}<think>{% else %}</think>{% endif %}",
     );
-    let field = TemplateReasoning::of_source("{{ message.thinking }}{{ 'thinking' }} thinking");
-    assert_eq!((qwen.switch, qwen.thinks), (Some("enable_thinking"), true));
+    let field = of_source("{{ message.thinking }}{{ 'thinking' }} thinking");
+    let flag = |name| Some(Switch::Flag(name));
+    assert_eq!((qwen.switch, qwen.thinks), (flag("enable_thinking"), true));
     assert_eq!((r1.switch, r1.thinks), (None, true));
-    assert_eq!((v31.switch, v31.thinks), (Some("thinking"), true));
+    assert_eq!((v31.switch, v31.thinks), (flag("thinking"), true));
     assert_eq!((field.switch, field.thinks), (None, false));
     assert!(!plain.thinks);
 
@@ -97,15 +102,15 @@ fn template_variables_follow_the_template_and_the_default() {
         effort: Some(Effort::Low),
         ..ReasoningRequest::default()
     };
-    let vars = template_variables(&off, qwen, true);
+    let vars = template_variables(&off, &qwen, true);
     assert_eq!(vars.get("enable_thinking"), Some(&json!(false)));
     assert_eq!(vars.get("reasoning_effort"), Some(&json!("low")));
     // A template that does not read enable_thinking does not get it.
-    assert!(!template_variables(&off, r1, true).contains_key("enable_thinking"));
+    assert!(!template_variables(&off, &r1, true).contains_key("enable_thinking"));
     // The server default applies when the request says nothing.
-    let vars = template_variables(&ReasoningRequest::default(), qwen, false);
+    let vars = template_variables(&ReasoningRequest::default(), &qwen, false);
     assert_eq!(vars.get("enable_thinking"), Some(&json!(false)));
-    let vars = template_variables(&off, v31, true);
+    let vars = template_variables(&off, &v31, true);
     assert_eq!(vars.get("thinking"), Some(&json!(false)));
     assert!(!vars.contains_key("enable_thinking"));
     // The kwargs' own value of the switch is never overridden.
@@ -114,14 +119,101 @@ fn template_variables_follow_the_template_and_the_default() {
         .template_kwargs
         .insert("thinking".into(), json!(true));
     assert_eq!(
-        template_variables(&kwargs, v31, false)["thinking"],
+        template_variables(&kwargs, &v31, false)["thinking"],
         json!(true)
     );
 }
 
+/// A template in Hunyuan Hy3's manner: its tags built with `.format`, thinking switched by
+/// `reasoning_effort` (`no_think` | `low` | `high`; anything else raises), the generation
+/// prompt leaving `<think:x>` open unless `no_think`.
+const HY3_LIKE: &str = "{%- set T = ':x' %}\
+    {%- if not reasoning_effort is defined %}{%- set reasoning_effort = 'no_think' %}\
+    {%- elif reasoning_effort not in ['high', 'low', 'no_think'] %}{{ raise_exception('effort') }}\
+    {%- endif %}\
+    {%- for m in messages %}{%- if m.reasoning_content %}\
+    {{ '<think{}>'.format(T) }}{{ m.reasoning_content }}{{ '</think{}>'.format(T) }}\
+    {%- endif %}{{ m.content }}{%- endfor %}\
+    {%- if add_generation_prompt %}<A>{%- if reasoning_effort == 'no_think' %}\
+    {{ '<think{}></think{}>'.format(T, T) }}{%- else %}{{ '<think{}>'.format(T) }}{%- endif %}\
+    {%- endif %}";
+
+#[test]
+fn an_effort_switch_gets_no_think_low_or_high() {
+    let hy3 = of_source(HY3_LIKE);
+    assert_eq!((hy3.switch, hy3.thinks), (Some(Switch::Effort), true));
+    assert_eq!(
+        (hy3.tags.open.as_str(), hy3.tags.close.as_str()),
+        ("<think:x>", "</think:x>")
+    );
+    let effort = |thinking: Option<bool>, effort: Option<Effort>, default: bool| {
+        let req = ReasoningRequest {
+            thinking,
+            effort,
+            ..ReasoningRequest::default()
+        };
+        template_variables(&req, &hy3, default)["reasoning_effort"].clone()
+    };
+    assert_eq!(effort(None, None, true), json!("high"));
+    assert_eq!(effort(None, None, false), json!("no_think"));
+    assert_eq!(
+        effort(Some(false), Some(Effort::High), true),
+        json!("no_think")
+    );
+    assert_eq!(effort(Some(true), None, false), json!("high"));
+    assert_eq!(effort(None, Some(Effort::Low), false), json!("low"));
+    assert_eq!(effort(None, Some(Effort::Medium), true), json!("high"));
+    assert_eq!(effort(Some(true), Some(Effort::High), false), json!("high"));
+    // The kwargs' own value wins.
+    let mut kwargs = ReasoningRequest::default();
+    kwargs
+        .template_kwargs
+        .insert("reasoning_effort".into(), json!("no_think"));
+    assert_eq!(
+        template_variables(&kwargs, &hy3, true)["reasoning_effort"],
+        json!("no_think")
+    );
+    // Every value the mapping produces is one the template takes; its prompt then opens the
+    // block with its own tag exactly when thinking is on.
+    let template = ChatTemplate::new(HY3_LIKE, None, None).expect("compiles");
+    for (thinking, opens) in [(Some(true), true), (Some(false), false)] {
+        let req = ReasoningRequest {
+            thinking,
+            effort: Some(Effort::Medium),
+            ..ReasoningRequest::default()
+        };
+        let opts = kaiyuan_chat::RenderOptions {
+            add_generation_prompt: true,
+            extra: template_variables(&req, &hy3, true),
+            ..Default::default()
+        };
+        let rendered = template
+            .render(&[kaiyuan_chat::Message::text("user", "hi")], &opts)
+            .expect("renders");
+        assert_eq!(rendered.ends_inside(&hy3.tags.open), opens);
+    }
+}
+
+#[test]
+fn a_template_s_own_tags_split_its_reasoning() {
+    let hy3 = of_source(HY3_LIKE);
+    let tokens = ["Let", " me see.", "</think:x>", "\n\nFour", "."];
+    let (r, c, n) = split_whole(&hy3.tags, true, tokens.iter().copied(), "");
+    assert_eq!(
+        (r.as_deref(), c.as_str(), n),
+        (Some("Let me see."), "Four.", 3)
+    );
+    // `<think>` is not its tag: answer text.
+    let (r, c, _) = split_whole(&hy3.tags, false, ["<think>a</think>b"].into_iter(), "");
+    assert_eq!((r, c.as_str()), (None, "<think>a</think>b"));
+    assert!(still_open(&hy3.tags, false, "<think:x>so"));
+    assert!(!still_open(&hy3.tags, true, "so</think:x>ok"));
+    assert!(still_open(&hy3.tags, true, "so</think>ok"));
+}
+
 /// Pushes each token and returns (reasoning, content, reasoning tokens).
 fn split(starts: bool, tokens: &[&str]) -> (Option<String>, String, usize) {
-    split_whole(starts, tokens.iter().copied(), "")
+    split_whole(&ThinkTags::default(), starts, tokens.iter().copied(), "")
 }
 
 #[test]
@@ -151,9 +243,10 @@ fn output_without_reasoning_has_no_reasoning_tokens() {
 
 #[test]
 fn a_prefix_decides_by_its_last_tag() {
-    assert!(still_open(true, "Let me see"));
-    assert!(!still_open(true, "Hmm.</think>\n\nThe answer"));
-    assert!(still_open(false, "<think>\nFirst"));
-    assert!(!still_open(false, "<think>a</think> b"));
-    assert!(!still_open(false, "plain"));
+    let tags = ThinkTags::default();
+    assert!(still_open(&tags, true, "Let me see"));
+    assert!(!still_open(&tags, true, "Hmm.</think>\n\nThe answer"));
+    assert!(still_open(&tags, false, "<think>\nFirst"));
+    assert!(!still_open(&tags, false, "<think>a</think> b"));
+    assert!(!still_open(&tags, false, "plain"));
 }

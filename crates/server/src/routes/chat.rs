@@ -98,7 +98,7 @@ async fn run(
             include_usage: gen.include_usage,
             logprobs: want_logprobs.then(|| Arc::clone(&model.tokenizer)),
             trackers: (0..jobs.len())
-                .map(|_| ReasoningTracker::new(starts_in_reasoning))
+                .map(|_| ReasoningTracker::new(&model.reasoning.tags, starts_in_reasoning))
                 .collect(),
             split,
             tool_streams: (0..jobs.len())
@@ -146,7 +146,12 @@ fn whole(
         .into_iter()
         .map(|o| {
             let tokens = o.tokens.iter().map(|t| t.text.as_str());
-            let (r, c, n) = reasoning::split_whole(starts_in_reasoning, tokens, &o.finished.text);
+            let (r, c, n) = reasoning::split_whole(
+                &model.reasoning.tags,
+                starts_in_reasoning,
+                tokens,
+                &o.finished.text,
+            );
             reasoning_tokens += n;
             let (reasoning_content, content) = if split { (r, c) } else { (None, o.text) };
             let mut finish_reason = generate::finish_reason(&o.finished.reason);
@@ -397,7 +402,10 @@ mod tests {
             n: 1,
             include_usage: true,
             logprobs: None,
-            trackers: vec![ReasoningTracker::new(starts_in_reasoning)],
+            trackers: vec![ReasoningTracker::new(
+                &kaiyuan_chat::ThinkTags::default(),
+                starts_in_reasoning,
+            )],
             split,
             tool_streams: vec![None],
         }

@@ -49,7 +49,7 @@ pub async fn prompt(
         &mut messages,
     )?;
     let m = Arc::clone(model);
-    let extra = reasoning::template_variables(&params.reasoning, model.reasoning, config.thinking);
+    let extra = reasoning::template_variables(&params.reasoning, &model.reasoning, config.thinking);
     let template_tools = plan.as_ref().and_then(|p| p.template_tools.clone());
     let prefix = params.prefix.take();
     let _permit = state
@@ -65,10 +65,11 @@ pub async fn prompt(
             ..RenderOptions::default()
         };
         m.template.render(&messages, &options).map(|mut rendered| {
-            let mut in_reasoning = rendered.ends_inside_reasoning();
+            let tags = &m.reasoning.tags;
+            let mut in_reasoning = rendered.ends_inside(&tags.open);
             // Prefix completion: the reply starts with the given text, as conversation text.
             if let Some(prefix) = prefix.filter(|p| !p.is_empty()) {
-                in_reasoning = reasoning::still_open(in_reasoning, &prefix);
+                in_reasoning = reasoning::still_open(tags, in_reasoning, &prefix);
                 rendered.segments.push(Segment {
                     text: prefix,
                     kind: SegmentKind::Content,
@@ -120,7 +121,7 @@ async fn start_reserved(
     // model reasons freely first (at most `thinking.budget_tokens`), then answers under it.
     if starts_in_reasoning && grammar.is_some_and(|g| g.answer_only) {
         constraint = constraint
-            .map(|c| constrain::after_reasoning(c, &model.tokenizer, reasoning.budget_tokens))
+            .map(|c| constrain::after_reasoning(c, model, reasoning.budget_tokens))
             .transpose()?;
     }
     if let Some(p) = plan.as_ref().filter(|p| !p.triggers.is_empty()) {

@@ -64,7 +64,7 @@ pub async fn handle(
                 id,
                 model: model.name.clone(),
                 stops: gen.stop.clone(),
-                tracker: ReasoningTracker::new(starts_in_reasoning),
+                tracker: ReasoningTracker::new(&model.reasoning.tags, starts_in_reasoning),
                 tools: plan.as_ref().map(ToolStream::for_plan),
             };
             if gen.stream {

@@ -152,7 +152,8 @@ impl<'m> Conversation<'m> {
             constraint: None,
         })?;
 
-        let mut splitter = ReasoningSplitter::for_prompt(&rendered);
+        let tags = self.template.think_tags().cloned().unwrap_or_default();
+        let mut splitter = ReasoningSplitter::for_tags(&tags, &rendered);
         let (mut reasoning, mut answer) = (String::new(), String::new());
         let mut emit = |d: SplitDelta| -> anyhow::Result<()> {
             reasoning.push_str(&d.reasoning);
