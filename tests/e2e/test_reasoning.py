@@ -160,7 +160,7 @@ def test_history_reasoning_reaches_the_template(thinking):
     [
         ({"thinking": {"type": "sometimes"}}, "thinking.type"),
         ({"thinking": "enabled"}, "thinking"),
-        ({"reasoning_effort": "max"}, "reasoning_effort"),
+        ({"reasoning_effort": "ultra"}, "reasoning_effort"),
         ({"chat_template_kwargs": ["enable_thinking"]}, "chat_template_kwargs"),
         ({"chat_template_kwargs": {"enable_thinking": "no"}}, "chat_template_kwargs.enable_thinking"),
         ({"messages": QUESTION + [{"role": "assistant", "content": "x", "reasoning_content": 7}]},

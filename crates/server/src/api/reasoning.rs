@@ -18,12 +18,13 @@
 //!   The setting reaches the template (as `enable_thinking` or `thinking`) only when its
 //!   source reads that variable, and never over the same key in `chat_template_kwargs`. A template that
 //!   always opens `<think>` (R1 distills) cannot be switched off: its reasoning is still split.
-//! - `reasoning_effort` (`low` | `medium` | `high`) is passed to the template as the variable
-//!   `reasoning_effort` (templates such as gpt-oss's read it); Qwen3- and DeepSeek-style
-//!   templates ignore it, so for them it changes nothing, and it does not switch their
-//!   thinking. Where `reasoning_effort` is the switch (Hy3: `no_think` | `low` | `high`), the
-//!   template gets `no_think` with thinking off, else `low` for `low` and `high` otherwise; an
-//!   explicit effort there turns thinking on when `thinking` does not say.
+//! - `reasoning_effort` (OpenAI's `none` | `minimal` | `low` | `medium` | `high` | `xhigh`,
+//!   DeepSeek V4's `max`) is passed to the template as the variable `reasoning_effort`
+//!   (gpt-oss's and DeepSeek V4's templates read it); Qwen3- and R1-style templates ignore
+//!   it, so for them it changes nothing, and it does not switch their thinking. Where
+//!   `reasoning_effort` is the switch (Hy3: `no_think` | `low` | `high`), the template gets
+//!   `no_think` with thinking off, else `low` for `minimal`/`low` and `high` otherwise; an
+//!   explicit effort turns thinking on (`none`: off) when `thinking` does not say.
 //! - Reasoning tokens: a generated token counts as reasoning when the reasoning block is open
 //!   before or after its text is added. So the tokens of the open and close tags count, and a
 //!   token that straddles `</think>` (tag end plus the answer's first characters) counts as
@@ -47,20 +48,38 @@ pub enum ReasoningFormat {
     None,
 }
 
-/// `reasoning_effort`.
+/// `reasoning_effort`: OpenAI's values (`none` … `xhigh`) and DeepSeek V4's `max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effort {
+    None,
+    Minimal,
     Low,
     Medium,
     High,
+    XHigh,
+    Max,
 }
 
 impl Effort {
+    const ALL: [Effort; 7] = [
+        Effort::None,
+        Effort::Minimal,
+        Effort::Low,
+        Effort::Medium,
+        Effort::High,
+        Effort::XHigh,
+        Effort::Max,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
+            Effort::None => "none",
+            Effort::Minimal => "minimal",
             Effort::Low => "low",
             Effort::Medium => "medium",
             Effort::High => "high",
+            Effort::XHigh => "xhigh",
+            Effort::Max => "max",
         }
     }
 }
@@ -124,14 +143,20 @@ pub fn request(
     }
     let effort = match effort {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s == "low" => Some(Effort::Low),
-        Some(Value::String(s)) if s == "medium" => Some(Effort::Medium),
-        Some(Value::String(s)) if s == "high" => Some(Effort::High),
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "reasoning_effort",
-                format!("reasoning_effort must be \"low\", \"medium\" or \"high\", got {other}"),
-            ))
+        Some(value) => {
+            let known = Effort::ALL
+                .into_iter()
+                .find(|e| value.as_str() == Some(e.as_str()));
+            let Some(known) = known else {
+                return Err(ApiError::invalid(
+                    "reasoning_effort",
+                    format!(
+                        "reasoning_effort must be one of none, minimal, low, medium, high, \
+                         xhigh, max; got {value}"
+                    ),
+                ));
+            };
+            Some(known)
         }
     };
     Ok(ReasoningRequest {
@@ -265,8 +290,9 @@ fn reads_bare_thinking(source: &str) -> bool {
 /// The template variables of a request: its `chat_template_kwargs`, plus the template's
 /// thinking switch and `reasoning_effort`, unless the kwargs set them. A boolean switch gets
 /// thinking on or off and `reasoning_effort` is passed as given; an effort switch (Hy3) gets
-/// `no_think` when thinking is off, else `low` for `low` and `high` for `medium`, `high` or no
-/// effort (an explicit effort turns its thinking on when the request does not say).
+/// `no_think` when thinking is off, else `low` for `minimal` or `low` and `high` for the rest
+/// or no effort (an explicit effort turns its thinking on, `none` off, when the request's
+/// `thinking` does not say).
 pub fn template_variables(
     req: &ReasoningRequest,
     template: &TemplateReasoning,
@@ -280,12 +306,11 @@ pub fn template_variables(
             req.effort.map(Effort::as_str)
         }
         Some(Switch::Effort) => {
-            let on = req
-                .thinking
-                .unwrap_or(req.effort.is_some() || server_default);
+            let asked = req.effort.map(|e| e != Effort::None);
+            let on = req.thinking.or(asked).unwrap_or(server_default);
             Some(match (on, req.effort) {
                 (false, _) => "no_think",
-                (true, Some(Effort::Low)) => "low",
+                (true, Some(Effort::None | Effort::Minimal | Effort::Low)) => "low",
                 (true, _) => "high",
             })
         }
@@ -399,3 +424,7 @@ pub fn still_open(tags: &ThinkTags, open: bool, prefix: &str) -> bool {
 #[cfg(test)]
 #[path = "reasoning_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "reasoning_vendor_tests.rs"]
+mod vendor_tests;

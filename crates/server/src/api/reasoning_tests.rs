@@ -164,6 +164,9 @@ fn an_effort_switch_gets_no_think_low_or_high() {
     assert_eq!(effort(None, Some(Effort::Low), false), json!("low"));
     assert_eq!(effort(None, Some(Effort::Medium), true), json!("high"));
     assert_eq!(effort(Some(true), Some(Effort::High), false), json!("high"));
+    assert_eq!(effort(None, Some(Effort::None), true), json!("no_think"));
+    assert_eq!(effort(None, Some(Effort::Minimal), false), json!("low"));
+    assert_eq!(effort(None, Some(Effort::Max), false), json!("high"));
     // The kwargs' own value wins.
     let mut kwargs = ReasoningRequest::default();
     kwargs

@@ -23,7 +23,8 @@ pub struct ChatCompletionRequest {
     pub functions: Option<Value>,
     /// DeepSeek: `{"type": "enabled" | "disabled"}` (see `reasoning.rs`).
     pub thinking: Option<Value>,
-    /// `low` | `medium` | `high`, passed to the template as `reasoning_effort`.
+    /// `none` | `minimal` | `low` | `medium` | `high` | `xhigh` | `max`, passed to the
+    /// template as `reasoning_effort`.
     pub reasoning_effort: Option<Value>,
     /// vLLM / llama-server: extra template variables (`{"enable_thinking": false}`).
     pub chat_template_kwargs: Option<Value>,

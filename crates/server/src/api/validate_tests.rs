@@ -317,7 +317,8 @@ fn reasoning_fields_are_read_and_rejections_name_them() {
     let bad = [
         (json!({"thinking": {"type": "on"}}), "thinking.type"),
         (json!({"thinking": 1}), "thinking"),
-        (json!({"reasoning_effort": "minimal"}), "reasoning_effort"),
+        (json!({"reasoning_effort": "maximum"}), "reasoning_effort"),
+        (json!({"reasoning_effort": 3}), "reasoning_effort"),
         (json!({"chat_template_kwargs": 5}), "chat_template_kwargs"),
         (
             json!({"chat_template_kwargs": {"add_generation_prompt": false}}),
