@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod grammar;
 pub mod logprobs;
+mod messages;
 pub mod reasoning;
 pub mod request;
 pub mod response;
