@@ -8,11 +8,100 @@ use super::*;
 /// two calls, the second without arguments (V4 writes an empty line there).
 const DSML_V4: &str = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n<｜DSML｜invoke name=\"get_time\">\n\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
 
-/// Gemma 3's vocabulary writes DSML's `｜` as one token, as DeepSeek's do. (SmolLM2's writes it
-/// as three byte tokens, and llguidance's mask after them allows only some spellings of the
-/// text the grammar forces next: see `each_familys_grammar_accepts_…`.)
+/// Gemma 3's vocabulary writes DSML's `｜` as one token, so our tokenizer's spelling of a
+/// whole reply is one the grammar's mask allows token by token. (Byte-level vocabularies
+/// without a `｜` token write it as byte tokens: on SmolLM2's, llguidance's mask after those
+/// allows only some spellings of the text the grammar forces next; DeepSeek-LLM's is checked
+/// in [`a_vocabulary_without_a_bar_token_can_still_write_the_calls`].)
 fn gemma3() -> Arc<Tokenizer> {
     tokenizer("gemma-3-270m-q4_k_m.gguf")
+}
+
+/// llama.cpp's copy of DeepSeek-LLM's vocabulary (102,400 tokens, the one of DeepSeek-V2 and
+/// V2-Lite; `scripts/fetch-templates` extracts it into `.cache/vendor-vocab/`).
+fn deepseek_llm() -> Arc<Tokenizer> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../.cache/vendor-vocab/ggml-vocab-deepseek-llm.gguf");
+    let gguf = GgufFile::open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/fetch-templates)", path.display()));
+    Arc::new(Tokenizer::from_vocab(&Vocab::from_gguf(&gguf).unwrap()).unwrap())
+}
+
+/// Whether the grammar lets a model write `text` in some spelling: at each step the longest
+/// token the mask allows that continues `text` (as a model whose logits favour `text` would
+/// pick), until all of it is written and the grammar may end. Returns the tokens it took.
+fn writable(
+    vocab: &GrammarVocab,
+    tok: &Tokenizer,
+    spec: &GrammarSpec,
+    text: &str,
+) -> Result<usize, String> {
+    let pieces: Vec<Vec<u8>> = (0..tok.vocab_size() as u32)
+        .map(|t| tok.piece_bytes(t, true).unwrap_or_default().to_vec())
+        .collect();
+    let mut c = vocab.compile(spec).map_err(|e| format!("compile: {e}"))?;
+    let (mut rest, mut steps) = (text.as_bytes(), 0);
+    while !rest.is_empty() {
+        let mask = c.compute_mask().map_err(|e| e.to_string())?;
+        let best = (0..pieces.len())
+            .filter(|&t| !pieces[t].is_empty() && rest.starts_with(&pieces[t]))
+            .filter(|&t| mask.allows(t as u32))
+            .max_by_key(|&t| pieces[t].len());
+        let Some(t) = best else {
+            let done = String::from_utf8_lossy(&text.as_bytes()[..text.len() - rest.len()]);
+            return Err(format!(
+                "no allowed token continues the text after {done:?}"
+            ));
+        };
+        c.commit(t as u32).map_err(|e| e.to_string())?;
+        rest = &rest[pieces[t].len()..];
+        steps += 1;
+    }
+    let mask = c.compute_mask().map_err(|e| e.to_string())?;
+    let eog = tok.end_of_generation_ids();
+    if c.is_finished() || eog.iter().any(|&t| mask.allows(t)) {
+        Ok(steps)
+    } else {
+        Err("the grammar wants more".into())
+    }
+}
+
+#[test]
+fn a_vocabulary_without_a_bar_token_can_still_write_the_calls() {
+    let tok = deepseek_llm();
+    // This vocabulary has no token for `｜` alone (it spells it with byte tokens).
+    assert!(
+        tok.encode("｜", false).len() > 1,
+        "{:?}",
+        tok.encode("｜", false)
+    );
+    let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
+    let v32 = DSML_V4
+        .replace("tool_calls>", "function_calls>")
+        .replace("\n\n</", "\n</");
+    for (format, text) in [
+        (ToolFormat::DeepSeekV4, DSML_V4.to_string()),
+        (ToolFormat::DeepSeekV32, v32),
+    ] {
+        let (forced, _, auto) = forced_single_auto(format, &tok);
+        writable(&vocab, &tok, &forced.grammar.spec, &text)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        // On this vocabulary our tokenizer's own spelling is allowed too.
+        accepts(&vocab, &tok, &forced.grammar.spec, &text)
+            .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        let trigger = format.triggers()[0];
+        let after = &text[text.find(trigger).unwrap() + trigger.len()..];
+        writable(&vocab, &tok, &auto.grammar.spec, after)
+            .unwrap_or_else(|e| panic!("{format:?} auto: {e}"));
+        // And it still refuses what is wrong.
+        assert!(writable(
+            &vocab,
+            &tok,
+            &forced.grammar.spec,
+            &text.replace("city", "town")
+        )
+        .is_err());
+    }
 }
 
 #[test]
