@@ -13,16 +13,10 @@ import re
 import pytest
 
 from kaiyuan_e2e import Server, make_client
+from test_reasoning import ANSWER, CITY_FORMAT, MODEL, QUESTION, REASONING
 
-MODEL = "SmolLM2-135M-Instruct.Q4_1"
 TEMPLATE = pathlib.Path(__file__).resolve().parent / "templates" / "effort-chatml.jinja"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-REASONING = r"(hmm|well|ok), (yes|no|maybe)"
-ANSWER = r"(Paris|London|Rome)\."
 SHAPED = {"grammar": {"type": "regex", "value": REASONING + "</think:x>\n\n" + ANSWER}}
-CITY = {"type": "object", "properties": {"city": {"enum": ["Paris", "Rome"]}},
-        "required": ["city"], "additionalProperties": False}
-CITY_FORMAT = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY}}
 
 
 @pytest.fixture(scope="module")

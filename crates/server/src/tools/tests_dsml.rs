@@ -8,6 +8,17 @@ use super::*;
 /// two calls, the second without arguments (V4 writes an empty line there).
 const DSML_V4: &str = "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"get_weather\">\n<｜DSML｜parameter name=\"city\" string=\"true\">Paris</｜DSML｜parameter>\n</｜DSML｜invoke>\n<｜DSML｜invoke name=\"get_time\">\n\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>";
 
+/// [`DSML_V4`], and the same calls in V3.2's layout (`function_calls`, no empty line).
+fn both_versions() -> [(ToolFormat, String); 2] {
+    let v32 = DSML_V4
+        .replace("tool_calls>", "function_calls>")
+        .replace("\n\n</", "\n</");
+    [
+        (ToolFormat::DeepSeekV4, DSML_V4.to_string()),
+        (ToolFormat::DeepSeekV32, v32),
+    ]
+}
+
 /// Gemma 3's vocabulary writes DSML's `｜` as one token, so our tokenizer's spelling of a
 /// whole reply is one the grammar's mask allows token by token. (Byte-level vocabularies
 /// without a `｜` token write it as byte tokens: on SmolLM2's, llguidance's mask after those
@@ -76,13 +87,7 @@ fn a_vocabulary_without_a_bar_token_can_still_write_the_calls() {
         tok.encode("｜", false)
     );
     let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
-    let v32 = DSML_V4
-        .replace("tool_calls>", "function_calls>")
-        .replace("\n\n</", "\n</");
-    for (format, text) in [
-        (ToolFormat::DeepSeekV4, DSML_V4.to_string()),
-        (ToolFormat::DeepSeekV32, v32),
-    ] {
+    for (format, text) in both_versions() {
         let (forced, _, auto) = forced_single_auto(format, &tok);
         writable(&vocab, &tok, &forced.grammar.spec, &text)
             .unwrap_or_else(|e| panic!("{format:?}: {e}"));
@@ -108,13 +113,7 @@ fn a_vocabulary_without_a_bar_token_can_still_write_the_calls() {
 fn dsml_grammar_accepts_the_templates_layout_and_the_parser_reads_it() {
     let tok = gemma3();
     let vocab = GrammarVocab::new(Arc::clone(&tok), &tok.end_of_generation_ids()).unwrap();
-    let v32 = DSML_V4
-        .replace("tool_calls>", "function_calls>")
-        .replace("\n\n</", "\n</");
-    for (format, text) in [
-        (ToolFormat::DeepSeekV4, DSML_V4.to_string()),
-        (ToolFormat::DeepSeekV32, v32),
-    ] {
+    for (format, text) in both_versions() {
         let (forced, single, auto) = forced_single_auto(format, &tok);
         let trigger = format.triggers()[0];
         assert_eq!(auto.triggers, [trigger]);
