@@ -1,6 +1,7 @@
 """Anthropic's Messages API through the official `anthropic` SDK (and raw HTTP for the exact
 SSE event order): whole and streamed replies, system prompt, stop sequences, tool use with a
-tool_result turn, thinking blocks on a template that thinks, token counting, auth headers, and
+tool_result turn, thinking blocks on a template that thinks (and on a Hy3-style one:
+test_reasoning_effort.py), token counting, auth headers, and
 bad input in Anthropic's error shape."""
 
 import json

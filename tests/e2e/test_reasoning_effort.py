@@ -85,3 +85,19 @@ def test_models_show_the_switch(effort):
     assert status == 200, body
     caps = json.loads(body)["data"][0]["capabilities"]
     assert (caps["reasoning"], caps["thinking_switch"]) == (True, "reasoning_effort")
+
+
+def test_anthropic_thinking_follows_the_template_s_switch(effort):
+    import anthropic
+
+    c = anthropic.Anthropic(base_url=effort.url, api_key="unused", max_retries=0)
+    args = dict(model=MODEL, max_tokens=12, messages=QUESTION, extra_body={"temperature": 0})
+    # Thinking on: `high`, so the prompt opened `<think:x>` (found with the template's own
+    # tag) and SmolLM2 never closes it: the whole reply is one thinking block.
+    on = c.messages.create(thinking={"type": "enabled", "budget_tokens": 1024}, **args)
+    assert [b.type for b in on.content] == ["thinking"], on.content
+    assert on.content[0].thinking and "think:x>" not in on.content[0].thinking
+    # Off (no_think): the prompt closed the block, so the reply is all text.
+    off = c.messages.create(thinking={"type": "disabled"}, **args)
+    assert [b.type for b in off.content] == ["text"], off.content
+    assert off.usage.input_tokens > on.usage.input_tokens
