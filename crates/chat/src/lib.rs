@@ -39,9 +39,7 @@ pub mod tools;
 pub use builtin::{builtin, pick_builtin, BuiltinChoice, BUILTIN_NAMES};
 pub use encode::{encode_rendered, encode_text, PromptTokens};
 pub use message::{Content, Message};
-pub use reasoning::{
-    ends_inside_reasoning, ReasoningSplitter, SplitDelta, THINK_CLOSE, THINK_OPEN,
-};
+pub use reasoning::{ReasoningSplitter, SplitDelta, THINK_CLOSE, THINK_OPEN};
 pub use request::ChatRequest;
 pub use segments::{RenderedPrompt, Segment, SegmentKind, Separation};
 pub use template::{ChatTemplate, RenderOptions};

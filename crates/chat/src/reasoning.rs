@@ -6,7 +6,7 @@
 //!   tag anywhere later is answer text, so an answer that talks about `<think>` tags stays whole.
 //! - Templates of DeepSeek-R1 distills end the prompt inside an open `<think>`: the model writes
 //!   only the closing tag. Construct with `starts_in_reasoning` (see
-//!   [`RenderedPrompt::ends_inside_reasoning`]); a repeated open tag at the start is then dropped.
+//!   [`ReasoningSplitter::for_tags`]); a repeated open tag at the start is then dropped.
 //! - Whitespace around the reasoning is not kept: the reasoning is trimmed at both ends and the
 //!   answer after `</think>` loses its leading whitespace. Output with no reasoning block is passed
 //!   through unchanged.
@@ -90,12 +90,6 @@ impl ReasoningSplitter {
             reasoning_started: false,
             saw_reasoning: starts_in_reasoning,
         }
-    }
-
-    /// A splitter for the output that follows `prompt` (starts inside reasoning when the
-    /// template's own markup left `<think>` open).
-    pub fn for_prompt(prompt: &RenderedPrompt) -> ReasoningSplitter {
-        ReasoningSplitter::new(prompt.ends_inside_reasoning())
     }
 
     /// A splitter for `tags`, for the output that follows `prompt` (starts inside reasoning when
@@ -228,22 +222,13 @@ fn partial_tag_start(text: &str, tag: &str) -> usize {
         .map_or(text.len(), |k| text.len() - k)
 }
 
-/// Whether a prompt ends inside an open `<think>` block: its text, without trailing whitespace,
-/// ends with the open tag (DeepSeek-R1 distills: `<｜Assistant｜><think>\n`). A prompt that opens
-/// and closes it (Qwen3 with thinking off: `<think>\n\n</think>\n\n`) does not.
-pub fn ends_inside_reasoning(prompt_tail: &str) -> bool {
-    prompt_tail.trim_end().ends_with(THINK_OPEN)
-}
-
 impl RenderedPrompt {
-    /// Whether the template's generation prompt left `<think>` open, so the model's output starts
-    /// inside reasoning. Only markup counts: a user message ending in `<think>` is not a tag.
-    pub fn ends_inside_reasoning(&self) -> bool {
-        self.ends_inside(THINK_OPEN)
-    }
-
-    /// [`RenderedPrompt::ends_inside_reasoning`] for another open tag (the template's
-    /// [`ThinkTags`]).
+    /// Whether the template's generation prompt left the reasoning block open (its text, without
+    /// trailing whitespace, ends with `open`: `<think>` or the template's [`ThinkTags`]), so the
+    /// model's output starts inside reasoning: DeepSeek-R1 distills end in
+    /// `<｜Assistant｜><think>\n`; Qwen3 with thinking off opens and closes it
+    /// (`<think>\n\n</think>\n\n`), which does not count. Only markup counts: a user message
+    /// ending in `<think>` is not a tag.
     pub fn ends_inside(&self, open: &str) -> bool {
         self.segments
             .iter()
@@ -457,14 +442,11 @@ mod tests {
 
     #[test]
     fn prompt_tail_detection() {
-        assert!(ends_inside_reasoning(
-            "<｜User｜>hi<｜Assistant｜><think>\n"
-        ));
-        assert!(!ends_inside_reasoning(
-            "<|im_start|>assistant\n<think>\n\n</think>\n\n"
-        ));
-        assert!(!ends_inside_reasoning("<|im_start|>assistant\n"));
-        assert!(!ends_inside_reasoning(""));
+        let markup = |text: &str| prompt(&[(SegmentKind::Markup, text)]);
+        assert!(markup("<｜User｜>hi<｜Assistant｜><think>\n").ends_inside(THINK_OPEN));
+        assert!(!markup("<|im_start|>assistant\n<think>\n\n</think>\n\n").ends_inside(THINK_OPEN));
+        assert!(!markup("<|im_start|>assistant\n").ends_inside(THINK_OPEN));
+        assert!(!markup("").ends_inside(THINK_OPEN));
     }
 
     fn prompt(parts: &[(SegmentKind, &str)]) -> RenderedPrompt {
@@ -488,15 +470,16 @@ mod tests {
             (Content, "hi"),
             (Markup, "<|Assistant|><think>\n"),
         ]);
-        assert!(opened.ends_inside_reasoning());
-        assert!(ReasoningSplitter::for_prompt(&opened).in_reasoning());
+        let think = ThinkTags::default();
+        assert!(opened.ends_inside(THINK_OPEN));
+        assert!(ReasoningSplitter::for_tags(&think, &opened).in_reasoning());
         let injected = prompt(&[
             (Markup, "<|User|>"),
             (Content, "say <think>"),
             (Markup, "\n"),
         ]);
-        assert!(!injected.ends_inside_reasoning());
-        assert!(!ReasoningSplitter::for_prompt(&injected).in_reasoning());
+        assert!(!injected.ends_inside(THINK_OPEN));
+        assert!(!ReasoningSplitter::for_tags(&think, &injected).in_reasoning());
     }
 
     #[test]
@@ -507,7 +490,7 @@ mod tests {
             close: "</think:x>".into(),
         };
         let opened = prompt(&[(Content, "hi"), (Markup, "<|A|><think:x>")]);
-        assert!(!opened.ends_inside_reasoning());
+        assert!(!opened.ends_inside(THINK_OPEN));
         let mut s = ReasoningSplitter::for_tags(&tags, &opened);
         assert!(s.in_reasoning());
         let mut got = s.push("Let me see.</think:x>\n\nIt is 4. <think> stays");

@@ -7,7 +7,7 @@
 //! - Whether a template can think is read from its source: one that mentions `enable_thinking`
 //!   can be switched with that variable (Qwen3 style); one that tests a bare `thinking`
 //!   variable (`thinking is defined`, `if thinking`: DeepSeek V3.1 style) with that one; one
-//!   that reads `reasoning_effort` and names `'no_think'` (Hunyuan Hy3) with `reasoning_effort`;
+//!   that reads `reasoning_effort` and names a `no_think` value (Hunyuan Hy3) with `reasoning_effort`;
 //!   one that writes reasoning tags thinks (DeepSeek-R1 distills, QwQ). The tags are the
 //!   template's own ([`ThinkTags`]: `<think>`, or what it renders around a probe's reasoning,
 //!   such as Hy3's `<think:opensource>`); splitting, prefix completion and the answer
@@ -260,7 +260,7 @@ impl TemplateReasoning {
             Some(Switch::Flag("enable_thinking"))
         } else if reads_bare_thinking(source) {
             Some(Switch::Flag("thinking"))
-        } else if source.contains("reasoning_effort") && source.contains("'no_think'") {
+        } else if source.contains("reasoning_effort") && source.contains("no_think") {
             Some(Switch::Effort)
         } else {
             None
