@@ -2,14 +2,15 @@
 //! bandwidth this machine measures for data of the same size.
 //!
 //! `cargo bench -p kaiyuan-kernels --bench matvec [-- --threads 1,2 --quick --formats Q4_0,Q4_K
-//! --shapes 576x1536,262144x640]`
+//! --shapes 576x1536,262144x640 --dram]`
 //!
 //! Small matrices (576×1536) stay in cache between calls, so they are compared with the
 //! bandwidth of reading a cache-resident buffer of the same size; large ones (4096×4096)
 //! are rotated through enough copies (≥ 512 MiB) that every call reads DRAM, and are
 //! compared with the DRAM read bandwidth. Both bandwidths are measured by the same
 //! multi-threaded read loop over the same worker pool (`kaiyuan_kernels::probe`, also behind
-//! `kaiyuan bench --bandwidth`).
+//! `kaiyuan bench --bandwidth`). `--dram` rotates copies of every shape, small ones too, as a
+//! decoded MoE token reads its small expert matrices (none of them in cache).
 
 use kaiyuan_kernels::ops::{matvec, WeightMatrix};
 use kaiyuan_kernels::probe::{best_time, probe_buffer, read_bandwidth};
@@ -28,6 +29,9 @@ struct Args {
     formats: Vec<DType>,
     /// Matrix shapes, rows × columns.
     shapes: Vec<(usize, usize)>,
+    /// Read every shape from DRAM (rotating copies), small ones too: a decoded MoE token
+    /// reads many small expert matrices, none of them in cache.
+    dram: bool,
 }
 
 fn parse_args() -> Args {
@@ -51,11 +55,13 @@ fn parse_args() -> Args {
         ]
         .to_vec(),
         shapes: vec![(576, 1536), (4096, 4096)],
+        dram: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => args.quick = true,
+            "--dram" => args.dram = true,
             "--threads" => {
                 let v = it.next().expect("--threads needs a list, e.g. 1,2");
                 args.threads = v
@@ -113,7 +119,7 @@ fn main() {
             for &(rows, cols) in &args.shapes {
                 let row_blocks = cols / dtype.block_size();
                 let bytes = rows * row_blocks * dtype.type_size();
-                let large = bytes * 4 > 32 << 20 || rows >= 4096;
+                let large = args.dram || bytes * 4 > 32 << 20 || rows >= 4096;
                 let copies = if large {
                     (DRAM_BYTES / bytes).max(2)
                 } else {

@@ -264,20 +264,27 @@ impl PoolCore {
     /// tasks, it runs them in order on the calling thread. A panic in `f` is re-raised
     /// here after every task has run.
     pub fn run_tasks<F: Fn(usize) + Sync>(&self, n_tasks: usize, f: F) {
-        // `try_with`: a thread-local that is already destroyed (run from a TLS
-        // destructor) just means "not inside a job".
-        if self.n_threads == 1 || n_tasks < 2 || IN_JOB.try_with(Cell::get).unwrap_or(false) {
+        if n_tasks < 2 || self.runs_inline() {
             (0..n_tasks).for_each(f);
             return;
         }
         self.dispatch(n_tasks, &f);
     }
 
+    /// Whether work handed to this pool now runs on the calling thread alone (a pool of
+    /// one thread, or a call from inside a task): cutting it into tasks then buys no
+    /// balance.
+    pub fn runs_inline(&self) -> bool {
+        // `try_with`: a thread-local that is already destroyed (run from a TLS
+        // destructor) just means "not inside a job".
+        self.n_threads == 1 || IN_JOB.try_with(Cell::get).unwrap_or(false)
+    }
+
     /// Runs `f(i, n)` for every `i` in `0..n`, `n` being the pool's thread count: the
     /// same share-per-thread interface as a fork-join, but the shares are tasks, so a
     /// thread may run several. Called from inside a task it runs `f(0, 1)` inline.
     pub fn run<F: Fn(usize, usize) + Sync>(&self, f: F) {
-        if self.n_threads == 1 || IN_JOB.try_with(Cell::get).unwrap_or(false) {
+        if self.runs_inline() {
             f(0, 1);
             return;
         }

@@ -278,7 +278,7 @@ pub fn matmul_with_scratch(
     // not a contiguous slice; relaxed atomic stores keep that safe at the cost of
     // nothing (they compile to plain stores), and `run` orders them before our return.
     let out = as_atomic_f32(y);
-    let n_tasks = rows.min(pool.n_threads() * TASKS_PER_THREAD);
+    let n_tasks = task_count(pool, rows, m);
     pool.run_tasks(n_tasks, |task| {
         // Whole panels per task where the panel mat-mat runs (no half-empty panels).
         let my_rows = match panel {
@@ -475,6 +475,25 @@ fn as_atomic_f32(y: &mut [f32]) -> &[AtomicU32] {
     // is a valid f32 and u32. The exclusive borrow of `y` is held by the returned slice,
     // so nothing else accesses the memory non-atomically while it lives.
     unsafe { &*(y as *mut [f32] as *const [AtomicU32]) }
+}
+
+/// How many tasks a mat-mul of `rows` weight rows and `m` activation rows is cut into.
+///
+/// Decoding (fewer than four activation rows) gives each thread one task: a task reads its
+/// rows as four streams, and the longer each stream, the more of DRAM's rate the core's
+/// prefetchers reach. Cut into four tasks per thread, a decoded MoE token's 512 × 1024
+/// expert matrices became sixteen streams of 18 KB read at 19–21 GB/s, against 25–29 GB/s
+/// as four streams of 74 KB (Q4_K, 1 thread, Zen 5 reading 39 GB/s; BENCHMARKS.md). Run
+/// inline (one thread, or inside another task, as an expert's mat-vecs are) that is one
+/// task. Prefill keeps several tasks per thread, for balance across threads.
+fn task_count(pool: &ThreadPool, rows: usize, m: usize) -> usize {
+    if m >= 4 {
+        rows.min(pool.n_threads() * TASKS_PER_THREAD)
+    } else if pool.runs_inline() {
+        1
+    } else {
+        rows.min(pool.n_threads())
+    }
 }
 
 /// The indices of `range` as `streams` interleaved sequential runs: with `q = len / streams`,

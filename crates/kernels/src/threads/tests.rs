@@ -197,6 +197,21 @@ fn nested_run_runs_inline() {
 }
 
 #[test]
+fn runs_inline_inside_a_task_or_with_one_thread() {
+    assert!(ThreadPool::new(1).runs_inline());
+    let pool = ThreadPool::new(2);
+    assert!(!pool.runs_inline());
+    let inside = AtomicUsize::new(0);
+    pool.run_tasks(4, |_| {
+        if pool.runs_inline() {
+            inside.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    assert_eq!(inside.into_inner(), 4);
+    assert!(!pool.runs_inline(), "the caller is outside a task again");
+}
+
+#[test]
 fn worker_panic_reaches_caller_and_pool_survives() {
     let pool = ThreadPool::new(3);
     let finished = AtomicUsize::new(0);

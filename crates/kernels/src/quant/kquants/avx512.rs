@@ -21,6 +21,7 @@ use std::arch::x86_64::*;
 
 use super::avx2::{dup_pairs_u8, f16_at_hw, hsum_ps, load16, load32};
 use super::layout::*;
+use crate::quant::x86::prefetch_ahead;
 
 /// `vpermw` indices spreading sixteen 16-element sub-block scales over four vectors of
 /// 64 elements (eight i16 lanes per sub-block).
@@ -344,6 +345,12 @@ macro_rules! exact_kernels {
                     let at = i * row_bytes + b * $bytes;
                     let (b0, b1) = (&w[0][at..at + $bytes], &w[1][at..at + $bytes]);
                     let (b2, b3) = (&w[2][at..at + $bytes], &w[3][at..at + $bytes]);
+                    // Each stream [`PREFETCH_AHEAD`] bytes ahead, as the AVX2 kernels do: the
+                    // hardware prefetcher alone left a decoded MoE token's small expert
+                    // matrices at 26 GB/s of 39 from DRAM (Zen 5; BENCHMARKS.md).
+                    for blk in [b0, b1, b2, b3] {
+                        prefetch_ahead(blk.as_ptr(), $bytes);
+                    }
                     // SAFETY: whole blocks of the four rows and of the activation row.
                     let (s0, m0, s1, m1, s2, m2, s3, m3) = unsafe {
                         let (s0, m0) = $sums(b0, ab, &c);
