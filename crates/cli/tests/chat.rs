@@ -223,6 +223,52 @@ fn gemma_chat_uses_its_template() {
     assert_eq!(shown[0].tokens, 10, "{err}");
 }
 
+/// A fixture template of the e2e suite.
+fn fixture_template(name: &str) -> String {
+    format!(
+        "{}/../../tests/e2e/templates/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+#[test]
+fn thinking_switch_reaches_the_template() {
+    // Hy3-style: thinking is `reasoning_effort`, the tags `<think:x>` built with .format().
+    let effort = fixture_template("effort-chatml.jinja");
+    let on = chat(&["--chat-template-file", &effort], "Hi\n");
+    let shown = prompts(&stderr(&on));
+    assert!(
+        shown[0].text.contains("reasoning_effort: high"),
+        "{}",
+        shown[0].text
+    );
+    assert!(shown[0].text.ends_with("<|im_start|>assistant\n<think:x>"));
+    // The prompt left the template's own block open: the reply is reasoning.
+    assert!(stdout(&on).starts_with("[thinking]"), "{}", stdout(&on));
+    let off = chat(
+        &["--chat-template-file", &effort, "--thinking", "off"],
+        "Hi\n",
+    );
+    let shown = prompts(&stderr(&off));
+    assert!(shown[0].text.contains("reasoning_effort: no_think"));
+    assert!(shown[0].text.ends_with("<think:x></think:x>\n\n"));
+    assert!(!stdout(&off).contains("[thinking]"), "{}", stdout(&off));
+
+    // Qwen3-style: `enable_thinking`.
+    let flag = fixture_template("thinking-chatml.jinja");
+    let on = chat(&["--chat-template-file", &flag], "Hi\n");
+    assert!(prompts(&stderr(&on))[0]
+        .text
+        .ends_with("assistant\n<think>\n"));
+    let off = chat(
+        &["--chat-template-file", &flag, "--thinking", "off"],
+        "Hi\n",
+    );
+    assert!(prompts(&stderr(&off))[0]
+        .text
+        .ends_with("assistant\n<think>\n\n</think>\n\n"));
+}
+
 #[test]
 fn bad_arguments_are_clear_errors() {
     assert_clean_error(
@@ -236,4 +282,21 @@ fn bad_arguments_are_clear_errors() {
         "chatml, llama3, gemma",
     );
     assert_clean_error(&kaiyuan(&["chat", "-m", &m, "--temp", "3"]), "temperature");
+    assert_clean_error(
+        &kaiyuan(&["chat", "-m", &m, "--chat-template-file", "/no/such.jinja"]),
+        "/no/such.jinja",
+    );
+    assert_clean_error(
+        &kaiyuan(&[
+            "chat",
+            "-m",
+            &m,
+            "--chat-template",
+            "chatml",
+            "--chat-template-file",
+            "x.jinja",
+        ]),
+        "cannot be used with",
+    );
+    assert_clean_error(&kaiyuan(&["chat", "-m", &m, "--thinking", "maybe"]), "on");
 }

@@ -272,6 +272,12 @@ impl TemplateReasoning {
             tags: tags.unwrap_or_default(),
         }
     }
+
+    /// The template variables of a request that says nothing about reasoning, with thinking
+    /// `on` or off by default ([`template_variables`]); what `kaiyuan chat` renders with.
+    pub fn default_variables(&self, on: bool) -> Map<String, Value> {
+        template_variables(&ReasoningRequest::default(), self, on)
+    }
 }
 
 /// Whether `source` tests a top-level `thinking` variable (`not thinking is defined`,

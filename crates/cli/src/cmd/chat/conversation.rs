@@ -15,6 +15,7 @@ use kaiyuan_chat::{
 use kaiyuan_engine::sampling::SamplingParams;
 use kaiyuan_engine::{Event, FinishReason, GenerateRequest};
 use kaiyuan_tokenizer::Tokenizer;
+use serde_json::{Map, Value};
 
 use super::super::local_engine::LocalEngine;
 
@@ -65,6 +66,8 @@ pub struct Conversation<'m> {
     sampling: SamplingParams,
     limits: Limits,
     system: Option<String>,
+    /// Template variables every render gets (the thinking switch).
+    variables: Map<String, Value>,
     messages: Vec<Message>,
 }
 
@@ -84,10 +87,17 @@ impl<'m> Conversation<'m> {
             sampling,
             limits,
             system,
+            variables: Map::new(),
             messages: Vec::new(),
         };
         c.reset();
         c
+    }
+
+    /// Renders every turn with these template variables.
+    pub fn with_variables(mut self, variables: Map<String, Value>) -> Conversation<'m> {
+        self.variables = variables;
+        self
     }
 
     /// Forgets the conversation (the system prompt stays). The engine's prefix cache is
@@ -116,6 +126,7 @@ impl<'m> Conversation<'m> {
         self.messages.push(Message::text("user", user_text));
         let opts = RenderOptions {
             add_generation_prompt: true,
+            extra: self.variables.clone(),
             ..RenderOptions::default()
         };
         let rendered = match self.template.render(&self.messages, &opts) {

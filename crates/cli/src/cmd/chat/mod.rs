@@ -9,9 +9,11 @@ mod display;
 mod input;
 
 use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use kaiyuan_server::TemplateReasoning;
 
 use super::local_engine::{seeded, LocalEngine};
 use super::model_file::{LoadArgs, ModelFile};
@@ -43,8 +45,16 @@ pub struct ChatArgs {
     #[arg(long)]
     pub ctx: Option<usize>,
     /// Use a built-in chat template (chatml, llama3, gemma) instead of the model's own.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "chat_template_file")]
     pub chat_template: Option<String>,
+    /// Use this Jinja chat template (a file) instead of the model's own.
+    #[arg(long, value_name = "FILE")]
+    pub chat_template_file: Option<PathBuf>,
+    /// Thinking on or off, for templates with a switch (`enable_thinking`, `thinking`, Hy3's
+    /// `reasoning_effort`), as `kaiyuan serve --thinking` sets it for a request that does not
+    /// say.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    pub thinking: String,
     /// Before each reply, print the rendered prompt and its token counts (reused from the
     /// cache, evaluated) to stderr; after it, the speed.
     #[arg(long)]
@@ -62,12 +72,18 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let path = resolve_model(&args.model, args.source)?;
     let file = ModelFile::open_for_inference(&path, args.load)?;
     let model = file.load_model()?;
-    let template = match &args.chat_template {
-        Some(name) => {
+    let template = match (&args.chat_template, &args.chat_template_file) {
+        (Some(name), _) => {
             eprintln!("note: using the built-in {name:?} chat template (--chat-template)");
             file.builtin_template(name)?
         }
-        None => {
+        (None, Some(path)) => {
+            let source = std::fs::read_to_string(path)
+                .with_context(|| format!("--chat-template-file {}", path.display()))?;
+            file.template_from_source(&source)
+                .with_context(|| format!("--chat-template-file {}", path.display()))?
+        }
+        (None, None) => {
             let (template, note) = file.chat_template()?;
             if let Some(note) = note {
                 eprintln!("note: {note}");
@@ -87,6 +103,9 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
     let limits = Limits {
         max_reply_tokens: args.n_predict,
     };
+    // The variables `kaiyuan serve` gives a request that says nothing about reasoning.
+    let variables =
+        TemplateReasoning::of_template(&template).default_variables(args.thinking == "on");
     let mut conversation = Conversation::new(
         &file.tokenizer,
         &template,
@@ -94,7 +113,8 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
         sampling,
         limits,
         args.system.clone(),
-    );
+    )
+    .with_variables(variables);
 
     let stdin = io::stdin();
     let interactive = stdin.is_terminal();
