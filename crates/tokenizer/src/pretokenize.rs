@@ -53,10 +53,10 @@ impl PreTokenizer {
             }
             "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
             | "midm-2.0" | "lfm2" => PreTokenizer::Llama3,
-            "glm4" => PreTokenizer::Glm4,
+            "glm4" | "glm5" => PreTokenizer::Glm4,
             "chatglm-bpe" => PreTokenizer::ChatGlm4,
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "stablelm2" | "hunyuan" => PreTokenizer::Qwen2,
-            "deepseek-v3" | "hunyuan-dense" => PreTokenizer::DeepSeekV3,
+            "deepseek-v3" | "hunyuan-dense" | "hy_v4" | "joyai-llm" => PreTokenizer::DeepSeekV3,
             "qwen35" => PreTokenizer::Qwen35,
             "deepseek-llm" => PreTokenizer::DeepSeekLlm,
             "deepseek-coder" => PreTokenizer::DeepSeekCoder,
@@ -349,6 +349,22 @@ mod tests {
         let spaces = " ".repeat(200_000);
         let text = format!("{spaces}1 ");
         assert_eq!(pieces(p, &text), [spaces.as_str(), "1", " "]);
+    }
+
+    #[test]
+    fn family_names_map_as_llama_cpp_maps_them() {
+        // llama.cpp's llama-vocab.cpp (0.3.36): `glm5` is `glm4` (CHATGLM4 with its merges
+        // ignored); `hy_v4` (Hunyuan) and `joyai-llm` take DeepSeek-V3's regexes, as
+        // `hunyuan-dense` does.
+        for (name, want) in [
+            ("glm5", PreTokenizer::Glm4),
+            ("hy_v4", PreTokenizer::DeepSeekV3),
+            ("joyai-llm", PreTokenizer::DeepSeekV3),
+            ("hunyuan", PreTokenizer::Qwen2),
+        ] {
+            assert_eq!(PreTokenizer::from_name(name).unwrap(), want, "{name}");
+        }
+        assert!(PreTokenizer::Glm4.ignores_merges());
     }
 
     #[test]
