@@ -149,10 +149,13 @@ impl ModelFile {
         self.compile_template(source)
     }
 
-    /// A chat template from its source (`--chat-template-file`), for this model's BOS/EOS and
-    /// control tokens.
-    pub fn template_from_source(&self, source: &str) -> anyhow::Result<ChatTemplate> {
-        self.compile_template(source)
+    /// The chat template in the file at `path` (`--chat-template-file`), for this model's
+    /// BOS/EOS and control tokens.
+    pub fn template_from_file(&self, path: &Path) -> anyhow::Result<ChatTemplate> {
+        let source = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the chat template {}", path.display()))?;
+        self.compile_template(&source)
+            .with_context(|| format!("the chat template {}", path.display()))
     }
 
     fn compile_template(&self, source: &str) -> anyhow::Result<ChatTemplate> {

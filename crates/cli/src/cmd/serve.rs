@@ -177,11 +177,7 @@ pub(super) fn load(spec: &ModelSpec, args: &ServeArgs) -> anyhow::Result<ServedM
     let model = file.load_model()?;
     let (template, note) = match &args.chat_template_file {
         None => file.chat_template()?,
-        Some(path) => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the chat template {}", path.display()))?;
-            (file.template_from_source(&source)?, None)
-        }
+        Some(path) => (file.template_from_file(path)?, None),
     };
     if let Some(note) = note {
         tracing::warn!(model = %spec.name, "{}: {note}", spec.name);

@@ -77,12 +77,7 @@ pub fn run(args: &ChatArgs) -> anyhow::Result<()> {
             eprintln!("note: using the built-in {name:?} chat template (--chat-template)");
             file.builtin_template(name)?
         }
-        (None, Some(path)) => {
-            let source = std::fs::read_to_string(path)
-                .with_context(|| format!("--chat-template-file {}", path.display()))?;
-            file.template_from_source(&source)
-                .with_context(|| format!("--chat-template-file {}", path.display()))?
-        }
+        (None, Some(path)) => file.template_from_file(path)?,
         (None, None) => {
             let (template, note) = file.chat_template()?;
             if let Some(note) = note {
