@@ -155,7 +155,7 @@ impl ModelFile {
         let source = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the chat template {}", path.display()))?;
         self.compile_template(&source)
-            .with_context(|| format!("the chat template {}", path.display()))
+            .with_context(|| path.display().to_string())
     }
 
     fn compile_template(&self, source: &str) -> anyhow::Result<ChatTemplate> {
